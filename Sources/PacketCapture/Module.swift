@@ -1,0 +1,1 @@
+// PacketCapture: see the module's doc comment in its main file.

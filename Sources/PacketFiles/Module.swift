@@ -1,0 +1,1 @@
+// PacketFiles: see the module's doc comment in its main file.

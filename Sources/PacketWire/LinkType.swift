@@ -1,0 +1,89 @@
+/// A libpcap link-layer header type (`LINKTYPE_*`), as stored in pcap and pcapng files.
+/// Unknown values are kept as they are.
+public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// BSD loopback: a 4-byte address family in host byte order (macOS `lo0`).
+    public static let null = LinkType(rawValue: 0)
+    /// Ethernet II (what Linux `lo` gives).
+    public static let ethernet = LinkType(rawValue: 1)
+    /// Raw IPv4 or IPv6, told apart by the version nibble.
+    public static let raw = LinkType(rawValue: 101)
+    /// OpenBSD loopback: like `null`, but the family is big-endian.
+    public static let loop = LinkType(rawValue: 108)
+    /// Linux cooked capture v1 (`-i any` on older libpcap).
+    public static let linuxSLL = LinkType(rawValue: 113)
+    public static let ipv4 = LinkType(rawValue: 228)
+    public static let ipv6 = LinkType(rawValue: 229)
+    /// Linux cooked capture v2 (`-i any` on libpcap 1.10+).
+    public static let linuxSLL2 = LinkType(rawValue: 276)
+
+    /// libpcap's `DLT_RAW` is 12 on most systems (14 on some BSDs); pcap files may carry it.
+    public static let dltRaw = LinkType(rawValue: 12)
+
+    public var description: String {
+        switch self {
+        case .null: "NULL"
+        case .ethernet: "EN10MB"
+        case .raw, .dltRaw: "RAW"
+        case .loop: "LOOP"
+        case .linuxSLL: "LINUX_SLL"
+        case .linuxSLL2: "LINUX_SLL2"
+        case .ipv4: "IPV4"
+        case .ipv6: "IPV6"
+        default: "LINKTYPE_\(rawValue)"
+        }
+    }
+}
+
+/// A capture timestamp: seconds since the Unix epoch and nanoseconds within that second.
+public struct Timestamp: Hashable, Comparable, Sendable {
+    public var seconds: Int64
+    public var nanoseconds: UInt32
+
+    public init(seconds: Int64, nanoseconds: UInt32) {
+        self.seconds = seconds
+        self.nanoseconds = nanoseconds
+    }
+
+    /// Nanoseconds since the epoch (wraps only past the year 2262).
+    public var totalNanoseconds: Int64 { seconds &* 1_000_000_000 &+ Int64(nanoseconds) }
+
+    public init(totalNanoseconds ns: Int64) {
+        var s = ns / 1_000_000_000
+        var r = ns % 1_000_000_000
+        if r < 0 { s -= 1; r += 1_000_000_000 }
+        self.init(seconds: s, nanoseconds: UInt32(r))
+    }
+
+    public static func < (a: Timestamp, b: Timestamp) -> Bool {
+        (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
+    }
+
+    /// Seconds as a Double (for display and JSON; loses sub-microsecond precision in far dates only).
+    public var doubleValue: Double { Double(seconds) + Double(nanoseconds) / 1e9 }
+}
+
+/// What the capture says about one packet, apart from its bytes (gopacket's `CaptureInfo`).
+public struct CaptureInfo: Sendable {
+    public var timestamp: Timestamp
+    /// Bytes present in the record.
+    public var capturedLength: Int
+    /// Bytes the packet had on the wire; larger than `capturedLength` when the snapshot length cut it.
+    public var originalLength: Int
+    /// pcapng interface id (0 for classic pcap and live capture).
+    public var interfaceIndex: Int
+    public var linkType: LinkType
+
+    public init(timestamp: Timestamp, capturedLength: Int, originalLength: Int, interfaceIndex: Int = 0,
+                linkType: LinkType) {
+        self.timestamp = timestamp
+        self.capturedLength = capturedLength
+        self.originalLength = originalLength
+        self.interfaceIndex = interfaceIndex
+        self.linkType = linkType
+    }
+
+    public var isTruncated: Bool { capturedLength < originalLength }
+}

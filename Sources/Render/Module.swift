@@ -1,0 +1,1 @@
+// Render: see the module's doc comment in its main file.

@@ -1,0 +1,1 @@
+// SocketLab: see the module's doc comment in its main file.

@@ -1,0 +1,1 @@
+// Sockets: see the module's doc comment in its main file.

@@ -1,0 +1,1 @@
+// Timeline: see the module's doc comment in its main file.
