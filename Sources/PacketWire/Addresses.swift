@@ -1,0 +1,163 @@
+/// An IPv4 or IPv6 address held inline (no heap allocation), printed the way tcpdump and Wireshark print them:
+/// dotted quad, and IPv6 in RFC 5952 canonical form (lowercase, longest zero run compressed).
+public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
+    case v4(UInt32)
+    /// The 128 bits as two big-endian halves.
+    case v6(UInt64, UInt64)
+
+    public var isIPv6: Bool { if case .v6 = self { true } else { false } }
+
+    public var description: String {
+        switch self {
+        case .v4(let a): return Self.formatV4(a)
+        case .v6(let hi, let lo): return Self.formatV6(hi, lo)
+        }
+    }
+
+    public static func < (a: IPAddress, b: IPAddress) -> Bool {
+        switch (a, b) {
+        case (.v4(let x), .v4(let y)): x < y
+        case (.v4, .v6): true
+        case (.v6, .v4): false
+        case (.v6(let ah, let al), .v6(let bh, let bl)): (ah, al) < (bh, bl)
+        }
+    }
+
+    static func formatV4(_ a: UInt32) -> String {
+        "\(a >> 24).\((a >> 16) & 0xff).\((a >> 8) & 0xff).\(a & 0xff)"
+    }
+
+    static func formatV6(_ hi: UInt64, _ lo: UInt64) -> String {
+        var groups = [UInt16](repeating: 0, count: 8)
+        for i in 0..<4 {
+            groups[i] = UInt16(truncatingIfNeeded: hi >> (48 - 16 * UInt64(i)))
+            groups[i + 4] = UInt16(truncatingIfNeeded: lo >> (48 - 16 * UInt64(i)))
+        }
+        // IPv4-mapped (::ffff:a.b.c.d) keeps its dotted tail, as RFC 5952 section 5 recommends.
+        if hi == 0, lo >> 32 == 0xffff {
+            return "::ffff:" + formatV4(UInt32(truncatingIfNeeded: lo))
+        }
+        // Longest run of two or more zero groups; the first one wins a tie.
+        var bestStart = -1, bestLength = 0, runStart = -1
+        for i in 0...8 {
+            if i < 8, groups[i] == 0 {
+                if runStart < 0 { runStart = i }
+            } else if runStart >= 0 {
+                if i - runStart > bestLength { bestStart = runStart; bestLength = i - runStart }
+                runStart = -1
+            }
+        }
+        if bestLength < 2 { bestStart = -1 }
+        var out = ""
+        var i = 0
+        while i < 8 {
+            if i == bestStart {
+                out += "::"
+                i += bestLength
+                continue
+            }
+            if !out.isEmpty, !out.hasSuffix(":") { out += ":" }
+            out += String(groups[i], radix: 16)
+            i += 1
+        }
+        return out
+    }
+
+    /// Parses a dotted quad or an IPv6 address (with `::` and an optional dotted IPv4 tail).
+    public init?(_ text: some StringProtocol) {
+        if let v4 = Self.parseV4(Substring(text)) {
+            self = .v4(v4)
+            return
+        }
+        guard let (hi, lo) = Self.parseV6(Substring(text)) else { return nil }
+        self = .v6(hi, lo)
+    }
+
+    static func parseV4(_ s: Substring) -> UInt32? {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var value: UInt32 = 0
+        for p in parts {
+            guard !p.isEmpty, p.count <= 3, p.allSatisfy(\.isASCII), let n = UInt32(p), n <= 255 else { return nil }
+            value = value << 8 | n
+        }
+        return value
+    }
+
+    static func parseV6(_ s: Substring) -> (UInt64, UInt64)? {
+        guard s.contains(":"), s.count <= 45 else { return nil }
+        var head: [UInt16] = [], tail: [UInt16] = []
+        let halves = s.components(separatedByDoubleColon: ())
+        guard halves.count <= 2 else { return nil }
+        func groups(_ part: Substring, allowV4: Bool) -> [UInt16]? {
+            if part.isEmpty { return [] }
+            var out: [UInt16] = []
+            let fields = part.split(separator: ":", omittingEmptySubsequences: false)
+            for (i, f) in fields.enumerated() {
+                if allowV4, i == fields.count - 1, f.contains(".") {
+                    guard let v4 = parseV4(f) else { return nil }
+                    out.append(UInt16(v4 >> 16))
+                    out.append(UInt16(v4 & 0xffff))
+                } else {
+                    guard !f.isEmpty, f.count <= 4, let g = UInt16(f, radix: 16) else { return nil }
+                    out.append(g)
+                }
+            }
+            return out
+        }
+        if halves.count == 2 {
+            guard let h = groups(halves[0], allowV4: false), let t = groups(halves[1], allowV4: true),
+                h.count + t.count <= 7
+            else { return nil }
+            head = h
+            tail = t
+        } else {
+            guard let h = groups(halves[0], allowV4: true), h.count == 8 else { return nil }
+            head = h
+        }
+        let all = head + [UInt16](repeating: 0, count: 8 - head.count - tail.count) + tail
+        var hi: UInt64 = 0, lo: UInt64 = 0
+        for i in 0..<4 { hi = hi << 16 | UInt64(all[i]) }
+        for i in 4..<8 { lo = lo << 16 | UInt64(all[i]) }
+        return (hi, lo)
+    }
+}
+
+extension Substring {
+    /// Splits at the first "::" (at most two parts); a second "::" makes a third part, which callers reject.
+    fileprivate func components(separatedByDoubleColon: Void) -> [Substring] {
+        var parts: [Substring] = []
+        var rest = self[...]
+        while let r = rest.firstRange(of: "::") {
+            parts.append(rest[..<r.lowerBound])
+            rest = rest[r.upperBound...]
+        }
+        parts.append(rest)
+        return parts
+    }
+}
+
+/// A 48-bit Ethernet address.
+public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
+    public var value: UInt64
+    public init(_ value: UInt64) { self.value = value & 0xffff_ffff_ffff }
+
+    public var description: String {
+        (0..<6).map { i in
+            let b = UInt8(truncatingIfNeeded: value >> (40 - 8 * UInt64(i)))
+            return (b < 16 ? "0" : "") + String(b, radix: 16)
+        }.joined(separator: ":")
+    }
+}
+
+extension ByteView {
+    @inlinable func ipv6(_ offset: Int) -> IPAddress? {
+        guard let hi = u64(offset), let lo = u64(offset + 8) else { return nil }
+        return .v6(hi, lo)
+    }
+
+    @inlinable func mac(_ offset: Int) -> MACAddress? {
+        guard let hi = u16(offset), let lo = u32(offset + 2) else { return nil }
+        return MACAddress(UInt64(hi) << 32 | UInt64(lo))
+    }
+}

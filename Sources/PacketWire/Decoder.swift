@@ -1,0 +1,450 @@
+/// Decodes captured bytes, layer by layer, as far as they are valid.
+///
+/// Every read goes through `ByteView`; a missing byte ends decoding with `.truncated`, an impossible value with
+/// `.malformed`. The decoder never traps and never allocates for the common TCP/UDP/IPv4/IPv6 packet.
+public enum PacketDecoder {
+    public static func decode(_ bytes: ByteView, linkType: LinkType) -> DecodedPacket {
+        switch linkType {
+        case .ethernet: return decodeEthernet(bytes)
+        case .linuxSLL: return decodeSLL(bytes)
+        case .linuxSLL2: return decodeSLL2(bytes)
+        case .null: return decodeNull(bytes, bigEndian: false)
+        case .loop: return decodeNull(bytes, bigEndian: true)
+        case .raw, .dltRaw:
+            var p = DecodedPacket(link: .raw)
+            decodeIP(bytes, base: 0, into: &p)
+            return p
+        case .ipv4:
+            var p = DecodedPacket(link: .raw)
+            decodeIPv4(bytes, base: 0, into: &p)
+            return p
+        case .ipv6:
+            var p = DecodedPacket(link: .raw)
+            decodeIPv6(bytes, base: 0, into: &p)
+            return p
+        default:
+            return DecodedPacket(link: .unknown(linkType))
+        }
+    }
+
+    // MARK: Link layer
+
+    private enum Ethernet {
+        static let destination = 0, source = 6, etherType = 12, headerLength = 14
+        static let vlanTagLength = 4
+    }
+
+    public enum EtherType {
+        public static let ipv4: UInt16 = 0x0800
+        public static let arp: UInt16 = 0x0806
+        public static let ipv6: UInt16 = 0x86dd
+        public static let vlan: UInt16 = 0x8100
+        public static let qinq: UInt16 = 0x88a8
+    }
+
+    static func decodeEthernet(_ b: ByteView) -> DecodedPacket {
+        guard let dst = b.mac(Ethernet.destination), let src = b.mac(Ethernet.source),
+            var type = b.u16(Ethernet.etherType)
+        else {
+            var p = DecodedPacket(link: .unknown(.ethernet))
+            p.problem = .truncated(.link)
+            return p
+        }
+        var offset = Ethernet.headerLength
+        var tags = 0
+        // 802.1Q / 802.1ad tags: skip up to two, keeping the inner EtherType.
+        while type == EtherType.vlan || type == EtherType.qinq, tags < 2 {
+            guard let inner = b.u16(offset + 2) else {
+                var p = DecodedPacket(link: .ethernet(source: src, destination: dst, etherType: type, vlanTags: tags))
+                p.problem = .truncated(.link)
+                return p
+            }
+            type = inner
+            offset += Ethernet.vlanTagLength
+            tags += 1
+        }
+        var p = DecodedPacket(link: .ethernet(source: src, destination: dst, etherType: type, vlanTags: tags))
+        decodeEtherType(type, b, base: offset, into: &p)
+        return p
+    }
+
+    private enum SLL {
+        static let packetType = 0, protocolType = 14, headerLength = 16
+    }
+
+    private enum SLL2 {
+        static let protocolType = 0, interfaceIndex = 4, packetType = 10, headerLength = 20
+    }
+
+    static func decodeSLL(_ b: ByteView) -> DecodedPacket {
+        guard let pktType = b.u16(SLL.packetType), let proto = b.u16(SLL.protocolType) else {
+            var p = DecodedPacket(link: .unknown(.linuxSLL))
+            p.problem = .truncated(.link)
+            return p
+        }
+        var p = DecodedPacket(link: .cooked(version: 1, packetType: pktType, protocolType: proto, interfaceIndex: nil))
+        decodeEtherType(proto, b, base: SLL.headerLength, into: &p)
+        return p
+    }
+
+    static func decodeSLL2(_ b: ByteView) -> DecodedPacket {
+        guard let proto = b.u16(SLL2.protocolType), let index = b.u32(SLL2.interfaceIndex),
+            let pktType = b.u8(SLL2.packetType), b.has(0, SLL2.headerLength)
+        else {
+            var p = DecodedPacket(link: .unknown(.linuxSLL2))
+            p.problem = .truncated(.link)
+            return p
+        }
+        var p = DecodedPacket(
+            link: .cooked(version: 2, packetType: UInt16(pktType), protocolType: proto, interfaceIndex: index))
+        decodeEtherType(proto, b, base: SLL2.headerLength, into: &p)
+        return p
+    }
+
+    static func decodeNull(_ b: ByteView, bigEndian: Bool) -> DecodedPacket {
+        guard var family = bigEndian ? b.u32(0) : b.u32le(0) else {
+            var p = DecodedPacket(link: .unknown(bigEndian ? .loop : .null))
+            p.problem = .truncated(.link)
+            return p
+        }
+        // NULL stores the family in the capturing host's byte order; a value above 0xffff was written by the
+        // other byte order.
+        if family > 0xffff { family = family.byteSwapped }
+        var p = DecodedPacket(link: .loopback(family: family))
+        switch family {
+        case 2: decodeIPv4(b, base: 4, into: &p)
+        case 10, 24, 28, 30: decodeIPv6(b, base: 4, into: &p)  // AF_INET6 on Linux, BSDs, FreeBSD, Darwin
+        default: p.network = .unknown(UInt16(truncatingIfNeeded: family))
+        }
+        return p
+    }
+
+    static func decodeEtherType(_ type: UInt16, _ b: ByteView, base: Int, into p: inout DecodedPacket) {
+        switch type {
+        case EtherType.ipv4: decodeIPv4(b, base: base, into: &p)
+        case EtherType.ipv6: decodeIPv6(b, base: base, into: &p)
+        case EtherType.arp: decodeARP(b, base: base, into: &p)
+        default: p.network = .unknown(type)
+        }
+    }
+
+    static func decodeARP(_ b: ByteView, base: Int, into p: inout DecodedPacket) {
+        // Ethernet/IPv4 ARP: htype(2) ptype(2) hlen(1) plen(1) op(2) sha(6) spa(4) tha(6) tpa(4)
+        guard let op = b.u16(base + 6) else {
+            p.network = .arp(ARPHeader(operation: 0))
+            p.problem = .truncated(.network)
+            return
+        }
+        let hlen = Int(b.u8(base + 4) ?? 0), plen = Int(b.u8(base + 5) ?? 0)
+        var arp = ARPHeader(operation: op)
+        if plen == 4 {
+            arp.senderIP = b.u32(base + 8 + hlen).map { .v4($0) }
+            arp.targetIP = b.u32(base + 8 + 2 * hlen + 4).map { .v4($0) }
+        }
+        p.network = .arp(arp)
+        if !b.has(base, 8 + 2 * hlen + 2 * plen) { p.problem = .truncated(.network) }
+    }
+
+    // MARK: Network layer
+
+    static func decodeIP(_ b: ByteView, base: Int, into p: inout DecodedPacket) {
+        guard let first = b.u8(base) else {
+            p.problem = .truncated(.network)
+            return
+        }
+        switch first >> 4 {
+        case 4: decodeIPv4(b, base: base, into: &p)
+        case 6: decodeIPv6(b, base: base, into: &p)
+        default: p.problem = .malformed(.network, "IP version \(first >> 4)")
+        }
+    }
+
+    private enum IPv4 {
+        static let versionIHL = 0, tos = 1, totalLength = 2, identification = 4, flagsFragment = 6, ttl = 8,
+            protocolNumber = 9, checksum = 10, source = 12, destination = 16, minimumLength = 20
+    }
+
+    static func decodeIPv4(_ b: ByteView, base: Int, into p: inout DecodedPacket) {
+        guard let vihl = b.u8(base + IPv4.versionIHL), let tos = b.u8(base + IPv4.tos),
+            let total = b.u16(base + IPv4.totalLength), let ident = b.u16(base + IPv4.identification),
+            let ff = b.u16(base + IPv4.flagsFragment), let ttl = b.u8(base + IPv4.ttl),
+            let proto = b.u8(base + IPv4.protocolNumber), let sum = b.u16(base + IPv4.checksum),
+            let src = b.u32(base + IPv4.source), let dst = b.u32(base + IPv4.destination)
+        else {
+            p.problem = .truncated(.network)
+            return
+        }
+        let ihl = Int(vihl & 0x0f) * 4
+        let header = IPv4Header(
+            headerLength: ihl, tos: tos, totalLength: Int(total), identification: ident,
+            dontFragment: ff & 0x4000 != 0, moreFragments: ff & 0x2000 != 0, fragmentOffset: Int(ff & 0x1fff) * 8,
+            ttl: ttl, protocolNumber: proto, checksum: sum, source: .v4(src), destination: .v4(dst))
+        p.network = .ipv4(header)
+        guard vihl >> 4 == 4 else {
+            p.problem = .malformed(.network, "version \(vihl >> 4) in an IPv4 header")
+            return
+        }
+        guard ihl >= IPv4.minimumLength else {
+            p.problem = .malformed(.network, "header length \(ihl) < 20")
+            return
+        }
+        guard Int(total) >= ihl else {
+            p.problem = .malformed(.network, "total length \(total) < header length \(ihl)")
+            return
+        }
+        guard b.has(base, ihl) else {
+            p.problem = .truncated(.network)
+            return
+        }
+        if header.fragmentOffset != 0 {
+            // Only the first fragment carries the transport header.
+            p.transport = .unknown(proto)
+            setPayload(b, offset: base + ihl, announced: Int(total) - ihl, into: &p)
+            return
+        }
+        decodeTransport(proto, b, base: base + ihl, length: Int(total) - ihl, isV6: false, into: &p)
+    }
+
+    private enum IPv6 {
+        static let versionClassFlow = 0, payloadLength = 4, nextHeader = 6, hopLimit = 7, source = 8,
+            destination = 24, headerLength = 40
+    }
+
+    static func decodeIPv6(_ b: ByteView, base: Int, into p: inout DecodedPacket) {
+        guard let vcf = b.u32(base + IPv6.versionClassFlow), let plen = b.u16(base + IPv6.payloadLength),
+            let next = b.u8(base + IPv6.nextHeader), let hop = b.u8(base + IPv6.hopLimit),
+            let src = b.ipv6(base + IPv6.source), let dst = b.ipv6(base + IPv6.destination)
+        else {
+            p.problem = .truncated(.network)
+            return
+        }
+        var h = IPv6Header(
+            trafficClass: UInt8(truncatingIfNeeded: vcf >> 20), flowLabel: vcf & 0xfffff, payloadLength: Int(plen),
+            nextHeader: next, hopLimit: hop, source: src, destination: dst, extensionHeaders: [],
+            extensionHeaderCount: 0, extensionLength: 0, upperLayerProtocol: next, fragment: nil)
+        guard vcf >> 28 == 6 else {
+            p.network = .ipv6(h)
+            p.problem = .malformed(.network, "version \(vcf >> 28) in an IPv6 header")
+            return
+        }
+        // Walk the extension header chain.
+        var offset = base + IPv6.headerLength
+        var proto = next
+        var nonFirstFragment = false
+        chain: while true {
+            switch proto {
+            case 0, 43, 60, 135, 139, 140, 44, 51:
+                guard let nh = b.u8(offset), let lenField = b.u8(offset + 1) else {
+                    p.network = .ipv6(h)
+                    p.problem = .truncated(.network)
+                    return
+                }
+                let length: Int
+                switch proto {
+                case 44:
+                    length = 8
+                    guard let fo = b.u16(offset + 2), let ident = b.u32(offset + 4) else {
+                        p.network = .ipv6(h)
+                        p.problem = .truncated(.network)
+                        return
+                    }
+                    h.fragment = (offset: Int(fo >> 3) * 8, more: fo & 1 != 0, identification: ident)
+                    if fo >> 3 != 0 { nonFirstFragment = true }
+                case 51: length = (Int(lenField) + 2) * 4  // AH counts 4-byte words
+                default: length = (Int(lenField) + 1) * 8
+                }
+                if h.extensionHeaders.count < 8 { h.extensionHeaders.append(proto) }
+                h.extensionHeaderCount += 1
+                h.extensionLength += length
+                offset += length
+                proto = nh
+                if h.extensionLength > Int(plen) || h.extensionHeaderCount > 64 {
+                    p.network = .ipv6(h)
+                    p.problem = .malformed(.network, "extension headers longer than the payload")
+                    return
+                }
+                if nonFirstFragment { break chain }
+            default:
+                break chain
+            }
+        }
+        h.upperLayerProtocol = proto
+        p.network = .ipv6(h)
+        guard b.has(offset, 0) else {
+            p.problem = .truncated(.network)
+            return
+        }
+        let remaining = Int(plen) - h.extensionLength
+        if nonFirstFragment || proto == 59 {
+            p.transport = .unknown(proto)
+            setPayload(b, offset: offset, announced: remaining, into: &p)
+            return
+        }
+        decodeTransport(proto, b, base: offset, length: remaining, isV6: true, into: &p)
+    }
+
+    // MARK: Transport layer
+
+    static func decodeTransport(
+        _ proto: UInt8, _ b: ByteView, base: Int, length: Int, isV6: Bool, into p: inout DecodedPacket
+    ) {
+        switch proto {
+        case 6: decodeTCP(b, base: base, length: length, into: &p)
+        case 17: decodeUDP(b, base: base, length: length, into: &p)
+        case 1 where !isV6, 58 where isV6: decodeICMP(b, base: base, length: length, isV6: isV6, into: &p)
+        default:
+            p.transport = .unknown(proto)
+            setPayload(b, offset: base, announced: length, into: &p)
+        }
+    }
+
+    /// Records where the payload starts and how much of it the headers announce versus what was captured.
+    static func setPayload(_ b: ByteView, offset: Int, announced: Int, into p: inout DecodedPacket) {
+        p.payloadOffset = offset
+        p.payloadLength = max(announced, 0)
+        let present = b.count > offset ? b.count - offset : 0
+        p.capturedPayloadLength = min(present, p.payloadLength)
+    }
+
+    private enum TCP {
+        static let sourcePort = 0, destinationPort = 2, sequence = 4, acknowledgment = 8, dataOffsetFlags = 12,
+            window = 14, checksum = 16, urgent = 18, minimumLength = 20
+    }
+
+    static func decodeTCP(_ b: ByteView, base: Int, length: Int, into p: inout DecodedPacket) {
+        guard let sport = b.u16(base + TCP.sourcePort), let dport = b.u16(base + TCP.destinationPort),
+            let seq = b.u32(base + TCP.sequence), let ack = b.u32(base + TCP.acknowledgment),
+            let offFlags = b.u16(base + TCP.dataOffsetFlags), let win = b.u16(base + TCP.window),
+            let sum = b.u16(base + TCP.checksum), let urg = b.u16(base + TCP.urgent)
+        else {
+            p.transport = .unknown(6)
+            p.problem = .truncated(.transport)
+            return
+        }
+        let headerLength = Int(offFlags >> 12) * 4
+        var h = TCPHeader(
+            sourcePort: sport, destinationPort: dport, sequenceNumber: seq, acknowledgmentNumber: ack,
+            headerLength: headerLength, flags: TCPFlags(rawValue: offFlags & 0xff), window: win, checksum: sum,
+            urgentPointer: urg, options: TCPOptions())
+        guard headerLength >= TCP.minimumLength else {
+            p.transport = .tcp(h)
+            p.problem = .malformed(.transport, "data offset \(headerLength) < 20")
+            return
+        }
+        guard headerLength <= length else {
+            p.transport = .tcp(h)
+            p.problem = .malformed(.transport, "data offset \(headerLength) beyond segment length \(length)")
+            return
+        }
+        if headerLength > TCP.minimumLength {
+            if let optionBytes = b.slice(base + TCP.minimumLength, headerLength - TCP.minimumLength) {
+                h.options = decodeTCPOptions(optionBytes)
+            } else {
+                // The options are cut by the snapshot length: decode what is there.
+                h.options = decodeTCPOptions(b.suffix(from: base + TCP.minimumLength) ?? b.prefix(0))
+                p.transport = .tcp(h)
+                p.problem = .truncated(.options)
+                return
+            }
+        }
+        p.transport = .tcp(h)
+        setPayload(b, offset: base + headerLength, announced: length - headerLength, into: &p)
+        if h.options.malformed { p.problem = .malformed(.options, "bad option length") }
+    }
+
+    /// Decodes the option list; a bad length ends it and sets `malformed` (as tcpdump prints `[bad opt]`).
+    public static func decodeTCPOptions(_ b: ByteView) -> TCPOptions {
+        var o = TCPOptions()
+        var i = 0
+        while let kind = b.u8(i) {
+            if kind == 0 { break }  // End of option list
+            if kind == 1 {
+                o.hasNOP = true
+                i += 1
+                continue
+            }
+            guard let len8 = b.u8(i + 1) else {
+                o.malformed = true
+                break
+            }
+            let len = Int(len8)
+            guard len >= 2, b.has(i, len) else {
+                o.malformed = true
+                break
+            }
+            switch (kind, len) {
+            case (2, 4): o.mss = b.u16(i + 2)
+            case (3, 3): o.windowScale = b.u8(i + 2)
+            case (4, 2): o.sackPermitted = true
+            case (5, _) where (len - 2) % 8 == 0:
+                var j = i + 2
+                while j + 8 <= i + len, let l = b.u32(j), let r = b.u32(j + 4) {
+                    o.sackBlocks.append(SACKBlock(left: l, right: r))
+                    j += 8
+                }
+            case (8, 10):
+                if let v = b.u32(i + 2), let e = b.u32(i + 6) { o.timestamp = (v, e) }
+            case (2, _), (3, _), (4, _), (5, _), (8, _):
+                o.malformed = true
+                return o
+            default:
+                if o.unknownKinds.count < 4 { o.unknownKinds.append(kind) }
+            }
+            i += len
+        }
+        return o
+    }
+
+    private enum UDP {
+        static let sourcePort = 0, destinationPort = 2, length = 4, checksum = 6, headerLength = 8
+    }
+
+    static func decodeUDP(_ b: ByteView, base: Int, length: Int, into p: inout DecodedPacket) {
+        guard let sport = b.u16(base + UDP.sourcePort), let dport = b.u16(base + UDP.destinationPort),
+            let ulen = b.u16(base + UDP.length), let sum = b.u16(base + UDP.checksum)
+        else {
+            p.transport = .unknown(17)
+            p.problem = .truncated(.transport)
+            return
+        }
+        let h = UDPHeader(sourcePort: sport, destinationPort: dport, length: Int(ulen), checksum: sum)
+        p.transport = .udp(h)
+        // Jumbograms (RFC 2675) put 0 here; otherwise the field must cover the header and fit the IP payload.
+        let announced = ulen == 0 ? length : Int(ulen)
+        guard announced >= UDP.headerLength, announced <= max(length, UDP.headerLength) else {
+            p.problem = .malformed(.transport, "UDP length \(ulen) does not fit IP payload \(length)")
+            setPayload(b, offset: base + UDP.headerLength, announced: length - UDP.headerLength, into: &p)
+            return
+        }
+        setPayload(b, offset: base + UDP.headerLength, announced: announced - UDP.headerLength, into: &p)
+    }
+
+    static func decodeICMP(_ b: ByteView, base: Int, length: Int, isV6: Bool, into p: inout DecodedPacket) {
+        guard let type = b.u8(base), let code = b.u8(base + 1), let sum = b.u16(base + 2) else {
+            p.transport = .unknown(isV6 ? 58 : 1)
+            p.problem = .truncated(.transport)
+            return
+        }
+        var h = ICMPHeader(isV6: isV6, type: type, code: code, checksum: sum)
+        let isEcho = isV6 ? (type == 128 || type == 129) : (type == 0 || type == 8)
+        let isError = isV6 ? (type >= 1 && type <= 4) : (type == 3 || type == 11 || type == 12 || type == 5)
+        if isEcho, let id = b.u16(base + 4), let seq = b.u16(base + 6) { h.echo = (id, seq) }
+        if isError, let quotedBytes = b.suffix(from: base + 8) {
+            var inner = DecodedPacket(link: .raw)
+            decodeIP(quotedBytes, base: 0, into: &inner)
+            if let src = inner.source, let dst = inner.destination {
+                let proto: UInt8 = inner.ipv4?.protocolNumber ?? inner.ipv6?.upperLayerProtocol ?? 0
+                // The quoted datagram is itself cut short by design, so read the ports straight from its header.
+                let headerLength = inner.ipv4?.headerLength ?? (40 + (inner.ipv6?.extensionLength ?? 0))
+                let hasPorts = proto == 6 || proto == 17
+                h.quoted = .init(
+                    source: src, destination: dst, protocolNumber: proto,
+                    sourcePort: hasPorts ? quotedBytes.u16(headerLength) : nil,
+                    destinationPort: hasPorts ? quotedBytes.u16(headerLength + 2) : nil)
+            }
+        }
+        p.transport = .icmp(h)
+        setPayload(b, offset: base + 8, announced: length - 8, into: &p)
+        if !b.has(base, 8) { p.problem = .truncated(.transport) }
+    }
+}

@@ -1,0 +1,330 @@
+/// Decoded header values. They own no memory and every accessor is total: validation happened in the decoder.
+
+/// The link layer a packet was captured with.
+public enum LinkHeader: Sendable, Equatable {
+    case ethernet(source: MACAddress, destination: MACAddress, etherType: UInt16, vlanTags: Int)
+    /// Linux cooked capture (v1 or v2). `packetType` 0 = to us, 4 = outgoing; `interfaceIndex` only in v2.
+    case cooked(version: Int, packetType: UInt16, protocolType: UInt16, interfaceIndex: UInt32?)
+    /// BSD loopback / NULL: the address family of the payload.
+    case loopback(family: UInt32)
+    case raw
+    case unknown(LinkType)
+}
+
+public struct IPv4Header: Sendable, Equatable {
+    public var headerLength: Int
+    public var tos: UInt8
+    public var totalLength: Int
+    public var identification: UInt16
+    public var dontFragment: Bool
+    public var moreFragments: Bool
+    /// In bytes (the field times 8).
+    public var fragmentOffset: Int
+    public var ttl: UInt8
+    public var protocolNumber: UInt8
+    public var checksum: UInt16
+    public var source: IPAddress
+    public var destination: IPAddress
+
+    public var optionsLength: Int { headerLength - 20 }
+    public var isFragment: Bool { moreFragments || fragmentOffset != 0 }
+}
+
+public struct IPv6Header: Sendable, Equatable {
+    public var trafficClass: UInt8
+    public var flowLabel: UInt32
+    public var payloadLength: Int
+    /// The first next-header value (right after the fixed header).
+    public var nextHeader: UInt8
+    public var hopLimit: UInt8
+    public var source: IPAddress
+    public var destination: IPAddress
+    /// Extension headers in order (first 8 kept; `extensionHeaderCount` has the full count).
+    public var extensionHeaders: [UInt8]
+    public var extensionHeaderCount: Int
+    /// Bytes taken by extension headers.
+    public var extensionLength: Int
+    /// The upper-layer protocol after the chain (59 = no next header).
+    public var upperLayerProtocol: UInt8
+    /// Set when a Fragment header was present: offset in bytes and the M flag.
+    public var fragment: (offset: Int, more: Bool, identification: UInt32)?
+
+    public var isFragment: Bool { fragment.map { $0.more || $0.offset != 0 } ?? false }
+
+    public static func == (a: IPv6Header, b: IPv6Header) -> Bool {
+        a.trafficClass == b.trafficClass && a.flowLabel == b.flowLabel && a.payloadLength == b.payloadLength
+            && a.nextHeader == b.nextHeader && a.hopLimit == b.hopLimit && a.source == b.source
+            && a.destination == b.destination && a.extensionHeaders == b.extensionHeaders
+            && a.extensionLength == b.extensionLength && a.upperLayerProtocol == b.upperLayerProtocol
+            && a.fragment?.offset == b.fragment?.offset && a.fragment?.more == b.fragment?.more
+    }
+}
+
+public struct ARPHeader: Sendable, Equatable {
+    public var operation: UInt16
+    public var senderIP: IPAddress?
+    public var targetIP: IPAddress?
+}
+
+public enum NetworkHeader: Sendable, Equatable {
+    case ipv4(IPv4Header)
+    case ipv6(IPv6Header)
+    case arp(ARPHeader)
+    /// An EtherType (or family) PacketWire does not decode, kept as is.
+    case unknown(UInt16)
+
+    public var source: IPAddress? {
+        switch self {
+        case .ipv4(let h): h.source
+        case .ipv6(let h): h.source
+        default: nil
+        }
+    }
+
+    public var destination: IPAddress? {
+        switch self {
+        case .ipv4(let h): h.destination
+        case .ipv6(let h): h.destination
+        default: nil
+        }
+    }
+}
+
+/// TCP control bits, in header order (FIN is bit 0).
+public struct TCPFlags: OptionSet, Sendable, Hashable {
+    public var rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let fin = TCPFlags(rawValue: 0x01)
+    public static let syn = TCPFlags(rawValue: 0x02)
+    public static let rst = TCPFlags(rawValue: 0x04)
+    public static let psh = TCPFlags(rawValue: 0x08)
+    public static let ack = TCPFlags(rawValue: 0x10)
+    public static let urg = TCPFlags(rawValue: 0x20)
+    public static let ece = TCPFlags(rawValue: 0x40)
+    public static let cwr = TCPFlags(rawValue: 0x80)
+
+    /// The eight flags in the order Wireshark lists them in its summary.
+    public static let ordered: [(TCPFlags, String)] = [
+        (.fin, "FIN"), (.syn, "SYN"), (.rst, "RST"), (.psh, "PSH"), (.ack, "ACK"), (.urg, "URG"), (.ece, "ECE"),
+        (.cwr, "CWR"),
+    ]
+
+    /// Names in header order: ["SYN", "ACK"].
+    public var names: [String] { Self.ordered.compactMap { contains($0.0) ? $0.1 : nil } }
+
+    /// Display order people read in diagrams: SYN, FIN, RST, PSH, ACK, URG, ECE, CWR joined by "/": "SYN/ACK".
+    public var label: String {
+        var parts: [String] = []
+        if contains(.syn) { parts.append("SYN") }
+        if contains(.fin) { parts.append("FIN") }
+        if contains(.rst) { parts.append("RST") }
+        if contains(.psh) { parts.append("PSH") }
+        if contains(.ack) { parts.append("ACK") }
+        if contains(.urg) { parts.append("URG") }
+        if contains(.ece) { parts.append("ECE") }
+        if contains(.cwr) { parts.append("CWR") }
+        return parts.isEmpty ? "none" : parts.joined(separator: "/")
+    }
+
+    /// tcpdump's compact form: `S`, `S.`, `P.`, `F.`, `R.`, `.`.
+    public var tcpdumpLabel: String {
+        var s = ""
+        if contains(.fin) { s += "F" }
+        if contains(.syn) { s += "S" }
+        if contains(.rst) { s += "R" }
+        if contains(.psh) { s += "P" }
+        if contains(.urg) { s += "U" }
+        if contains(.ece) { s += "E" }
+        if contains(.cwr) { s += "W" }
+        if contains(.ack) { s += "." }
+        return s.isEmpty ? "none" : s
+    }
+}
+
+/// A selective-acknowledgement block (left edge inclusive, right edge exclusive).
+public struct SACKBlock: Sendable, Equatable {
+    public var left: UInt32
+    public var right: UInt32
+}
+
+/// TCP options decoded into fixed fields; nothing here allocates unless SACK blocks are present.
+public struct TCPOptions: Sendable, Equatable {
+    public var mss: UInt16?
+    public var windowScale: UInt8?
+    public var sackPermitted = false
+    public var sackBlocks: [SACKBlock] = []
+    public var timestamp: (value: UInt32, echoReply: UInt32)?
+    public var hasNOP = false
+    /// Kinds that PacketWire does not decode (first 4 kept), e.g. TCP Fast Open (34) or MPTCP (30).
+    public var unknownKinds: [UInt8] = []
+    /// Set when an option's length ran past the header or was impossible; decoding stopped there.
+    public var malformed = false
+
+    public init() {}
+
+    public var isEmpty: Bool {
+        mss == nil && windowScale == nil && !sackPermitted && sackBlocks.isEmpty && timestamp == nil
+            && unknownKinds.isEmpty && !malformed
+    }
+
+    public static func == (a: TCPOptions, b: TCPOptions) -> Bool {
+        a.mss == b.mss && a.windowScale == b.windowScale && a.sackPermitted == b.sackPermitted
+            && a.sackBlocks == b.sackBlocks && a.timestamp?.value == b.timestamp?.value
+            && a.timestamp?.echoReply == b.timestamp?.echoReply && a.unknownKinds == b.unknownKinds
+            && a.malformed == b.malformed
+    }
+}
+
+public struct TCPHeader: Sendable, Equatable {
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    public var sequenceNumber: UInt32
+    public var acknowledgmentNumber: UInt32
+    public var headerLength: Int
+    public var flags: TCPFlags
+    public var window: UInt16
+    public var checksum: UInt16
+    public var urgentPointer: UInt16
+    public var options: TCPOptions
+}
+
+public struct UDPHeader: Sendable, Equatable {
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    public var length: Int
+    public var checksum: UInt16
+}
+
+/// ICMP or ICMPv6. For error messages (unreachable, time exceeded, ...) the quoted packet's addresses and ports
+/// are decoded when present, so a port-unreachable can be tied to the datagram that caused it.
+public struct ICMPHeader: Sendable, Equatable {
+    public var isV6: Bool
+    public var type: UInt8
+    public var code: UInt8
+    public var checksum: UInt16
+    /// Identifier and sequence of echo request/reply.
+    public var echo: (identifier: UInt16, sequence: UInt16)?
+    public var quoted: QuotedPacket?
+
+    public struct QuotedPacket: Sendable, Equatable {
+        public var source: IPAddress
+        public var destination: IPAddress
+        public var protocolNumber: UInt8
+        public var sourcePort: UInt16?
+        public var destinationPort: UInt16?
+    }
+
+    public static func == (a: ICMPHeader, b: ICMPHeader) -> Bool {
+        a.isV6 == b.isV6 && a.type == b.type && a.code == b.code && a.checksum == b.checksum
+            && a.echo?.identifier == b.echo?.identifier && a.echo?.sequence == b.echo?.sequence
+            && a.quoted == b.quoted
+    }
+
+    /// "echo request", "port unreachable", ... as tcpdump names them.
+    public var summary: String {
+        if isV6 {
+            switch (type, code) {
+            case (1, 4): return "destination unreachable, unreachable port"
+            case (1, _): return "destination unreachable, code \(code)"
+            case (2, _): return "packet too big"
+            case (3, _): return "time exceeded"
+            case (128, _): return "echo request"
+            case (129, _): return "echo reply"
+            case (133, _): return "router solicitation"
+            case (134, _): return "router advertisement"
+            case (135, _): return "neighbor solicitation"
+            case (136, _): return "neighbor advertisement"
+            default: return "type \(type), code \(code)"
+            }
+        }
+        switch (type, code) {
+        case (0, _): return "echo reply"
+        case (3, 0): return "net unreachable"
+        case (3, 1): return "host unreachable"
+        case (3, 2): return "protocol unreachable"
+        case (3, 3): return "port unreachable"
+        case (3, 4): return "need to frag"
+        case (3, _): return "unreachable, code \(code)"
+        case (8, _): return "echo request"
+        case (11, _): return "time exceeded"
+        default: return "type \(type), code \(code)"
+        }
+    }
+}
+
+public enum TransportHeader: Sendable, Equatable {
+    case tcp(TCPHeader)
+    case udp(UDPHeader)
+    case icmp(ICMPHeader)
+    /// An IP protocol number PacketWire does not decode (or a non-first fragment), kept as is.
+    case unknown(UInt8)
+}
+
+/// The layer at which decoding stopped early.
+public enum Layer: String, Sendable {
+    case link, network, transport, options
+}
+
+/// Why a packet was not decoded to the end. Truncation means bytes are missing (the snapshot length or a cut
+/// record); malformed means the bytes that are there are impossible.
+public enum DecodeProblem: Sendable, Equatable, CustomStringConvertible {
+    case truncated(Layer)
+    case malformed(Layer, String)
+
+    public var description: String {
+        switch self {
+        case .truncated(let layer): "truncated \(layer.rawValue) header"
+        case .malformed(let layer, let why): "malformed \(layer.rawValue) header: \(why)"
+        }
+    }
+}
+
+/// One packet decoded as far as its bytes allow.
+public struct DecodedPacket: Sendable, Equatable {
+    public var link: LinkHeader
+    public var network: NetworkHeader?
+    public var transport: TransportHeader?
+    /// Offset of the transport payload from the start of the captured bytes.
+    public var payloadOffset: Int = 0
+    /// The payload length the headers announce (may exceed what was captured).
+    public var payloadLength: Int = 0
+    /// Payload bytes actually present in the capture.
+    public var capturedPayloadLength: Int = 0
+    public var problem: DecodeProblem?
+
+    public init(link: LinkHeader) { self.link = link }
+
+    public var tcp: TCPHeader? { if case .tcp(let h) = transport { h } else { nil } }
+    public var udp: UDPHeader? { if case .udp(let h) = transport { h } else { nil } }
+    public var icmp: ICMPHeader? { if case .icmp(let h) = transport { h } else { nil } }
+    public var ipv4: IPv4Header? { if case .ipv4(let h) = network { h } else { nil } }
+    public var ipv6: IPv6Header? { if case .ipv6(let h) = network { h } else { nil } }
+
+    public var source: IPAddress? { network?.source }
+    public var destination: IPAddress? { network?.destination }
+
+    public var sourcePort: UInt16? {
+        switch transport {
+        case .tcp(let h): h.sourcePort
+        case .udp(let h): h.sourcePort
+        default: nil
+        }
+    }
+
+    public var destinationPort: UInt16? {
+        switch transport {
+        case .tcp(let h): h.destinationPort
+        case .udp(let h): h.destinationPort
+        default: nil
+        }
+    }
+
+    public var isFragment: Bool {
+        switch network {
+        case .ipv4(let h): h.isFragment
+        case .ipv6(let h): h.isFragment
+        default: false
+        }
+    }
+}

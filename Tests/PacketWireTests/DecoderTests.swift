@@ -1,0 +1,217 @@
+import PacketWire
+import Testing
+
+func decode(_ bytes: [UInt8], _ link: LinkType) -> DecodedPacket {
+    bytes.withUnsafeBytes { PacketDecoder.decode(ByteView($0), linkType: link) }
+}
+
+/// The IP datagram of an Ethernet frame, for re-wrapping in other link layers.
+func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
+
+@Suite struct DecoderTests {
+    @Test func ethernetIPv4SYNWithOptions() throws {
+        let p = decode(RealPackets.ethernetIPv4SYN, .ethernet)
+        #expect(p.problem == nil)
+        guard case .ethernet(_, _, let type, let tags) = p.link else {
+            Issue.record("expected Ethernet, got \(p.link)")
+            return
+        }
+        #expect(type == 0x0800 && tags == 0)
+        let ip = try #require(p.ipv4)
+        #expect(ip.source == IPAddress("127.0.0.1"))
+        #expect(ip.destination == IPAddress("127.0.0.2"))
+        #expect(ip.dontFragment && !ip.isFragment && ip.ttl == 64 && ip.totalLength == 60)
+        let tcp = try #require(p.tcp)
+        #expect(tcp.sourcePort == 45414 && tcp.destinationPort == 50001)
+        #expect(tcp.sequenceNumber == 2_769_744_304 && tcp.acknowledgmentNumber == 0)
+        #expect(tcp.flags == [.syn] && tcp.flags.names == ["SYN"] && tcp.flags.tcpdumpLabel == "S")
+        #expect(tcp.window == 65495 && tcp.headerLength == 40)
+        #expect(tcp.options.mss == 65495 && tcp.options.windowScale == 10 && tcp.options.sackPermitted)
+        #expect(tcp.options.timestamp?.value == 1_902_886_571 && tcp.options.timestamp?.echoReply == 0)
+        #expect(p.payloadLength == 0 && p.capturedPayloadLength == 0)
+    }
+
+    @Test func ethernetIPv4DataCarriesUTF8Payload() throws {
+        let bytes = RealPackets.ethernetIPv4Data
+        let p = decode(bytes, .ethernet)
+        #expect(p.problem == nil)
+        let tcp = try #require(p.tcp)
+        #expect(tcp.flags == [.psh, .ack] && tcp.flags.label == "PSH/ACK" && tcp.flags.tcpdumpLabel == "P.")
+        #expect(tcp.sequenceNumber == 2_769_744_305 && tcp.window == 64)
+        #expect(p.payloadLength == 21 && p.capturedPayloadLength == 21)
+        let payload = Array(bytes[p.payloadOffset..<(p.payloadOffset + p.payloadLength)])
+        #expect(String(decoding: payload, as: UTF8.self) == "こんにちは hello")
+    }
+
+    @Test func ethernetIPv6Data() throws {
+        let p = decode(RealPackets.ethernetIPv6Data, .ethernet)
+        #expect(p.problem == nil)
+        let ip = try #require(p.ipv6)
+        #expect(ip.source.description == "::1" && ip.destination.description == "::1")
+        #expect(ip.hopLimit == 64 && ip.upperLayerProtocol == 6 && ip.extensionHeaderCount == 0)
+        #expect(ip.flowLabel == 0xd1ceb)
+        let tcp = try #require(p.tcp)
+        #expect(tcp.sourcePort == 42932 && tcp.destinationPort == 50002 && tcp.flags == [.psh, .ack])
+        #expect(p.payloadLength == 21)
+    }
+
+    @Test func linuxCookedV2UDP() throws {
+        let p = decode(RealPackets.sll2UDP, .linuxSLL2)
+        #expect(p.problem == nil)
+        guard case .cooked(let version, let packetType, let proto, let index) = p.link else {
+            Issue.record("expected cooked, got \(p.link)")
+            return
+        }
+        #expect(version == 2 && packetType == 0 && proto == 0x0800 && index == 1)
+        let udp = try #require(p.udp)
+        #expect(udp.sourcePort == 49975 && udp.destinationPort == 50003 && udp.length == 12)
+        #expect(p.payloadLength == 4)
+    }
+
+    @Test func icmpPortUnreachableQuotesTheDatagram() throws {
+        let p = decode(RealPackets.sll2ICMPPortUnreachable, .linuxSLL2)
+        #expect(p.problem == nil)
+        let icmp = try #require(p.icmp)
+        #expect(icmp.type == 3 && icmp.code == 3 && icmp.summary == "port unreachable")
+        let q = try #require(icmp.quoted)
+        #expect(q.protocolNumber == 17 && q.destinationPort == 50003 && q.sourcePort == 45866)
+    }
+
+    @Test func otherLinkTypesCarryTheSameDatagram() throws {
+        let ip = ipDatagram(RealPackets.ethernetIPv4Data)
+        // BSD NULL in little- and big-endian hosts, OpenBSD LOOP, raw IP, Linux cooked v1.
+        let sll1: [UInt8] = [0x00, 0x04, 0x03, 0x04, 0x00, 0x06] + [UInt8](repeating: 0, count: 8) + [0x08, 0x00]
+        let cases: [([UInt8], LinkType)] = [
+            ([2, 0, 0, 0] + ip, .null), ([0, 0, 0, 2] + ip, .null), ([0, 0, 0, 2] + ip, .loop), (ip, .raw),
+            (ip, .dltRaw), (ip, .ipv4), (sll1 + ip, .linuxSLL),
+        ]
+        for (bytes, link) in cases {
+            let p = decode(bytes, link)
+            #expect(p.problem == nil, "\(link)")
+            #expect(p.tcp?.sourcePort == 45414, "\(link)")
+            #expect(p.payloadLength == 21, "\(link)")
+        }
+        let v6 = ipDatagram(RealPackets.ethernetIPv6Data)
+        for (bytes, link) in [([30, 0, 0, 0] + v6, LinkType.null), (v6, .raw), (v6, .ipv6)] {
+            #expect(decode(bytes, link).tcp?.destinationPort == 50002, "\(link)")
+        }
+    }
+
+    @Test func everyTruncatedPrefixIsMarkedNeverTraps() {
+        for (name, bytes, link) in RealPackets.all {
+            let full = decode(bytes, link)
+            #expect(full.problem == nil, "\(name)")
+            for n in 0..<bytes.count {
+                let p = decode(Array(bytes[..<n]), link)
+                // Cut inside the headers: marked truncated. Cut inside the payload: headers whole, payload short.
+                if p.problem == nil {
+                    // The quoted datagram of an ICMP error is payload, so only its header is compared.
+                    #expect(p.tcp == full.tcp && p.udp == full.udp, "\(name) prefix \(n)")
+                    #expect(p.icmp?.type == full.icmp?.type && p.icmp?.code == full.icmp?.code, "\(name) prefix \(n)")
+                    #expect(p.capturedPayloadLength < full.payloadLength, "\(name) prefix \(n)")
+                } else if case .truncated = p.problem {
+                } else {
+                    Issue.record("\(name) prefix \(n): \(String(describing: p.problem))")
+                }
+            }
+        }
+    }
+
+    @Test func impossibleHeaderValuesAreMalformed() {
+        var ihl4 = RealPackets.ethernetIPv4SYN
+        ihl4[14] = 0x44  // IHL 16 bytes
+        #expect(decode(ihl4, .ethernet).problem == .malformed(.network, "header length 16 < 20"))
+        var shortOffset = RealPackets.ethernetIPv4SYN
+        shortOffset[46] = 0x40  // TCP data offset 16
+        #expect(decode(shortOffset, .ethernet).problem == .malformed(.transport, "data offset 16 < 20"))
+        var badOption = RealPackets.ethernetIPv4SYN
+        badOption[55] = 0x09  // MSS option claims 9 bytes
+        let p = decode(badOption, .ethernet)
+        #expect(p.tcp?.options.malformed == true)
+        #expect(p.problem == .malformed(.options, "bad option length"))
+        var version = RealPackets.ethernetIPv4SYN
+        version[14] = 0x75
+        #expect(decode(version, .ethernet).problem == .malformed(.network, "version 7 in an IPv4 header"))
+    }
+
+    @Test func ipv4FragmentsAreMarkedAndLaterOnesNotDecodedAsTCP() {
+        var later = RealPackets.ethernetIPv4Data
+        later[20] = 0x00
+        later[21] = 0x10  // offset 16 * 8 = 128 bytes
+        let p = decode(later, .ethernet)
+        #expect(p.isFragment && p.ipv4?.fragmentOffset == 128)
+        #expect(p.transport == .unknown(6))
+        var first = RealPackets.ethernetIPv4Data
+        first[20] = 0x20  // MF set, offset 0
+        let f = decode(first, .ethernet)
+        #expect(f.isFragment && f.tcp != nil)
+    }
+
+    @Test func ipv6ExtensionHeaderChain() throws {
+        // Insert a Hop-by-Hop (8 bytes) and a Destination Options header (8 bytes) before TCP.
+        var frame = RealPackets.ethernetIPv6Data
+        let hopByHop: [UInt8] = [60, 0, 1, 4, 0, 0, 0, 0]  // next: dest opts, PadN
+        let destOpts: [UInt8] = [6, 0, 1, 4, 0, 0, 0, 0]  // next: TCP
+        frame.insert(contentsOf: hopByHop + destOpts, at: 54)
+        frame[20] = 0  // next header: Hop-by-Hop
+        frame[18] = 0x00
+        frame[19] = 0x35 + 16
+        let p = decode(frame, .ethernet)
+        #expect(p.problem == nil)
+        let ip = try #require(p.ipv6)
+        #expect(ip.extensionHeaders == [0, 60] && ip.extensionLength == 16 && ip.upperLayerProtocol == 6)
+        #expect(p.tcp?.destinationPort == 50002 && p.payloadLength == 21)
+    }
+
+    @Test func randomBytesNeverTrap() {
+        var rng = SplitMix64(seed: 0x5eed)
+        let links: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .ipv4, .ipv6, .init(rawValue: 9)]
+        var decoded = 0
+        for _ in 0..<20_000 {
+            let base = RealPackets.all[Int(rng.next() % UInt64(RealPackets.all.count))]
+            var bytes = base.1
+            // Flip a few bytes of a real packet so decoding gets deep before it meets nonsense.
+            for _ in 0..<(1 + rng.next() % 6) where !bytes.isEmpty {
+                bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+            }
+            let p = decode(bytes, links[Int(rng.next() % UInt64(links.count))])
+            if p.transport != nil { decoded += 1 }
+        }
+        #expect(decoded > 0)
+    }
+}
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct AddressTests {
+    @Test(arguments: [
+        ("::1", "::1"), ("2001:db8:0:0:0:0:2:1", "2001:db8::2:1"), ("2001:DB8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+        ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"), ("::", "::"), ("fe80::1:2", "fe80::1:2"),
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"), ("1:0:0:2:0:0:0:3", "1:0:0:2::3"),
+    ])
+    func ipv6CanonicalForm(input: String, expected: String) throws {
+        #expect(try #require(IPAddress(input)).description == expected)
+    }
+
+    @Test func ipv4AndBadInput() {
+        #expect(IPAddress("127.0.0.2") == .v4(0x7f00_0002))
+        #expect(IPAddress("127.0.0.2")?.description == "127.0.0.2")
+        for bad in ["", "1.2.3", "1.2.3.256", "1::2::3", "12345::", "1.2.3.4.5", "gg::1", ":::"] {
+            #expect(IPAddress(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func macAddress() {
+        #expect(MACAddress(0x0011_22aa_bbcc).description == "00:11:22:aa:bb:cc")
+    }
+}
