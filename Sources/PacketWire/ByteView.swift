@@ -79,6 +79,11 @@ public struct ByteView {
         ByteView(UnsafeRawBufferPointer(rebasing: base[..<min(max(length, 0), base.count)]))
     }
 
+    /// The raw buffer, for handing to C (libpcap's filter) or to `write(2)`; never for indexing.
+    @inlinable public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(base)
+    }
+
     /// Copies the view's bytes out (for payload display, never on the decode hot path).
     public func copyBytes() -> [UInt8] { Array(base) }
 

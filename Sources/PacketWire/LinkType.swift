@@ -87,3 +87,25 @@ public struct CaptureInfo: Sendable {
 
     public var isTruncated: Bool { capturedLength < originalLength }
 }
+
+/// A packet copied out of a capture buffer, owning its bytes, for code that keeps packets (the lab, the timeline).
+public struct CapturedPacket: Sendable {
+    public var info: CaptureInfo
+    public var bytes: [UInt8]
+
+    public init(info: CaptureInfo, bytes: [UInt8]) {
+        self.info = info
+        self.bytes = bytes
+    }
+
+    public func decode() -> DecodedPacket {
+        bytes.withUnsafeBytes { PacketDecoder.decode(ByteView($0), linkType: info.linkType) }
+    }
+
+    /// The transport payload bytes that were captured.
+    public func payload(of packet: DecodedPacket) -> ArraySlice<UInt8> {
+        let start = min(max(packet.payloadOffset, 0), bytes.count)
+        let end = min(start + max(packet.capturedPayloadLength, 0), bytes.count)
+        return bytes[start..<end]
+    }
+}

@@ -1,1 +1,0 @@
-// PacketCapture: see the module's doc comment in its main file.

@@ -1,0 +1,76 @@
+/// The language of labels and notes. Packet fields (flags, seq, ack) stay as Wireshark prints them in both.
+public enum Language: String, Sendable, CaseIterable {
+    case en, ja
+
+    /// "[Server]" / "[サーバー]" for the lab's actors; other actor names pass through.
+    public func column(_ actor: String) -> String {
+        switch (self, actor) {
+        case (.en, "server"): "[Server]"
+        case (.en, "client"): "[Client]"
+        case (.ja, "server"): "[サーバー]"
+        case (.ja, "client"): "[クライアント]"
+        default: "[\(actor)]"
+        }
+    }
+
+    public func actorName(_ actor: String) -> String {
+        switch (self, actor) {
+        case (.ja, "server"): "サーバー"
+        case (.ja, "client"): "クライアント"
+        default: actor
+        }
+    }
+
+    public var kernelPrefix: String { self == .ja ? "カーネルが送信" : "kernel" }
+    public var statesLabel: String { self == .ja ? "TCP状態" : "TCP state" }
+    public var noPackets: String { self == .ja ? "(パケットなし)" : "(no packets)" }
+    public var stepLabel: String { self == .ja ? "ステップ" : "step" }
+
+    /// Translates an attribution reason; unknown reasons pass through.
+    public func reason(_ r: String) -> String {
+        guard self == .ja else { return r }
+        let table: [String: String] = [
+            "SYN/ACK of a listening socket": "待ち受けソケットのカーネルが返すSYN/ACK",
+            "ACK of data": "受信データへのACK",
+            "ACK of FIN": "FINへのACK",
+            "window update": "ウィンドウ更新",
+            "duplicate ACK": "重複ACK",
+            "retransmission": "再送",
+            "SYN retransmitted: no SYN/ACK yet": "SYN再送(SYN/ACKが来ない)",
+            "keep-alive probe": "キープアライブ",
+            "RST: no socket listening on this port": "RST: このポートで待ち受けるソケットがない",
+            "ICMP port unreachable": "ICMP ポート到達不能",
+            "ARP: address resolution": "ARP: アドレス解決",
+        ]
+        if let t = table[r] { return t }
+        if r.hasPrefix("RST from the ") { return "相手側カーネルからのRST" }
+        if r.hasPrefix("sent by the ") { return "相手側カーネルが送信" }
+        return r
+    }
+}
+
+/// Terminal display width: East Asian wide characters take two cells.
+public func displayWidth(_ s: String) -> Int {
+    var w = 0
+    for scalar in s.unicodeScalars {
+        let v = scalar.value
+        if v < 0x20 || (v >= 0x7f && v < 0xa0) { continue }
+        if (0x1100...0x115f).contains(v) || (0x2e80...0xa4cf).contains(v) || (0xac00...0xd7a3).contains(v)
+            || (0xf900...0xfaff).contains(v) || (0xfe30...0xfe4f).contains(v) || (0xff00...0xff60).contains(v)
+            || (0xffe0...0xffe6).contains(v) || (0x1f300...0x1faff).contains(v) || (0x20000...0x3fffd).contains(v)
+        {
+            w += 2
+        } else if (0x300...0x36f).contains(v) || v == 0x200b {
+            continue
+        } else {
+            w += 1
+        }
+    }
+    return w
+}
+
+/// Pads with spaces to `width` display cells.
+func pad(_ s: String, _ width: Int) -> String {
+    let w = displayWidth(s)
+    return w >= width ? s : s + String(repeating: " ", count: width - w)
+}

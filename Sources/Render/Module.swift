@@ -1,1 +1,0 @@
-// Render: see the module's doc comment in its main file.

@@ -1,0 +1,138 @@
+import PacketWire
+import Timeline
+
+/// The terminal sequence diagram: each call as a numbered step, each packet it caused as an arrow between the two
+/// columns (`[Server] <─── SYN ─── [Client]`, as the seed draws it), kernel-sent packets marked (dimmed in
+/// colour), and the sockets' TCP states after the step.
+public struct SequenceDiagram {
+    public var leftActor: String
+    public var rightActor: String
+    public var language: Language
+    public var color: Bool
+    /// Minimum arrow length in cells.
+    public var arrowWidth = 52
+    /// Adds a plain-language note under kernel packets (`--explain`).
+    public var explain = false
+
+    public init(leftActor: String, rightActor: String, language: Language = .en, color: Bool = false) {
+        self.leftActor = leftActor
+        self.rightActor = rightActor
+        self.language = language
+        self.color = color
+    }
+
+    // ANSI styles, empty without colour.
+    private var bold: String { color ? "\u{1b}[1m" : "" }
+    private var dim: String { color ? "\u{1b}[2m" : "" }
+    private var reset: String { color ? "\u{1b}[0m" : "" }
+    private var red: String { color ? "\u{1b}[31m" : "" }
+    private var cyan: String { color ? "\u{1b}[36m" : "" }
+    private var green: String { color ? "\u{1b}[32m" : "" }
+    private var yellow: String { color ? "\u{1b}[33m" : "" }
+
+    /// The header naming the two columns and their addresses.
+    public func header(left: String?, right: String?) -> String {
+        let l = language.column(leftActor) + (left.map { " \($0)" } ?? "")
+        let r = language.column(rightActor) + (right.map { " \($0)" } ?? "")
+        return "\(bold)\(l)\(reset)  ⇄  \(bold)\(r)\(reset)\n"
+    }
+
+    /// Renders the steps in order with the packets attributed to each; packets with no call come first.
+    public func render(calls: [CallEvent], packets: [PacketEvent], origin: Timestamp? = nil) -> String {
+        let t0 = origin ?? calls.first?.start ?? packets.first?.timestamp ?? Timestamp(seconds: 0, nanoseconds: 0)
+        var byCall: [Int: [PacketEvent]] = [:]
+        var orphans: [PacketEvent] = []
+        for p in packets {
+            if let c = p.call { byCall[c, default: []].append(p) } else { orphans.append(p) }
+        }
+        var out = ""
+        for p in orphans { out += packetLine(p, origin: t0) }
+        for c in calls {
+            out += stepLine(c, origin: t0)
+            let ps = byCall[c.id] ?? []
+            for p in ps { out += packetLine(p, origin: t0) }
+            if !c.tcpStates.isEmpty {
+                let states = c.tcpStates.map { "\(language.actorName($0.0)) \($0.1)" }.joined(separator: "  ")
+                out += "      \(dim)\(language.statesLabel): \(reset)\(states)\n"
+            }
+        }
+        return out
+    }
+
+    public func stepLine(_ c: CallEvent, origin: Timestamp) -> String {
+        let args = c.args.map { $0.1.description }.joined(separator: ", ")
+        var result: String
+        if let errno = c.errno {
+            result = "\(red)-1 \(errno)\(reset)"
+        } else {
+            result = c.result.map { "\($0)" } ?? "?"
+        }
+        if c.name == "close" || c.name == "shutdown" || c.name == "bind" || c.name == "listen"
+            || c.name == "connect" || c.name == "setsockopt", c.errno == nil
+        {
+            result = "0"
+        }
+        let source = c.source.map { "  \(dim)\($0)\(reset)" } ?? ""
+        let note = c.note.map { "\n      \(dim)\($0)\(reset)" } ?? ""
+        let time = formatOffset(c.start, origin)
+        return "\n\(bold)\(pad(String(c.id), 3)) \(language.actorName(c.actor))\(reset) \(c.name)(\(args)) = \(result)"
+            + "  \(dim)\(time)\(reset)\(source)\(note)\n"
+    }
+
+    public func label(_ p: PacketEvent) -> String {
+        var parts: [String] = []
+        if let flags = p.flags {
+            parts.append(flags.label)
+            if let seq = p.seq {
+                parts.append(p.length > 0 ? "seq=\(seq):\(seq &+ UInt32(p.length))" : "seq=\(seq)")
+            }
+            if let ack = p.ack, flags.contains(.ack) { parts.append("ack=\(ack)") }
+            if let win = p.window { parts.append("win=\(win)") }
+            if p.length > 0 { parts.append("len=\(p.length)") }
+            if let o = p.synOptions, !o.isEmpty { parts.append("[\(o)]") }
+        } else {
+            parts.append(p.proto)
+            if let s = p.summary { parts.append(s) }
+            if p.proto == "UDP" { parts.append("len=\(p.length)") }
+        }
+        if let preview = p.payloadPreview { parts.append("\"\(preview)\"") }
+        return parts.joined(separator: " ")
+    }
+
+    public func packetLine(_ p: PacketEvent, origin: Timestamp) -> String {
+        let text = " \(label(p)) "
+        let width = max(arrowWidth, displayWidth(text) + 6)
+        let fill = width - displayWidth(text) - 1
+        let leftFill = fill / 2
+        let rightFill = fill - leftFill
+        let toLeft = p.sender == rightActor || (p.sender != leftActor && p.sender != nil)
+        let arrow: String
+        if toLeft {
+            arrow = "<" + String(repeating: "─", count: leftFill) + text + String(repeating: "─", count: rightFill)
+        } else {
+            arrow = String(repeating: "─", count: leftFill) + text + String(repeating: "─", count: rightFill) + ">"
+        }
+        var tint = toLeft ? cyan : green
+        if p.flags?.contains(.rst) == true || p.proto.hasPrefix("ICMP") { tint = red }
+        if p.byKernel { tint = dim + tint }
+        var note = ""
+        if p.byKernel {
+            note = "  \(dim)(\(language.kernelPrefix): \(language.reason(p.reason ?? "")))\(reset)"
+        }
+        if let problem = p.problem { note += "  \(yellow)[\(problem)]\(reset)" }
+        let frame = pad("#\(p.frame)", 5)
+        let time = pad(formatOffset(p.timestamp, origin), 11)
+        return "  \(dim)\(frame)\(time)\(reset)\(language.column(leftActor)) \(tint)\(arrow)\(reset) "
+            + "\(language.column(rightActor))\(note)\n"
+    }
+
+    /// "+12.345ms" relative to the first event.
+    func formatOffset(_ t: Timestamp, _ origin: Timestamp) -> String {
+        let delta = t.totalNanoseconds - origin.totalNanoseconds
+        let micros = delta / 1000
+        let sign = micros < 0 ? "-" : "+"
+        let a = abs(micros)
+        let frac = String(a % 1000)
+        return "\(sign)\(a / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)ms"
+    }
+}

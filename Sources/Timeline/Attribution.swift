@@ -1,0 +1,115 @@
+import PacketWire
+
+/// Says which call each packet belongs to and whether a kernel sent it by itself.
+///
+/// The lab runs one call at a time and waits until the wire is quiet before the next, so a packet belongs to the
+/// call during whose window (its start until the next call's start) it was captured. Within that window the
+/// packet's content decides who sent it and why: a SYN/ACK comes from a listening socket's kernel, a pure ACK
+/// acknowledges data or a FIN, a segment that repeats sequence space already sent is a retransmission.
+public struct Attributor {
+    /// Maps a packet's source to the actor that owns it ("server", "client", "client 2", ...).
+    public var actorOf: (Endpoint?, IPAddress?) -> String?
+
+    public init(actorOf: @escaping (Endpoint?, IPAddress?) -> String?) { self.actorOf = actorOf }
+
+    /// Per direction of a TCP stream: the highest sequence number sent so far and where the FIN was.
+    struct DirectionState {
+        var highestNext: UInt32 = 0
+        var sent = false
+        var finNext: UInt32?
+        var lastWindow: UInt16?
+        var lastAck: UInt32?
+    }
+
+    struct Key: Hashable {
+        var stream: Int
+        var fromSource: Endpoint
+    }
+
+    /// Fills `call`, `sender`, `byKernel` and `reason` of each packet. `calls` must be in execution order.
+    public func attribute(_ packets: inout [PacketEvent], calls: [CallEvent]) {
+        var directions: [Key: DirectionState] = [:]
+        let starts = calls.map(\.start)
+        for i in packets.indices {
+            var p = packets[i]
+            // The call whose window holds the packet: the last call that started at or before it.
+            var stepIndex: Int?
+            var lo = 0, hi = starts.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if starts[mid] <= p.timestamp { lo = mid + 1 } else { hi = mid }
+            }
+            if lo > 0 { stepIndex = lo - 1 }
+            let step = stepIndex.map { calls[$0] }
+            p.call = step?.id
+            p.sender = actorOf(p.sourceEndpoint, p.source)
+
+            if p.proto == "TCP", let flags = p.flags, let stream = p.stream, let src = p.sourceEndpoint,
+                let dst = p.destinationEndpoint, let seq = p.seq, let ack = p.ack
+            {
+                let mineKey = Key(stream: stream, fromSource: src)
+                let theirsKey = Key(stream: stream, fromSource: dst)
+                var mine = directions[mineKey] ?? DirectionState()
+                let theirs = directions[theirsKey] ?? DirectionState()
+                let spaceLength =
+                    UInt32(p.length) + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
+                let next = seq &+ spaceLength
+                let isRetransmission = mine.sent && spaceLength > 0 && Int32(bitPattern: next &- mine.highestNext) <= 0
+                    && !flags.contains(.rst)
+                let isKeepAlive = mine.sent && spaceLength <= 1 && p.length <= 1 && !flags.contains(.syn)
+                    && !flags.contains(.fin) && !flags.contains(.rst) && seq == mine.highestNext &- 1
+
+                var reason: String?
+                if isKeepAlive {
+                    reason = "keep-alive probe"
+                } else if isRetransmission {
+                    reason = flags.contains(.syn) ? "SYN retransmitted: no SYN/ACK yet" : "retransmission"
+                } else if flags.contains(.syn) && flags.contains(.ack) {
+                    reason = "SYN/ACK of a listening socket"
+                } else if flags.contains(.rst) {
+                    if !mine.sent && flags.contains(.ack) {
+                        reason = "RST: no socket listening on this port"
+                    } else if step?.actor != p.sender {
+                        reason = "RST from the \(p.sender ?? "peer")'s kernel"
+                    }
+                } else if spaceLength == 0 {
+                    // A pure ACK: of the peer's FIN, of the handshake (part of connect), of new data, or the same
+                    // acknowledgment again with a new window (an update) or without one (a duplicate).
+                    let advanced = mine.lastAck.map { Int32(bitPattern: ack &- $0) > 0 } ?? true
+                    if let fin = theirs.finNext, ack == fin, advanced {
+                        reason = "ACK of FIN"
+                    } else if ack == 1, mine.highestNext == 1, step?.name == "connect", step?.actor == p.sender {
+                        reason = nil
+                    } else if advanced {
+                        reason = "ACK of data"
+                    } else if mine.lastWindow != p.window {
+                        reason = "window update"
+                    } else {
+                        reason = "duplicate ACK"
+                    }
+                } else if let actor = step?.actor, actor != p.sender {
+                    reason = "sent by the \(p.sender ?? "peer")'s kernel while the \(actor) ran \(step?.name ?? "a call")"
+                }
+                p.byKernel = reason != nil
+                p.reason = reason
+
+                if !mine.sent || Int32(bitPattern: next &- mine.highestNext) > 0 { mine.highestNext = next }
+                if spaceLength > 0 || !mine.sent { mine.sent = true }
+                if flags.contains(.fin) { mine.finNext = next }
+                mine.lastWindow = p.window
+                if flags.contains(.ack) { mine.lastAck = ack }
+                directions[mineKey] = mine
+            } else if p.proto == "ICMP" || p.proto == "ICMPv6" {
+                p.byKernel = true
+                p.reason = p.summary.map { "ICMP \($0)" } ?? "ICMP"
+            } else if p.proto == "ARP" {
+                p.byKernel = true
+                p.reason = "ARP: address resolution"
+            } else if let actor = step?.actor, let sender = p.sender, actor != sender {
+                p.byKernel = true
+                p.reason = "sent by the \(sender)'s kernel"
+            }
+            packets[i] = p
+        }
+    }
+}

@@ -1,0 +1,258 @@
+import PacketWire
+
+/// A value in a call's arguments, kept typed so JSON and text render it faithfully.
+public enum ArgumentValue: Sendable, Equatable, CustomStringConvertible {
+    case int(Int)
+    case string(String)
+    case bool(Bool)
+    case bytes(count: Int, preview: String)
+    case null
+
+    public var description: String {
+        switch self {
+        case .int(let v): "\(v)"
+        case .string(let s): s
+        case .bool(let b): b ? "true" : "false"
+        case .bytes(let count, let preview): "\(preview) (\(count) bytes)"
+        case .null: "null"
+        }
+    }
+}
+
+/// One socket call: who made it, with what, what it returned, and the TCP states right after it.
+/// This is the `"type":"call"` object of the JSON Lines contract.
+public struct CallEvent: Sendable, Equatable {
+    public var id: Int
+    /// "server" or "client" in the lab; the process or socket name in a trace.
+    public var actor: String
+    public var name: String
+    public var args: [(String, ArgumentValue)]
+    /// The call's return value (0 for success of calls that return nothing useful, bytes for send/recv, the new
+    /// descriptor for socket/accept), or nil when it failed.
+    public var result: Int?
+    /// The errno name ("ECONNREFUSED") when the call failed.
+    public var errno: String?
+    public var start: Timestamp
+    public var end: Timestamp
+    public var local: String?
+    public var remote: String?
+    /// TCP state of each socket the lab watches, after the call: [("server", "LISTEN"), ("client", ...)].
+    public var tcpStates: [(String, String)]
+    /// A one-line note for the reader (e.g. what the kernel did meanwhile).
+    public var note: String?
+
+    // Trace-only fields (nil in the lab).
+    public var pid: Int?
+    public var tid: Int?
+    public var comm: String?
+    public var fd: Int?
+    public var source: String?
+
+    public init(
+        id: Int, actor: String, name: String, args: [(String, ArgumentValue)] = [], result: Int?,
+        errno: String? = nil, start: Timestamp, end: Timestamp, local: String? = nil, remote: String? = nil,
+        tcpStates: [(String, String)] = []
+    ) {
+        self.id = id
+        self.actor = actor
+        self.name = name
+        self.args = args
+        self.result = result
+        self.errno = errno
+        self.start = start
+        self.end = end
+        self.local = local
+        self.remote = remote
+        self.tcpStates = tcpStates
+    }
+
+    public static func == (a: CallEvent, b: CallEvent) -> Bool {
+        a.id == b.id && a.actor == b.actor && a.name == b.name && a.args.map(\.0) == b.args.map(\.0)
+            && a.args.map(\.1) == b.args.map(\.1) && a.result == b.result && a.errno == b.errno
+            && a.start == b.start && a.end == b.end && a.local == b.local && a.remote == b.remote
+            && a.tcpStates.map(\.0) == b.tcpStates.map(\.0) && a.tcpStates.map(\.1) == b.tcpStates.map(\.1)
+    }
+}
+
+/// One packet as the timeline shows it: the `"type":"packet"` object of the JSON Lines contract.
+public struct PacketEvent: Sendable {
+    public var frame: Int
+    public var timestamp: Timestamp
+    public var source: IPAddress?
+    public var destination: IPAddress?
+    public var sourcePort: UInt16?
+    public var destinationPort: UInt16?
+    /// "TCP", "UDP", "ICMP", "ICMPv6", "ARP", or the protocol number.
+    public var proto: String
+    public var flags: TCPFlags?
+    public var seq: UInt32?
+    public var ack: UInt32?
+    /// TCP or UDP payload length.
+    public var length: Int
+    public var window: UInt16?
+    public var stream: Int?
+    /// MSS, window scale, SACK permitted of SYN segments, for the diagram.
+    public var synOptions: String?
+    /// Up to 64 bytes of payload as text (escaped where not UTF-8), for the diagram.
+    public var payloadPreview: String?
+    public var summary: String?
+    /// The id of the call during which (lab) or by which (trace) the packet was sent.
+    public var call: Int?
+    /// "server" / "client" in the lab; the sending side's actor in a trace.
+    public var sender: String?
+    /// True when a kernel sent the packet by itself rather than as the direct effect of a call.
+    public var byKernel: Bool = false
+    public var reason: String?
+    public var consumedBy: Int?
+    public var problem: String?
+    public var truncated: Bool = false
+    public var analysis: [String] = []
+
+    public init(frame: Int, timestamp: Timestamp, proto: String, length: Int) {
+        self.frame = frame
+        self.timestamp = timestamp
+        self.proto = proto
+        self.length = length
+    }
+
+    public var sourceEndpoint: Endpoint? {
+        guard let source, let sourcePort else { return nil }
+        return Endpoint(source, sourcePort)
+    }
+
+    public var destinationEndpoint: Endpoint? {
+        guard let destination, let destinationPort else { return nil }
+        return Endpoint(destination, destinationPort)
+    }
+}
+
+public enum TimelineEvent: Sendable {
+    case call(CallEvent)
+    case packet(PacketEvent)
+
+    public var timestamp: Timestamp {
+        switch self {
+        case .call(let c): c.start
+        case .packet(let p): p.timestamp
+        }
+    }
+}
+
+/// Turns captured packets into packet events: decoding, stream index and relative sequence numbers.
+public struct PacketEventBuilder: Sendable {
+    public var streams = TCPStreamTable()
+    public private(set) var frameCount = 0
+
+    public init() {}
+
+    public mutating func event(for packet: CapturedPacket) -> PacketEvent {
+        let decoded = packet.decode()
+        frameCount += 1
+        return event(frame: frameCount, info: packet.info, decoded: decoded, payload: packet.payload(of: decoded))
+    }
+
+    public mutating func event(frame: Int, info: CaptureInfo, decoded d: DecodedPacket, payload: ArraySlice<UInt8>)
+        -> PacketEvent
+    {
+        var e = PacketEvent(frame: frame, timestamp: info.timestamp, proto: "?", length: d.payloadLength)
+        e.source = d.source
+        e.destination = d.destination
+        e.truncated = info.isTruncated || d.problem == .truncated(.transport) || d.problem == .truncated(.network)
+        if let problem = d.problem { e.problem = problem.description }
+        switch d.transport {
+        case .tcp(let tcp):
+            e.proto = "TCP"
+            e.sourcePort = tcp.sourcePort
+            e.destinationPort = tcp.destinationPort
+            e.flags = tcp.flags
+            e.window = tcp.window
+            if let s = d.source, let t = d.destination {
+                let info = streams.track(
+                    source: Endpoint(s, tcp.sourcePort), destination: Endpoint(t, tcp.destinationPort), tcp: tcp,
+                    payloadLength: d.payloadLength)
+                e.stream = info.stream
+                e.seq = info.relativeSeq
+                e.ack = info.relativeAck
+            }
+            if tcp.flags.contains(.syn) { e.synOptions = Self.describeSYNOptions(tcp.options) }
+        case .udp(let udp):
+            e.proto = "UDP"
+            e.sourcePort = udp.sourcePort
+            e.destinationPort = udp.destinationPort
+        case .icmp(let icmp):
+            e.proto = icmp.isV6 ? "ICMPv6" : "ICMP"
+            e.summary = icmp.summary
+            e.length = 0
+        case .unknown(let proto):
+            e.proto = "\(proto)"
+        case nil:
+            switch d.network {
+            case .arp: e.proto = "ARP"
+            case .unknown(let type): e.proto = "ethertype 0x" + String(type, radix: 16)
+            default: e.proto = "?"
+            }
+            e.length = 0
+        }
+        if !payload.isEmpty, e.proto == "TCP" || e.proto == "UDP" {
+            e.payloadPreview = TextEscaper.preview(payload, limit: 64)
+        }
+        return e
+    }
+
+    static func describeSYNOptions(_ o: TCPOptions) -> String {
+        var parts: [String] = []
+        if let mss = o.mss { parts.append("mss \(mss)") }
+        if o.sackPermitted { parts.append("sackOK") }
+        if o.timestamp != nil { parts.append("TS") }
+        if let ws = o.windowScale { parts.append("wscale \(ws)") }
+        return parts.joined(separator: ",")
+    }
+}
+
+/// Shows bytes as text: valid UTF-8 as it is (Japanese included), control characters and invalid bytes escaped.
+public enum TextEscaper {
+    public static func preview(_ bytes: some Collection<UInt8>, limit: Int) -> String {
+        let cut = bytes.prefix(limit)
+        var out = escape(cut)
+        if bytes.count > limit { out += "…" }
+        return out
+    }
+
+    public static func escape(_ bytes: some Collection<UInt8>) -> String {
+        let all = Array(bytes)
+        var out = ""
+        var i = 0
+        // Decode scalar by scalar so one bad byte is escaped without hiding the good text around it.
+        while i < all.count {
+            let lead = all[i]
+            let width =
+                lead < 0x80 ? 1 : lead >> 5 == 0b110 ? 2 : lead >> 4 == 0b1110 ? 3 : lead >> 3 == 0b11110 ? 4 : 0
+            if width > 0, i + width <= all.count {
+                var it = all[i..<(i + width)].makeIterator()
+                var decoder = UTF8()
+                if case .scalarValue(let scalar) = decoder.decode(&it) {
+                    out += escapeScalar(scalar)
+                    i += width
+                    continue
+                }
+            }
+            out += "\\x" + (lead < 16 ? "0" : "") + String(lead, radix: 16)
+            i += 1
+        }
+        return out
+    }
+
+    static func escapeScalar(_ s: Unicode.Scalar) -> String {
+        switch s {
+        case "\n": return "\\n"
+        case "\r": return "\\r"
+        case "\t": return "\\t"
+        case "\\": return "\\\\"
+        default:
+            if s.value < 0x20 || s.value == 0x7f || (s.value >= 0x80 && s.value < 0xa0) {
+                return "\\x" + (s.value < 16 ? "0" : "") + String(s.value, radix: 16)
+            }
+            return String(s)
+        }
+    }
+}

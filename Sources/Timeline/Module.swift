@@ -1,1 +1,0 @@
-// Timeline: see the module's doc comment in its main file.

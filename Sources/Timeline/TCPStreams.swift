@@ -1,0 +1,137 @@
+/// Timeline: what happened, in order. TCP conversations (stream index, relative sequence numbers), the events of
+/// the JSON Lines contract (calls and packets), and the rules that attribute each packet to the call that sent it.
+import PacketWire
+
+/// A direction-independent key for a transport conversation: the lower endpoint first.
+public struct ConversationKey: Hashable, Sendable {
+    public var a: Endpoint
+    public var b: Endpoint
+    public var proto: UInt8
+
+    public init(_ x: Endpoint, _ y: Endpoint, proto: UInt8) {
+        if (x.address, x.port) <= (y.address, y.port) {
+            a = x
+            b = y
+        } else {
+            a = y
+            b = x
+        }
+        self.proto = proto
+    }
+}
+
+public struct Endpoint: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var address: IPAddress
+    public var port: UInt16
+
+    public init(_ address: IPAddress, _ port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+
+    public static func < (l: Endpoint, r: Endpoint) -> Bool { (l.address, l.port) < (r.address, r.port) }
+
+    /// "127.0.0.1:61867" or "[::1]:61867".
+    public var description: String {
+        address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+}
+
+/// What the conversation tracker says about one TCP segment.
+public struct TCPSegmentInfo: Sendable, Equatable {
+    /// 0-based index of the TCP conversation, as Wireshark's `tcp.stream`.
+    public var stream: Int
+    /// True when the segment goes from the conversation's first-seen sender (usually the client).
+    public var fromInitiator: Bool
+    /// Relative sequence number (Wireshark's `tcp.seq`).
+    public var relativeSeq: UInt32
+    /// Relative acknowledgment number (Wireshark's `tcp.ack`), 0 when the ACK flag is clear.
+    public var relativeAck: UInt32
+    /// The sequence space this segment occupies (payload plus one each for SYN and FIN).
+    public var segmentLength: UInt32
+    /// `relativeSeq + segmentLength` (Wireshark's `tcp.nxtseq`).
+    public var relativeNextSeq: UInt32
+}
+
+/// Tracks TCP conversations: stream indexes that separate reused 4-tuples, and each direction's base sequence
+/// number for relative numbering (tcpdump's `tcp_seq_hash`, Wireshark's `packet-tcp.c`). Memory grows with the
+/// number of conversations, never with the number of packets.
+public struct TCPStreamTable: Sendable {
+    struct Direction: Sendable {
+        var base: UInt32 = 0
+        var hasBase = false
+        var sawFIN = false
+        var sawRST = false
+    }
+
+    struct Conversation: Sendable {
+        var stream: Int
+        var initiator: Endpoint
+        var forward = Direction()
+        var reverse = Direction()
+        var closed: Bool { (forward.sawFIN && reverse.sawFIN) || forward.sawRST || reverse.sawRST }
+    }
+
+    private var conversations: [ConversationKey: Conversation] = [:]
+    public private(set) var streamCount = 0
+
+    public init() {}
+
+    /// Updates the table with one segment and says where it belongs.
+    public mutating func track(source: Endpoint, destination: Endpoint, tcp: TCPHeader, payloadLength: Int)
+        -> TCPSegmentInfo
+    {
+        let key = ConversationKey(source, destination, proto: 6)
+        let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
+        var conv: Conversation
+        if let existing = conversations[key] {
+            conv = existing
+            // A fresh SYN on a finished conversation starts a new stream (port reuse), as in Wireshark.
+            if isSYN, existing.closed || (existing.forward.hasBase && source == existing.initiator
+                && tcp.sequenceNumber != existing.forward.base)
+            {
+                conv = Conversation(stream: streamCount, initiator: source)
+                streamCount += 1
+            }
+        } else {
+            // The initiator is the side that sent the SYN; without one, the side of the SYN/ACK's peer, else the
+            // first sender seen.
+            let initiator = tcp.flags.contains(.syn) && tcp.flags.contains(.ack) ? destination : source
+            conv = Conversation(stream: streamCount, initiator: initiator)
+            streamCount += 1
+        }
+        let forward = source == conv.initiator
+        var mine = forward ? conv.forward : conv.reverse
+        var theirs = forward ? conv.reverse : conv.forward
+
+        if !mine.hasBase {
+            // With a SYN the base is the ISN, so the SYN is seq 0. Without one (capture started mid-connection)
+            // Wireshark makes the first segment seq 1.
+            mine.base = tcp.flags.contains(.syn) ? tcp.sequenceNumber : tcp.sequenceNumber &- 1
+            mine.hasBase = true
+        }
+        if tcp.flags.contains(.ack), !theirs.hasBase {
+            theirs.base = tcp.acknowledgmentNumber &- 1
+            theirs.hasBase = true
+        }
+        if tcp.flags.contains(.fin) { mine.sawFIN = true }
+        if tcp.flags.contains(.rst) { mine.sawRST = true }
+
+        let segmentLength =
+            UInt32(truncatingIfNeeded: payloadLength) &+ (tcp.flags.contains(.syn) ? 1 : 0)
+            &+ (tcp.flags.contains(.fin) ? 1 : 0)
+        let relSeq = tcp.sequenceNumber &- mine.base
+        let relAck = tcp.flags.contains(.ack) ? tcp.acknowledgmentNumber &- theirs.base : 0
+        if forward {
+            conv.forward = mine
+            conv.reverse = theirs
+        } else {
+            conv.reverse = mine
+            conv.forward = theirs
+        }
+        conversations[key] = conv
+        return TCPSegmentInfo(
+            stream: conv.stream, fromInitiator: forward, relativeSeq: relSeq, relativeAck: relAck,
+            segmentLength: segmentLength, relativeNextSeq: relSeq &+ segmentLength)
+    }
+}
