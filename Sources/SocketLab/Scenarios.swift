@@ -1,0 +1,111 @@
+import PacketWire
+import Sockets
+import Timeline
+
+/// A lab scenario: a sequence of real socket calls that answers one question about TCP.
+public struct LabScenario: Sendable {
+    public var name: String
+    public var summary: String
+    public var summaryJa: String
+    let body: @Sendable (LabSession, LabConfiguration) throws(LabError) -> (server: SocketAddress, client: SocketAddress?)
+
+    /// Every scenario, in the order `lab --list` shows them.
+    public static let all: [LabScenario] = [.basic]
+
+    public static func named(_ name: String) -> LabScenario? { all.first { $0.name == name } }
+
+    /// Runs the scenario for real (capturing unless the configuration says not to).
+    public func run(_ configuration: LabConfiguration) throws(LabError) -> LabResult {
+        let server = configuration.server
+        let filter = LabScenario.captureFilter(server: server, clientIP: configuration.clientIP)
+        let session = try LabSession(configuration: configuration, filter: filter)
+        let (s, c) = try body(session, configuration)
+        return try session.finish(scenario: name, server: s, client: c)
+    }
+
+    /// Only the two endpoints' traffic: the server's port between the two addresses, and ICMP between them.
+    static func captureFilter(server: SocketAddress, clientIP: IPAddress) -> String {
+        let s = server.ip.description, c = clientIP.description
+        return "((tcp or udp) and host \(s) and port \(server.port) and host \(c))"
+            + " or ((icmp or icmp6) and host \(s) and host \(c))"
+    }
+}
+
+extension LabScenario {
+    /// The seed: the server's socket, bind, listen; the client's socket and connect; accept; sendall; the server's
+    /// recv and send; the client's recv; the server's close, then the client's.
+    public static let basic = LabScenario(
+        name: "basic",
+        summary: "the seed: connect → handshake, sendall → data, the server's close → FIN, then the client's",
+        summaryJa: "元記事の実験: connect で3ウェイハンドシェイク、sendall でデータ、close で FIN"
+    ) { (lab, config) throws(LabError) in
+        let family: Socket.Family = config.server.ip.isIPv6 ? .ipv6 : .ipv4
+        let familyName = family == .ipv6 ? "AF_INET6" : "AF_INET"
+        let server = try lab.require(
+            "server", "socket", [("family", .string(familyName)), ("type", .string("SOCK_STREAM"))],
+            note: "SO_REUSEADDR is set too, so the lab can run again while an old connection is in TIME_WAIT",
+            result: { Int($0.fileDescriptor) }
+        ) { () throws(Errno) in
+            let s = try Socket(family: family, type: .stream)
+            try s.setReuseAddress(true)
+            return s
+        }
+        lab.watch("server", server)
+        try lab.require(
+            "server", "bind", [("address", config.server.argument)], local: config.server,
+            hint: "is `packetflow server` or another program using \(config.server)? Choose one with --server"
+        ) { () throws(Errno) in try server.bind(to: config.server) }
+        try lab.require("server", "listen", [("backlog", .int(2))]) { () throws(Errno) in
+            try server.listen(backlog: 2)
+        }
+
+        let client = try lab.require(
+            "client", "socket", [("family", .string(familyName)), ("type", .string("SOCK_STREAM"))],
+            result: { Int($0.fileDescriptor) }
+        ) { () throws(Errno) in try Socket(family: family, type: .stream) }
+        lab.watch("client", client)
+        if config.clientNeedsBind {
+            try lab.require("client", "bind", [("address", config.clientAddress.argument)]) { () throws(Errno) in
+                try client.bind(to: config.clientAddress)
+            }
+        }
+        try lab.require(
+            "client", "connect", [("address", config.server.argument)], remote: config.server
+        ) { () throws(Errno) in try client.connect(to: config.server, timeout: .seconds(5)) }
+        let clientAddress = try? client.localAddress
+
+        let (connection, peer) = try lab.require(
+            "server", "accept", result: { Int($0.0.fileDescriptor) }
+        ) { () throws(Errno) in try server.accept() }
+        lab.watch("server", connection)
+        _ = peer
+
+        let message = Array(config.message.utf8)
+        try lab.require(
+            "client", "sendall", [("data", .bytes(count: message.count, preview: quoted(message)))],
+            result: { message.count }
+        ) { () throws(Errno) in try client.sendAll(message) }
+
+        let received = try lab.require(
+            "server", "recv", [("bufsize", .int(config.receiveBufferSize))], result: { $0.count }
+        ) { () throws(Errno) in try connection.recv(max: config.receiveBufferSize) }
+
+        let shown = TextEscaper.preview(received, limit: 256)
+        let reply = Array(SeedServer.reply(count: 1, byteCount: received.count, shownMessage: shown).utf8)
+        try lab.require(
+            "server", "send", [("data", .bytes(count: reply.count, preview: quoted(reply)))], result: { $0 }
+        ) { () throws(Errno) in try connection.send(reply) }
+
+        try lab.require(
+            "client", "recv", [("bufsize", .int(config.receiveBufferSize))], result: { $0.count }
+        ) { () throws(Errno) in try client.recv(max: config.receiveBufferSize) }
+
+        try lab.require("server", "close") { () throws(Errno) in try connection.close() }
+        try lab.require("client", "close") { () throws(Errno) in try client.close() }
+        try? server.close()
+        return (config.server, clientAddress)
+    }
+}
+
+/// A call argument's bytes as a short quoted text.
+func quoted(_ bytes: [UInt8]) -> String { "\"" + TextEscaper.preview(bytes, limit: 40) + "\"" }

@@ -1,0 +1,78 @@
+import Glibc
+import PacketWire
+
+/// The kernel's table of TCP connections (`/proc/net/tcp` and `/proc/net/tcp6`), for the state of a connection
+/// whose descriptor is already closed: FIN_WAIT2, TIME_WAIT and LAST_ACK outlive `close(2)`, and `TCP_INFO` needs
+/// an open descriptor.
+public enum KernelTCPTable {
+    /// One row of the table.
+    public struct Entry: Sendable, Hashable {
+        public var local: SocketAddress
+        public var remote: SocketAddress
+        public var state: TCPState
+    }
+
+    /// The state of the connection between `local` and `remote` (any remote when nil), or nil when the kernel no
+    /// longer has it.
+    public static func state(local: SocketAddress, remote: SocketAddress?) -> TCPState? {
+        let file = local.ip.isIPv6 ? "/proc/net/tcp6" : "/proc/net/tcp"
+        for entry in entries(file) where entry.local == local {
+            if let remote, entry.remote != remote { continue }
+            return entry.state
+        }
+        return nil
+    }
+
+    /// Every row of one table file.
+    public static func entries(_ path: String) -> [Entry] {
+        guard let text = readSmallFile(path) else { return [] }
+        var out: [Entry] = []
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 3, let local = parseAddress(fields[1]), let remote = parseAddress(fields[2]),
+                let st = UInt8(fields[3], radix: 16)
+            else { continue }
+            out.append(Entry(local: local, remote: remote, state: TCPState(rawValue: st)))
+        }
+        return out
+    }
+
+    /// "0200007F:C000" (IPv4 as one host-order word) or 32 hex digits (IPv6 as four host-order words).
+    static func parseAddress(_ field: Substring) -> SocketAddress? {
+        let parts = field.split(separator: ":")
+        guard parts.count == 2, let port = UInt16(parts[1], radix: 16) else { return nil }
+        let hex = parts[0]
+        func word(_ i: Int) -> UInt32? {
+            let start = hex.index(hex.startIndex, offsetBy: i * 8)
+            let end = hex.index(start, offsetBy: 8)
+            // The kernel prints each 32-bit word in host byte order; convert to network order.
+            return UInt32(hex[start..<end], radix: 16).map { UInt32(bigEndian: $0) }
+        }
+        switch hex.count {
+        case 8:
+            guard let w = word(0) else { return nil }
+            return SocketAddress(ip: .v4(w), port: port)
+        case 32:
+            guard let a = word(0), let b = word(1), let c = word(2), let d = word(3) else { return nil }
+            return SocketAddress(
+                ip: .v6(UInt64(a) << 32 | UInt64(b), UInt64(c) << 32 | UInt64(d)), port: port)
+        default:
+            return nil
+        }
+    }
+
+    static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            if n <= 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
