@@ -365,8 +365,10 @@ public final class CaptureFileReader {
         let snap = timing[index].snapLength
         if snap > 0 { captured = min(captured, snap) }
         guard let data = body.slice(4, captured) else { throw fail(at, "simple packet block too short") }
-        // No timestamp in a Simple Packet Block.
-        return packet(index, units: 0, data: data, original: Int(original), comments: [])
+        // A Simple Packet Block has no timestamp: it reads as the epoch, without the interface's if_tsoffset.
+        var record = packet(index, units: 0, data: data, original: Int(original), comments: [])
+        record.info.timestamp = Timestamp(seconds: 0, nanoseconds: 0)
+        return record
     }
 
     private func readInterfaceStatistics(_ body: ByteView, at: Int) throws(CaptureFileError) {
