@@ -140,7 +140,6 @@ public final class PcapngWriter {
     /// Writes pending statistics, flushes, and closes the descriptor if the writer owns it.
     public func close() throws(CaptureFileError) {
         guard !closed else { return }
-        closed = true
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let units = UInt64(bitPattern: Timestamp(seconds: Int64(now.tv_sec),
@@ -158,7 +157,14 @@ public final class PcapngWriter {
                 if options > 0 { w.put32(0) }
             }
         }
-        try flush()
+        do {
+            try flush()
+        } catch {
+            closed = true
+            if ownsDescriptor { _ = Sys.close(fd) }
+            throw error
+        }
+        closed = true
         if ownsDescriptor, case .failure(let failure) = Sys.close(fd) {
             throw error("close failed: \(failure.message)")
         }
