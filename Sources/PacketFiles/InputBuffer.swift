@@ -1,0 +1,90 @@
+import Glibc
+import PacketWire
+
+/// Where the reader's bytes come from. Both sources go through the same buffer and parsing code.
+enum InputSource {
+    case descriptor(Int32, owned: Bool)
+    /// Borrowed memory (the fuzzer and in-memory callers), copied into the buffer like `read(2)` would.
+    case memory(UnsafeRawBufferPointer)
+}
+
+/// A window onto the input: bytes `[start, end)` of `storage` are the next unconsumed bytes of the file.
+/// It grows (up to `maxCapacity`) only when it is full of real input, so memory follows the largest record
+/// actually present, never a length field.
+struct InputBuffer: ~Copyable {
+    private var storage: UnsafeMutableRawPointer
+    private(set) var capacity: Int
+    private var start = 0
+    private var end = 0
+    private var memoryPosition = 0
+    private(set) var atEnd = false
+    /// File offset of the first unconsumed byte.
+    private(set) var offset = 0
+    let source: InputSource
+    let maxCapacity: Int
+
+    init(source: InputSource, capacity: Int, maxCapacity: Int) {
+        self.source = source
+        self.capacity = max(capacity, 16)
+        self.maxCapacity = max(maxCapacity, self.capacity)
+        self.storage = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+    }
+
+    deinit {
+        storage.deallocate()
+        if case .descriptor(let fd, owned: true) = source { _ = Sys.close(fd) }
+    }
+
+    var available: Int { end - start }
+
+    /// The unconsumed bytes; valid until the next `ensure`.
+    var view: ByteView { ByteView(UnsafeRawBufferPointer(start: storage + start, count: end - start)) }
+
+    mutating func consume(_ n: Int) {
+        let n = min(max(n, 0), end - start)
+        start += n
+        offset += n
+    }
+
+    /// Makes at least `n` bytes available (n <= maxCapacity); false when the input ends first.
+    mutating func ensure(_ n: Int) -> Result<Bool, Sys.Failure> {
+        while end - start < n {
+            if atEnd { return .success(false) }
+            if start > 0 {
+                let live = end - start
+                if live > 0 { storage.copyMemory(from: storage + start, byteCount: live) }
+                start = 0
+                end = live
+            }
+            if end == capacity {
+                guard capacity < maxCapacity else { return .success(false) }
+                let grown = capacity > maxCapacity / 2 ? maxCapacity : capacity * 2
+                let bigger = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 16)
+                bigger.copyMemory(from: storage, byteCount: end)
+                storage.deallocate()
+                storage = bigger
+                capacity = grown
+            }
+            switch fill(storage + end, capacity - end) {
+            case .success(0): atEnd = true
+            case .success(let got): end += got
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+        return .success(true)
+    }
+
+    private mutating func fill(_ into: UnsafeMutableRawPointer, _ count: Int) -> Result<Int, Sys.Failure> {
+        switch source {
+        case .descriptor(let fd, _):
+            return Sys.read(fd, into, count)
+        case .memory(let memory):
+            let n = min(count, memory.count - memoryPosition)
+            if n > 0, let base = memory.baseAddress {
+                into.copyMemory(from: base + memoryPosition, byteCount: n)
+                memoryPosition += n
+            }
+            return .success(max(n, 0))
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// PacketFiles: see the module's doc comment in its main file.

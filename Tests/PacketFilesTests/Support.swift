@@ -1,0 +1,91 @@
+import Foundation
+import PacketFiles
+import PacketWire
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures")
+
+func fixture(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
+
+/// A record copied out of the reader's buffer.
+struct Copied: Equatable {
+    var frame: Int
+    var ns: Int64
+    var capturedLength: Int
+    var originalLength: Int
+    var interface: Int
+    var linkType: LinkType
+    var bytes: [UInt8]
+    var comments: [String]
+}
+
+struct ReadResult {
+    var format: CaptureFileFormat?
+    var records: [Copied] = []
+    var interfaces: [InterfaceInfo] = []
+    var error: CaptureFileError?
+}
+
+func readAll(_ reader: CaptureFileReader) -> ReadResult {
+    var result = ReadResult(format: reader.format)
+    do {
+        try reader.forEach { r in
+            result.records.append(Copied(
+                frame: r.frameNumber, ns: r.info.timestamp.totalNanoseconds, capturedLength: r.info.capturedLength,
+                originalLength: r.info.originalLength, interface: r.info.interfaceIndex, linkType: r.info.linkType,
+                bytes: r.bytes.copyBytes(), comments: r.comments))
+        }
+    } catch let e as CaptureFileError {
+        result.error = e
+    } catch {
+        fatalError("unexpected \(error)")
+    }
+    result.interfaces = reader.interfaces
+    return result
+}
+
+func readAll(path: String, bufferSize: Int = CaptureFileReader.defaultBufferSize) -> ReadResult {
+    do {
+        return readAll(try CaptureFileReader(path: path, bufferSize: bufferSize))
+    } catch {
+        return ReadResult(error: error)
+    }
+}
+
+func readAll(bytes: [UInt8], bufferSize: Int = CaptureFileReader.defaultBufferSize) -> ReadResult {
+    bytes.withUnsafeBytes { raw -> ReadResult in
+        do throws(CaptureFileError) {
+            return readAll(try CaptureFileReader(bytes: raw, name: "mem", bufferSize: bufferSize))
+        } catch {
+            return ReadResult(error: error)
+        }
+    }
+}
+
+func ns(_ s: String) -> Int64 {
+    // "1795776074.012163000" -> nanoseconds, no floating point.
+    let parts = s.split(separator: ".")
+    let frac = parts.count > 1 ? String(parts[1]).padding(toLength: 9, withPad: "0", startingAt: 0) : "0"
+    return Int64(parts[0])! * 1_000_000_000 + Int64(frac)!
+}
+
+let tsharkPath = ["/usr/bin/tshark", "/usr/local/bin/tshark"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+/// Runs tshark and returns its stdout lines (tab-separated fields), or nil when tshark is missing.
+func tshark(_ args: [String]) throws -> [String]? {
+    guard let tsharkPath else { return nil }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: tsharkPath)
+    p.arguments = args
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+}
+
+func temporaryPath(_ name: String) -> String {
+    NSTemporaryDirectory() + "packetfiles-\(getpid())-\(UUID().uuidString)-\(name)"
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Writes the fixtures no tool makes for us (run from Tests/Fixtures by make-fixtures.sh):
+- be-usec.pcap: lo-usec.pcap rewritten big-endian (editcap cannot swap byte order);
+- synthetic.pcapng: two sections (little-endian, then big-endian) exercising if_tsresol in both forms,
+  if_tsoffset, if_name, Simple and obsolete Packet Blocks, comments, skipped NRB/unknown blocks, ISB drops;
+- malformed/*: hand-made broken files (see the comment next to each)."""
+import struct, os
+
+def be_pcap(src, dst):
+    d = open(src, 'rb').read()
+    magic, vmaj, vmin, zone, sig, snap, lt = struct.unpack('<IHHiIII', d[:24])
+    out = [struct.pack('>IHHiIII', magic, vmaj, vmin, zone, sig, snap, lt)]
+    o = 24
+    while o < len(d):
+        s, us, incl, orig = struct.unpack('<IIII', d[o:o + 16])
+        out.append(struct.pack('>IIII', s, us, incl, orig) + d[o + 16:o + 16 + incl])
+        o += 16 + incl
+    open(dst, 'wb').write(b''.join(out))
+
+def pad(b):
+    return b + b'\0' * (-len(b) % 4)
+
+def opt(e, code, val):
+    return struct.pack(e + 'HH', code, len(val)) + pad(val)
+
+def opts(e, *items):
+    return b''.join(items) + struct.pack(e + 'HH', 0, 0) if items else b''
+
+def block(e, btype, body):
+    n = 12 + len(body)
+    return struct.pack(e + 'II', btype, n) + body + struct.pack(e + 'I', n)
+
+def shb(e, options=b''):
+    return block(e, 0x0A0D0D0A, struct.pack(e + 'IHHq', 0x1A2B3C4D, 1, 0, -1) + options)
+
+def idb(e, linktype, snaplen, options=b''):
+    return block(e, 1, struct.pack(e + 'HHI', linktype, 0, snaplen) + options)
+
+def epb(e, ifid, ts, data, orig=None, options=b''):
+    orig = len(data) if orig is None else orig
+    return block(e, 6, struct.pack(e + 'IIIII', ifid, ts >> 32, ts & 0xFFFFFFFF, len(data), orig) + pad(data) + options)
+
+def pkt(n, fill):
+    return bytes([fill]) * n
+
+def synthetic():
+    L, B = '<', '>'
+    s = []
+    s.append(shb(L, opts(L, opt(L, 4, b'fixtures.py'))))
+    # Interface 0: Ethernet, snaplen 40, default resolution (microseconds), if_tsoffset 100 s.
+    s.append(idb(L, 1, 40, opts(L, opt(L, 2, b'eth-test'), opt(L, 14, struct.pack('<q', 100)))))
+    # Interface 1: RAW, snaplen 0 (unlimited), 2^-10 s units.
+    s.append(idb(L, 101, 0, opts(L, opt(L, 2, b'raw0'), opt(L, 9, b'\x8a'))))
+    # Frame 1: interface 0, 1700000000.250000 s (+100 s offset), one comment, plus epb_flags.
+    s.append(epb(L, 0, 1700000000 * 1000000 + 250000, pkt(30, 0x11), 30,
+                 opts(L, opt(L, 1, 'héllo'.encode()), opt(L, 2, struct.pack('<I', 1)))))
+    s.append(block(L, 4, struct.pack('<HH', 0, 0)))           # Name Resolution Block: skipped
+    s.append(block(L, 0x0BADF00D, b'unknown!'))               # unknown block: skipped
+    # Frame 2: Simple Packet Block, 100 bytes on the wire, interface 0's snaplen 40 cuts it.
+    s.append(block(L, 3, struct.pack('<I', 100) + pkt(40, 0x22)))
+    # Frame 3: interface 1, 1700000001 + 512/1024 s.
+    s.append(epb(L, 1, 1700000001 * 1024 + 512, pkt(21, 0x33), 60))
+    # Frame 4: obsolete Packet Block on interface 1, drops 0, 1700000002 + 256/1024 s, two comments.
+    s.append(block(L, 2, (
+                   struct.pack("<HHIIII", 1, 0, (1700000002 * 1024 + 256) >> 32,
+                                      (1700000002 * 1024 + 256) & 0xFFFFFFFF, 5, 5)
+                   + pad(pkt(5, 0x44)) + opts(L, opt(L, 1, b"old"), opt(L, 1, b"block")))))
+    # Interface Statistics Block for interface 0: isb_ifrecv 10, isb_ifdrop 7.
+    s.append(block(L, 5, struct.pack('<III', 0, 0, 0) +
+                   opts(L, opt(L, 4, struct.pack('<Q', 10)), opt(L, 5, struct.pack('<Q', 7)))))
+    # Section 2, big-endian: interface 2 overall (0 in the section), Ethernet, nanoseconds (if_tsresol 9).
+    s.append(shb(B))
+    s.append(idb(B, 1, 65535, opts(B, opt(B, 2, b'be0'), opt(B, 9, b'\x09'))))
+    s.append(epb(B, 0, 1700000003 * 10**9 + 123456789, pkt(14, 0x55)))
+    s.append(epb(B, 0, 1700000004 * 10**9 + 1, pkt(3, 0x66), 9,
+                 opts(B, opt(B, 1, b'big'), opt(B, 1, b'endian'))))
+    open('synthetic.pcapng', 'wb').write(b''.join(s))
+
+def malformed():
+    os.makedirs('malformed', exist_ok=True)
+    usec = open('lo-usec.pcap', 'rb').read()
+    ng = open('comments.pcapng', 'rb').read()
+    # Empty file.
+    open('malformed/empty.pcap', 'wb').write(b'')
+    # Unknown magic.
+    open('malformed/bad-magic.pcap', 'wb').write(b'\xde\xad\xbe\xef' + usec[4:])
+    # Header only, cut short.
+    open('malformed/short-header.pcap', 'wb').write(usec[:20])
+    # Two whole records, then the third cut in the middle of its data.
+    o = 24
+    for _ in range(2):
+        o += 16 + struct.unpack('<I', usec[o + 8:o + 12])[0]
+    open('malformed/truncated-record.pcap', 'wb').write(usec[:o + 16 + 10])
+    # Two whole records, then a record whose incl_len is 0xFFFFFFF0.
+    third = bytearray(usec[o:])
+    third[8:12] = struct.pack('<I', 0xFFFFFFF0)
+    open('malformed/huge-length.pcap', 'wb').write(usec[:o] + bytes(third))
+    # pcapng: SHB, IDB, two EPBs, then an EPB whose block total length is 0x7FFFFFF0.
+    L = '<'
+    good = shb(L) + idb(L, 1, 65535) + epb(L, 0, 1, pkt(20, 1)) + epb(L, 0, 2, pkt(20, 2))
+    bad = bytearray(epb(L, 0, 3, pkt(20, 3)))
+    bad[4:8] = struct.pack('<I', 0x7FFFFFF0)
+    open('malformed/absurd-block-length.pcapng', 'wb').write(good + bytes(bad))
+    # pcapng: the third EPB's trailing length disagrees with its leading one.
+    bad = bytearray(epb(L, 0, 3, pkt(20, 3)))
+    bad[-4:] = struct.pack('<I', 16)
+    open('malformed/length-mismatch.pcapng', 'wb').write(good + bytes(bad))
+    # pcapng: the third EPB claims caplen 0xFFFFFFF0 inside a well-formed block.
+    bad = bytearray(epb(L, 0, 3, pkt(20, 3)))
+    bad[20:24] = struct.pack('<I', 0xFFFFFFF0)
+    open('malformed/huge-caplen.pcapng', 'wb').write(good + bytes(bad))
+    # pcapng: a real capture cut in the middle of its last block.
+    open('malformed/truncated-block.pcapng', 'wb').write(ng[:len(ng) - 7])
+    # pcapng: an EPB for interface 5, which was never described.
+    open('malformed/unknown-interface.pcapng', 'wb').write(good + epb(L, 5, 3, pkt(20, 3)))
+
+if __name__ == '__main__':
+    be_pcap('lo-usec.pcap', 'be-usec.pcap')
+    synthetic()
+    malformed()

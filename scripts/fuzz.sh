@@ -1,0 +1,52 @@
+#!/bin/sh
+# Builds and runs the libFuzzer targets, each for a bounded time.
+#   scripts/fuzz.sh [seconds] [target...]      (default: 60 seconds, every target)
+# Crashes land in fuzz-out/<target>/. To add a target: a Fuzz/<File>.swift defining LLVMFuzzerTestOneInput,
+# then one line in `targets` below: "name:modules-it-needs:entry-file:seed-dirs".
+set -eu
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+[ $# -gt 0 ] && shift
+targets="
+files:PacketWire,PacketFiles:Fuzz/FuzzFiles.swift:Tests/Fixtures
+"
+build=.build-fuzz
+flags="-sanitize=fuzzer,address -parse-as-library -O -g"
+mkdir -p "$build"
+
+# Each module is compiled once, instrumented, as its own object and .swiftmodule so the targets can import it.
+build_module() { # name dependency-objects...
+    name=$1
+    [ -f "$build/$name.o" ] && [ -z "$(find Sources/"$name" -newer "$build/$name.o" -name '*.swift')" ] && return
+    echo "building $name" >&2
+    swiftc $flags -wmo -c -module-name "$name" -I "$build" \
+        -emit-module -emit-module-path "$build/$name.swiftmodule" \
+        Sources/"$name"/*.swift -o "$build/$name.o"
+}
+
+run_target() { # name modules entry seeds
+    name=$1; modules=$2; entry=$3; seeds=$4
+    objects=""
+    for m in $(echo "$modules" | tr ',' ' '); do build_module "$m"; objects="$objects $build/$m.o"; done
+    # shellcheck disable=SC2086
+    swiftc $flags -I "$build" "$entry" $objects -o "$build/fuzz-$name"
+    corpus=$(mktemp -d)
+    for d in $(echo "$seeds" | tr ',' ' '); do find "$d" -type f -exec cp {} "$corpus"/ \; ; done
+    mkdir -p "fuzz-out/$name"
+    echo "fuzzing $name for ${seconds}s (seed corpus: $(ls "$corpus" | wc -l) files)" >&2
+    status=0
+    "$build/fuzz-$name" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
+        -artifact_prefix="fuzz-out/$name/" "$corpus" || status=$?
+    rm -rf "$corpus"
+    return $status
+}
+
+failed=0
+for spec in $targets; do
+    name=${spec%%:*}
+    if [ $# -gt 0 ]; then case " $* " in *" $name "*) ;; *) continue ;; esac; fi
+    rest=${spec#*:}; modules=${rest%%:*}
+    rest=${rest#*:}; entry=${rest%%:*}; seeds=${rest#*:}
+    run_target "$name" "$modules" "$entry" "$seeds" || { echo "fuzz target $name FAILED" >&2; failed=1; }
+done
+exit $failed
