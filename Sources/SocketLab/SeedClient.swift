@@ -79,9 +79,9 @@ public struct SeedClient: Sendable {
         }
         do {
             try socket.connect(to: server, timeout: configuration.connectTimeout)
-        } catch where error == .connectionRefused {
+        } catch  where error == .connectionRefused {
             throw .connectionRefused(server)
-        } catch where error == .timedOut {
+        } catch  where error == .timedOut {
             throw .connectTimedOut(server, configuration.connectTimeout)
         } catch {
             throw .connectFailed(server, error)
@@ -96,7 +96,7 @@ public struct SeedClient: Sendable {
             try socket.setReceiveTimeout(configuration.receiveTimeout)
             let reply = try socket.recv(max: configuration.receiveBufferSize)
             return Reply(bytes: reply, localAddress: local)
-        } catch where error == .wouldBlock {
+        } catch  where error == .wouldBlock {
             throw .receiveTimedOut(server, configuration.receiveTimeout)
         } catch {
             throw .receiveFailed(server, error)

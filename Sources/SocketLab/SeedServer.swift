@@ -88,14 +88,16 @@ public final class SeedServer: Sendable {
             case .timedOut(let timeout):
                 line += "sent nothing within \(timeout); closed without a reply"
             case .failed(let error):
-                line += message.isEmpty
+                line +=
+                    message.isEmpty
                     ? "failed: \(error)"
                     : "received \(message.count) bytes: \(shownMessage); then failed: \(error)"
             case .serverStopped:
                 line += "still waiting when the server stopped; closed without a reply"
             }
             if unreadBytes > 0 {
-                line += " (\(unreadBytes)+ more bytes left unread beyond the \(message.count)-byte recv"
+                line +=
+                    " (\(unreadBytes)+ more bytes left unread beyond the \(message.count)-byte recv"
                     + ": closing with unread data sends a RST)"
             }
             return line
@@ -224,9 +226,9 @@ public final class SeedServer: Sendable {
             let peer: SocketAddress
             do {
                 (socket, peer) = try listener.accept()
-            } catch where error == .wouldBlock {
+            } catch  where error == .wouldBlock {
                 return
-            } catch where error == .connectionAborted || error == .interrupted {
+            } catch  where error == .connectionAborted || error == .interrupted {
                 continue
             } catch {
                 throw .internalFailure(error)

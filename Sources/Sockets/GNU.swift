@@ -6,9 +6,10 @@ import Glibc
 // descriptors are close-on-exec from birth (no window for a concurrent fork/exec to inherit them).
 
 /// `accept4(2)`.
-let gnuAccept4: @convention(c) (
-    Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32
-) -> Int32 = lookUp("accept4")
+let gnuAccept4:
+    @convention(c) (
+        Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32
+    ) -> Int32 = lookUp("accept4")
 
 /// `pipe2(2)`.
 let gnuPipe2: @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32 = lookUp("pipe2")

@@ -150,7 +150,7 @@ public final class Socket {
                 _ = try syscall(retryOnInterrupt: false) { Glibc.connect(fileDescriptor, pointer, length) }
             }
             return
-        } catch where error == .nowInProgress || error == .interrupted {
+        } catch  where error == .nowInProgress || error == .interrupted {
             // Handshake under way.
         }
         let events = try poll(.writable, timeout: timeout)
@@ -358,7 +358,8 @@ public final class Socket {
         try syscall { Glibc.setsockopt(fileDescriptor, level, name, &value, size) }
     }
 
-    private func option<Value: BitwiseCopyable>(_ level: Int32, _ name: Int32, _ initial: Value) throws(Errno) -> Value {
+    private func option<Value: BitwiseCopyable>(_ level: Int32, _ name: Int32, _ initial: Value) throws(Errno) -> Value
+    {
         var value = initial
         var size = socklen_t(MemoryLayout<Value>.size)
         try syscall { Glibc.getsockopt(fileDescriptor, level, name, &value, &size) }
