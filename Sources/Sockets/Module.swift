@@ -1,1 +1,0 @@
-// Sockets: see the module's doc comment in its main file.
