@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "PacketWire"),
         .target(name: "PacketFiles", dependencies: ["PacketWire"]),
         .target(name: "PacketCapture", dependencies: ["CPcap", "PacketWire", "PacketFiles"]),
-        .target(name: "Sockets"),
+        .target(name: "Sockets", dependencies: ["PacketWire"]),
         .target(name: "Timeline", dependencies: ["PacketWire"]),
         .target(name: "Render", dependencies: ["Timeline", "PacketWire"]),
         .target(name: "SocketLab", dependencies: ["Sockets", "PacketCapture", "Timeline"]),

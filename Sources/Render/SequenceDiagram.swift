@@ -121,7 +121,7 @@ public struct SequenceDiagram {
         }
         if let problem = p.problem { note += "  \(yellow)[\(problem)]\(reset)" }
         let frame = pad("#\(p.frame)", 5)
-        let time = pad(formatOffset(p.timestamp, origin), 11)
+        let time = pad(formatOffset(p.timestamp, origin), 12)
         return "  \(dim)\(frame)\(time)\(reset)\(language.column(leftActor)) \(tint)\(arrow)\(reset) "
             + "\(language.column(rightActor))\(note)\n"
     }

@@ -90,6 +90,7 @@ public final class LabSession {
     }
 
     /// Shows `socket`'s state after each step under the name `actor` ("server", "client").
+    /// The step that made the socket (socket, accept) already ran, so its states are read again to include it.
     public func watch(_ actor: String, _ socket: Socket) {
         if let i = watched.firstIndex(where: { $0.actor == actor }) {
             watched[i].socket = socket
@@ -98,6 +99,7 @@ public final class LabSession {
         } else {
             watched.append(Watched(actor: actor, socket: socket))
         }
+        if !calls.isEmpty { calls[calls.count - 1].tcpStates = readStates() }
     }
 
     /// Runs one call as a numbered step. `body` returns the call's result; an `Errno` it throws is recorded as
@@ -126,6 +128,11 @@ public final class LabSession {
         }
         call.note = note
         call.tcpStates = readStates()
+        // Name the actor's connection ends when the call did not (after connect, accept, ...).
+        if let w = watched.first(where: { $0.actor == actor }) {
+            if call.local == nil { call.local = w.local?.description }
+            if call.remote == nil { call.remote = w.remote?.description }
+        }
         calls.append(call)
         nextID += 1
         return outcome

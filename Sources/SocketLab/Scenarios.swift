@@ -82,7 +82,7 @@ extension LabScenario {
 
         let message = Array(config.message.utf8)
         try lab.require(
-            "client", "sendall", [("data", .bytes(count: message.count, preview: quoted(message)))],
+            "client", "sendall", [("data", dataArgument(message))],
             result: { message.count }
         ) { () throws(Errno) in try client.sendAll(message) }
 
@@ -93,7 +93,7 @@ extension LabScenario {
         let shown = TextEscaper.preview(received, limit: 256)
         let reply = Array(SeedServer.reply(count: 1, byteCount: received.count, shownMessage: shown).utf8)
         try lab.require(
-            "server", "send", [("data", .bytes(count: reply.count, preview: quoted(reply)))], result: { $0 }
+            "server", "send", [("data", dataArgument(reply))], result: { $0 }
         ) { () throws(Errno) in try connection.send(reply) }
 
         try lab.require(
@@ -107,5 +107,7 @@ extension LabScenario {
     }
 }
 
-/// A call argument's bytes as a short quoted text.
-func quoted(_ bytes: [UInt8]) -> String { "\"" + TextEscaper.preview(bytes, limit: 40) + "\"" }
+/// A call's data argument: its length and text.
+func dataArgument(_ bytes: [UInt8]) -> ArgumentValue {
+    .bytes(count: bytes.count, preview: TextEscaper.preview(bytes, limit: 256))
+}

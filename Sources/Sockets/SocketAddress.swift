@@ -1,33 +1,13 @@
 import Glibc
 
-/// An IPv4 or IPv6 address, without a port.
-///
-/// Parsing and printing go through `inet_pton(3)` / `inet_ntop(3)`, so IPv6 prints in the RFC 5952 form the
-/// rest of the world uses (`::1`, `2001:db8::1`, `::ffff:127.0.0.1`).
-public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
-    /// The four bytes as one number in written order: 127.0.0.2 is `0x7F00_0002`.
-    case v4(UInt32)
-    /// The sixteen bytes as two numbers in written order: `::1` is `.v6(0, 1)`.
-    case v6(UInt64, UInt64)
+// The address type is PacketWire's, so a socket's address and a packet's address compare directly.
+@_exported import enum PacketWire.IPAddress
 
+extension IPAddress {
     public static let loopbackV4 = IPAddress.v4(0x7F00_0001)
     public static let anyV4 = IPAddress.v4(0)
     public static let loopbackV6 = IPAddress.v6(0, 1)
     public static let anyV6 = IPAddress.v6(0, 0)
-
-    /// Parses dotted-quad IPv4 ("127.0.0.2") or IPv6 text ("::1"); nil for anything else, including host names
-    /// and IPv6 zone suffixes ("fe80::1%eth0").
-    public init?(_ text: String) {
-        if text.contains(":") {
-            var raw = in6_addr()
-            guard inet_pton(AF_INET6, text, &raw) == 1 else { return nil }
-            self.init(raw)
-        } else {
-            var raw = in_addr()
-            guard inet_pton(AF_INET, text, &raw) == 1 else { return nil }
-            self.init(raw)
-        }
-    }
 
     /// Builds an address from its bytes in written (network) order: 4 bytes for IPv4, 16 for IPv6.
     public init?(bytes: some Collection<UInt8>) {
@@ -66,26 +46,6 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     public var isIPv4: Bool {
         if case .v4 = self { return true }
         return false
-    }
-
-    public var description: String {
-        switch self {
-        case .v4:
-            var raw = inAddr
-            return withUnsafeBytes(of: &raw) { Self.format(family: AF_INET, $0) }
-        case .v6:
-            var raw = in6Addr
-            return withUnsafeBytes(of: &raw) { Self.format(family: AF_INET6, $0) }
-        }
-    }
-
-    private static func format(family: Int32, _ raw: UnsafeRawBufferPointer) -> String {
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        return buffer.withUnsafeMutableBufferPointer { out -> String in
-            // inet_ntop cannot fail for a well-formed AF_INET/AF_INET6 address and a big enough buffer.
-            guard inet_ntop(family, raw.baseAddress, out.baseAddress, socklen_t(out.count)) != nil else { return "?" }
-            return String(cString: out.baseAddress!)
-        }
     }
 
     init(_ raw: in_addr) {

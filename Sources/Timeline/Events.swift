@@ -5,6 +5,7 @@ public enum ArgumentValue: Sendable, Equatable, CustomStringConvertible {
     case int(Int)
     case string(String)
     case bool(Bool)
+    /// Data passed to or returned by a call: its length and its text (escaped, at most a few hundred bytes).
     case bytes(count: Int, preview: String)
     case null
 
@@ -13,7 +14,8 @@ public enum ArgumentValue: Sendable, Equatable, CustomStringConvertible {
         case .int(let v): "\(v)"
         case .string(let s): s
         case .bool(let b): b ? "true" : "false"
-        case .bytes(let count, let preview): "\(preview) (\(count) bytes)"
+        case .bytes(let count, let preview):
+            "\"\(preview.count > 40 ? String(preview.prefix(40)) + "…" : preview)\" (\(count) bytes)"
         case .null: "null"
         }
     }
@@ -211,11 +213,18 @@ public struct PacketEventBuilder: Sendable {
 
 /// Shows bytes as text: valid UTF-8 as it is (Japanese included), control characters and invalid bytes escaped.
 public enum TextEscaper {
+    /// At most about `limit` bytes of text, cut at a character boundary, with "…" when cut.
     public static func preview(_ bytes: some Collection<UInt8>, limit: Int) -> String {
-        let cut = bytes.prefix(limit)
-        var out = escape(cut)
-        if bytes.count > limit { out += "…" }
-        return out
+        let all = Array(bytes)
+        guard all.count > limit else { return escape(all) }
+        var end = max(limit, 0)
+        // Back off over UTF-8 continuation bytes (at most three) so a character is not split.
+        var steps = 0
+        while end > 0, steps < 3, all[end] & 0xc0 == 0x80 {
+            end -= 1
+            steps += 1
+        }
+        return escape(all[..<end]) + "…"
     }
 
     public static func escape(_ bytes: some Collection<UInt8>) -> String {

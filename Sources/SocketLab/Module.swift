@@ -1,1 +1,0 @@
-// SocketLab: see the module's doc comment in its main file.
