@@ -118,7 +118,13 @@ public final class LabSession {
             outcome = .failure(error)
         }
         let end = realtimeNow()
-        capture?.waitUntilQuiet(idle: configuration.settle, limit: configuration.settleLimit)
+        if let capture {
+            capture.waitUntilQuiet(idle: configuration.settle, limit: configuration.settleLimit)
+        } else {
+            // Without a capture the quiet wire cannot be seen; wait the same gap so the states read below are
+            // the ones a captured run shows (a delayed ACK takes 40 ms on Linux).
+            sleepFor(configuration.settle)
+        }
         var call = CallEvent(
             id: nextID, actor: actor, name: name, args: args, result: nil, start: start, end: end,
             local: local?.description, remote: remote?.description)
@@ -210,6 +216,12 @@ public final class LabSession {
             scenario: scenario, calls: calls, packets: packets, captured: captured, linkType: linkType,
             statistics: stats, serverAddress: server.description, clientAddress: client?.description)
     }
+}
+
+func sleepFor(_ d: Duration) {
+    var request = timespec(tv_sec: Int(d.components.seconds), tv_nsec: Int(d.components.attoseconds / 1_000_000_000))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
 }
 
 /// CLOCK_REALTIME, the clock capture timestamps use.

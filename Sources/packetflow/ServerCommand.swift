@@ -63,6 +63,13 @@ struct ServerCommand: ParsableCommand {
         runningServer = server
         signal(SIGINT) { _ in runningServer?.stop() }
         signal(SIGTERM) { _ in runningServer?.stop() }
+        // A parent may have started us with these signals blocked (some test runners and daemons do); Ctrl-C must
+        // still reach the handler.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigaddset(&unblock, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         warn("listening on \(server.address) (backlog \(backlog)); Ctrl-C to stop")
         do {
             try server.run()

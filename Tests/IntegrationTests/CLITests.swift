@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+
+/// The `packetflow` binary built next to this test bundle.
+func packetflowBinary() throws -> URL {
+    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    let candidate = exe.deletingLastPathComponent().appendingPathComponent("packetflow")
+    try #require(FileManager.default.isExecutableFile(atPath: candidate.path), "build packetflow first: swift build")
+    return candidate
+}
+
+struct RunResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a command to completion with `input` on stdin; kills it after `timeout` seconds.
+func run(_ executable: URL, _ arguments: [String], input: String? = nil, timeout: TimeInterval = 20) throws
+    -> RunResult
+{
+    let p = Process()
+    p.executableURL = executable
+    p.arguments = arguments
+    let out = Pipe(), err = Pipe(), inp = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = inp
+    try p.run()
+    if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
+    try inp.fileHandleForWriting.close()
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning && Date() < deadline { usleep(10_000) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    p.waitUntilExit()
+    return RunResult(
+        status: p.terminationStatus,
+        stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+        stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+}
+
+/// Reads `pipe` until a line containing `marker` arrives (a probe connection would count as a client).
+func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
+    var seen = ""
+    while !seen.contains(marker) {
+        let chunk = pipe.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        seen += String(decoding: chunk, as: UTF8.self)
+    }
+    return seen
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func serverAndClientTalkAndCtrlCStopsTheServer() throws {
+        let bin = try packetflowBinary()
+        let server = Process()
+        server.executableURL = bin
+        server.arguments = ["server", "--port", "49311"]
+        let log = Pipe(), err = Pipe()
+        server.standardOutput = log
+        server.standardError = err
+        try server.run()
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        var stderr = waitForLine(err, containing: "listening on")
+        try #require(stderr.contains("listening on 127.0.0.2:49311"))
+
+        let first = try run(bin, ["client", "--server", "127.0.0.2:49311", "こんにちは"])
+        #expect(first.status == 0)
+        #expect(first.stdout.contains("#1") && first.stdout.contains("こんにちは"))
+        // Without an argument the message comes from standard input, like the seed's input().
+        let second = try run(bin, ["client", "--server", "127.0.0.2:49311"], input: "second\n")
+        #expect(second.status == 0 && second.stdout.contains("#2") && second.stdout.contains("second"))
+
+        kill(server.processIdentifier, SIGINT)
+        server.waitUntilExit()
+        #expect(server.terminationStatus == 0)
+        let lines = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first?.contains("こんにちは") == true)
+        stderr += String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(stderr.contains("stopped after 2 clients"))
+    }
+
+    @Test func refusedConnectionIsOneLineAndNonZero() throws {
+        let r = try run(try packetflowBinary(), ["client", "--server", "127.0.0.2:49312", "hi"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("connection refused by 127.0.0.2:49312"))
+        #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+    }
+
+    @Test func badArgumentsAreClearErrors() throws {
+        let bin = try packetflowBinary()
+        let unknown = try run(bin, ["lab", "no-such-scenario"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("unknown scenario 'no-such-scenario'"))
+        let badServer = try run(bin, ["lab", "--no-capture", "--server", "999.1.1.1:80"])
+        #expect(badServer.status != 0 && badServer.stderr.contains("--server"))
+        let mixed = try run(bin, ["lab", "--no-capture", "--server", "[::1]:49313"])
+        #expect(mixed.status != 0 && mixed.stderr.contains("both be IPv4 or both IPv6"))
+    }
+
+    @Test func labJSONLinesIsOneObjectPerLine() throws {
+        let r = try run(
+            try packetflowBinary(), ["lab", "--server", "127.0.0.2:49314", "--format", "jsonl", "--settle", "60"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let objects = try r.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let calls = objects.filter { $0["type"] as? String == "call" }
+        let packets = objects.filter { $0["type"] as? String == "packet" }
+        #expect(calls.count == 12)
+        #expect(packets.count >= 10)
+        let connect = try #require(calls.first { $0["name"] as? String == "connect" })
+        #expect(connect["remote"] as? String == "127.0.0.2:49314")
+        #expect((connect["tcp_state"] as? [String: String])?["client"] == "ESTABLISHED")
+        let syn = try #require(packets.first)
+        #expect(syn["flags"] as? [String] == ["SYN"] && syn["frame"] as? Int == 1 && syn["call"] as? Int == 5)
+        #expect(syn["sender"] as? String == "client" && syn["by_kernel"] as? Bool == false)
+    }
+}
