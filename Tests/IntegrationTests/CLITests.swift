@@ -117,4 +117,25 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         #expect(syn["flags"] as? [String] == ["SYN"] && syn["frame"] as? Int == 1 && syn["call"] as? Int == 5)
         #expect(syn["sender"] as? String == "client" && syn["by_kernel"] as? Bool == false)
     }
+
+    @Test func withoutCapturePrivilegeTheLabSaysWhatToRun() throws {
+        try #require(geteuid() == 0, "dropping privileges needs root (CI runs as root)")
+        // A copy any user can execute, run as nobody with no capabilities.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pf-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        chmod(dir.path, 0o755)
+        let copy = dir.appendingPathComponent("packetflow")
+        try FileManager.default.copyItem(at: try packetflowBinary(), to: copy)
+        chmod(copy.path, 0o755)
+        let drop = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", copy.path]
+        let setpriv = URL(fileURLWithPath: "/usr/bin/setpriv")
+        let r = try run(setpriv, drop + ["lab", "--server", "127.0.0.2:49315"])
+        #expect(r.status != 0)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(r.stderr.contains("needs CAP_NET_RAW") && r.stderr.contains("--no-capture"))
+        let calmer = try run(setpriv, drop + ["lab", "--server", "127.0.0.2:49315", "--no-capture", "--no-color"])
+        #expect(calmer.status == 0 && calmer.stdout.contains("client close() = 0"))
+    }
 }
