@@ -41,6 +41,7 @@ let package = Package(
         ),
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire"]),
+        .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab"]),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),

@@ -26,6 +26,25 @@ public struct IPv4Header: Sendable, Equatable {
     public var source: IPAddress
     public var destination: IPAddress
 
+    public init(
+        headerLength: Int = 20, tos: UInt8 = 0, totalLength: Int, identification: UInt16 = 0, dontFragment: Bool = true,
+        moreFragments: Bool = false, fragmentOffset: Int = 0, ttl: UInt8 = 64, protocolNumber: UInt8,
+        checksum: UInt16 = 0, source: IPAddress, destination: IPAddress
+    ) {
+        self.headerLength = headerLength
+        self.tos = tos
+        self.totalLength = totalLength
+        self.identification = identification
+        self.dontFragment = dontFragment
+        self.moreFragments = moreFragments
+        self.fragmentOffset = fragmentOffset
+        self.ttl = ttl
+        self.protocolNumber = protocolNumber
+        self.checksum = checksum
+        self.source = source
+        self.destination = destination
+    }
+
     public var optionsLength: Int { headerLength - 20 }
     public var isFragment: Bool { moreFragments || fragmentOffset != 0 }
 }
@@ -187,6 +206,23 @@ public struct TCPHeader: Sendable, Equatable {
     public var checksum: UInt16
     public var urgentPointer: UInt16
     public var options: TCPOptions
+
+    public init(
+        sourcePort: UInt16, destinationPort: UInt16, sequenceNumber: UInt32, acknowledgmentNumber: UInt32,
+        headerLength: Int = 20, flags: TCPFlags, window: UInt16, checksum: UInt16 = 0, urgentPointer: UInt16 = 0,
+        options: TCPOptions = TCPOptions()
+    ) {
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.sequenceNumber = sequenceNumber
+        self.acknowledgmentNumber = acknowledgmentNumber
+        self.headerLength = headerLength
+        self.flags = flags
+        self.window = window
+        self.checksum = checksum
+        self.urgentPointer = urgentPointer
+        self.options = options
+    }
 }
 
 public struct UDPHeader: Sendable, Equatable {

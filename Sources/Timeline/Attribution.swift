@@ -6,11 +6,11 @@ import PacketWire
 /// call during whose window (its start until the next call's start) it was captured. Within that window the
 /// packet's content decides who sent it and why: a SYN/ACK comes from a listening socket's kernel, a pure ACK
 /// acknowledges data or a FIN, a segment that repeats sequence space already sent is a retransmission.
-public struct Attributor {
+public struct Attributor: Sendable {
     /// Maps a packet's source to the actor that owns it ("server", "client", "client 2", ...).
-    public var actorOf: (Endpoint?, IPAddress?) -> String?
+    public var actorOf: @Sendable (Endpoint?, IPAddress?) -> String?
 
-    public init(actorOf: @escaping (Endpoint?, IPAddress?) -> String?) { self.actorOf = actorOf }
+    public init(actorOf: @escaping @Sendable (Endpoint?, IPAddress?) -> String?) { self.actorOf = actorOf }
 
     /// Per direction of a TCP stream: the highest sequence number sent so far and where the FIN was.
     struct DirectionState {
