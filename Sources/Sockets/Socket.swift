@@ -302,6 +302,11 @@ public final class Socket {
         try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, Int32(enabled ? 1 : 0))
     }
 
+    /// `TCP_MAXSEG`: the largest segment this side announces and sends, set before `connect(2)`.
+    public func setMaxSegmentSize(_ bytes: Int) throws(Errno) {
+        try setOption(Int32(IPPROTO_TCP), TCP_MAXSEG, Int32(clamping: bytes))
+    }
+
     /// `SO_KEEPALIVE`, and when given `TCP_KEEPIDLE` (seconds of silence before the first probe),
     /// `TCP_KEEPINTVL` (seconds between probes) and `TCP_KEEPCNT` (unanswered probes before the connection is
     /// dropped with ETIMEDOUT).
