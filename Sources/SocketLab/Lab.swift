@@ -231,10 +231,11 @@ public final class LabSession {
         public var actor: String
         public var name: String
         public var args: [(String, ArgumentValue)]
-        public var body: () throws(Errno) -> Void
+        /// Returns the call's result (bytes moved, 0 for success).
+        public var body: () throws(Errno) -> Int
         public init(
             _ actor: String, _ name: String, _ args: [(String, ArgumentValue)] = [],
-            _ body: @escaping () throws(Errno) -> Void
+            _ body: @escaping () throws(Errno) -> Int
         ) {
             self.actor = actor
             self.name = name
@@ -270,7 +271,7 @@ public final class LabSession {
             var call = CallEvent(
                 id: nextID, actor: run.part.actor, name: run.part.name, args: run.part.args, result: nil,
                 start: run.start, end: run.end)
-            if let e = run.error { call.errno = e.name } else { call.result = 0 }
+            if let e = run.error { call.errno = e.name } else { call.result = run.result }
             call.tcpStates = states
             if let w = watched.first(where: { $0.actor == run.part.actor }) {
                 call.local = w.local?.description
@@ -350,6 +351,7 @@ final class ConcurrentRun: @unchecked Sendable {
     var start = Timestamp(seconds: 0, nanoseconds: 0)
     var end = Timestamp(seconds: 0, nanoseconds: 0)
     var error: Errno?
+    var result = 0
 
     init(part: LabSession.Concurrent, namespaces: LabNamespaces?) {
         self.part = part
@@ -360,11 +362,14 @@ final class ConcurrentRun: @unchecked Sendable {
         gate?.arriveAndWait()
         let body = part.body
         start = realtimeNow()
-        error = LabNamespaces.within(namespaces, actor: part.actor) { () -> Errno? in
+        let outcome = LabNamespaces.within(namespaces, actor: part.actor) { () -> Result<Int, Errno> in
             do throws(Errno) {
-                try body()
-                return nil
-            } catch { return error }
+                return .success(try body())
+            } catch { return .failure(error) }
+        }
+        switch outcome {
+        case .success(let n): result = n
+        case .failure(let e): error = e
         }
         end = realtimeNow()
     }

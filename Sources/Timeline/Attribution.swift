@@ -99,8 +99,10 @@ public struct Attributor {
                         reason = "ACK of keep-alive probe"
                     } else if let fin = theirs.finNext, ack == fin, advanced {
                         reason = "ACK of FIN"
-                    } else if ack == 1, mine.highestNext == 1, step?.name == "connect", step?.actor == p.sender {
-                        reason = nil
+                    } else if mine.lastAck == nil, mine.highestNext == 1, theirs.highestNext == 1, ack == 1 {
+                        // The handshake's third segment: part of connect when the connecting side runs it, the
+                        // client's kernel finishing a non-blocking connect or a SYN retry otherwise.
+                        reason = step?.name == "connect" && step?.actor == p.sender ? nil : "ACK completing the handshake"
                     } else if advanced {
                         reason = "ACK of data"
                     } else if mine.lastWindow != p.window {

@@ -9,7 +9,10 @@ extension LabScenario {
         summaryJa: "listen(2) の上限を超える接続、accept なし: 完了するハンドシェイク、無視される SYN とその再送"
     ) { (lab, config) throws(LabError) in
         let family: Socket.Family = config.server.ip.isIPv6 ? .ipv6 : .ipv4
-        let listener = try lab.require("server", "socket", result: { Int($0.fileDescriptor) }) { () throws(Errno) in
+        let socketArgs: [(String, ArgumentValue)] = [
+            ("family", .string(family == .ipv6 ? "AF_INET6" : "AF_INET")), ("type", .string("SOCK_STREAM|O_NONBLOCK")),
+        ]
+        let listener = try lab.require("server", "socket", socketArgs, result: { Int($0.fileDescriptor) }) { () throws(Errno) in
             let s = try Socket(family: family, type: .stream)
             try s.setReuseAddress(true)
             try s.setNonBlocking(true)
@@ -29,7 +32,7 @@ extension LabScenario {
         var clients: [(String, Socket)] = []
         for n in 1...3 {
             let actor = n == 1 ? "client" : "client \(n)"
-            let s = try lab.require(actor, "socket", note: n == 1 ? LabText(
+            let s = try lab.require(actor, "socket", socketArgs, note: n == 1 ? LabText(
                 "the clients are non-blocking: connect returns EINPROGRESS and the handshake goes on without them",
                 ja: "クライアントはノンブロッキング: connect は EINPROGRESS を返し、ハンドシェイクはカーネルが続ける") : nil,
                 result: { Int($0.fileDescriptor) }
@@ -67,9 +70,9 @@ extension LabScenario {
             }
         }
         lab.note(LabText(
-            "accept took the two queued connections; client 3's SYN is waiting for its next retry (EAGAIN)",
-            ja: "accept はキューの2接続を取り出した。client 3 の SYN は次の再送待ち (EAGAIN)"))
-        for (actor, s) in clients.reversed() { lab.closeQuietly(actor, s) }
+            "accept took the two queued connections; client 3 gave up while still in SYN_SENT, so nothing is left (EAGAIN)",
+            ja: "accept はキューの2接続を取り出した。client 3 は SYN_SENT のまま諦めたので、もう何もない (EAGAIN)"))
+        for (actor, s) in clients.dropLast().reversed() { lab.closeQuietly(actor, s) }
         for s in accepted { lab.closeQuietly("server", s) }
         lab.closeQuietly("server", listener)
         return (config.server, clientAddress)

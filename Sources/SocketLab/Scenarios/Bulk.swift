@@ -16,9 +16,10 @@ extension LabScenario {
             [
                 .init("client", "sendall", [("data", .bytes(count: size, preview: "xxxx…"))]) { () throws(Errno) in
                     try client.sendAll(data)
+                    return data.count
                 },
                 .init("server", "recv", [("until", .int(size))]) { () throws(Errno) in
-                    _ = try LabSession.receiveAll(connection, count: size)
+                    try LabSession.receiveAll(connection, count: size)
                 },
             ],
             note: LabText(
@@ -52,9 +53,10 @@ extension LabScenario {
             [
                 .init("server", "sendall", [("data", .bytes(count: reply.count, preview: "yyyy…"))]) {
                     () throws(Errno) in try second.sendAll(reply)
+                    return reply.count
                 },
                 .init("client 2", "recv", [("until", .int(reply.count))]) { () throws(Errno) in
-                    _ = try LabSession.receiveAll(small, count: reply.count)
+                    try LabSession.receiveAll(small, count: reply.count)
                 },
             ],
             note: LabText(

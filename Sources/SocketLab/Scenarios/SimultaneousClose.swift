@@ -10,8 +10,14 @@ extension LabScenario {
     ) { (lab, config) throws(LabError) in
         let (listener, connection, client, clientAddress) = try connectPair(lab, config)
         lab.together([
-            .init("server", "close") { () throws(Errno) in try connection.close() },
-            .init("client", "close") { () throws(Errno) in try client.close() },
+            .init("server", "close") { () throws(Errno) in
+                try connection.close()
+                return 0
+            },
+            .init("client", "close") { () throws(Errno) in
+                try client.close()
+                return 0
+            },
         ])
         let states = lab.calls.last?.tcpStates.map(\.1) ?? []
         if states.allSatisfy({ $0 == "TIME_WAIT" || $0 == "CLOSING" }) {
