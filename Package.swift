@@ -42,6 +42,7 @@ let package = Package(
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire"]),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab"]),
+        .testTarget(name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets"]),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),
     ],

@@ -294,7 +294,11 @@ public final class LabSession {
                 if w.remote == nil, let r = try? s.remoteAddress { w.remote = r }
                 w.lastState = s.tcpState()?.name ?? "CLOSED"
             } else if let l = w.local {
-                w.lastState = KernelTCPTable.state(local: l, remote: w.remote)?.name ?? "CLOSED"
+                // /proc/net/tcp shows the reading thread's namespace: read it from the actor's.
+                let remote = w.remote
+                w.lastState = LabNamespaces.within(namespaces, actor: w.actor) {
+                    KernelTCPTable.state(local: l, remote: remote)?.name ?? "CLOSED"
+                }
             } else {
                 w.lastState = "CLOSED"
             }
