@@ -43,6 +43,7 @@ let package = Package(
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire"]),
         .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab"]),
+        .testTarget(name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets"]),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),
     ],

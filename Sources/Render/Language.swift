@@ -41,6 +41,9 @@ public enum Language: String, Sendable, CaseIterable {
             "RST: no socket listening on this port": "RST: このポートで待ち受けるソケットがない",
             "ICMP port unreachable": "ICMP ポート到達不能",
             "ARP: address resolution": "ARP: アドレス解決",
+            "ACK of keep-alive probe": "キープアライブへのACK",
+            "ACK completing the handshake": "ハンドシェイクを完了するACK",
+            "RST: close aborted the connection": "RST: close が接続を中断",
         ]
         if let t = table[r] { return t }
         if r.hasPrefix("RST from the ") { return "相手側カーネルからのRST" }

@@ -11,7 +11,7 @@ public struct SequenceDiagram {
     public var color: Bool
     /// Minimum arrow length in cells.
     public var arrowWidth = 52
-    /// Adds a plain-language note under kernel packets (`--explain`).
+    /// Adds a plain-language note under each packet and each TCP state change (`--explain`).
     public var explain = false
 
     public init(leftActor: String, rightActor: String, language: Language = .en, color: Bool = false) {
@@ -46,17 +46,32 @@ public struct SequenceDiagram {
             if let c = p.call { byCall[c, default: []].append(p) } else { orphans.append(p) }
         }
         var out = ""
-        for p in orphans { out += packetLine(p, origin: t0) }
+        for p in orphans { out += packetLine(p, origin: t0) + explanation(p) }
+        var previous: [String: String] = [:]
         for c in calls {
             out += stepLine(c, origin: t0)
             let ps = byCall[c.id] ?? []
-            for p in ps { out += packetLine(p, origin: t0) }
+            for p in ps { out += packetLine(p, origin: t0) + explanation(p) }
             if !c.tcpStates.isEmpty {
                 let states = c.tcpStates.map { "\(language.actorName($0.0)) \($0.1)" }.joined(separator: "  ")
                 out += "      \(dim)\(language.statesLabel): \(reset)\(states)\n"
+                for (actor, state) in c.tcpStates where previous[actor] != state {
+                    if explain, previous[actor] != nil || state != "CLOSED",
+                        let text = Explanations.state(state, language)
+                    {
+                        out += "      \(dim)  ↳ \(language.actorName(actor)) \(state): \(text)\(reset)\n"
+                    }
+                    previous[actor] = state
+                }
             }
         }
         return out
+    }
+
+    /// The `--explain` note under a packet, or nothing.
+    func explanation(_ p: PacketEvent) -> String {
+        guard explain, let text = Explanations.packet(p, language) else { return "" }
+        return "                 \(dim)↳ \(text)\(reset)\n"
     }
 
     public func stepLine(_ c: CallEvent, origin: Timestamp) -> String {

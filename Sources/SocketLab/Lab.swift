@@ -19,14 +19,43 @@ public struct LabConfiguration: Sendable {
     /// The longest wait after one step.
     public var settleLimit: Duration = .seconds(3)
     public var receiveBufferSize = 4096
+    /// The language of the notes the lab writes into calls ("en" or "ja").
+    public var language: LabLanguage = .en
+    /// Where the two sides run: both on loopback, or each in its own network namespace joined by a veth pair.
+    public var hosts: LabHosts = .loopback
 
     public init() {}
+
+    /// The port no scenario listens on (the server's port + 1): where `refused` and `udp` knock.
+    public var closedPort: UInt16 { server.port == .max ? server.port - 1 : server.port + 1 }
 
     /// The client's address as the lab binds it (port 0 = ephemeral).
     public var clientAddress: SocketAddress { SocketAddress(ip: clientIP, port: clientPort ?? 0) }
 
     /// Whether the client needs an explicit `bind` (the seed does not bind; the kernel picks 127.0.0.1).
     public var clientNeedsBind: Bool { clientPort != nil || clientIP != .v4(0x7f00_0001) }
+}
+
+/// The language of lab notes. SocketLab does not depend on Render, so it has its own two-case enum.
+public enum LabLanguage: String, Sendable { case en, ja }
+
+/// Where the lab's two sides run.
+public enum LabHosts: String, Sendable, CaseIterable {
+    /// Both sides on this host's loopback interface.
+    case loopback
+    /// Client and server in two network namespaces the lab creates, joined by a veth pair.
+    case netns
+}
+
+/// A note shown to users, in every language the lab speaks. Both texts are required so none is forgotten.
+public struct LabText: Sendable, Equatable {
+    public var en: String
+    public var ja: String
+    public init(_ en: String, ja: String) {
+        self.en = en
+        self.ja = ja
+    }
+    public func text(_ language: LabLanguage) -> String { language == .ja ? ja : en }
 }
 
 /// What a lab run produced: the calls in order and the packets, each attributed to a call.
@@ -53,7 +82,7 @@ public struct LabError: Error, CustomStringConvertible, Sendable {
 /// wire to be quiet before the next, so every packet falls under the call during which it was sent.
 public final class LabSession {
     public let configuration: LabConfiguration
-    private let capture: BackgroundCapture?
+    let capture: BackgroundCapture?
     public private(set) var calls: [CallEvent] = []
     private var nextID = 1
 
@@ -68,14 +97,28 @@ public final class LabSession {
     }
 
     private var watched: [Watched] = []
+    /// Every socket named to the lab (watched or not) and the actor owning it, to tell apart several clients on
+    /// one address by their ports when attributing packets.
+    private var named: [(actor: String, socket: Socket)] = []
+    private var actorByEndpoint: [Endpoint: String] = [:]
+    /// Set in `--hosts netns`: each step's body runs inside its actor's namespace.
+    let namespaces: LabNamespaces?
 
-    init(configuration: LabConfiguration, filter: String) throws(LabError) {
+    init(configuration: LabConfiguration, filter: String, namespaces: LabNamespaces? = nil) throws(LabError) {
         self.configuration = configuration
+        self.namespaces = namespaces
         if configuration.capture {
             var options = LiveCapture.Options(interface: configuration.interface, filter: filter)
             options.bufferSize = 8 << 20
             do {
-                capture = try BackgroundCapture(options)
+                // In netns mode libpcap's packet socket must be opened inside the server's namespace, where the
+                // veth end lives; it stays bound to that namespace after the thread switches back.
+                let made: Result<BackgroundCapture, CaptureError> = LabNamespaces.within(namespaces, actor: "server") {
+                    do throws(CaptureError) { return .success(try BackgroundCapture(options)) } catch {
+                        return .failure(error)
+                    }
+                }
+                capture = try made.get()
             } catch {
                 throw LabError(
                     error.kind == .permission
@@ -92,6 +135,7 @@ public final class LabSession {
     /// Shows `socket`'s state after each step under the name `actor` ("server", "client").
     /// The step that made the socket (socket, accept) already ran, so its states are read again to include it.
     public func watch(_ actor: String, _ socket: Socket) {
+        name(actor, socket)
         if let i = watched.firstIndex(where: { $0.actor == actor }) {
             watched[i].socket = socket
             watched[i].local = nil
@@ -102,29 +146,41 @@ public final class LabSession {
         if !calls.isEmpty { calls[calls.count - 1].tcpStates = readStates() }
     }
 
+    /// Tells the lab that `socket` belongs to `actor` without showing its state (extra clients, the accepted
+    /// connections of `backlog`), so its packets are drawn from the right actor.
+    public func name(_ actor: String, _ socket: Socket) {
+        named.append((actor, socket))
+        learnEndpoints()
+    }
+
+    private func learnEndpoints() {
+        for (actor, socket) in named where socket.isOpen {
+            if let l = try? socket.localAddress, l.port != 0 {
+                let e = Endpoint(l.ip, l.port)
+                // An accepted socket shares the listening port: the first name given wins.
+                if actorByEndpoint[e] == nil { actorByEndpoint[e] = actor }
+            }
+        }
+    }
+
     /// Runs one call as a numbered step. `body` returns the call's result; an `Errno` it throws is recorded as
     /// the call's errno and handed back as `.failure`.
     @discardableResult
     public func step<T>(
-        _ actor: String, _ name: String, _ args: [(String, ArgumentValue)] = [], note: String? = nil,
+        _ actor: String, _ name: String, _ args: [(String, ArgumentValue)] = [], note: LabText? = nil,
         result: (T) -> Int? = { _ in 0 }, local: SocketAddress? = nil, remote: SocketAddress? = nil,
         _ body: () throws(Errno) -> T
     ) -> Result<T, Errno> {
         let start = realtimeNow()
-        let outcome: Result<T, Errno>
-        do throws(Errno) {
-            outcome = .success(try body())
-        } catch {
-            outcome = .failure(error)
+        let outcome: Result<T, Errno> = LabNamespaces.within(namespaces, actor: actor) {
+            do throws(Errno) {
+                return .success(try body())
+            } catch {
+                return .failure(error)
+            }
         }
         let end = realtimeNow()
-        if let capture {
-            capture.waitUntilQuiet(idle: configuration.settle, limit: configuration.settleLimit)
-        } else {
-            // Without a capture the quiet wire cannot be seen; wait the same gap so the states read below are
-            // the ones a captured run shows (a delayed ACK takes 40 ms on Linux).
-            sleepFor(configuration.settle)
-        }
+        settleAfterStep()
         var call = CallEvent(
             id: nextID, actor: actor, name: name, args: args, result: nil, start: start, end: end,
             local: local?.description, remote: remote?.description)
@@ -132,7 +188,8 @@ public final class LabSession {
         case .success(let value): call.result = result(value)
         case .failure(let e): call.errno = e.name
         }
-        call.note = note
+        call.note = note?.text(configuration.language)
+        learnEndpoints()
         call.tcpStates = readStates()
         // Name the actor's connection ends when the call did not (after connect, accept, ...).
         if let w = watched.first(where: { $0.actor == actor }) {
@@ -147,7 +204,7 @@ public final class LabSession {
     /// Like `step`, but an error ends the run with a message naming the step.
     @discardableResult
     public func require<T>(
-        _ actor: String, _ name: String, _ args: [(String, ArgumentValue)] = [], note: String? = nil,
+        _ actor: String, _ name: String, _ args: [(String, ArgumentValue)] = [], note: LabText? = nil,
         result: (T) -> Int? = { _ in 0 }, local: SocketAddress? = nil, remote: SocketAddress? = nil,
         hint: String? = nil, _ body: () throws(Errno) -> T
     ) throws(LabError) -> T {
@@ -161,6 +218,72 @@ public final class LabSession {
         }
     }
 
+    /// Adds a note to the last step (what the kernel did meanwhile, what the reader should look at).
+    public func note(_ text: LabText) {
+        guard !calls.isEmpty else { return }
+        let t = text.text(configuration.language)
+        let i = calls.count - 1
+        calls[i].note = calls[i].note.map { $0 + "\n      " + t } ?? t
+    }
+
+    /// One call of a `together` step: who runs it and what it does.
+    public struct Concurrent {
+        public var actor: String
+        public var name: String
+        public var args: [(String, ArgumentValue)]
+        /// Returns the call's result (bytes moved, 0 for success).
+        public var body: () throws(Errno) -> Int
+        public init(
+            _ actor: String, _ name: String, _ args: [(String, ArgumentValue)] = [],
+            _ body: @escaping () throws(Errno) -> Int
+        ) {
+            self.actor = actor
+            self.name = name
+            self.args = args
+            self.body = body
+        }
+    }
+
+    /// Runs calls at the same moment on their own threads (released together by a start flag), each recorded as
+    /// its own step; the errno of each is returned in order. Packets are attributed to the overlapping call whose
+    /// actor sent them.
+    @discardableResult
+    public func together(_ parts: [Concurrent], note: LabText? = nil) -> [Errno?] {
+        let runs = parts.map { ConcurrentRun(part: $0, namespaces: namespaces) }
+        let gate = StartGate(count: runs.count)
+        var threads: [pthread_t] = []
+        for run in runs {
+            run.gate = gate
+            let box = Unmanaged.passRetained(run)
+            var tid = pthread_t()
+            let rc = pthread_create(&tid, nil, { arg in
+                let me = Unmanaged<ConcurrentRun>.fromOpaque(arg!).takeRetainedValue()
+                me.run()
+                return nil
+            }, box.toOpaque())
+            if rc == 0 { threads.append(tid) } else { box.release(); run.run() }
+        }
+        for t in threads { pthread_join(t, nil) }
+        settleAfterStep()
+        learnEndpoints()
+        let states = readStates()
+        for run in runs.sorted(by: { $0.start < $1.start }) {
+            var call = CallEvent(
+                id: nextID, actor: run.part.actor, name: run.part.name, args: run.part.args, result: nil,
+                start: run.start, end: run.end)
+            if let e = run.error { call.errno = e.name } else { call.result = run.result }
+            call.tcpStates = states
+            if let w = watched.first(where: { $0.actor == run.part.actor }) {
+                call.local = w.local?.description
+                call.remote = w.remote?.description
+            }
+            calls.append(call)
+            nextID += 1
+        }
+        if let note { self.note(note) }
+        return runs.map(\.error)
+    }
+
     func readStates() -> [(String, String)] {
         var states: [(String, String)] = []
         for i in watched.indices {
@@ -171,7 +294,11 @@ public final class LabSession {
                 if w.remote == nil, let r = try? s.remoteAddress { w.remote = r }
                 w.lastState = s.tcpState()?.name ?? "CLOSED"
             } else if let l = w.local {
-                w.lastState = KernelTCPTable.state(local: l, remote: w.remote)?.name ?? "CLOSED"
+                // /proc/net/tcp shows the reading thread's namespace: read it from the actor's.
+                let remote = w.remote
+                w.lastState = LabNamespaces.within(namespaces, actor: w.actor) {
+                    KernelTCPTable.state(local: l, remote: remote)?.name ?? "CLOSED"
+                }
             } else {
                 w.lastState = "CLOSED"
             }
@@ -197,7 +324,9 @@ public final class LabSession {
         let serverIP = server.ip
         let clientIP = client?.ip ?? configuration.clientIP
         let serverPort = server.port
+        let known = actorByEndpoint
         let attributor = Attributor { endpoint, address in
+            if let endpoint, let actor = known[endpoint] { return actor }
             // The server owns its listening port; the client is the other end. When both share one address
             // (::1), the port tells them apart.
             if let endpoint {
@@ -218,10 +347,78 @@ public final class LabSession {
     }
 }
 
+extension LabSession {
+    /// Waits until the wire is quiet. Without a capture the quiet wire cannot be seen, so it waits the same gap,
+    /// and the states read next are the ones a captured run shows (a delayed ACK takes 40 ms on Linux).
+    func settleAfterStep() {
+        if let capture {
+            capture.waitUntilQuiet(idle: configuration.settle, limit: configuration.settleLimit)
+        } else {
+            sleepFor(configuration.settle)
+        }
+    }
+}
+
 func sleepFor(_ d: Duration) {
     var request = timespec(tv_sec: Int(d.components.seconds), tv_nsec: Int(d.components.attoseconds / 1_000_000_000))
     var remaining = timespec()
     while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+}
+
+/// One thread of a `together` step.
+final class ConcurrentRun: @unchecked Sendable {
+    let part: LabSession.Concurrent
+    let namespaces: LabNamespaces?
+    var gate: StartGate?
+    var start = Timestamp(seconds: 0, nanoseconds: 0)
+    var end = Timestamp(seconds: 0, nanoseconds: 0)
+    var error: Errno?
+    var result = 0
+
+    init(part: LabSession.Concurrent, namespaces: LabNamespaces?) {
+        self.part = part
+        self.namespaces = namespaces
+    }
+
+    func run() {
+        gate?.arriveAndWait()
+        let body = part.body
+        start = realtimeNow()
+        let outcome = LabNamespaces.within(namespaces, actor: part.actor) { () -> Result<Int, Errno> in
+            do throws(Errno) {
+                return .success(try body())
+            } catch { return .failure(error) }
+        }
+        switch outcome {
+        case .success(let n): result = n
+        case .failure(let e): error = e
+        }
+        end = realtimeNow()
+    }
+}
+
+/// Releases every thread at once when the last one arrives, so their calls start within microseconds.
+final class StartGate: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var waiting: Int
+
+    init(count: Int) {
+        waiting = count
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    func arriveAndWait() {
+        pthread_mutex_lock(&mutex)
+        waiting -= 1
+        if waiting <= 0 {
+            pthread_cond_broadcast(&condition)
+        } else {
+            while waiting > 0 { pthread_cond_wait(&condition, &mutex) }
+        }
+        pthread_mutex_unlock(&mutex)
+    }
 }
 
 /// CLOCK_REALTIME, the clock capture timestamps use.

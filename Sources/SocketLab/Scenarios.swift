@@ -7,31 +7,112 @@ public struct LabScenario: Sendable {
     public var name: String
     public var summary: String
     public var summaryJa: String
+    /// Changes the run's configuration before it starts (`ipv6` moves the seed to ::1).
+    var prepare: @Sendable (inout LabConfiguration) -> Void = { _ in }
     let body: @Sendable (LabSession, LabConfiguration) throws(LabError) -> (server: SocketAddress, client: SocketAddress?)
 
+    init(
+        name: String, summary: String, summaryJa: String,
+        prepare: @escaping @Sendable (inout LabConfiguration) -> Void = { _ in },
+        body: @escaping @Sendable (LabSession, LabConfiguration) throws(LabError) -> (
+            server: SocketAddress, client: SocketAddress?
+        )
+    ) {
+        self.name = name
+        self.summary = summary
+        self.summaryJa = summaryJa
+        self.prepare = prepare
+        self.body = body
+    }
+
     /// Every scenario, in the order `lab --list` shows them.
-    public static let all: [LabScenario] = [.basic]
+    public static let all: [LabScenario] = [
+        .basic, .halfClose, .abort, .refused, .unreadClose, .bulk, .backlog, .nagle, .keepalive, .timeWait,
+        .simultaneousClose, .udp, .ipv6,
+    ]
 
     public static func named(_ name: String) -> LabScenario? { all.first { $0.name == name } }
 
-    /// Runs the scenario for real (capturing unless the configuration says not to).
+    /// Runs the scenario for real (capturing unless the configuration says not to). With `hosts == .netns` it
+    /// makes the two namespaces first and removes them before returning, whatever happens.
     public func run(_ configuration: LabConfiguration) throws(LabError) -> LabResult {
+        var configuration = configuration
+        prepare(&configuration)
+        var namespaces: LabNamespaces?
+        if configuration.hosts == .netns {
+            let ns = try LabNamespaces()
+            namespaces = ns
+            let v6 = configuration.server.ip.isIPv6
+            configuration.server.ip = v6 ? LabNamespaces.serverIPv6 : LabNamespaces.serverIP
+            configuration.clientIP = v6 ? LabNamespaces.clientIPv6 : LabNamespaces.clientIP
+            configuration.interface = ns.serverInterface
+        }
+        defer { namespaces?.remove() }
         let server = configuration.server
-        let filter = LabScenario.captureFilter(server: server, clientIP: configuration.clientIP)
-        let session = try LabSession(configuration: configuration, filter: filter)
+        let filter = LabScenario.captureFilter(
+            server: server, closedPort: configuration.closedPort, clientIP: configuration.clientIP)
+        let session = try LabSession(configuration: configuration, filter: filter, namespaces: namespaces)
         let (s, c) = try body(session, configuration)
         return try session.finish(scenario: name, server: s, client: c)
     }
 
-    /// Only the two endpoints' traffic: the server's port between the two addresses, and ICMP between them.
-    static func captureFilter(server: SocketAddress, clientIP: IPAddress) -> String {
+    /// Only the two endpoints' traffic: the server's port (and the closed port next to it) between the two
+    /// addresses, and ICMP between them.
+    static func captureFilter(server: SocketAddress, closedPort: UInt16, clientIP: IPAddress) -> String {
         let s = server.ip.description, c = clientIP.description
-        return "((tcp or udp) and host \(s) and port \(server.port) and host \(c))"
+        return "((tcp or udp) and host \(s) and (port \(server.port) or port \(closedPort)) and host \(c))"
             + " or ((icmp or icmp6) and host \(s) and host \(c))"
     }
 }
 
 extension LabScenario {
+    /// The seed's steps up to an accepted connection: server socket (SO_REUSEADDR), bind, listen; client socket,
+    /// connect; accept. Scenarios that start from an established connection share it.
+    static func connectPair(_ lab: LabSession, _ config: LabConfiguration, backlog: Int32 = 2, clientSetup: ((Socket) throws(Errno) -> Void)? = nil, setupName: String? = nil) throws(LabError) -> (listener: Socket, connection: Socket, client: Socket, clientAddress: SocketAddress?) {
+        let family: Socket.Family = config.server.ip.isIPv6 ? .ipv6 : .ipv4
+        let familyName = family == .ipv6 ? "AF_INET6" : "AF_INET"
+        let server = try lab.require(
+            "server", "socket", [("family", .string(familyName)), ("type", .string("SOCK_STREAM"))],
+            result: { Int($0.fileDescriptor) }
+        ) { () throws(Errno) in
+            let s = try Socket(family: family, type: .stream)
+            try s.setReuseAddress(true)
+            return s
+        }
+        lab.watch("server", server)
+        try lab.require(
+            "server", "bind", [("address", config.server.argument)], local: config.server,
+            hint: "is another program using \(config.server)? Choose another with --server"
+        ) { () throws(Errno) in try server.bind(to: config.server) }
+        try lab.require("server", "listen", [("backlog", .int(Int(backlog)))]) { () throws(Errno) in
+            try server.listen(backlog: backlog)
+        }
+        let client = try lab.require(
+            "client", "socket", [("family", .string(familyName)), ("type", .string("SOCK_STREAM"))],
+            result: { Int($0.fileDescriptor) }
+        ) { () throws(Errno) in try Socket(family: family, type: .stream) }
+        lab.watch("client", client)
+        if let clientSetup, let setupName {
+            try lab.require("client", "setsockopt", [("option", .string(setupName))]) { () throws(Errno) in
+                try clientSetup(client)
+            }
+        }
+        if config.clientNeedsBind {
+            try lab.require("client", "bind", [("address", config.clientAddress.argument)]) { () throws(Errno) in
+                try client.bind(to: config.clientAddress)
+            }
+        }
+        try lab.require(
+            "client", "connect", [("address", config.server.argument)], remote: config.server
+        ) { () throws(Errno) in try client.connect(to: config.server, timeout: .seconds(5)) }
+        let clientAddress = try? client.localAddress
+        let (connection, _) = try lab.require(
+            "server", "accept", result: { Int($0.0.fileDescriptor) }
+        ) { () throws(Errno) in try server.accept() }
+        lab.watch("server", connection)
+        return (server, connection, client, clientAddress)
+    }
+
     /// The seed: the server's socket, bind, listen; the client's socket and connect; accept; sendall; the server's
     /// recv and send; the client's recv; the server's close, then the client's.
     public static let basic = LabScenario(
@@ -43,7 +124,9 @@ extension LabScenario {
         let familyName = family == .ipv6 ? "AF_INET6" : "AF_INET"
         let server = try lab.require(
             "server", "socket", [("family", .string(familyName)), ("type", .string("SOCK_STREAM"))],
-            note: "SO_REUSEADDR is set too, so the lab can run again while an old connection is in TIME_WAIT",
+            note: LabText(
+                "SO_REUSEADDR is set too, so the lab can run again while an old connection is in TIME_WAIT",
+                ja: "SO_REUSEADDR も設定: 古い接続が TIME_WAIT のままでもラボを再実行できるように"),
             result: { Int($0.fileDescriptor) }
         ) { () throws(Errno) in
             let s = try Socket(family: family, type: .stream)

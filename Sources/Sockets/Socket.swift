@@ -302,6 +302,17 @@ public final class Socket {
         try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, Int32(enabled ? 1 : 0))
     }
 
+    /// `TCP_MAXSEG`: the largest segment this side announces and sends, set before `connect(2)`.
+    public func setMaxSegmentSize(_ bytes: Int) throws(Errno) {
+        try setOption(Int32(IPPROTO_TCP), TCP_MAXSEG, Int32(clamping: bytes))
+    }
+
+    /// `TCP_QUICKACK` (12 in <netinet/tcp.h>): `false` puts the receiver in delayed-ACK mode (ACKs wait up to
+    /// 40 ms for data to ride on), as after an interactive exchange; the kernel may leave that mode again by itself.
+    public func setQuickAck(_ enabled: Bool) throws(Errno) {
+        try setOption(Int32(IPPROTO_TCP), 12, Int32(enabled ? 1 : 0))
+    }
+
     /// `SO_KEEPALIVE`, and when given `TCP_KEEPIDLE` (seconds of silence before the first probe),
     /// `TCP_KEEPINTVL` (seconds between probes) and `TCP_KEEPCNT` (unanswered probes before the connection is
     /// dropped with ETIMEDOUT).

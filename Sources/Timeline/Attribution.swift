@@ -19,6 +19,8 @@ public struct Attributor: Sendable {
         var finNext: UInt32?
         var lastWindow: UInt16?
         var lastAck: UInt32?
+        /// The last segment sent this way was a keep-alive probe, so the peer's next pure ACK answers it.
+        var probing = false
     }
 
     struct Key: Hashable {
@@ -40,9 +42,20 @@ public struct Attributor: Sendable {
                 if starts[mid] <= p.timestamp { lo = mid + 1 } else { hi = mid }
             }
             if lo > 0 { stepIndex = lo - 1 }
+            p.sender = actorOf(p.sourceEndpoint, p.source)
+            // Calls that ran at the same time (the lab's `together`): prefer the overlapping call of the sender.
+            if let s = stepIndex, calls[s].actor != p.sender {
+                var j = s - 1
+                while j >= 0, calls[j].end > calls[s].start {
+                    if calls[j].actor == p.sender {
+                        stepIndex = j
+                        break
+                    }
+                    j -= 1
+                }
+            }
             let step = stepIndex.map { calls[$0] }
             p.call = step?.id
-            p.sender = actorOf(p.sourceEndpoint, p.source)
 
             if p.proto == "TCP", let flags = p.flags, let stream = p.stream, let src = p.sourceEndpoint,
                 let dst = p.destinationEndpoint, let seq = p.seq, let ack = p.ack
@@ -60,6 +73,7 @@ public struct Attributor: Sendable {
                     && !flags.contains(.fin) && !flags.contains(.rst) && seq == mine.highestNext &- 1
 
                 var reason: String?
+                var kernel: Bool?
                 if isKeepAlive {
                     reason = "keep-alive probe"
                 } else if isRetransmission {
@@ -71,15 +85,24 @@ public struct Attributor: Sendable {
                         reason = "RST: no socket listening on this port"
                     } else if step?.actor != p.sender {
                         reason = "RST from the \(p.sender ?? "peer")'s kernel"
+                    } else if step?.name == "close" {
+                        // The actor's own close aborted the connection (SO_LINGER 0, or unread data): its call
+                        // sent this RST, not a kernel on its own.
+                        reason = "RST: close aborted the connection"
+                        kernel = false
                     }
                 } else if spaceLength == 0 {
                     // A pure ACK: of the peer's FIN, of the handshake (part of connect), of new data, or the same
                     // acknowledgment again with a new window (an update) or without one (a duplicate).
                     let advanced = mine.lastAck.map { Int32(bitPattern: ack &- $0) > 0 } ?? true
-                    if let fin = theirs.finNext, ack == fin, advanced {
+                    if theirs.probing, !advanced {
+                        reason = "ACK of keep-alive probe"
+                    } else if let fin = theirs.finNext, ack == fin, advanced {
                         reason = "ACK of FIN"
-                    } else if ack == 1, mine.highestNext == 1, step?.name == "connect", step?.actor == p.sender {
-                        reason = nil
+                    } else if mine.lastAck == nil, mine.highestNext == 1, theirs.highestNext == 1, ack == 1 {
+                        // The handshake's third segment: part of connect when the connecting side runs it, the
+                        // client's kernel finishing a non-blocking connect or a SYN retry otherwise.
+                        reason = step?.name == "connect" && step?.actor == p.sender ? nil : "ACK completing the handshake"
                     } else if advanced {
                         reason = "ACK of data"
                     } else if mine.lastWindow != p.window {
@@ -90,8 +113,9 @@ public struct Attributor: Sendable {
                 } else if let actor = step?.actor, actor != p.sender {
                     reason = "sent by the \(p.sender ?? "peer")'s kernel while the \(actor) ran \(step?.name ?? "a call")"
                 }
-                p.byKernel = reason != nil
+                p.byKernel = kernel ?? (reason != nil)
                 p.reason = reason
+                mine.probing = isKeepAlive
 
                 if !mine.sent || Int32(bitPattern: next &- mine.highestNext) > 0 { mine.highestNext = next }
                 if spaceLength > 0 || !mine.sent { mine.sent = true }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import PacketWire
 import Render
 import SocketLab
@@ -47,6 +48,12 @@ struct LabCommand: ParsableCommand {
     @Option(name: .long, help: "Quiet gap, in milliseconds, that ends the wait after each step.")
     var settle: Int = 120
 
+    @Flag(name: .long, help: "Add a plain-language note under each packet and each TCP state change.")
+    var explain = false
+
+    @Option(name: .long, help: "Where the two sides run: loopback, or netns (two network namespaces and a veth pair; needs root).")
+    var hosts: LabHosts = .loopback
+
     @Flag(name: .customLong("no-capture"), help: "Do not capture packets: show calls and TCP states only.")
     var noCapture = false
 
@@ -87,6 +94,11 @@ struct LabCommand: ParsableCommand {
         config.capture = !noCapture
         config.interface = interface
         config.settle = .milliseconds(settle)
+        config.language = display.lang == .ja ? .ja : .en
+        config.hosts = hosts
+        if hosts == .netns, geteuid() != 0 {
+            throw CLIError("--hosts netns needs root (it creates network namespaces); run as root or use --hosts loopback")
+        }
         guard let scenario = LabScenario.named(scenario) else { return }
 
         let result: LabResult
@@ -99,13 +111,16 @@ struct LabCommand: ParsableCommand {
         case .jsonl:
             for event in LabOutput.events(result) { emit(JSONLines.line(event) + "\n") }
         case .text:
-            emit(LabOutput.text(result, scenario: scenario, language: display.lang, color: display.useColor))
+            emit(LabOutput.text(
+                result, scenario: scenario, language: display.lang, color: display.useColor, explain: explain))
         }
         if let stats = result.statistics, stats.droppedByKernel > 0 || stats.droppedByInterface > 0 {
             warn("the kernel dropped \(stats.droppedByKernel) packets (interface: \(stats.droppedByInterface))")
         }
     }
 }
+
+extension LabHosts: ExpressibleByArgument {}
 
 extension String {
     func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
@@ -127,9 +142,11 @@ enum LabOutput {
         return out
     }
 
-    static func text(_ r: LabResult, scenario: LabScenario, language: Language, color: Bool) -> String {
+    static func text(
+        _ r: LabResult, scenario: LabScenario, language: Language, color: Bool, explain: Bool = false
+    ) -> String {
         var d = SequenceDiagram(leftActor: "server", rightActor: "client", language: language, color: color)
-        d.explain = false
+        d.explain = explain
         let title = language == .ja ? "PacketFlow ラボ" : "PacketFlow lab"
         let summary = language == .ja ? scenario.summaryJa : scenario.summary
         var out = "\(title): \(scenario.name) — \(summary)\n"

@@ -1,0 +1,180 @@
+import Glibc
+import PacketWire
+import Sockets
+
+/// The two hosts of `--hosts netns`: network namespaces made with `ip netns add`, joined by a veth pair, with
+/// the lab's own test addresses (10.200.0.2 for the server, 10.200.0.1 for the client) that exist only inside them.
+///
+/// Guarantees: `remove()` deletes both namespaces (and with them the veth pair) and is idempotent; it runs at the
+/// end of a run, after a failure, and from a SIGINT/SIGTERM handler, so no namespace outlives the lab.
+/// A socket belongs to the namespace of the thread that made it, so each step's body runs after `setns(2)` into
+/// its actor's namespace and the thread returns to its own namespace afterwards (`within`).
+public final class LabNamespaces: @unchecked Sendable {
+    public static let serverIP = IPAddress.v4(0x0ac8_0002)
+    public static let clientIP = IPAddress.v4(0x0ac8_0001)
+    /// fd00:200::2 and fd00:200::1 (unique-local), for the `ipv6` scenario.
+    public static let serverIPv6 = IPAddress.v6(0xfd00_0200_0000_0000, 2)
+    public static let clientIPv6 = IPAddress.v6(0xfd00_0200_0000_0000, 1)
+    public let serverName: String
+    public let clientName: String
+    /// The veth end inside the server's namespace, where the lab captures.
+    public let serverInterface: String
+    let clientInterface: String
+    private let serverFD: Int32
+    private let clientFD: Int32
+    private let originalFD: Int32
+    private var removed = false
+
+    /// The prefix of every namespace the lab makes, so leftovers can be recognised.
+    public static let prefix = "packetflow-lab-"
+
+    public init() throws(LabError) {
+        guard geteuid() == 0 else {
+            throw LabError("--hosts netns needs root (it runs `ip netns add` and setns(2)); run as root, or drop --hosts")
+        }
+        let pid = getpid()
+        serverName = "\(Self.prefix)\(pid)-server"
+        clientName = "\(Self.prefix)\(pid)-client"
+        serverInterface = "pfs\(pid)"
+        clientInterface = "pfc\(pid)"
+        originalFD = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
+        var made: [String] = []
+        func ip(_ args: String...) throws(LabError) {
+            let status = runCommand(["ip"] + args)
+            if status != 0 {
+                for n in made { _ = runCommand(["ip", "netns", "del", n]) }
+                throw LabError("`ip \(args.joined(separator: " "))` failed (status \(status)); is iproute2 installed?")
+            }
+        }
+        try ip("netns", "add", serverName)
+        made.append(serverName)
+        try ip("netns", "add", clientName)
+        made.append(clientName)
+        LabNamespaces.armCleanup([serverName, clientName])
+        try ip("link", "add", serverInterface, "type", "veth", "peer", "name", clientInterface)
+        try ip("link", "set", serverInterface, "netns", serverName)
+        try ip("link", "set", clientInterface, "netns", clientName)
+        try ip("-n", serverName, "addr", "add", "10.200.0.2/24", "dev", serverInterface)
+        try ip("-n", clientName, "addr", "add", "10.200.0.1/24", "dev", clientInterface)
+        // nodad: without it the addresses stay "tentative" for a second or two and bind fails.
+        try ip("-n", serverName, "addr", "add", "fd00:200::2/64", "dev", serverInterface, "nodad")
+        try ip("-n", clientName, "addr", "add", "fd00:200::1/64", "dev", clientInterface, "nodad")
+        for (ns, dev) in [(serverName, serverInterface), (clientName, clientInterface)] {
+            try ip("-n", ns, "link", "set", "lo", "up")
+            try ip("-n", ns, "link", "set", dev, "up")
+        }
+        serverFD = open("/run/netns/\(serverName)", O_RDONLY | O_CLOEXEC)
+        clientFD = open("/run/netns/\(clientName)", O_RDONLY | O_CLOEXEC)
+        guard serverFD >= 0, clientFD >= 0, originalFD >= 0 else {
+            remove()
+            throw LabError("cannot open the lab's namespaces under /run/netns")
+        }
+    }
+
+    deinit { remove() }
+
+    /// Deletes both namespaces; the veth pair goes with them.
+    public func remove() {
+        guard !removed else { return }
+        removed = true
+        for fd in [serverFD, clientFD] where fd >= 0 { close(fd) }
+        _ = runCommand(["ip", "netns", "del", serverName])
+        _ = runCommand(["ip", "netns", "del", clientName])
+        LabNamespaces.disarmCleanup()
+        if originalFD >= 0 { close(originalFD) }
+    }
+
+    /// Runs `body` with the calling thread in `actor`'s namespace (server… → server, anything else → client),
+    /// then returns the thread to where it was. Without namespaces it just runs `body`.
+    static func within<T>(_ namespaces: LabNamespaces?, actor: String, _ body: () -> T) -> T {
+        guard let namespaces else { return body() }
+        let target = actor.hasPrefix("server") ? namespaces.serverFD : namespaces.clientFD
+        // The thread's own namespace, not the process's: a `together` thread starts in the process's.
+        let back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        _ = gnuSetns(target, cloneNewNet)
+        defer {
+            _ = gnuSetns(back >= 0 ? back : namespaces.originalFD, cloneNewNet)
+            if back >= 0 { close(back) }
+        }
+        return body()
+    }
+
+    /// Names of namespaces whose directory under /run/netns starts with the lab's prefix (for tests and leftovers).
+    public static func existing() -> [String] {
+        guard let dir = opendir("/run/netns") else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasPrefix(prefix) { names.append(name) }
+        }
+        return names
+    }
+
+    // MARK: Cleanup on SIGINT / SIGTERM
+
+    /// argv arrays for `ip netns del`, built before the handler is installed: a handler must not allocate.
+    nonisolated(unsafe) static var cleanupArgv: [UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>] = []
+
+    static func armCleanup(_ names: [String]) {
+        cleanupArgv = names.map { name in
+            let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 5)
+            argv[0] = strdup("ip")
+            argv[1] = strdup("netns")
+            argv[2] = strdup("del")
+            argv[3] = strdup(name)
+            argv[4] = nil
+            return argv
+        }
+        let handler: @convention(c) (Int32) -> Void = { signal in
+            for argv in LabNamespaces.cleanupArgv {
+                var pid = pid_t()
+                if posix_spawn(&pid, "/usr/sbin/ip", nil, nil, argv, environ) == 0 || posix_spawn(
+                    &pid, "/sbin/ip", nil, nil, argv, environ) == 0
+                {
+                    var status: Int32 = 0
+                    waitpid(pid, &status, 0)
+                }
+            }
+            Glibc.signal(signal, SIG_DFL)
+            raise(signal)
+        }
+        Glibc.signal(SIGINT, handler)
+        Glibc.signal(SIGTERM, handler)
+    }
+
+    static func disarmCleanup() {
+        Glibc.signal(SIGINT, SIG_DFL)
+        Glibc.signal(SIGTERM, SIG_DFL)
+        cleanupArgv = []
+    }
+}
+
+/// Runs a program found on PATH (`posix_spawnp`), its output discarded; returns its exit status (-1 if it could
+/// not start).
+func runCommand(_ argv: [String]) -> Int32 {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let cArgs = argv.map { strdup($0) } + [nil]
+    defer { for p in cArgs { free(p) } }
+    var pid = pid_t()
+    let rc = posix_spawnp(&pid, argv[0], &actions, nil, cArgs, environ)
+    guard rc == 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status >> 8) & 0xff
+}
+
+/// `setns(2)`: Glibc's Swift module is built without _GNU_SOURCE, so it is looked up by name (as in Sockets/GNU).
+private let gnuSetns: @convention(c) (Int32, Int32) -> Int32 = {
+    guard let symbol = dlsym(nil, "setns") else { fatalError("glibc has no setns; Linux with glibc 2.14+ needed") }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
+}()
+
+/// `CLONE_NEWNET` from <linux/sched.h>.
+private let cloneNewNet: Int32 = 0x4000_0000
