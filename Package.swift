@@ -42,6 +42,11 @@ let package = Package(
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire"]),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab"]),
+        .testTarget(
+            name: "RenderTests",
+            dependencies: ["Render", "Timeline", "PacketWire", "SocketLab", "Sockets"],
+            exclude: ["png_colors.py"]
+        ),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),
     ],
