@@ -309,15 +309,15 @@ extension HTMLPage {
           }
           function hexdump(b) {
             var lines = [];
-            for (var o = 0; o < b.length; o += 16) {
+            // Eight bytes a line: sixteen do not fit the panel next to their text column.
+            for (var o = 0; o < b.length; o += 8) {
               var hx = '', asc = '';
-              for (var i = 0; i < 16; i++) {
+              for (var i = 0; i < 8; i++) {
                 if (o + i < b.length) {
                   var v = b[o + i];
                   hx += (v < 16 ? '0' : '') + v.toString(16) + ' ';
                   asc += v >= 32 && v < 127 ? String.fromCharCode(v) : '.';
                 } else hx += '   ';
-                if (i === 7) hx += ' ';
               }
               lines.push(('000' + o.toString(16)).slice(-4) + '  ' + hx + ' ' + asc);
             }

@@ -60,7 +60,7 @@ import Timeline
         #expect(dom.contains("client: 7 sendall("))
         #expect(dom.contains("こんにちは、サーバーさん。Hello, server!"))
         // こ is e3 81 93 in UTF-8.
-        #expect(dom.contains("0000  e3 81 93"))
+        #expect(dom.contains("0000  e3 81 93 e3 82 93 e3 81"))
         #expect(dom.contains("<td>Seq (relative)</td>"))
     }
 
