@@ -44,6 +44,11 @@ let package = Package(
         .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab"]),
         .testTarget(name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets"]),
+        .testTarget(
+            name: "RenderTests",
+            dependencies: ["Render", "Timeline", "PacketWire", "SocketLab", "Sockets"],
+            exclude: ["png_colors.py"]
+        ),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),
     ],

@@ -20,6 +20,8 @@ struct LabCommand: ParsableCommand {
               packetflow lab --lang ja               labels in Japanese, as the seed draws them
               packetflow lab --message 'hello' --format jsonl
               packetflow lab --server '[::1]:49152' --client-ip ::1
+              packetflow lab --format html -o lab.html   one page with an SVG diagram (--open to view it)
+              packetflow lab --format mermaid            a sequenceDiagram for GitHub Markdown
               packetflow lab --list
             """
     )
@@ -107,13 +109,19 @@ struct LabCommand: ParsableCommand {
         } catch {
             throw CLIError(error.description)
         }
-        switch display.format {
+        let text: String
+        switch display.effectiveFormat {
         case .jsonl:
-            for event in LabOutput.events(result) { emit(JSONLines.line(event) + "\n") }
+            text = LabOutput.events(result).map { JSONLines.line($0) + "\n" }.joined()
         case .text:
-            emit(LabOutput.text(
-                result, scenario: scenario, language: display.lang, color: display.useColor, explain: explain))
+            text = LabOutput.text(
+                result, scenario: scenario, language: display.lang, color: display.useColor, explain: explain)
+        case .mermaid:
+            text = MermaidDiagram.render(LabOutput.diagram(result, scenario: scenario, language: display.lang))
+        case .html:
+            text = HTMLPage.render(LabOutput.diagram(result, scenario: scenario, language: display.lang))
         }
+        try display.deliver(text, name: "lab-\(scenario.name)")
         if let stats = result.statistics, stats.droppedByKernel > 0 || stats.droppedByInterface > 0 {
             warn("the kernel dropped \(stats.droppedByKernel) packets (interface: \(stats.droppedByInterface))")
         }
@@ -140,6 +148,18 @@ enum LabOutput {
             out += r.packets.filter { $0.call == c.id }.map { .packet($0) }
         }
         return out
+    }
+
+    /// The lab as the Mermaid and HTML renderers draw it: the server's lifeline on the left, as the seed draws it.
+    static func diagram(_ r: LabResult, scenario: LabScenario, language: Language) -> FlowDiagram {
+        let title = (language == .ja ? "PacketFlow ラボ" : "PacketFlow lab") + " — \(scenario.name)"
+        return FlowDiagram(
+            title: title, language: language,
+            lifelines: [
+                Lifeline(id: "server", label: language.lifelineLabel("server"), address: r.serverAddress),
+                Lifeline(id: "client", label: language.lifelineLabel("client"), address: r.clientAddress),
+            ],
+            calls: r.calls, packets: r.packets, payloads: FlowDiagram.payloads(of: r.captured))
     }
 
     static func text(

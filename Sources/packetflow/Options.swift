@@ -3,15 +3,26 @@ import Glibc
 import Render
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, jsonl
+    case text, jsonl, mermaid, html
 }
 
 extension Language: ExpressibleByArgument {}
 
 /// Presentation flags shared by the commands that draw diagrams.
 struct DisplayOptions: ParsableArguments {
-    @Option(name: .long, help: "Output format: text (a sequence diagram) or jsonl (one JSON object per line).")
+    @Option(
+        name: .long,
+        help: """
+            Output format: text (a sequence diagram), jsonl (one JSON object per line), mermaid (a Mermaid \
+            sequenceDiagram for Markdown) or html (one self-contained page with an SVG diagram).
+            """)
     var format: OutputFormat = .text
+
+    @Option(name: .shortAndLong, help: "Write the output to this file instead of standard output.")
+    var output: String?
+
+    @Flag(name: .long, help: "Open the HTML page in the default browser (implies --format html when none is given).")
+    var open = false
 
     @Option(name: .long, help: "Language of labels and notes: en or ja.")
     var lang: Language = .en
@@ -24,11 +35,18 @@ struct DisplayOptions: ParsableArguments {
 
     func validate() throws {
         if noColor && color { throw ValidationError("--color and --no-color contradict each other; pick one") }
+        if open && format != .html && format != .text {
+            throw ValidationError("--open shows an HTML page; use it with --format html (or without --format)")
+        }
     }
+
+    /// The format after `--open`, which only makes sense for HTML.
+    var effectiveFormat: OutputFormat { open ? .html : format }
 
     var useColor: Bool {
         if noColor { return false }
         if color { return true }
+        if output != nil || effectiveFormat != .text { return false }
         return isatty(STDOUT_FILENO) == 1 && getenv("NO_COLOR") == nil
     }
 }
@@ -50,4 +68,57 @@ func emit(_ text: String) {
 func warn(_ text: String) {
     var t = "packetflow: " + text + "\n"
     t.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+}
+
+extension DisplayOptions {
+    /// Writes a command's whole output where the flags say: standard output, `-o FILE`, or (with `--open`) a
+    /// file that is then opened in the default browser.
+    func deliver(_ text: String, name: String) throws {
+        var path = output
+        if open && path == nil {
+            path = "/tmp/packetflow-\(name)-\(getpid()).html"
+        }
+        guard let path else {
+            emit(text)
+            return
+        }
+        try writeFile(path, text)
+        if open { openInBrowser(path) }
+    }
+}
+
+/// Creates or truncates `path` and writes `text` to it.
+func writeFile(_ path: String, _ text: String) throws {
+    let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    if fd < 0 { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var t = text
+    let failure: Int32 = t.withUTF8 { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return errno }
+            offset += n
+        }
+        return 0
+    }
+    if failure != 0 { throw CLIError("cannot write \(path): \(String(cString: strerror(failure)))") }
+}
+
+/// `xdg-open FILE` when a desktop session could show it; otherwise one line saying where the file is.
+/// Without DISPLAY or WAYLAND_DISPLAY, xdg-open would start a text browser in this terminal, so it is not tried.
+func openInBrowser(_ path: String) {
+    let hasDesktop = getenv("DISPLAY") != nil || getenv("WAYLAND_DISPLAY") != nil
+    if hasDesktop {
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("xdg-open"), strdup(path), nil]
+        defer { argv.forEach { free($0) } }
+        if posix_spawnp(&pid, "xdg-open", nil, nil, argv, environ) == 0 {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            if status == 0 { return }
+        }
+    }
+    warn("no browser to open it with; the page is \(path)")
 }

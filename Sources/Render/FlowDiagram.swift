@@ -1,0 +1,206 @@
+import PacketWire
+import Timeline
+
+/// One vertical line of a sequence diagram: an endpoint, a process, or one of the lab's two actors.
+public struct Lifeline: Sendable, Equatable {
+    /// What `CallEvent.actor`, `PacketEvent.sender` and `CallEvent.tcpStates` name ("server", "client", a pid).
+    public var id: String
+    /// What the reader sees ("Server", "サーバー", "curl[4242]").
+    public var label: String
+    /// "127.0.0.2:49152", a bare address, or nil. Packets whose sender is not a lifeline id are matched by it.
+    public var address: String?
+
+    public init(id: String, label: String, address: String? = nil) {
+        self.id = id
+        self.label = label
+        self.address = address
+    }
+}
+
+/// What the Mermaid and HTML renderers draw, built by any command (`lab`, `read`, `trace`) from its own events.
+///
+/// Guarantees, once built: every packet has a sender and a receiver lifeline (endpoints that no lifeline
+/// claims get a lifeline of their own, named by the endpoint), and `rows` puts each call before the packets
+/// attributed to it. Renderers only format; nothing here decides what a packet means.
+public struct FlowDiagram: Sendable {
+    public var title: String
+    public var language: Language
+    public private(set) var lifelines: [Lifeline]
+    /// Calls in order; each is drawn on the lifeline named by its `actor`.
+    public var calls: [CallEvent]
+    /// Packets in capture order.
+    public var packets: [PacketEvent]
+    /// The transport payload of each packet, by frame number, for the HTML details panel. Optional: a packet
+    /// without an entry shows its `payloadPreview` only.
+    public var payloads: [Int: [UInt8]]
+
+    public init(
+        title: String, language: Language = .en, lifelines: [Lifeline], calls: [CallEvent] = [],
+        packets: [PacketEvent], payloads: [Int: [UInt8]] = [:]
+    ) {
+        self.title = title
+        self.language = language
+        self.lifelines = lifelines
+        self.calls = calls
+        self.packets = packets
+        self.payloads = payloads
+        for p in packets {
+            if resolve(p.sourceEndpoint, p.source) == nil && !(p.sender.map(hasLifeline) ?? false) {
+                self.lifelines.append(Self.endpointLifeline(p.sourceEndpoint, p.source))
+            }
+            if receiver(of: p) == nil { self.lifelines.append(Self.endpointLifeline(p.destinationEndpoint, p.destination)) }
+        }
+    }
+
+    /// The payload bytes of captured packets, numbered as `PacketEventBuilder` numbers frames (from 1).
+    public static func payloads(of captured: [CapturedPacket], firstFrame: Int = 1) -> [Int: [UInt8]] {
+        var out: [Int: [UInt8]] = [:]
+        for (i, packet) in captured.enumerated() {
+            let bytes = packet.payload(of: packet.decode())
+            if !bytes.isEmpty { out[firstFrame + i] = Array(bytes) }
+        }
+        return out
+    }
+
+    /// One lifeline per endpoint, in order of first appearance: what `read` draws for a capture with no calls.
+    public static func endpointLifelines(for packets: [PacketEvent]) -> [Lifeline] {
+        var seen: [Lifeline] = []
+        for p in packets {
+            for l in [endpointLifeline(p.sourceEndpoint, p.source), endpointLifeline(p.destinationEndpoint, p.destination)]
+            where !seen.contains(where: { $0.id == l.id }) {
+                seen.append(l)
+            }
+        }
+        return seen
+    }
+
+    static func endpointLifeline(_ endpoint: Endpoint?, _ address: IPAddress?) -> Lifeline {
+        let name = endpoint?.description ?? address?.description ?? "?"
+        return Lifeline(id: name, label: name, address: name == "?" ? nil : name)
+    }
+
+    func hasLifeline(_ id: String) -> Bool { lifelines.contains { $0.id == id } }
+
+    /// The lifeline whose address is this endpoint, or else this bare address.
+    func resolve(_ endpoint: Endpoint?, _ address: IPAddress?) -> String? {
+        let name = endpoint?.description ?? address?.description ?? "?"
+        if let l = lifelines.first(where: { $0.address == name || $0.id == name }) { return l.id }
+        if let address, let l = lifelines.first(where: { $0.address == address.description }) { return l.id }
+        return nil
+    }
+
+    /// The lifeline that sent `p`: its `sender` when that names a lifeline, else the one owning its source.
+    public func sender(of p: PacketEvent) -> String? {
+        if let s = p.sender, hasLifeline(s) { return s }
+        return resolve(p.sourceEndpoint, p.source)
+    }
+
+    /// The lifeline `p` went to: the one owning its destination, else (two lifelines) the other one.
+    public func receiver(of p: PacketEvent) -> String? {
+        let from = sender(of: p)
+        if let to = resolve(p.destinationEndpoint, p.destination), to != from { return to }
+        if lifelines.count == 2, let from { return lifelines.first { $0.id != from }?.id }
+        return resolve(p.destinationEndpoint, p.destination)
+    }
+
+    /// One thing drawn on one row of the diagram.
+    public enum Row: Sendable {
+        case call(CallEvent)
+        /// TCP states that changed with this call: (lifeline id, new state). An initial CLOSED is not a change.
+        case states(call: Int, [(actor: String, state: String)])
+        case packet(PacketEvent)
+    }
+
+    /// Calls and packets in drawing order: packets with no call (or a call not in `calls`) by time, each call
+    /// followed by its packets and then its TCP state changes.
+    public var rows: [Row] {
+        let callIDs = Set(calls.map(\.id))
+        var byCall: [Int: [PacketEvent]] = [:]
+        var loose: [PacketEvent] = []
+        for p in packets {
+            if let c = p.call, callIDs.contains(c) { byCall[c, default: []].append(p) } else { loose.append(p) }
+        }
+        var out: [Row] = []
+        var li = 0
+        var last: [String: String] = [:]
+        for c in calls {
+            while li < loose.count, loose[li].timestamp < c.start {
+                out.append(.packet(loose[li]))
+                li += 1
+            }
+            out.append(.call(c))
+            for p in byCall[c.id] ?? [] { out.append(.packet(p)) }
+            var changed: [(actor: String, state: String)] = []
+            for (actor, state) in c.tcpStates where last[actor] != state {
+                if last[actor] != nil || state != "CLOSED" { changed.append((actor, state)) }
+                last[actor] = state
+            }
+            if !changed.isEmpty { out.append(.states(call: c.id, changed)) }
+        }
+        out += loose[li...].map { .packet($0) }
+        return out
+    }
+
+    /// The time every offset is measured from: the first call or packet.
+    public var origin: Timestamp {
+        let times = (calls.first.map { [$0.start] } ?? []) + (packets.first.map { [$0.timestamp] } ?? [])
+        return times.min() ?? Timestamp(seconds: 0, nanoseconds: 0)
+    }
+}
+
+/// Texts shared by the Mermaid and HTML renderers, so both say the same thing as the terminal diagram.
+enum FlowText {
+    /// "5 connect(127.0.0.2:49152) = 0", "3 connect(…) = -1 ECONNREFUSED".
+    static func call(_ c: CallEvent) -> String {
+        let args = c.args.map { $0.1.description }.joined(separator: ", ")
+        let result: String
+        if let errno = c.errno {
+            result = "-1 \(errno)"
+        } else {
+            result = c.result.map { "\($0)" } ?? "?"
+        }
+        return "\(c.id) \(c.name)(\(args)) = \(result)"
+    }
+
+    /// "SYN seq=0 win=65495", "PSH/ACK seq=1:54 ack=1 win=64 len=53", "ICMP port unreachable".
+    static func packet(_ p: PacketEvent) -> String {
+        var parts: [String] = []
+        if let flags = p.flags {
+            parts.append(flags.label)
+            if let seq = p.seq { parts.append(p.length > 0 ? "seq=\(seq):\(seq &+ UInt32(p.length))" : "seq=\(seq)") }
+            if let ack = p.ack, flags.contains(.ack) { parts.append("ack=\(ack)") }
+            if let win = p.window { parts.append("win=\(win)") }
+            if p.length > 0 { parts.append("len=\(p.length)") }
+        } else {
+            parts.append(p.proto)
+            if let s = p.summary { parts.append(s) }
+            if p.proto == "UDP" { parts.append("len=\(p.length)") }
+        }
+        return parts.joined(separator: " ")
+    }
+
+    /// "kernel: ACK of data" / "カーネルが送信: 受信データへのACK", or nil for a packet a call sent.
+    static func kernel(_ p: PacketEvent, _ language: Language) -> String? {
+        guard p.byKernel else { return nil }
+        return "\(language.kernelPrefix): \(language.reason(p.reason ?? ""))"
+    }
+
+    /// "+12.345ms" from the diagram's origin.
+    static func offset(_ t: Timestamp, _ origin: Timestamp) -> String {
+        let micros = (t.totalNanoseconds - origin.totalNanoseconds) / 1000
+        let a = abs(micros)
+        let frac = String(a % 1000)
+        return "\(micros < 0 ? "-" : "+")\(a / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)ms"
+    }
+}
+
+extension Language {
+    /// "Server" / "サーバー" for the lab's actors; other names pass through.
+    public func lifelineLabel(_ actor: String) -> String {
+        switch (self, actor) {
+        case (.en, "server"): "Server"
+        case (.en, "client"): "Client"
+        default: actorName(actor)
+        }
+    }
+}
