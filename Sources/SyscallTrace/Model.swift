@@ -67,11 +67,22 @@ public struct TracedCall: Sendable {
     /// Bytes moved by a successful send or receive call.
     public var byteCount: Int { succeeded && (syscall.sends || syscall.receives) ? Int(returnValue) : 0 }
 
+    /// Kernel-internal restart codes reach a tracer when a signal interrupts a blocking call.
+    static func errnoName(_ e: Int32) -> String {
+        switch e {
+        case 512: "ERESTARTSYS"
+        case 513: "ERESTARTNOINTR"
+        case 514: "ERESTARTNOHAND"
+        case 516: "ERESTART_RESTARTBLOCK"
+        default: Errno(rawValue: e).name
+        }
+    }
+
     /// The timeline's view of the call (the JSON Lines `call` object with the trace fields).
     public var event: CallEvent {
         var e = CallEvent(
             id: id, actor: actor, name: syscall.name, args: args, result: succeeded ? Int(returnValue) : nil,
-            errno: succeeded ? nil : Errno(rawValue: Int32(-returnValue)).name, start: start, end: end,
+            errno: succeeded ? nil : Self.errnoName(Int32(truncatingIfNeeded: -returnValue)), start: start, end: end,
             local: local?.description, remote: remote?.description,
             tcpStates: state.map { [("fd \(fd ?? -1)", $0.name)] } ?? [])
         e.pid = Int(pid)

@@ -412,6 +412,7 @@ public final class Tracer {
     func finish(tid: Int32, pending: Pending, regs: ctrace_regs?) {
         let tgid = threads[tid]?.tgid ?? tid
         guard let process = processes[tgid] else { return }
+        lastState = nil
         let result: Int64 = regs.map { Int64(bitPattern: $0.rax) } ?? -Int64(EINTR)
         let r = pending.regs
         var call = TracedCall(
@@ -516,7 +517,8 @@ public final class Tracer {
             call.local = s.local
             call.remote = s.remote
             if pending.syscall == .close, s.isTCP, let l = s.local {
-                call.state = KernelTCPTable.state(local: l, remote: s.remote) ?? .closed
+                // A listener has no remote: its close ends it (a TIME_WAIT row on its port is another socket's).
+                call.state = s.remote.flatMap { KernelTCPTable.state(local: l, remote: $0) } ?? .closed
             } else if s.isTCP, call.state == nil {
                 call.state = lastState
             }

@@ -59,6 +59,7 @@ struct TraceCommand: ParsableCommand {
         guard tracingSupported else { throw CLIError("packetflow trace: unsupported architecture (x86_64 only)") }
         installTraceSignalHandlers()
 
+        let inherited = Self.openDescriptors()
         var capture: BackgroundCapture?
         if !noCapture {
             do {
@@ -71,6 +72,10 @@ struct TraceCommand: ParsableCommand {
                 throw CLIError("cannot capture on \(interface): \(error)")
             }
         }
+
+        // Our own descriptors (the capture socket) must not leak into the traced program; the user's inherited
+        // ones must.
+        for fd in Self.openDescriptors().subtracting(inherited) { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
 
         var options = Tracer.Options()
         options.attach = pid
@@ -144,6 +149,17 @@ struct TraceCommand: ParsableCommand {
         }
 
         if let status = result.exitStatus, status != 0 { throw ExitCode(status) }
+    }
+
+    static func openDescriptors() -> Set<Int32> {
+        guard let dir = opendir("/proc/self/fd") else { return [] }
+        defer { closedir(dir) }
+        var out: Set<Int32> = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let fd = Int32(name) { out.insert(fd) }
+        }
+        return out
     }
 
     static func currentEnvironment() -> [String: String] {
@@ -236,6 +252,9 @@ struct TraceText {
             if let src = call.source { s += " at \(src)" }
             parts.append(s)
         }
-        return parts.isEmpty ? "not from a traced socket" : parts.joined(separator: "; ")
+        if parts.isEmpty || (p.call == nil && !p.byKernel) {
+            parts.insert("sent by \(p.sender ?? "?") (not traced)", at: 0)
+        }
+        return parts.joined(separator: "; ")
     }
 }
