@@ -109,8 +109,11 @@ public struct TraceAttributor {
 
     func actorName(_ record: SocketRecord?) -> String? { record?.owner }
 
-    /// Fills `call`, `sender`, `byKernel`, `reason` and `consumedBy` of each packet (in capture order).
-    public func attribute(_ packets: inout [PacketEvent]) {
+    /// Fills `call`, `sender`, `byKernel`, `reason` and `consumedBy` of each packet (in capture order), and returns
+    /// the frames that touch a traced socket (the rest is other traffic on the interface).
+    @discardableResult
+    public func attribute(_ packets: inout [PacketEvent]) -> Set<Int> {
+        var related: Set<Int> = []
         let ledgers = ledgers()
         var directions: [String: DirectionState] = [:]
         var udpSendUsed: Set<Int> = []
@@ -131,6 +134,7 @@ public struct TraceAttributor {
             }
             let sender = socket(local: src, remote: dst, at: p.timestamp, ledgers: ledgers)
             let receiver = socket(local: dst, remote: src, at: p.timestamp, ledgers: ledgers)
+            if sender != nil || receiver != nil { related.insert(p.frame) }
             p.sender = sender?.owner ?? src.description
             let out = sender.flatMap { ledgers[$0.inode] }
             let inn = receiver.flatMap { ledgers[$0.inode] }
@@ -174,12 +178,12 @@ public struct TraceAttributor {
             } else if flags.contains(.syn) {
                 reason = retransmission ? "SYN/ACK retransmitted" : "SYN/ACK of a listening socket"
             } else if flags.contains(.rst) {
-                if !theirs.seen || (sender == nil && receiver != nil && flags.contains(.ack) && ack == 1 && seq == 0) {
+                if !mine.seen && flags.contains(.ack) {
                     reason = "RST: no socket listening on this port"
                 } else if let c = out?.closed {
                     call = c  // close(2) with unread data (or SO_LINGER 0) aborts the connection
                 } else {
-                    reason = "RST from the \(p.sender ?? "peer")'s kernel"
+                    reason = "RST from \(p.sender ?? "the peer")'s kernel"
                 }
             } else if p.length > 0 {
                 call = out?.sent.first { offset >= $0.1 && offset < $0.2 }?.0
@@ -233,6 +237,7 @@ public struct TraceAttributor {
             directions[key] = mine
             packets[i] = p
         }
+        return related
     }
 }
 

@@ -40,6 +40,9 @@ struct TraceCommand: ParsableCommand {
     @Flag(name: .customLong("no-capture"), help: "Do not capture packets: show the calls only.")
     var noCapture = false
 
+    @Flag(name: .customLong("all-packets"), help: "Also show packets of sockets the program does not own.")
+    var allPackets = false
+
     @OptionGroup var display: DisplayOptions
 
     @Argument(parsing: .captureForPassthrough, help: "The command to run, after --.")
@@ -102,6 +105,7 @@ struct TraceCommand: ParsableCommand {
         }
 
         var packets: [PacketEvent] = []
+        var shown: [PacketEvent] = []
         var raw: [CapturedPacket] = []
         var linkType: LinkType?
         if let capture {
@@ -115,18 +119,19 @@ struct TraceCommand: ParsableCommand {
             }
             var builder = PacketEventBuilder()
             packets = raw.map { builder.event(for: $0) }
-            TraceAttributor(calls: result.calls, sockets: result.sockets).attribute(&packets)
+            let related = TraceAttributor(calls: result.calls, sockets: result.sockets).attribute(&packets)
+            shown = allPackets ? packets : packets.filter { related.contains($0.frame) }
         }
 
         let calls = result.calls.map(\.event)
         switch display.format {
         case .jsonl:
-            var events: [TimelineEvent] = calls.map { .call($0) } + packets.map { .packet($0) }
+            var events: [TimelineEvent] = calls.map { .call($0) } + shown.map { .packet($0) }
             events.sort { $0.timestamp < $1.timestamp }
             for e in events { emit(JSONLines.line(e) + "\n") }
         case .text:
             emit(TraceText(language: display.lang, color: display.useColor).render(
-                command: pid.map { "pid \($0)" } ?? cmd.joined(separator: " "), calls: calls, packets: packets,
+                command: pid.map { "pid \($0)" } ?? cmd.joined(separator: " "), calls: calls, packets: shown,
                 captured: capture != nil))
         }
 
