@@ -85,17 +85,28 @@ public struct TraceAttributor {
     }
 
     /// The traced socket that sent (`outgoing`) or receives a packet between `src` and `dst`.
-    func socket(local: Endpoint, remote: Endpoint, at time: Timestamp, ledgers: [UInt64: Ledger]) -> SocketRecord? {
-        let matches = sockets.values.filter {
+    func socket(local: Endpoint, remote: Endpoint, at time: Timestamp, ledgers: [UInt64: Ledger], udp: Bool = false)
+        -> SocketRecord?
+    {
+        var matches = sockets.values.filter {
             guard let l = $0.local, let r = $0.remote else { return false }
             return l.port == local.port && r.port == remote.port && Self.same(l.ip, local.address)
                 && Self.same(r.ip, remote.address)
+        }
+        if matches.isEmpty && udp {
+            // An unconnected datagram socket: its local port (and address, unless bound to any) is enough.
+            matches = sockets.values.filter {
+                guard $0.isUDP, $0.remote == nil, let l = $0.local else { return false }
+                return l.port == local.port && (Self.isAny(l.ip) || Self.same(l.ip, local.address))
+            }
         }
         if matches.count <= 1 { return matches.first }
         // A reused 4-tuple: the last socket whose first call came before the packet.
         return matches.filter { (ledgers[$0.inode]?.firstCall ?? time) <= time }
             .max { (ledgers[$0.inode]?.firstCall ?? time) < (ledgers[$1.inode]?.firstCall ?? time) } ?? matches.first
     }
+
+    static func isAny(_ a: IPAddress) -> Bool { a == .v4(0) || a == .v6(0, 0) }
 
     /// IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) on a dual-stack socket match the IPv4 packet.
     static func same(_ a: IPAddress, _ b: IPAddress) -> Bool {
@@ -132,8 +143,9 @@ public struct TraceAttributor {
                 packets[i] = p
                 continue
             }
-            let sender = socket(local: src, remote: dst, at: p.timestamp, ledgers: ledgers)
-            let receiver = socket(local: dst, remote: src, at: p.timestamp, ledgers: ledgers)
+            let udp = p.proto == "UDP"
+            let sender = socket(local: src, remote: dst, at: p.timestamp, ledgers: ledgers, udp: udp)
+            let receiver = socket(local: dst, remote: src, at: p.timestamp, ledgers: ledgers, udp: udp)
             if sender != nil || receiver != nil { related.insert(p.frame) }
             p.sender = sender?.owner ?? src.description
             let out = sender.flatMap { ledgers[$0.inode] }
