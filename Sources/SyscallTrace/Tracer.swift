@@ -78,6 +78,7 @@ public final class Tracer {
         var entry: FDEntry?
         var sendPreview: [UInt8]?
         var address: SocketAddress?
+        var stateBefore: TCPState?
     }
 
     struct ThreadState {
@@ -396,6 +397,12 @@ public final class Tracer {
         }
         var pending = Pending(syscall: call, regs: regs, start: Self.now(), fd: fdArg, entry: entry)
         if call == .socket || call == .socketpair { pending.fd = nil }
+        if call == .close, case .socket(let inode) = entry, sockets[inode]?.isTCP == true {
+            // The state before close(2), read through a duplicate that is closed again before the call runs (so it
+            // never delays the FIN); the state after is derived from it, which avoids scanning /proc/net/tcp.
+            refresh(inode: inode, pid: tgid, fd: fdArg)
+            pending.stateBefore = lastState
+        }
         switch call {
         case .connect, .bind:
             pending.address = Self.readAddress(tid, regs.rsi, Int(regs.rdx))
@@ -516,9 +523,9 @@ public final class Tracer {
             sockets[socketInode] = s
             call.local = s.local
             call.remote = s.remote
-            if pending.syscall == .close, s.isTCP, let l = s.local {
-                // A listener has no remote: its close ends it (a TIME_WAIT row on its port is another socket's).
-                call.state = s.remote.flatMap { KernelTCPTable.state(local: l, remote: $0) } ?? .closed
+            if pending.syscall == .close, s.isTCP {
+                let shared = processes.values.contains { !$0.fds.descriptors(of: socketInode).isEmpty }
+                call.state = shared ? pending.stateBefore : Self.stateAfterClose(pending.stateBefore)
             } else if s.isTCP, call.state == nil {
                 call.state = lastState
             }
@@ -527,6 +534,17 @@ public final class Tracer {
     }
 
     var lastState: TCPState?
+
+    /// What close(2) of the last descriptor does to a TCP socket (RFC 793 / tcp_close()).
+    static func stateAfterClose(_ before: TCPState?) -> TCPState? {
+        switch before {
+        case .established?, .synReceived?: .finWait1
+        case .closeWait?: .lastAck
+        case .finWait1?, .finWait2?, .closing?, .lastAck?, .timeWait?: before
+        case nil: nil
+        default: .closed
+        }
+    }
 
     func learnSocket(inode: UInt64, pid: Int32, fd: Int32, family: Int32, type: Int32) {
         let owner = "\(processes[pid]?.comm ?? "?")[\(pid)]"
