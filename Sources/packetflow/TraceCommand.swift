@@ -77,8 +77,10 @@ struct TraceCommand: ParsableCommand {
         }
 
         // Our own descriptors (the capture socket) must not leak into the traced program; the user's inherited
-        // ones must.
-        for fd in Self.openDescriptors().subtracting(inherited) { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // ones must. The Swift runtime's eventfd is ours too, though it was open before we looked.
+        for fd in Self.openDescriptors() where !inherited.contains(fd) || Self.isEventFD(fd) {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
 
         var options = Tracer.Options()
         options.attach = pid
@@ -165,6 +167,12 @@ struct TraceCommand: ParsableCommand {
             if let fd = Int32(name) { out.insert(fd) }
         }
         return out
+    }
+
+    static func isEventFD(_ fd: Int32) -> Bool {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, 63)
+        return n > 0 && String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "anon_inode:[eventfd]"
     }
 
     static func currentEnvironment() -> [String: String] {
