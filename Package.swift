@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Timeline", targets: ["Timeline"]),
         .library(name: "Render", targets: ["Render"]),
         .library(name: "SocketLab", targets: ["SocketLab"]),
+        .library(name: "SyscallTrace", targets: ["SyscallTrace"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -32,10 +33,14 @@ let package = Package(
         .target(name: "Timeline", dependencies: ["PacketWire"]),
         .target(name: "Render", dependencies: ["Timeline", "PacketWire"]),
         .target(name: "SocketLab", dependencies: ["Sockets", "PacketCapture", "Timeline"]),
+        // The C calls Swift cannot make: variadic ptrace, prctl/seccomp, fork+exec with PTRACE_TRACEME.
+        .target(name: "CTraceShims"),
+        .target(name: "SyscallTrace", dependencies: ["CTraceShims", "PacketWire", "Sockets", "Timeline"]),
         .executableTarget(
             name: "packetflow",
             dependencies: [
                 "PacketWire", "PacketFiles", "PacketCapture", "Sockets", "Timeline", "Render", "SocketLab",
+                "SyscallTrace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -49,6 +54,8 @@ let package = Package(
             dependencies: ["Render", "Timeline", "PacketWire", "SocketLab", "Sockets"],
             exclude: ["png_colors.py"]
         ),
+        .testTarget(name: "TraceTests",
+                    dependencies: ["SyscallTrace", "Timeline", "PacketWire", "Sockets"]),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),
     ],

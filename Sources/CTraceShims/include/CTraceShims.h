@@ -1,0 +1,46 @@
+// CTraceShims: the few calls the tracer needs that Swift cannot make directly. Everything else (waitpid, kill,
+// getsockname, readlink) is called from Swift. Every symbol is prefixed `ctrace_`.
+#ifndef CTRACESHIMS_H
+#define CTRACESHIMS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/// The x86_64 registers the tracer reads at a system call stop, copied out of `struct user_regs_struct` so Swift
+/// never sees the architecture-specific layout.
+typedef struct ctrace_regs {
+    uint64_t orig_rax;  // system call number
+    uint64_t rdi, rsi, rdx, r10, r8, r9;  // arguments 1..6
+    uint64_t rax;  // return value at the exit stop (-ENOSYS at the entry stop)
+} ctrace_regs;
+
+/// 1 when built for x86_64 (the only layout the tracer decodes), else 0.
+int ctrace_supported_architecture(void);
+
+/// `ptrace(2)` is variadic in glibc, which Swift cannot call.
+long ctrace_ptrace(int request, pid_t pid, uintptr_t addr, uintptr_t data);
+
+/// PTRACE_GETREGS into the portable struct; -1 with errno ENOSYS on other architectures.
+int ctrace_get_regs(pid_t pid, ctrace_regs *out);
+
+/// Turns the pending system call into "no call" (orig_rax = -1) returning `result`: used to swallow the Python
+/// hook's note writes so they never reach a real descriptor.
+int ctrace_skip_syscall(pid_t pid, int64_t result);
+
+/// `process_vm_readv(2)` needs _GNU_SOURCE, which Swift's Glibc module does not define. Returns bytes read or -1.
+long ctrace_read_memory(pid_t pid, uintptr_t address, void *buffer, size_t length);
+
+/// `pidfd_open(2)` + `pidfd_getfd(2)` have no glibc wrappers in Debian 12 and `syscall(2)` is variadic. Returns a
+/// duplicate (in this process) of descriptor `fd` of process `pid`, or -1 with errno.
+int ctrace_pidfd_open(pid_t pid);
+int ctrace_pidfd_getfd(int pidfd, int fd);
+
+/// fork + exec for tracing: the child unblocks every signal (it may inherit a blocked mask), asks to be traced
+/// (PTRACE_TRACEME), stops itself so the parent can set options, then installs a seccomp-bpf filter that returns
+/// SECCOMP_RET_TRACE for `syscalls` and SECCOMP_RET_ALLOW for the rest (prctl and the BPF macros are not
+/// callable from Swift), and execvp()s. `envp` replaces the environment. Returns the child's pid or -1 (errno).
+/// When `syscall_count` is 0 no filter is installed (every call is then traced with PTRACE_SYSCALL).
+pid_t ctrace_spawn_traced(const char *file, char *const argv[], char *const envp[], const int *syscalls,
+                          int syscall_count);
+
+#endif

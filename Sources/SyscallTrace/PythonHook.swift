@@ -1,0 +1,122 @@
+import Glibc
+
+/// The start-up hook that makes CPython tell the tracer which line of the program made each socket call.
+///
+/// It is written as `sitecustomize.py` into a private temporary directory put first on PYTHONPATH, so the user's
+/// script is untouched. Before each wrapped `socket.socket` method runs it writes "PFN1 file:line statement" to a
+/// descriptor number that is never open (negative); the tracer stops at that write(2), reads the note, and turns
+/// the write into a no-op, so the note is ordered exactly before the system calls of that method on that thread.
+/// After the method it writes "PFN0" so later, unrelated calls carry no stale line.
+public enum PythonHook {
+    /// The descriptor number of the note writes: negative, so it can never collide with a real descriptor (an
+    /// untraced run just gets EBADF, which the hook ignores).
+    public static let noteFD: Int32 = -4242
+
+    public static let source = #"""
+        # PacketFlow trace hook (sitecustomize.py): tells the tracer which Python line made each socket call.
+        import os as _pf_os
+        import sys as _pf_sys
+
+        def _pf_install():
+            try:
+                fd = int(_pf_os.environ.get("PACKETFLOW_NOTE_FD", ""))
+            except ValueError:
+                return
+            import socket
+            import linecache
+            import threading
+            skip = {socket.__file__, __file__}
+            state = threading.local()
+
+            def note(data):
+                try:
+                    _pf_os.write(fd, data)
+                except OSError:
+                    pass
+
+            def where():
+                f = _pf_sys._getframe(2)
+                while f is not None and f.f_code.co_filename in skip:
+                    f = f.f_back
+                if f is None:
+                    return b""
+                name = f.f_code.co_filename
+                text = linecache.getline(name, f.f_lineno).strip()
+                line = "%s:%d %s" % (_pf_os.path.basename(name), f.f_lineno, text)
+                return line.encode("utf-8", "backslashreplace")
+
+            def wrap(name):
+                original = getattr(socket.socket, name)
+
+                def method(self, *args, **kwargs):
+                    depth = getattr(state, "depth", 0)
+                    if depth == 0:
+                        note(b"PFN1 " + where())
+                    state.depth = depth + 1
+                    try:
+                        return original(self, *args, **kwargs)
+                    finally:
+                        state.depth = depth
+                        if depth == 0:
+                            note(b"PFN0")
+
+                method.__name__ = getattr(original, "__name__", name)
+                method.__qualname__ = "socket." + name
+                method.__doc__ = getattr(original, "__doc__", None)
+                setattr(socket.socket, name, method)
+
+            for name in ("__init__", "connect", "connect_ex", "bind", "listen", "accept", "send", "sendall",
+                         "sendto", "sendmsg", "recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg",
+                         "shutdown", "close", "setsockopt", "detach"):
+                if hasattr(socket.socket, name):
+                    wrap(name)
+
+        _pf_install()
+        del _pf_install
+        """#
+
+    /// True when argv[0]'s basename looks like a Python interpreter (python, python3, python3.11).
+    public static func applies(to command: [String]) -> Bool {
+        guard let first = command.first else { return false }
+        let base = first.split(separator: "/").last.map(String.init) ?? first
+        return base.hasPrefix("python")
+    }
+
+    /// Writes the hook into a new private directory and returns it (remove it with ``remove(_:)``).
+    public static func install() -> String? {
+        var template = Array("/tmp/packetflow-hook.XXXXXX".utf8CString)
+        guard let dir = mkdtemp(&template) else { return nil }
+        let path = String(cString: dir)
+        guard let f = fopen(path + "/sitecustomize.py", "w") else { return nil }
+        fputs(source, f)
+        fclose(f)
+        return path
+    }
+
+    public static func remove(_ dir: String) {
+        unlink(dir + "/sitecustomize.py")
+        // Python may have left its bytecode cache next to the hook.
+        let cache = dir + "/__pycache__"
+        if let d = opendir(cache) {
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { unlink(cache + "/" + name) }
+            }
+            closedir(d)
+            rmdir(cache)
+        }
+        rmdir(dir)
+    }
+
+    /// The environment for a traced Python: the hook directory first, any user PYTHONPATH after it.
+    public static func environment(_ base: [String: String], hookDirectory: String) -> [String: String] {
+        var env = base
+        if let user = base["PYTHONPATH"], !user.isEmpty {
+            env["PYTHONPATH"] = hookDirectory + ":" + user
+        } else {
+            env["PYTHONPATH"] = hookDirectory
+        }
+        env["PACKETFLOW_NOTE_FD"] = String(noteFD)
+        return env
+    }
+}

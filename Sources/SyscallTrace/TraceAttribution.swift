@@ -1,0 +1,258 @@
+import PacketWire
+import Sockets
+import Timeline
+
+/// Attributes captured packets to traced calls by content, not by timing.
+///
+/// On loopback the peer's pure ACK falls inside the other side's call, under ptrace a data segment can be stamped
+/// after the sending call returned, and a reply often arrives before recv(2) is entered: so a packet's time says
+/// little. Its content says a lot. A packet belongs to the traced socket whose local/remote addresses match its
+/// 4-tuple, and within that socket:
+/// - a SYN to connect(2); the handshake's final ACK to connect as well;
+/// - data bytes k..m (relative sequence numbers, from the SYN) to the send call that wrote bytes k..m, by keeping
+///   the running count of bytes each send call wrote on that socket;
+/// - a FIN (its sequence number follows the last byte written) to the socket's shutdown(SHUT_WR/RDWR) or close;
+/// - received bytes to the receive call that consumed them (`consumedBy`), the peer's FIN to the recv that read 0;
+/// - SYN/ACKs of listening sockets, pure ACKs, window updates, retransmissions, keep-alives and RSTs for ports
+///   nobody listens on: sent by a kernel by itself (`byKernel`), with a `reason`.
+/// UDP datagrams go to the send call of the same socket and length, in order.
+public struct TraceAttributor {
+    public var calls: [TracedCall]
+    public var sockets: [UInt64: SocketRecord]
+
+    public init(calls: [TracedCall], sockets: [UInt64: SocketRecord]) {
+        self.calls = calls
+        self.sockets = sockets
+    }
+
+    /// One socket's byte accounting in each direction.
+    struct Ledger {
+        /// (call id, first byte offset, end offset) of each successful send, in order.
+        var sent: [(Int, Int, Int)] = []
+        var received: [(Int, Int, Int)] = []
+        var connect: Int?
+        var accept: Int?
+        var closeOrShutdown: Int?
+        var eofRead: Int?
+        var closed: Int?
+        var firstCall: Timestamp?
+        var sentTotal = 0
+        var receivedTotal = 0
+    }
+
+    struct DirectionState {
+        var highestNext: UInt32 = 0
+        var seen = false
+        var lastAck: UInt32?
+        var lastWindow: UInt16?
+        var pureAcks = 0
+        var finNext: UInt32?
+    }
+
+    func ledgers() -> [UInt64: Ledger] {
+        var out: [UInt64: Ledger] = [:]
+        for c in calls {
+            guard let inode = c.socket else { continue }
+            var l = out[inode] ?? Ledger()
+            if l.firstCall == nil { l.firstCall = c.start }
+            switch c.syscall {
+            case .connect where l.connect == nil: l.connect = c.id
+            case .accept, .accept4: if c.succeeded { l.accept = c.id }
+            case .shutdown:
+                if c.succeeded, c.how == 1 || c.how == 2, l.closeOrShutdown == nil { l.closeOrShutdown = c.id }
+            case .close:
+                l.closed = c.id
+            default:
+                if c.syscall.sends, c.byteCount > 0 {
+                    l.sent.append((c.id, l.sentTotal, l.sentTotal + c.byteCount))
+                    l.sentTotal += c.byteCount
+                } else if c.syscall.receives, c.succeeded {
+                    if c.returnValue == 0 {
+                        if l.eofRead == nil { l.eofRead = c.id }
+                    } else {
+                        l.received.append((c.id, l.receivedTotal, l.receivedTotal + c.byteCount))
+                        l.receivedTotal += c.byteCount
+                    }
+                }
+            }
+            out[inode] = l
+        }
+        // accept's call belongs to the listening socket; the new socket is the one it returned.
+        for c in calls where (c.syscall == .accept || c.syscall == .accept4) && c.succeeded {
+            if let inode = c.socket { out[inode, default: Ledger()].accept = c.id }
+        }
+        return out
+    }
+
+    /// The traced socket that sent (`outgoing`) or receives a packet between `src` and `dst`.
+    func socket(local: Endpoint, remote: Endpoint, at time: Timestamp, ledgers: [UInt64: Ledger], udp: Bool = false)
+        -> SocketRecord?
+    {
+        var matches = sockets.values.filter {
+            guard let l = $0.local, let r = $0.remote else { return false }
+            return l.port == local.port && r.port == remote.port && Self.same(l.ip, local.address)
+                && Self.same(r.ip, remote.address)
+        }
+        if matches.isEmpty && udp {
+            // An unconnected datagram socket: its local port (and address, unless bound to any) is enough.
+            matches = sockets.values.filter {
+                guard $0.isUDP, $0.remote == nil, let l = $0.local else { return false }
+                return l.port == local.port && (Self.isAny(l.ip) || Self.same(l.ip, local.address))
+            }
+        }
+        if matches.count <= 1 { return matches.first }
+        // A reused 4-tuple: the last socket whose first call came before the packet.
+        return matches.filter { (ledgers[$0.inode]?.firstCall ?? time) <= time }
+            .max { (ledgers[$0.inode]?.firstCall ?? time) < (ledgers[$1.inode]?.firstCall ?? time) } ?? matches.first
+    }
+
+    static func isAny(_ a: IPAddress) -> Bool { a == .v4(0) || a == .v6(0, 0) }
+
+    /// IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) on a dual-stack socket match the IPv4 packet.
+    static func same(_ a: IPAddress, _ b: IPAddress) -> Bool {
+        if a == b { return true }
+        func v4(_ x: IPAddress) -> IPAddress? {
+            if case .v6(let hi, let lo) = x, hi == 0, lo >> 32 == 0xffff { return .v4(UInt32(truncatingIfNeeded: lo)) }
+            return nil
+        }
+        return v4(a) == b || v4(b) == a
+    }
+
+    func actorName(_ record: SocketRecord?) -> String? { record?.owner }
+
+    /// Fills `call`, `sender`, `byKernel`, `reason` and `consumedBy` of each packet (in capture order), and returns
+    /// the frames that touch a traced socket (the rest is other traffic on the interface).
+    @discardableResult
+    public func attribute(_ packets: inout [PacketEvent]) -> Set<Int> {
+        var related: Set<Int> = []
+        let ledgers = ledgers()
+        var directions: [String: DirectionState] = [:]
+        var udpSendUsed: Set<Int> = []
+        var udpRecvUsed: Set<Int> = []
+        let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
+        for i in packets.indices {
+            var p = packets[i]
+            guard let src = p.sourceEndpoint, let dst = p.destinationEndpoint else {
+                if p.proto.hasPrefix("ICMP") {
+                    p.byKernel = true
+                    p.reason = p.summary.map { "ICMP \($0)" } ?? "ICMP"
+                } else if p.proto == "ARP" {
+                    p.byKernel = true
+                    p.reason = "ARP: address resolution"
+                }
+                packets[i] = p
+                continue
+            }
+            let udp = p.proto == "UDP"
+            let sender = socket(local: src, remote: dst, at: p.timestamp, ledgers: ledgers, udp: udp)
+            let receiver = socket(local: dst, remote: src, at: p.timestamp, ledgers: ledgers, udp: udp)
+            if sender != nil || receiver != nil { related.insert(p.frame) }
+            p.sender = sender?.owner ?? src.description
+            let out = sender.flatMap { ledgers[$0.inode] }
+            let inn = receiver.flatMap { ledgers[$0.inode] }
+
+            if p.proto == "UDP" {
+                if let out {
+                    p.call = out.sent.first { !udpSendUsed.contains($0.0) && $0.2 - $0.1 == p.length }?.0
+                    if let c = p.call { udpSendUsed.insert(c) }
+                }
+                if let inn {
+                    p.consumedBy = inn.received.first { !udpRecvUsed.contains($0.0) && $0.2 - $0.1 == p.length }?.0
+                    if let c = p.consumedBy { udpRecvUsed.insert(c) }
+                }
+                packets[i] = p
+                continue
+            }
+            guard p.proto == "TCP", let flags = p.flags, let seq = p.seq, let ack = p.ack else {
+                packets[i] = p
+                continue
+            }
+            let key = "\(p.stream ?? -1) \(src)"
+            var mine = directions[key] ?? DirectionState()
+            let theirs = directions["\(p.stream ?? -1) \(dst)"] ?? DirectionState()
+            let space = UInt32(p.length) + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
+            let next = seq &+ space
+            let retransmission = mine.seen && space > 0 && Int32(bitPattern: next &- mine.highestNext) <= 0
+                && !flags.contains(.rst)
+            let keepAlive = mine.seen && p.length <= 1 && !flags.contains(.syn) && !flags.contains(.fin)
+                && !flags.contains(.rst) && seq == mine.highestNext &- 1
+            var call: Int?
+            var reason: String?
+            // Byte offset in the direction's stream (relative seq 1 is the first byte after the SYN).
+            let offset = Int(seq) - 1
+
+            if keepAlive {
+                reason = "keep-alive probe"
+            } else if flags.contains(.syn) && !flags.contains(.ack) {
+                call = out?.connect
+                if retransmission { reason = "SYN retransmitted: no SYN/ACK yet" }
+                if let inn, let a = inn.accept { p.consumedBy = a }
+            } else if flags.contains(.syn) {
+                reason = retransmission ? "SYN/ACK retransmitted" : "SYN/ACK of a listening socket"
+            } else if flags.contains(.rst) {
+                if !mine.seen && flags.contains(.ack) {
+                    reason = "RST: no socket listening on this port"
+                } else if let c = out?.closed {
+                    call = c  // close(2) with unread data (or SO_LINGER 0) aborts the connection
+                } else {
+                    reason = "RST from \(p.sender ?? "the peer")'s kernel"
+                }
+            } else if p.length > 0 {
+                call = out?.sent.first { offset >= $0.1 && offset < $0.2 }?.0
+                if retransmission { reason = "retransmission" + (call.map { " of bytes from call #\($0)" } ?? "") }
+                p.consumedBy = inn?.received.first { offset >= $0.1 && offset < $0.2 }?.0
+                if flags.contains(.fin), reason == nil, call == nil { call = out?.closeOrShutdown ?? out?.closed }
+            } else if flags.contains(.fin) {
+                if retransmission {
+                    reason = "FIN retransmitted"
+                } else if let c = out?.closeOrShutdown ?? out?.closed {
+                    call = c
+                } else if sender != nil {
+                    reason = "FIN sent when the process exited: the kernel closed the socket"
+                }
+                if let inn, let eof = inn.eofRead { p.consumedBy = eof }
+            } else {
+                // A pure ACK.
+                let advanced = mine.lastAck.map { Int32(bitPattern: ack &- $0) > 0 } ?? true
+                if mine.pureAcks == 0, seq == 1, ack == 1, theirs.finNext == nil,
+                    let c = out?.connect
+                {
+                    call = c  // the handshake's last ACK completes connect(2)
+                } else if let fin = theirs.finNext, ack == fin, advanced {
+                    reason = "ACK of FIN"
+                } else if advanced {
+                    reason = "ACK of data"
+                } else if mine.lastWindow != p.window {
+                    reason = "window update"
+                } else {
+                    reason = "duplicate ACK"
+                }
+                if mine.pureAcks == 0, seq == 1, ack == 1, call == nil, reason == "ACK of data" {
+                    reason = "ACK completing the handshake"
+                }
+                mine.pureAcks += 1
+            }
+            p.call = call
+            p.byKernel = reason != nil
+            if reason == nil && call == nil && sender != nil {
+                p.byKernel = true
+                reason = "sent by the kernel"
+            }
+            p.reason = reason
+            if let c = call, let callEvent = byId[c] { p.sender = callEvent.actor }
+
+            if !mine.seen || Int32(bitPattern: next &- mine.highestNext) > 0 { mine.highestNext = next }
+            mine.seen = true
+            if flags.contains(.fin) { mine.finNext = next }
+            mine.lastWindow = p.window
+            if flags.contains(.ack) { mine.lastAck = ack }
+            directions[key] = mine
+            packets[i] = p
+        }
+        return related
+    }
+}
+
+extension Optional where Wrapped == Bool {
+    var orFalse: Bool { self ?? false }
+}

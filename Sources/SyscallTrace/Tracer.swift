@@ -1,0 +1,713 @@
+import CTraceShims
+import Glibc
+import PacketWire
+import Sockets
+import Synchronization
+import Timeline
+
+/// Why tracing could not start or went wrong, as one line the user can act on.
+public struct TraceError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ message: String) { description = message }
+}
+
+// ptrace(2) requests, options and events (linux/ptrace.h), which Swift's Glibc does not import as enums.
+enum PT {
+    static let cont: Int32 = 7
+    static let kill: Int32 = 8
+    static let detach: Int32 = 17
+    static let syscall: Int32 = 24
+    static let setOptions: Int32 = 0x4200
+    static let getEventMsg: Int32 = 0x4201
+    static let seize: Int32 = 0x4206
+    static let interrupt: Int32 = 0x4207
+    static let listen: Int32 = 0x4208
+
+    static let traceSysGood: UInt = 0x1
+    static let traceFork: UInt = 0x2
+    static let traceVfork: UInt = 0x4
+    static let traceClone: UInt = 0x8
+    static let traceExec: UInt = 0x10
+    static let traceSeccomp: UInt = 0x80
+    static let exitKill: UInt = 0x10_0000
+
+    static let eventFork: Int32 = 1
+    static let eventVfork: Int32 = 2
+    static let eventClone: Int32 = 3
+    static let eventExec: Int32 = 4
+    static let eventSeccomp: Int32 = 7
+    static let eventStop: Int32 = 128
+}
+
+/// Set from the SIGINT/SIGTERM handler: 1 = stop requested, 2 = also forward the signal to the program (it came
+/// from kill(1), not from the terminal, so the program did not get it itself).
+let traceInterrupt = Atomic<Int>(0)
+/// How many stop requests arrived: the second one kills a launched program.
+let traceInterruptCount = Atomic<Int>(0)
+
+/// What the tracer saw: the calls on sockets in order, the sockets, and how the program ended.
+public struct TraceResult: Sendable {
+    public var calls: [TracedCall]
+    public var sockets: [UInt64: SocketRecord]
+    /// The traced program's exit status (128 + signal when killed), nil after a detach.
+    public var exitStatus: Int32?
+    public var detached: Bool
+}
+
+/// Runs or attaches to a program under `ptrace(2)` and records its socket calls.
+///
+/// Launch mode installs a seccomp-bpf filter in the child so it stops only at the calls of ``Syscall/traced``;
+/// each of those stops asks for the matching exit stop (`PTRACE_SYSCALL`) only when the call concerns a socket,
+/// so file I/O costs one stop and no more. Attach mode (`-p`) cannot install a filter into a running process and
+/// stops at every call instead. Forks, vforks, clones and exec are followed.
+public final class Tracer {
+    public struct Options: Sendable {
+        public var command: [String] = []
+        public var attach: Int32?
+        public var environment: [String: String] = [:]
+        /// The descriptor number whose write(2)s carry Python hook notes (never a real descriptor: negative).
+        public var noteFD: Int32?
+        public init() {}
+    }
+
+    struct Pending {
+        var syscall: Syscall
+        var regs: ctrace_regs
+        var start: Timestamp
+        var fd: Int32?
+        var entry: FDEntry?
+        var sendPreview: [UInt8]?
+        var address: SocketAddress?
+        var stateBefore: TCPState?
+    }
+
+    struct ThreadState {
+        var tgid: Int32
+        var pending: Pending?
+        var note: String?
+        var inSyscall = false
+    }
+
+    final class ProcessState {
+        var fds = FDTable()
+        var comm: String
+        var pidfd: Int32 = -1
+        init(comm: String) { self.comm = comm }
+        func copy() -> ProcessState {
+            let p = ProcessState(comm: comm)
+            p.fds = fds
+            return p
+        }
+    }
+
+    let options: Options
+    var threads: [Int32: ThreadState] = [:]
+    var processes: [Int32: ProcessState] = [:]
+    var calls: [TracedCall] = []
+    var sockets: [UInt64: SocketRecord] = [:]
+    var mainPid: Int32 = 0
+    var exitStatus: Int32?
+    var useSeccomp = true
+    var detaching = false
+    /// Children reported by fork/clone events whose first stop has not been seen, and stops seen before the event.
+    var unknownStops: Set<Int32> = []
+
+    public init(_ options: Options) { self.options = options }
+
+    /// Runs until every traced process has exited (or, after Ctrl-C in attach mode, has been detached).
+    public func run() throws(TraceError) -> TraceResult {
+        guard tracingSupported else { throw TraceError("packetflow trace: unsupported architecture (x86_64 only)") }
+        if let pid = options.attach {
+            try attach(pid)
+        } else {
+            try launch()
+        }
+        loop()
+        for p in processes.values where p.pidfd >= 0 { Glibc.close(p.pidfd) }
+        return TraceResult(calls: calls, sockets: sockets, exitStatus: exitStatus, detached: options.attach != nil)
+    }
+
+    // MARK: starting
+
+    func launch() throws(TraceError) {
+        guard let file = options.command.first else { throw TraceError("no command given") }
+        var argv: [UnsafeMutablePointer<CChar>?] = options.command.map { strdup($0) } + [nil]
+        var env: [UnsafeMutablePointer<CChar>?] = options.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in env { free(p) }
+        }
+        let numbers = Syscall.traced.map { Int32($0.rawValue) }
+        let pid = numbers.withUnsafeBufferPointer { nrs in
+            argv.withUnsafeMutableBufferPointer { a in
+                env.withUnsafeMutableBufferPointer { e in
+                    ctrace_spawn_traced(file, a.baseAddress, e.baseAddress, nrs.baseAddress, Int32(nrs.count))
+                }
+            }
+        }
+        if pid < 0 { throw TraceError("fork failed: \(Errno(rawValue: errno).message)") }
+        mainPid = pid
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0x4000_0000) < 0 && errno == EINTR {}
+        if status & 0x7f != 0x7f {
+            // The child never reached its SIGSTOP: PTRACE_TRACEME failed.
+            let code = (status >> 8) & 0xff
+            throw TraceError(
+                code == 126
+                    ? "ptrace is not permitted here: run as root, or allow it (sysctl kernel.yama.ptrace_scope=0; in a "
+                        + "container add --cap-add SYS_PTRACE and an unconfined seccomp profile)"
+                    : "the program exited before tracing started (status \(code))")
+        }
+        let opts =
+            PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec | PT.traceSeccomp
+            | PT.exitKill
+        if ctrace_ptrace(PT.setOptions, pid, 0, opts) != 0 {
+            let e = errno
+            kill(pid, SIGKILL)
+            throw TraceError("PTRACE_SETOPTIONS failed: \(Errno(rawValue: e).message)")
+        }
+        threads[pid] = ThreadState(tgid: pid)
+        processes[pid] = ProcessState(comm: Self.comm(of: pid))
+        _ = ctrace_ptrace(PT.cont, pid, 0, 0)
+    }
+
+    func attach(_ pid: Int32) throws(TraceError) {
+        useSeccomp = false
+        mainPid = pid
+        guard kill(pid, 0) == 0 else { throw TraceError("no process \(pid): \(Errno(rawValue: errno).message)") }
+        let opts = PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
+        let process = ProcessState(comm: Self.comm(of: pid))
+        processes[pid] = process
+        // Threads may start while we attach; read the task list until it stops growing.
+        var attached: Set<Int32> = []
+        for _ in 0..<3 {
+            let tids = Self.listDirectory("/proc/\(pid)/task").compactMap { Int32($0) }
+            let fresh = tids.filter { !attached.contains($0) }
+            if fresh.isEmpty { break }
+            for tid in fresh {
+                if ctrace_ptrace(PT.seize, tid, 0, opts) != 0 {
+                    let e = errno
+                    if attached.isEmpty {
+                        throw TraceError(
+                            e == EPERM
+                                ? "cannot attach to \(pid): not permitted (run as root, or sysctl kernel.yama.ptrace_scope=0)"
+                                : "cannot attach to \(pid): \(Errno(rawValue: e).message)")
+                    }
+                    continue
+                }
+                attached.insert(tid)
+                threads[tid] = ThreadState(tgid: pid)
+                _ = ctrace_ptrace(PT.interrupt, tid, 0, 0)
+            }
+        }
+        // Descriptors opened before we came: learn the sockets among them.
+        for name in Self.listDirectory("/proc/\(pid)/fd") {
+            guard let fd = Int32(name), let entry = Self.fdEntry(pid: pid, fd: fd) else { continue }
+            process.fds[fd] = entry
+            if case .socket(let inode) = entry { learnSocket(inode: inode, pid: pid, fd: fd, family: 0, type: 0) }
+        }
+    }
+
+    // MARK: the wait loop
+
+    func loop() {
+        var status: Int32 = 0
+        while !threads.isEmpty || !unknownStops.isEmpty {
+            let flag = traceInterrupt.load(ordering: .relaxed)
+            if flag != 0 { handleInterrupt(flag) }
+            let tid = waitpid(-1, &status, 0x4000_0000)
+            if tid < 0 {
+                if errno == EINTR { continue }
+                break  // ECHILD: nothing left
+            }
+            handle(tid: tid, status: status)
+        }
+    }
+
+    func handleInterrupt(_ flag: Int) {
+        traceInterrupt.store(0, ordering: .relaxed)
+        if options.attach != nil {
+            // Detach: each thread must be in a ptrace stop to be released, so interrupt them all and release each
+            // at its next stop.
+            detaching = true
+            for tid in threads.keys { _ = ctrace_ptrace(PT.interrupt, tid, 0, 0) }
+        } else if traceInterruptCount.load(ordering: .relaxed) >= 2 {
+            kill(mainPid, SIGKILL)
+        } else if flag == 2 {
+            kill(mainPid, SIGINT)
+        }
+    }
+
+    func resume(_ tid: Int32, signal: Int32 = 0, needExit: Bool = false) {
+        if detaching {
+            _ = ctrace_ptrace(PT.detach, tid, 0, UInt(signal))
+            threads[tid] = nil
+            return
+        }
+        let request = !useSeccomp || needExit ? PT.syscall : PT.cont
+        _ = ctrace_ptrace(request, tid, 0, UInt(signal))
+    }
+
+    func handle(tid: Int32, status: Int32) {
+        let low = status & 0x7f
+        if low == 0 || (low != 0x7f) {
+            // Exited or killed.
+            if tid == mainPid {
+                exitStatus = low == 0 ? (status >> 8) & 0xff : 128 + low
+            }
+            if let t = threads[tid], let pending = t.pending {
+                // Killed mid-call: keep the call, with no result.
+                finish(tid: tid, pending: pending, regs: nil)
+            }
+            if let t = threads.removeValue(forKey: tid), t.tgid == tid, let p = processes.removeValue(forKey: tid),
+                p.pidfd >= 0
+            {
+                Glibc.close(p.pidfd)
+            }
+            unknownStops.remove(tid)
+            return
+        }
+        let sig = (status >> 8) & 0xff
+        let event = status >> 16
+        if threads[tid] == nil {
+            // A new child's first stop can arrive before its parent's fork event; remember it.
+            unknownStops.insert(tid)
+            threads[tid] = ThreadState(tgid: Self.tgid(of: tid) ?? tid)
+            let tgid = threads[tid]!.tgid
+            if processes[tgid] == nil { processes[tgid] = ProcessState(comm: Self.comm(of: tgid)) }
+            if sig == SIGSTOP && event == 0 || event == PT.eventStop {
+                unknownStops.remove(tid)
+                resume(tid)
+                return
+            }
+        }
+        switch (sig, event) {
+        case (SIGTRAP, PT.eventSeccomp):
+            syscallStop(tid: tid)
+        case (SIGTRAP | 0x80, 0):
+            syscallStop(tid: tid)
+        case (SIGTRAP, PT.eventFork), (SIGTRAP, PT.eventVfork), (SIGTRAP, PT.eventClone):
+            var msg: UInt = 0
+            _ = ctrace_ptrace(PT.getEventMsg, tid, 0, UInt(bitPattern: withUnsafeMutablePointer(to: &msg) { $0 }))
+            let child = Int32(truncatingIfNeeded: msg)
+            let parentTgid = threads[tid]?.tgid ?? tid
+            let childTgid = Self.tgid(of: child) ?? child
+            if threads[child] == nil { threads[child] = ThreadState(tgid: childTgid) }
+            threads[child]!.tgid = childTgid
+            if childTgid != parentTgid, let parent = processes[parentTgid] {
+                // A new process starts with a copy of its parent's descriptors.
+                let copy = parent.copy()
+                if let existing = processes[childTgid] { copy.pidfd = existing.pidfd }
+                processes[childTgid] = copy
+            }
+            resume(tid)
+        case (SIGTRAP, PT.eventExec):
+            let tgid = threads[tid]?.tgid ?? tid
+            if let p = processes[tgid] {
+                p.comm = Self.comm(of: tgid)
+                p.fds.afterExec { Self.fdEntry(pid: tgid, fd: $0) }
+            }
+            threads[tid]?.note = nil
+            resume(tid)
+        case (_, PT.eventStop):
+            // Group stop (a real SIGSTOP) with PTRACE_SEIZE: stay stopped but listen; interrupt stop: go on.
+            if detaching {
+                resume(tid)
+            } else if sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU {
+                _ = ctrace_ptrace(PT.listen, tid, 0, 0)
+            } else {
+                resume(tid)
+            }
+        case (SIGSTOP, 0) where unknownStops.contains(tid):
+            unknownStops.remove(tid)
+            resume(tid)
+        default:
+            // A signal for the program: deliver it.
+            resume(tid, signal: sig)
+        }
+    }
+
+    // MARK: system calls
+
+    func syscallStop(tid: Int32) {
+        var regs = ctrace_regs()
+        guard ctrace_get_regs(tid, &regs) == 0 else {
+            resume(tid)
+            return
+        }
+        if var t = threads[tid], let pending = t.pending, t.inSyscall {
+            t.pending = nil
+            t.inSyscall = false
+            threads[tid] = t
+            finish(tid: tid, pending: pending, regs: regs)
+            resume(tid)
+            return
+        }
+        if !useSeccomp {
+            // Attach mode sees every call's entry and exit; an exit without a recorded entry is skipped.
+            if regs.rax != UInt64(bitPattern: -Int64(ENOSYS)) || threads[tid]?.inSyscall == true {
+                threads[tid]?.inSyscall = false
+                resume(tid)
+                return
+            }
+        }
+        guard let call = Syscall(rawValue: Int(regs.orig_rax)) else {
+            if !useSeccomp { threads[tid]?.inSyscall = true }
+            resume(tid)
+            return
+        }
+        let tgid = threads[tid]?.tgid ?? tid
+        let fdArg = Int32(truncatingIfNeeded: regs.rdi)
+        if call == .write, let noteFD = options.noteFD, fdArg == noteFD {
+            // A note from the Python hook: remember it for this thread's next calls and swallow the write.
+            let length = min(Int(regs.rdx), 4096)
+            let bytes = Self.readMemory(tid, regs.rsi, length)
+            let text = String(decoding: bytes, as: UTF8.self)
+            threads[tid]?.note = text.hasPrefix("PFN1 ") ? String(text.dropFirst(5)) : nil
+            _ = ctrace_skip_syscall(tid, Int64(regs.rdx))
+            if !useSeccomp { threads[tid]?.inSyscall = true }
+            resume(tid)
+            return
+        }
+        var entry: FDEntry?
+        if call != .socket && call != .socketpair {
+            entry = processes[tgid]?.fds[fdArg]
+            if entry == nil, let found = Self.fdEntry(pid: tgid, fd: fdArg) {
+                entry = found
+                processes[tgid]?.fds[fdArg] = found
+                if case .socket(let inode) = found, sockets[inode] == nil {
+                    learnSocket(inode: inode, pid: tgid, fd: fdArg, family: 0, type: 0)
+                }
+            }
+            var isSocket = false
+            if case .socket = entry { isSocket = true }
+            let changesTable = call == .dup || call == .dup2 || call == .dup3 || call == .fcntl
+            if call.isFileDescriptorIO && !isSocket && !changesTable {
+                // Not a socket: let it run without an exit stop, which keeps file I/O cheap.
+                if !useSeccomp { threads[tid]?.inSyscall = true }
+                resume(tid)
+                return
+            }
+            if call == .fcntl && regs.rsi != 0 && regs.rsi != 1030 {
+                // Only F_DUPFD and F_DUPFD_CLOEXEC change the table.
+                if !useSeccomp { threads[tid]?.inSyscall = true }
+                resume(tid)
+                return
+            }
+        }
+        var pending = Pending(syscall: call, regs: regs, start: Self.now(), fd: fdArg, entry: entry)
+        if call == .socket || call == .socketpair { pending.fd = nil }
+        if call == .close, case .socket(let inode) = entry, sockets[inode]?.isTCP == true {
+            // The state before close(2), read through a duplicate that is closed again before the call runs (so it
+            // never delays the FIN); the state after is derived from it, which avoids scanning /proc/net/tcp.
+            refresh(inode: inode, pid: tgid, fd: fdArg)
+            pending.stateBefore = lastState
+        }
+        switch call {
+        case .connect, .bind:
+            pending.address = Self.readAddress(tid, regs.rsi, Int(regs.rdx))
+        case .sendto:
+            if regs.r8 != 0 { pending.address = Self.readAddress(tid, regs.r8, Int(regs.r9)) }
+        default: break
+        }
+        threads[tid]?.pending = pending
+        threads[tid]?.inSyscall = true
+        resume(tid, needExit: true)
+    }
+
+    /// Records a finished call (regs nil: the thread died inside it) and updates the descriptor and socket tables.
+    func finish(tid: Int32, pending: Pending, regs: ctrace_regs?) {
+        let tgid = threads[tid]?.tgid ?? tid
+        guard let process = processes[tgid] else { return }
+        lastState = nil
+        let result: Int64 = regs.map { Int64(bitPattern: $0.rax) } ?? -Int64(EINTR)
+        let r = pending.regs
+        var call = TracedCall(
+            id: calls.count + 1, pid: tgid, tid: tid, comm: process.comm, syscall: pending.syscall,
+            returnValue: result, start: pending.start, end: Self.now())
+        call.fd = pending.fd
+        call.source = threads[tid]?.note
+        var inode: UInt64?
+        if case .socket(let i) = pending.entry { inode = i }
+        let ok = result >= 0
+
+        switch pending.syscall {
+        case .socket:
+            let family = Int32(truncatingIfNeeded: r.rdi)
+            let type = Int32(truncatingIfNeeded: r.rsi) & 0xf
+            call.args = [("domain", .string(Self.familyName(family))), ("type", .string(Self.typeName(type)))]
+            if ok, let e = Self.fdEntry(pid: tgid, fd: Int32(result)), case .socket(let i) = e {
+                process.fds.opened(Int32(result), socket: i)
+                inode = i
+                call.fd = Int32(result)
+                sockets[i] = SocketRecord(inode: i, family: family, type: type, owner: call.actor)
+            }
+        case .socketpair:
+            var pair: [Int32] = [-1, -1]
+            if ok {
+                let bytes = Self.readMemory(tid, r.r10, 8)
+                if bytes.count == 8 {
+                    pair = bytes.withUnsafeBytes { raw in
+                        [raw.loadUnaligned(fromByteOffset: 0, as: Int32.self),
+                         raw.loadUnaligned(fromByteOffset: 4, as: Int32.self)]
+                    }
+                }
+                for fd in pair where fd >= 0 {
+                    if let e = Self.fdEntry(pid: tgid, fd: fd), case .socket(let i) = e {
+                        process.fds.opened(fd, socket: i)
+                        sockets[i] = SocketRecord(
+                            inode: i, family: Int32(truncatingIfNeeded: r.rdi),
+                            type: Int32(truncatingIfNeeded: r.rsi) & 0xf, owner: call.actor)
+                        inode = inode ?? i
+                    }
+                }
+            }
+            call.args = [("domain", .string(Self.familyName(Int32(truncatingIfNeeded: r.rdi)))), ("sv", .string("[\(pair[0]), \(pair[1])]"))]
+        case .accept, .accept4:
+            call.args = [("fd", .int(Int(pending.fd ?? -1)))]
+            if ok, let e = Self.fdEntry(pid: tgid, fd: Int32(result)), case .socket(let i) = e {
+                process.fds.opened(Int32(result), socket: i)
+                let listener = inode.flatMap { sockets[$0] }
+                sockets[i] = SocketRecord(inode: i, family: listener?.family ?? 0, type: listener?.type ?? 1, owner: call.actor)
+                inode = i
+                call.fd = Int32(result)
+                call.args.append(("newfd", .int(Int(result))))
+            }
+        case .dup, .dup2, .dup3, .fcntl:
+            if ok, let old = pending.fd {
+                process.fds.duplicated(old, to: Int32(result))
+            }
+            guard inode != nil else { return }
+            call.args = [("oldfd", .int(Int(pending.fd ?? -1)))]
+        case .close:
+            if let fd = pending.fd { process.fds.closed(fd) }
+            guard inode != nil else { return }
+            call.args = [("fd", .int(Int(pending.fd ?? -1)))]
+        case .connect, .bind:
+            call.args = [("fd", .int(Int(pending.fd ?? -1))), ("addr", .string(pending.address?.description ?? "?"))]
+        case .listen:
+            call.args = [("fd", .int(Int(pending.fd ?? -1))), ("backlog", .int(Int(Int32(truncatingIfNeeded: r.rsi))))]
+            if ok, let i = inode { sockets[i]?.listening = true }
+        case .shutdown:
+            let how = Int32(truncatingIfNeeded: r.rsi)
+            call.how = how
+            call.args = [("fd", .int(Int(pending.fd ?? -1))), ("how", .string(["SHUT_RD", "SHUT_WR", "SHUT_RDWR"][Int(max(0, min(how, 2)))]))]
+        case .setsockopt, .getsockopt:
+            call.args = [("fd", .int(Int(pending.fd ?? -1))), ("level", .int(Int(Int32(truncatingIfNeeded: r.rsi)))),
+                         ("optname", .int(Int(Int32(truncatingIfNeeded: r.rdx))))]
+        case .write, .sendto:
+            let count = ok ? Int(result) : Int(r.rdx)
+            let data = Self.readMemory(tid, r.rsi, min(count, 256))
+            call.args = [("fd", .int(Int(pending.fd ?? -1))), ("data", .bytes(count: count, preview: TextEscaper.preview(data, limit: 256)))]
+            if let a = pending.address { call.args.append(("addr", .string(a.description))) }
+        case .read, .recvfrom:
+            call.args = [("fd", .int(Int(pending.fd ?? -1))), ("size", .int(Int(r.rdx)))]
+            if ok {
+                let data = Self.readMemory(tid, r.rsi, min(Int(result), 256))
+                call.args.append(("data", .bytes(count: Int(result), preview: TextEscaper.preview(data, limit: 256))))
+            }
+        default:
+            call.args = [("fd", .int(Int(pending.fd ?? -1)))]
+        }
+        guard let socketInode = inode else { return }
+        call.socket = socketInode
+        if sockets[socketInode] == nil, let fd = call.fd {
+            learnSocket(inode: socketInode, pid: tgid, fd: fd, family: 0, type: 0)
+        }
+        // Where the socket is now, seen through a duplicate of the tracee's descriptor.
+        if pending.syscall != .close, let fd = call.fd, ok || pending.syscall == .connect {
+            refresh(inode: socketInode, pid: tgid, fd: fd)
+        }
+        if var s = sockets[socketInode] {
+            if s.remote == nil, pending.syscall == .connect, s.isTCP || s.isUDP { s.remote = pending.address }
+            sockets[socketInode] = s
+            call.local = s.local
+            call.remote = s.remote
+            if pending.syscall == .close, s.isTCP {
+                let shared = processes.values.contains { !$0.fds.descriptors(of: socketInode).isEmpty }
+                call.state = shared ? pending.stateBefore : Self.stateAfterClose(pending.stateBefore)
+            } else if s.isTCP, call.state == nil {
+                call.state = lastState
+            }
+        }
+        calls.append(call)
+    }
+
+    var lastState: TCPState?
+
+    /// What close(2) of the last descriptor does to a TCP socket (RFC 793 / tcp_close()).
+    static func stateAfterClose(_ before: TCPState?) -> TCPState? {
+        switch before {
+        case .established?, .synReceived?: .finWait1
+        case .closeWait?: .lastAck
+        case .finWait1?, .finWait2?, .closing?, .lastAck?, .timeWait?: before
+        case nil: nil
+        default: .closed
+        }
+    }
+
+    func learnSocket(inode: UInt64, pid: Int32, fd: Int32, family: Int32, type: Int32) {
+        let owner = "\(processes[pid]?.comm ?? "?")[\(pid)]"
+        sockets[inode] = SocketRecord(inode: inode, family: family, type: type, owner: owner)
+        refresh(inode: inode, pid: pid, fd: fd)
+    }
+
+    /// getsockname/getpeername/TCP_INFO on a duplicate obtained with pidfd_getfd(2); the duplicate is closed at
+    /// once so it never keeps the socket alive past the program's own close.
+    func refresh(inode: UInt64, pid: Int32, fd: Int32) {
+        lastState = nil
+        guard let process = processes[pid] else { return }
+        if process.pidfd < 0 { process.pidfd = ctrace_pidfd_open(pid) }
+        guard process.pidfd >= 0 else { return }
+        let dup = ctrace_pidfd_getfd(process.pidfd, fd)
+        guard dup >= 0 else { return }
+        defer { Glibc.close(dup) }
+        guard var s = sockets[inode] else { return }
+        var value: Int32 = 0
+        var len = socklen_t(4)
+        if s.family == 0, getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &value, &len) == 0 { s.family = value }
+        len = 4
+        if s.type == 0, getsockopt(dup, SOL_SOCKET, SO_TYPE, &value, &len) == 0 { s.type = value }
+        var storage = sockaddr_storage()
+        len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let gotLocal = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(dup, $0, &len) }
+        }
+        if gotLocal == 0, let a = SocketAddress(storage: storage), a.port != 0 || s.local == nil { s.local = a }
+        len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        storage = sockaddr_storage()
+        let gotRemote = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(dup, $0, &len) }
+        }
+        if gotRemote == 0, let a = SocketAddress(storage: storage) { s.remote = a }
+        if s.isTCP {
+            var info = [UInt8](repeating: 0, count: 256)
+            len = 256
+            if getsockopt(dup, Int32(IPPROTO_TCP), 11 /* TCP_INFO */, &info, &len) == 0, len > 0 {
+                lastState = TCPState(rawValue: info[0])
+            }
+        }
+        sockets[inode] = s
+    }
+
+    // MARK: helpers
+
+    static func now() -> Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Timestamp(seconds: Int64(ts.tv_sec), nanoseconds: UInt32(ts.tv_nsec))
+    }
+
+    static func readMemory(_ pid: Int32, _ address: UInt64, _ length: Int) -> [UInt8] {
+        guard length > 0, address != 0 else { return [] }
+        var buffer = [UInt8](repeating: 0, count: length)
+        let n = buffer.withUnsafeMutableBytes { ctrace_read_memory(pid, UInt(address), $0.baseAddress, length) }
+        return n > 0 ? Array(buffer[..<n]) : []
+    }
+
+    static func readAddress(_ pid: Int32, _ address: UInt64, _ length: Int) -> SocketAddress? {
+        let bytes = readMemory(pid, address, min(max(length, 0), MemoryLayout<sockaddr_storage>.size))
+        guard bytes.count >= 2 else { return nil }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: bytes) }
+        return SocketAddress(storage: storage)
+    }
+
+    /// /proc/PID/fd/N -> "socket:[inode]" or anything else; nil when the number is not open.
+    static func fdEntry(pid: Int32, fd: Int32) -> FDEntry? {
+        guard fd >= 0 else { return nil }
+        var buffer = [CChar](repeating: 0, count: 128)
+        let n = readlink("/proc/\(pid)/fd/\(fd)", &buffer, 127)
+        guard n > 0 else { return nil }
+        let target = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return parseLink(target)
+    }
+
+    static func parseLink(_ target: String) -> FDEntry {
+        guard target.hasPrefix("socket:["), target.hasSuffix("]"),
+            let inode = UInt64(target.dropFirst(8).dropLast())
+        else { return .other }
+        return .socket(inode)
+    }
+
+    static func comm(of pid: Int32) -> String {
+        guard let f = fopen("/proc/\(pid)/comm", "r") else { return "?" }
+        defer { fclose(f) }
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard fgets(&buffer, 64, f) != nil else { return "?" }
+        return String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func tgid(of tid: Int32) -> Int32? {
+        guard let f = fopen("/proc/\(tid)/status", "r") else { return nil }
+        defer { fclose(f) }
+        var buffer = [CChar](repeating: 0, count: 256)
+        while fgets(&buffer, 256, f) != nil {
+            let line = String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if line.hasPrefix("Tgid:") { return Int32(line.dropFirst(5).trimmingSpaces) }
+        }
+        return nil
+    }
+
+    static func listDirectory(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var out: [String] = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out
+    }
+
+    static func familyName(_ f: Int32) -> String {
+        switch f {
+        case 1: "AF_UNIX"
+        case 2: "AF_INET"
+        case 10: "AF_INET6"
+        case 16: "AF_NETLINK"
+        case 17: "AF_PACKET"
+        default: "\(f)"
+        }
+    }
+
+    static func typeName(_ t: Int32) -> String {
+        switch t {
+        case 1: "SOCK_STREAM"
+        case 2: "SOCK_DGRAM"
+        case 3: "SOCK_RAW"
+        case 5: "SOCK_SEQPACKET"
+        default: "\(t)"
+        }
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
+        while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }
+        return s
+    }
+}
+
+/// Installs SIGINT/SIGTERM handlers that ask the tracer to stop: a terminal's Ctrl-C already reached the program
+/// (same process group), a kill(1) aimed at packetflow is forwarded; a second one kills the program.
+public func installTraceSignalHandlers() {
+    var unblock = sigset_t()
+    sigemptyset(&unblock)
+    sigaddset(&unblock, SIGINT)
+    sigaddset(&unblock, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+    var sa = sigaction()
+    sa.__sigaction_handler.sa_sigaction = { _, info, _ in
+        let fromKill = info.map { $0.pointee.si_code <= 0 } ?? false
+        traceInterruptCount.add(1, ordering: .relaxed)
+        traceInterrupt.store(fromKill ? 2 : 1, ordering: .relaxed)
+    }
+    sa.sa_flags = SA_SIGINFO  // no SA_RESTART: waitpid must return EINTR so the loop sees the flag
+    sigaction(SIGINT, &sa, nil)
+    sigaction(SIGTERM, &sa, nil)
+}

@@ -1,0 +1,273 @@
+import ArgumentParser
+import Glibc
+import PacketCapture
+import PacketFiles
+import PacketWire
+import Render
+import SyscallTrace
+import Timeline
+
+struct TraceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Run a program (or attach to one) and show which of its calls put each packet on the wire.",
+        discussion: """
+            The program runs under ptrace with a seccomp-bpf filter, so it stops only at socket-related calls; forks, \
+            threads and exec are followed. Packets are captured at the same time and each is attributed by its \
+            content (4-tuple, sequence numbers) to the call that sent it, or marked as sent by a kernel by itself \
+            with the reason. For Python programs each call also names the source line that made it. Needs root \
+            (ptrace and CAP_NET_RAW); the program's exit code is passed through.
+
+            Examples:
+              packetflow trace -- python3 client.py
+              packetflow trace --format jsonl -w out.pcapng -- curl -s http://127.0.0.1:8000/
+              packetflow trace -p 1234            (Ctrl-C detaches and leaves it running)
+            """
+    )
+
+    @Option(name: .short, help: "Interface to capture on.")
+    var interface: String = "lo"
+
+    @Option(name: .short, help: "Capture filter (pcap-filter syntax).")
+    var filter: String?
+
+    @Option(name: .short, help: "Attach to this running process instead of starting one.")
+    var pid: Int32?
+
+    @Option(name: .short, help: "Also write the packets to this pcapng file, each with a comment naming its call.")
+    var write: String?
+
+    @Flag(name: .customLong("no-capture"), help: "Do not capture packets: show the calls only.")
+    var noCapture = false
+
+    @Flag(name: .customLong("all-packets"), help: "Also show packets of sockets the program does not own.")
+    var allPackets = false
+
+    @OptionGroup var display: DisplayOptions
+
+    @Argument(parsing: .captureForPassthrough, help: "The command to run, after --.")
+    var command: [String] = []
+
+    func validate() throws {
+        var cmd = command
+        if cmd.first == "--" { cmd.removeFirst() }
+        if pid == nil && cmd.isEmpty { throw ValidationError("give a command after -- or attach with -p PID") }
+        if pid != nil && !cmd.isEmpty { throw ValidationError("-p attaches to a running process: drop the command") }
+        if noCapture && write != nil { throw ValidationError("-w needs packets: drop --no-capture") }
+    }
+
+    func run() throws {
+        var cmd = command
+        if cmd.first == "--" { cmd.removeFirst() }
+        guard tracingSupported else { throw CLIError("packetflow trace: unsupported architecture (x86_64 only)") }
+        installTraceSignalHandlers()
+
+        let inherited = Self.openDescriptors()
+        var capture: BackgroundCapture?
+        if !noCapture {
+            do {
+                capture = try BackgroundCapture(LiveCapture.Options(interface: interface, filter: filter))
+            } catch {
+                if error.kind == .permission {
+                    throw CLIError(
+                        "capturing on \(interface) needs root or CAP_NET_RAW: run with sudo, or use --no-capture")
+                }
+                throw CLIError("cannot capture on \(interface): \(error)")
+            }
+        }
+
+        // Our own descriptors (the capture socket) must not leak into the traced program; the user's inherited
+        // ones must. The Swift runtime's eventfd is ours too, though it was open before we looked.
+        for fd in Self.openDescriptors() where !inherited.contains(fd) || Self.isEventFD(fd) {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+
+        var options = Tracer.Options()
+        options.attach = pid
+        options.command = cmd
+        options.environment = Self.currentEnvironment()
+        var hookDirectory: String?
+        if pid == nil, PythonHook.applies(to: cmd) {
+            if let dir = PythonHook.install() {
+                hookDirectory = dir
+                options.environment = PythonHook.environment(options.environment, hookDirectory: dir)
+                options.noteFD = PythonHook.noteFD
+            } else {
+                warn("cannot write the Python hook to /tmp: calls will have no source lines")
+            }
+        }
+        defer { if let hookDirectory { PythonHook.remove(hookDirectory) } }
+
+        let result: TraceResult
+        do {
+            result = try Tracer(options).run()
+        } catch {
+            _ = try? capture?.stop()
+            throw CLIError(error.description)
+        }
+
+        var packets: [PacketEvent] = []
+        var shown: [PacketEvent] = []
+        var raw: [CapturedPacket] = []
+        var linkType: LinkType?
+        if let capture {
+            // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture.
+            capture.waitUntilQuiet(idle: .milliseconds(150), limit: .seconds(1))
+            linkType = capture.linkType
+            do {
+                raw = try capture.stop().packets
+            } catch {
+                throw CLIError("capture failed: \(error)")
+            }
+            var builder = PacketEventBuilder()
+            packets = raw.map { builder.event(for: $0) }
+            let related = TraceAttributor(calls: result.calls, sockets: result.sockets).attribute(&packets)
+            shown = allPackets ? packets : packets.filter { related.contains($0.frame) }
+        }
+
+        let calls = result.calls.map(\.event)
+        switch display.format {
+        case .jsonl:
+            var events: [TimelineEvent] = calls.map { .call($0) } + shown.map { .packet($0) }
+            events.sort { $0.timestamp < $1.timestamp }
+            for e in events { emit(JSONLines.line(e) + "\n") }
+        case .text:
+            emit(TraceText(language: display.lang, color: display.useColor).render(
+                command: pid.map { "pid \($0)" } ?? cmd.joined(separator: " "), calls: calls, packets: shown,
+                captured: capture != nil))
+        }
+
+        if let write, let linkType {
+            do {
+                let writer = try PcapngWriter(path: write)
+                try writer.addInterface(linkType: linkType, name: interface)
+                let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
+                for (packet, event) in zip(raw, packets) {
+                    try packet.bytes.withUnsafeBytes {
+                        try writer.writePacket(
+                            $0, timestamp: packet.info.timestamp, originalLength: packet.info.originalLength,
+                            comments: [TraceText.comment(event, calls: byId)])
+                    }
+                }
+                try writer.close()
+            } catch {
+                throw CLIError("\(write): \(error)")
+            }
+        }
+
+        if let status = result.exitStatus, status != 0 { throw ExitCode(status) }
+    }
+
+    static func openDescriptors() -> Set<Int32> {
+        guard let dir = opendir("/proc/self/fd") else { return [] }
+        defer { closedir(dir) }
+        var out: Set<Int32> = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let fd = Int32(name) { out.insert(fd) }
+        }
+        return out
+    }
+
+    static func isEventFD(_ fd: Int32) -> Bool {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, 63)
+        return n > 0 && String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "anon_inode:[eventfd]"
+    }
+
+    static func currentEnvironment() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return env
+    }
+}
+
+/// The text timeline of a trace: calls and packets in time order, each packet with the call that sent it or the
+/// reason a kernel sent it, and the call that consumed its data.
+struct TraceText {
+    var language: Language
+    var color: Bool
+
+    private var dim: String { color ? "\u{1b}[2m" : "" }
+    private var bold: String { color ? "\u{1b}[1m" : "" }
+    private var reset: String { color ? "\u{1b}[0m" : "" }
+
+    func render(command: String, calls: [CallEvent], packets: [PacketEvent], captured: Bool) -> String {
+        let ja = language == .ja
+        var out = (ja ? "PacketFlow トレース: " : "PacketFlow trace: ") + command + "\n"
+        let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
+        var events: [TimelineEvent] = calls.map { .call($0) } + packets.map { .packet($0) }
+        events.sort { $0.timestamp < $1.timestamp }
+        let t0 = events.first?.timestamp ?? Timestamp(seconds: 0, nanoseconds: 0)
+        let diagram = SequenceDiagram(leftActor: "", rightActor: "", language: language, color: false)
+        for e in events {
+            switch e {
+            case .call(let c):
+                let args = c.args.map { "\($0.1)" }.joined(separator: ", ")
+                let result = c.errno.map { "-1 \($0)" } ?? c.result.map(String.init) ?? "?"
+                var line = "\(bold)#\(c.id) \(c.actor)\(reset) \(c.name)(\(args)) = \(result)"
+                if let l = c.local { line += "  \(l)" + (c.remote.map { " → \($0)" } ?? "") }
+                if let s = c.tcpStates.first { line += "  \(s.1)" }
+                out += "\(offset(c.start, t0)) \(line)\n"
+                if let src = c.source { out += "               \(dim)\(src)\(reset)\n" }
+            case .packet(let p):
+                let src = p.sourceEndpoint?.description ?? p.source?.description ?? "?"
+                let dst = p.destinationEndpoint?.description ?? p.destination?.description ?? "?"
+                var line = "  \(src) → \(dst) \(diagram.label(p))"
+                if p.byKernel {
+                    line += "  \(dim)(\(language.kernelPrefix): \(language.reason(p.reason ?? "")))\(reset)"
+                } else if let c = p.call, let call = byId[c] {
+                    line += ja ? "  ← #\(c) \(call.name) が送信" : "  ← sent by #\(c) \(call.name)"
+                } else if p.sender == src {
+                    line += ja ? "  (トレース外の相手)" : "  (peer, not traced)"
+                }
+                if let c = p.consumedBy, let call = byId[c] {
+                    line += ja ? "  → #\(c) \(call.name) が受信" : "  → consumed by #\(c) \(call.name)"
+                }
+                out += "\(dim)\(offset(p.timestamp, t0))\(reset) \(line)\n"
+            }
+        }
+        let kernel = packets.filter(\.byKernel).count
+        if captured {
+            out += ja
+                ? "\n\(calls.count) 回の呼び出し、\(packets.count) パケット (うちカーネルが自ら送信: \(kernel))\n"
+                : "\n\(calls.count) calls, \(packets.count) packets (\(kernel) sent by a kernel on its own)\n"
+        } else {
+            out += ja ? "\n\(calls.count) 回の呼び出し (キャプチャなし)\n" : "\n\(calls.count) calls (no capture)\n"
+        }
+        return out
+    }
+
+    func offset(_ t: Timestamp, _ t0: Timestamp) -> String {
+        let micros = (t.totalNanoseconds - t0.totalNanoseconds) / 1000
+        let frac = String(abs(micros) % 1000)
+        let s = "+\(micros / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)ms"
+        return s.count >= 12 ? s : String(repeating: " ", count: 12 - s.count) + s
+    }
+
+    /// The pcapng comment of a packet: who sent it and from which line, or why a kernel did.
+    static func comment(_ p: PacketEvent, calls: [Int: CallEvent]) -> String {
+        var parts: [String] = []
+        if p.byKernel {
+            parts.append("kernel: \(p.reason ?? "")")
+        } else if let c = p.call, let call = calls[c] {
+            var s = "pid \(call.pid ?? 0) \(call.comm ?? "?") #\(c) \(call.name)"
+            if let src = call.source { s += " at \(src)" }
+            parts.append(s)
+        }
+        if let c = p.consumedBy, let call = calls[c] {
+            var s = "consumed by pid \(call.pid ?? 0) \(call.comm ?? "?") #\(c) \(call.name)"
+            if let src = call.source { s += " at \(src)" }
+            parts.append(s)
+        }
+        if parts.isEmpty || (p.call == nil && !p.byKernel) {
+            parts.insert("sent by \(p.sender ?? "?") (not traced)", at: 0)
+        }
+        return parts.joined(separator: "; ")
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Testing
+
+/// Real processes, real capture: `packetflow trace` on the seed's Python client and server (needs root, as CI).
+@Suite(.serialized) struct SeedTraceTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let seed = root.appendingPathComponent("Tests/Fixtures/seed")
+
+    /// The packetflow binary built next to the test bundle.
+    static var packetflow: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        while dir.path != "/" {
+            let candidate = dir.appendingPathComponent("packetflow").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return root.appendingPathComponent(".build-trace/debug/packetflow").path
+    }
+
+    /// A running process whose stdout is read line by line until a marker appears.
+    final class Running {
+        let process = Process()
+        let stdout = Pipe()
+        let stdin = Pipe()
+        var buffer = Data()
+
+        init(_ arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: arguments[0])
+            process.arguments = Array(arguments.dropFirst())
+            process.standardOutput = stdout
+            process.standardInput = stdin
+            process.standardError = FileHandle.standardError
+            try process.run()
+        }
+
+        func waitFor(_ marker: String, seconds: Double = 10) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if String(decoding: buffer, as: UTF8.self).contains(marker) { return true }
+                let chunk = stdout.fileHandleForReading.availableData
+                if chunk.isEmpty { return String(decoding: buffer, as: UTF8.self).contains(marker) }
+                buffer.append(chunk)
+            }
+            return false
+        }
+
+        func finish() -> String {
+            buffer.append(stdout.fileHandleForReading.readDataToEndOfFile())
+            process.waitUntilExit()
+            return String(decoding: buffer, as: UTF8.self)
+        }
+
+        func kill() {
+            // The test runner's blocked signal mask is inherited: SIGKILL cannot be blocked.
+            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+    }
+
+    static func jsonLines(_ text: String) -> [[String: Any]] {
+        text.split(separator: "\n").filter { $0.hasPrefix("{\"type\"") }.compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    static func calls(_ events: [[String: Any]], _ name: String) -> [[String: Any]] {
+        events.filter { $0["type"] as? String == "call" && $0["name"] as? String == name }
+    }
+
+    static func packets(_ events: [[String: Any]]) -> [[String: Any]] {
+        events.filter { $0["type"] as? String == "packet" && $0["proto"] as? String == "TCP" }
+    }
+
+    static func flags(_ p: [String: Any]) -> [String] { p["flags"] as? [String] ?? [] }
+
+    @Test func tracedClientShowsEachPacketWithItsCallAndPythonLine() throws {
+        let server = try Running(["/usr/bin/env", "python3", Self.seed.appendingPathComponent("server.py").path])
+        defer { server.kill() }
+        try #require(server.waitFor("listening on"), "the seed server did not start (port 49152 busy?)")
+
+        let pcap = NSTemporaryDirectory() + "trace-\(getpid()).pcapng"
+        defer { try? FileManager.default.removeItem(atPath: pcap) }
+        let trace = try Running([
+            Self.packetflow, "trace", "--format", "jsonl", "-w", pcap, "--",
+            "python3", Self.seed.appendingPathComponent("client.py").path,
+        ])
+        trace.stdin.fileHandleForWriting.write(Data("hello trace\n".utf8))
+        try trace.stdin.fileHandleForWriting.close()
+        let output = trace.finish()
+        #expect(trace.process.terminationStatus == 0)
+        #expect(output.contains("Hello, client #1! Received 11 bytes"))
+        let events = Self.jsonLines(output)
+
+        let connect = try #require(Self.calls(events, "connect").first)
+        #expect(connect["source"] as? String == "client.py:21 client.connect((HOST, D_PORT_NO))")
+        let send = try #require(Self.calls(events, "sendto").first)
+        #expect(send["source"] as? String == "client.py:25 client.sendall(sending_message.encode(\"UTF-8\"))")
+        let recv = try #require(Self.calls(events, "recvfrom").first)
+        #expect(recv["source"] as? String == "client.py:27 server_reception_data = client.recv(BUFSIZE)")
+        let close = try #require(Self.calls(events, "close").first)
+        #expect(close["source"] as? String == "client.py:31 client.close()")
+        let client = try #require(connect["local"] as? String)
+        let clientPort = try #require(Int(client.split(separator: ":").last ?? ""))
+
+        let tcp = Self.packets(events).filter {
+            $0["sport"] as? Int == clientPort || $0["dport"] as? Int == clientPort
+        }
+        let fromClient = tcp.filter { $0["sport"] as? Int == clientPort }
+        let toClient = tcp.filter { $0["dport"] as? Int == clientPort }
+        // connect → SYN, SYN/ACK (by the server's kernel), ACK.
+        let syn = try #require(fromClient.first { Self.flags($0) == ["SYN"] })
+        #expect(syn["call"] as? Int == connect["id"] as? Int)
+        #expect(syn["by_kernel"] as? Bool == false)
+        let synAck = try #require(toClient.first { Self.flags($0) == ["SYN", "ACK"] })
+        #expect(synAck["by_kernel"] as? Bool == true)
+        #expect(synAck["reason"] as? String == "SYN/ACK of a listening socket")
+        let ack = try #require(fromClient.first { Self.flags($0) == ["ACK"] && $0["seq"] as? Int == 1 })
+        #expect(ack["call"] as? Int == connect["id"] as? Int)
+        // sendall's sendto → the data segment.
+        let data = try #require(fromClient.first { $0["len"] as? Int == 11 })
+        #expect(data["call"] as? Int == send["id"] as? Int)
+        #expect(data["by_kernel"] as? Bool == false)
+        // recv consumes the server's reply.
+        let reply = try #require(toClient.first { ($0["len"] as? Int ?? 0) > 0 })
+        #expect(reply["consumed_by"] as? Int == recv["id"] as? Int)
+        // close → the client's FIN.
+        let fin = try #require(fromClient.first { Self.flags($0).contains("FIN") })
+        #expect(fin["call"] as? Int == close["id"] as? Int)
+        // Every pure ACK the client's kernel sent on its own says why.
+        for p in fromClient where Self.flags(p) == ["ACK"] && p["seq"] as? Int != 1 {
+            #expect(p["by_kernel"] as? Bool == true)
+            #expect(p["reason"] != nil)
+        }
+
+        // The pcapng opens in tshark with the comments on the right packets.
+        let tshark = try Running([
+            "/usr/bin/env", "tshark", "-r", pcap, "-Y", "tcp.port == \(clientPort)", "-T", "fields", "-e",
+            "tcp.flags.str", "-e", "tcp.len", "-e", "frame.comment",
+        ])
+        let rows = tshark.finish().split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        #expect(tshark.process.terminationStatus == 0)
+        let synRow = try #require(rows.first)
+        #expect(synRow.count == 3 && synRow[2].contains("#\(connect["id"] as? Int ?? 0) connect at client.py:21"))
+        let dataRow = try #require(rows.first { $0.count == 3 && $0[1] == "11" })
+        #expect(dataRow[2].contains("sendto at client.py:25 client.sendall"))
+        let replyRow = try #require(rows.first { $0.count == 3 && $0[1] != "0" && $0[1] != "11" })
+        #expect(replyRow[2].contains("consumed by pid") && replyRow[2].contains("client.py:27"))
+        #expect(rows.contains { $0.count == 3 && $0[2].contains("close at client.py:31") && $0[0].contains("F") })
+    }
+
+    @Test func tracedServerShowsAcceptRecvSendAndClose() throws {
+        let trace = try Running([
+            Self.packetflow, "trace", "--format", "jsonl", "--",
+            "python3", Self.seed.appendingPathComponent("server.py").path,
+        ])
+        defer { trace.kill() }
+        try #require(trace.waitFor("listening on"), "the traced seed server did not start (port 49152 busy?)")
+
+        let client = try Running(["/usr/bin/env", "python3", Self.seed.appendingPathComponent("client.py").path])
+        client.stdin.fileHandleForWriting.write(Data("to the traced server\n".utf8))
+        try client.stdin.fileHandleForWriting.close()
+        let reply = client.finish()
+        #expect(reply.hasPrefix("Hello, client #1!"))
+        Thread.sleep(forTimeInterval: 0.3)
+        // As kill(1) would: packetflow forwards SIGINT to the program, which ends with KeyboardInterrupt.
+        Foundation.kill(trace.process.processIdentifier, SIGINT)
+        let output = trace.finish()
+        #expect(trace.process.terminationStatus == 128 + SIGINT)
+        let events = Self.jsonLines(output)
+
+        let accept = try #require(Self.calls(events, "accept4").first { $0["result"] as? Int != nil })
+        #expect((accept["source"] as? String)?.hasPrefix("server.py:32 client, addr = server.accept()") == true)
+        let recv = try #require(Self.calls(events, "recvfrom").first)
+        #expect(recv["source"] as? String == "server.py:36 data = client.recv(4096)")
+        let send = try #require(Self.calls(events, "sendto").first)
+        #expect((send["source"] as? String)?.hasPrefix("server.py:41 client.sendall(") == true)
+        let close = try #require(Self.calls(events, "close").first)
+        #expect(close["source"] as? String == "server.py:43 client.close()")
+
+        let tcp = Self.packets(events)
+        let fromServer = tcp.filter { $0["sport"] as? Int == 49152 }
+        let toServer = tcp.filter { $0["dport"] as? Int == 49152 }
+        let syn = try #require(toServer.first { Self.flags($0) == ["SYN"] })
+        #expect(syn["consumed_by"] as? Int == accept["id"] as? Int)
+        let synAck = try #require(fromServer.first { Self.flags($0) == ["SYN", "ACK"] })
+        #expect(synAck["by_kernel"] as? Bool == true)
+        #expect(synAck["reason"] as? String == "SYN/ACK of a listening socket")
+        let message = try #require(toServer.first { $0["len"] as? Int == 20 })
+        #expect(message["consumed_by"] as? Int == recv["id"] as? Int)
+        let answer = try #require(fromServer.first { ($0["len"] as? Int ?? 0) > 0 })
+        #expect(answer["call"] as? Int == send["id"] as? Int)
+        let fin = try #require(fromServer.first { Self.flags($0).contains("FIN") })
+        #expect(fin["call"] as? Int == close["id"] as? Int)
+    }
+}
