@@ -126,16 +126,28 @@ struct TraceCommand: ParsableCommand {
         }
 
         let calls = result.calls.map(\.event)
-        switch display.format {
+        let title = pid.map { "pid \($0)" } ?? cmd.joined(separator: " ")
+        let text: String
+        switch display.effectiveFormat {
         case .jsonl:
             var events: [TimelineEvent] = calls.map { .call($0) } + shown.map { .packet($0) }
             events.sort { $0.timestamp < $1.timestamp }
-            for e in events { emit(JSONLines.line(e) + "\n") }
+            text = events.map { JSONLines.line($0) + "\n" }.joined()
         case .text:
-            emit(TraceText(language: display.lang, color: display.useColor).render(
-                command: pid.map { "pid \($0)" } ?? cmd.joined(separator: " "), calls: calls, packets: shown,
-                captured: capture != nil))
+            text = TraceText(language: display.lang, color: display.useColor).render(
+                command: title, calls: calls, packets: shown, captured: capture != nil)
+        case .mermaid, .html:
+            // A lifeline per traced process (the calls' actors); the peers it talked to get theirs from their
+            // endpoints.
+            var actors: [String] = []
+            for c in calls where !actors.contains(c.actor) { actors.append(c.actor) }
+            let diagram = FlowDiagram(
+                title: "packetflow trace — \(title)", language: display.lang,
+                lifelines: actors.map { Lifeline(id: $0, label: $0) }, calls: calls, packets: shown,
+                payloads: FlowDiagram.payloads(of: raw))
+            text = display.effectiveFormat == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
         }
+        try display.deliver(text, name: "trace")
 
         if let write, let linkType {
             do {
