@@ -66,8 +66,10 @@ public final class BackgroundCapture: @unchecked Sendable {
         let start = monotonicNanoseconds()
         while true {
             let now = monotonicNanoseconds()
+            // The capture thread may stamp an arrival after `now` was read: then the wire is not quiet yet.
             let last = max(state.withLock { $0.lastArrival }, start)
-            if now - last >= idleNs || now - start >= limitNs { return }
+            let quietFor = now > last ? now - last : 0
+            if quietFor >= idleNs || now - start >= limitNs { return }
             usleep(2_000)
         }
     }
