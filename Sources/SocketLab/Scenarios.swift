@@ -68,11 +68,17 @@ public struct LabScenario: Sendable {
 extension LabScenario {
     /// The seed's steps up to an accepted connection: server socket (SO_REUSEADDR), bind, listen; client socket,
     /// connect; accept. Scenarios that start from an established connection share it.
-    static func connectPair(_ lab: LabSession, _ config: LabConfiguration, backlog: Int32 = 2, clientSetup: ((Socket) throws(Errno) -> Void)? = nil, setupName: String? = nil) throws(LabError) -> (listener: Socket, connection: Socket, client: Socket, clientAddress: SocketAddress?) {
+    static func connectPair(
+        _ lab: LabSession, _ config: LabConfiguration, backlog: Int32 = 2,
+        clientSetup: ((Socket) throws(Errno) -> Void)? = nil, setupName: String? = nil
+    ) throws(LabError) -> (listener: Socket, connection: Socket, client: Socket, clientAddress: SocketAddress?) {
         let family: Socket.Family = config.server.ip.isIPv6 ? .ipv6 : .ipv4
         let familyName = family == .ipv6 ? "AF_INET6" : "AF_INET"
         let server = try lab.require(
             "server", "socket", [("family", .string(familyName)), ("type", .string("SOCK_STREAM"))],
+            note: LabText(
+                "SO_REUSEADDR is set too, so the lab can run again while an old connection is in TIME_WAIT",
+                ja: "SO_REUSEADDR も設定: 古い接続が TIME_WAIT のままでもラボを再実行できるように"),
             result: { Int($0.fileDescriptor) }
         ) { () throws(Errno) in
             let s = try Socket(family: family, type: .stream)
@@ -82,7 +88,7 @@ extension LabScenario {
         lab.watch("server", server)
         try lab.require(
             "server", "bind", [("address", config.server.argument)], local: config.server,
-            hint: "is another program using \(config.server)? Choose another with --server"
+            hint: "is `packetflow server` or another program using \(config.server)? Choose another with --server"
         ) { () throws(Errno) in try server.bind(to: config.server) }
         try lab.require("server", "listen", [("backlog", .int(Int(backlog)))]) { () throws(Errno) in
             try server.listen(backlog: backlog)
@@ -120,48 +126,7 @@ extension LabScenario {
         summary: "the seed: connect → handshake, sendall → data, the server's close → FIN, then the client's",
         summaryJa: "元記事の実験: connect で3ウェイハンドシェイク、sendall でデータ、close で FIN"
     ) { (lab, config) throws(LabError) in
-        let family: Socket.Family = config.server.ip.isIPv6 ? .ipv6 : .ipv4
-        let familyName = family == .ipv6 ? "AF_INET6" : "AF_INET"
-        let server = try lab.require(
-            "server", "socket", [("family", .string(familyName)), ("type", .string("SOCK_STREAM"))],
-            note: LabText(
-                "SO_REUSEADDR is set too, so the lab can run again while an old connection is in TIME_WAIT",
-                ja: "SO_REUSEADDR も設定: 古い接続が TIME_WAIT のままでもラボを再実行できるように"),
-            result: { Int($0.fileDescriptor) }
-        ) { () throws(Errno) in
-            let s = try Socket(family: family, type: .stream)
-            try s.setReuseAddress(true)
-            return s
-        }
-        lab.watch("server", server)
-        try lab.require(
-            "server", "bind", [("address", config.server.argument)], local: config.server,
-            hint: "is `packetflow server` or another program using \(config.server)? Choose one with --server"
-        ) { () throws(Errno) in try server.bind(to: config.server) }
-        try lab.require("server", "listen", [("backlog", .int(2))]) { () throws(Errno) in
-            try server.listen(backlog: 2)
-        }
-
-        let client = try lab.require(
-            "client", "socket", [("family", .string(familyName)), ("type", .string("SOCK_STREAM"))],
-            result: { Int($0.fileDescriptor) }
-        ) { () throws(Errno) in try Socket(family: family, type: .stream) }
-        lab.watch("client", client)
-        if config.clientNeedsBind {
-            try lab.require("client", "bind", [("address", config.clientAddress.argument)]) { () throws(Errno) in
-                try client.bind(to: config.clientAddress)
-            }
-        }
-        try lab.require(
-            "client", "connect", [("address", config.server.argument)], remote: config.server
-        ) { () throws(Errno) in try client.connect(to: config.server, timeout: .seconds(5)) }
-        let clientAddress = try? client.localAddress
-
-        let (connection, peer) = try lab.require(
-            "server", "accept", result: { Int($0.0.fileDescriptor) }
-        ) { () throws(Errno) in try server.accept() }
-        lab.watch("server", connection)
-        _ = peer
+        let (server, connection, client, clientAddress) = try connectPair(lab, config)
 
         let message = Array(config.message.utf8)
         try lab.require(
