@@ -2,8 +2,9 @@
 import PackageDescription
 
 // Dependencies point one way:
-// PacketWire <- PacketFiles / PacketCapture <- Timeline <- Render <- packetflow
-// Sockets <- SocketLab (the seed's server, client and the lab scenarios) <- packetflow
+//   PacketWire <- PacketFiles, PacketCapture, Sockets, Timeline
+//   Timeline <- Render;  Sockets + PacketCapture + Timeline <- SocketLab;  Sockets + Timeline <- SyscallTrace
+//   everything <- packetflow (the thin CLI)
 let package = Package(
     name: "PacketFlow",
     products: [
@@ -28,7 +29,7 @@ let package = Package(
         ),
         .target(name: "PacketWire"),
         .target(name: "PacketFiles", dependencies: ["PacketWire"]),
-        .target(name: "PacketCapture", dependencies: ["CPcap", "PacketWire", "PacketFiles"]),
+        .target(name: "PacketCapture", dependencies: ["CPcap", "PacketWire"]),
         .target(name: "Sockets", dependencies: ["PacketWire"]),
         .target(name: "Timeline", dependencies: ["PacketWire"]),
         .target(name: "Render", dependencies: ["Timeline", "PacketWire"]),
