@@ -45,10 +45,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Shared by test targets only: the lock on the seed's fixed port.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire"]),
         .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),
-        .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab"]),
+        .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab", "TestSupport"]),
         .testTarget(name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets"]),
         .testTarget(
             name: "RenderTests",
@@ -56,7 +58,7 @@ let package = Package(
             exclude: ["png_colors.py"]
         ),
         .testTarget(name: "TraceTests",
-                    dependencies: ["SyscallTrace", "Timeline", "PacketWire", "Sockets"]),
+                    dependencies: ["SyscallTrace", "Timeline", "PacketWire", "Sockets", "TestSupport"]),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),
     ],

@@ -3,6 +3,7 @@ import SocketLab
 import Sockets
 import Synchronization
 import Testing
+import TestSupport
 
 /// Collects the server's log records across threads.
 final class AccessLog: Sendable {
@@ -222,7 +223,10 @@ func testConfiguration(clientTimeout: Duration = .seconds(5), maxMessageSize: In
         return (process, stdin, stdout)
     }
 
-    @Test func seedServerAnswersThePythonSeedClient() throws {
+    @Test func seedServerAnswersThePythonSeedClient() throws { try withSeedPort { try seedServerAnswersThePythonSeedClientOnSeedPort() } }
+
+    /// Runs with the seed port's lock held (see `withSeedPort`).
+    func seedServerAnswersThePythonSeedClientOnSeedPort() throws {
         try withRunningServer(SeedServer.Configuration()) { server, log in
             #expect(server.address.description == "127.0.0.2:49152")
             for expected in 1...2 {
@@ -243,7 +247,10 @@ func testConfiguration(clientTimeout: Duration = .seconds(5), maxMessageSize: In
         }
     }
 
-    @Test func seedClientTalksToThePythonSeedServer() throws {
+    @Test func seedClientTalksToThePythonSeedServer() throws { try withSeedPort { try seedClientTalksToThePythonSeedServerOnSeedPort() } }
+
+    /// Runs with the seed port's lock held (see `withSeedPort`).
+    func seedClientTalksToThePythonSeedServerOnSeedPort() throws {
         let (process, _, stdout) = Self.python("server.py")
         try process.run()
         defer {

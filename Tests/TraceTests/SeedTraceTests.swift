@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Real processes, real capture: `packetflow trace` on the seed's Python client and server (needs root, as CI).
 @Suite(.serialized) struct SeedTraceTests {
@@ -75,7 +76,10 @@ import Testing
 
     static func flags(_ p: [String: Any]) -> [String] { p["flags"] as? [String] ?? [] }
 
-    @Test func tracedClientShowsEachPacketWithItsCallAndPythonLine() throws {
+    @Test func tracedClientShowsEachPacketWithItsCallAndPythonLine() throws { try withSeedPort { try tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort() } }
+
+    /// Runs with the seed port's lock held (see `withSeedPort`).
+    func tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort() throws {
         let server = try Running(["/usr/bin/env", "python3", Self.seed.appendingPathComponent("server.py").path])
         defer { server.kill() }
         try #require(server.waitFor("listening on"), "the seed server did not start (port 49152 busy?)")
@@ -150,7 +154,10 @@ import Testing
         #expect(rows.contains { $0.count == 3 && $0[2].contains("close at client.py:31") && $0[0].contains("F") })
     }
 
-    @Test func tracedServerShowsAcceptRecvSendAndClose() throws {
+    @Test func tracedServerShowsAcceptRecvSendAndClose() throws { try withSeedPort { try tracedServerShowsAcceptRecvSendAndCloseOnSeedPort() } }
+
+    /// Runs with the seed port's lock held (see `withSeedPort`).
+    func tracedServerShowsAcceptRecvSendAndCloseOnSeedPort() throws {
         let trace = try Running([
             Self.packetflow, "trace", "--format", "jsonl", "--",
             "python3", Self.seed.appendingPathComponent("server.py").path,
