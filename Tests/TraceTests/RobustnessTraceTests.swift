@@ -385,4 +385,24 @@ import Testing
         let (killed, _, _) = try Self.trace(["sh", "-c", "kill -9 $$"], extra: ["--no-capture"])
         #expect(killed == 137)
     }
+
+    // MARK: output cut short
+
+    static func hookDirectories() -> Set<String> {
+        Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("packetflow-hook.") })
+    }
+
+    @Test func outputPipeClosedByHeadStillRemovesThePythonHook() throws {
+        let before = Self.hookDirectories()
+        // Enough calls that the JSON Lines overflow the pipe after head has gone.
+        let program = "import socket\nfor _ in range(3000): socket.socket().close()"
+        let shell = try Running([
+            "/bin/sh", "-c", "\(Seed.packetflow) trace --no-capture --format jsonl -- python3 -c '\(program)' | head -1",
+        ])
+        let output = shell.finish()
+        #expect(shell.process.terminationStatus == 0)
+        #expect(output.hasPrefix("{\"type\":\"call\""))
+        #expect(output.split(separator: "\n").count == 1)
+        #expect(Self.hookDirectories().subtracting(before).isEmpty)
+    }
 }
