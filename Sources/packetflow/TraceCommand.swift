@@ -105,6 +105,7 @@ struct TraceCommand: ParsableCommand {
             _ = try? capture?.stop()
             throw CLIError(error.description)
         }
+        for line in result.warnings { warn(line) }
 
         var packets: [PacketEvent] = []
         var shown: [PacketEvent] = []
