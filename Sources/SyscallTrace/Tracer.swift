@@ -100,6 +100,8 @@ public final class Tracer {
         var note: String?
         var inSyscall = false
         var injection: Injection?
+        /// Where this thread's Python hook keeps the line of the socket method it is in (see PythonHook).
+        var noteAddress: UInt64?
     }
 
     final class ProcessState {
@@ -335,6 +337,10 @@ public final class Tracer {
             let childTgid = Self.tgid(of: child) ?? child
             if threads[child] == nil { threads[child] = ThreadState(tgid: childTgid) }
             threads[child]!.tgid = childTgid
+            if childTgid != parentTgid {
+                // A forked child's thread is the forking thread's copy, hook buffer included.
+                threads[child]!.noteAddress = threads[tid]?.noteAddress
+            }
             if childTgid != parentTgid, let parent = processes[parentTgid] {
                 // A new process starts with a copy of its parent's descriptors.
                 let copy = parent.copy()
@@ -349,6 +355,7 @@ public final class Tracer {
                 p.fds.afterExec { Self.fdEntry(pid: tgid, fd: $0) }
             }
             threads[tid]?.note = nil
+            threads[tid]?.noteAddress = nil
             resume(tid)
         case (_, PT.eventStop):
             // Group stop (a real SIGSTOP) with PTRACE_SEIZE: stay stopped but listen; interrupt stop: go on.
@@ -416,6 +423,9 @@ public final class Tracer {
             let length = min(Int(regs.rdx), 4096)
             let bytes = Self.readMemory(tid, regs.rsi, length)
             let text = String(decoding: bytes, as: UTF8.self)
+            if text.hasPrefix("PFA "), let address = UInt64(text.dropFirst(4)) {
+                threads[tid]?.noteAddress = address
+            }
             threads[tid]?.note = text.hasPrefix("PFN1 ") ? String(text.dropFirst(5)) : nil
             _ = ctrace_skip_syscall(tid, Int64(regs.rdx))
             if !useSeccomp { threads[tid]?.inSyscall = true }
@@ -449,6 +459,11 @@ public final class Tracer {
                 resume(tid)
                 return
             }
+        }
+        if let address = threads[tid]?.noteAddress {
+            let bytes = Self.readMemory(tid, address, 1024)
+            let line = bytes.prefix { $0 != 0 }
+            threads[tid]?.note = line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
         }
         var pending = Pending(syscall: call, regs: regs, start: Self.now(), fd: fdArg, entry: entry)
         if call == .socket || call == .socketpair { pending.fd = nil }
