@@ -210,7 +210,10 @@ public final class Tracer {
     func attach(_ pid: Int32) throws(TraceError) {
         useSeccomp = false
         mainPid = pid
-        guard kill(pid, 0) == 0 else { throw TraceError("no process \(pid): \(Errno(rawValue: errno).message)") }
+        // EPERM means it exists but is not ours to signal: PTRACE_SEIZE below says what to do about that.
+        guard kill(pid, 0) == 0 || errno == EPERM else {
+            throw TraceError("no process \(pid): \(Errno(rawValue: errno).message)")
+        }
         let opts = PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
         let process = ProcessState(comm: Self.comm(of: pid))
         processes[pid] = process
@@ -226,7 +229,8 @@ public final class Tracer {
                     if attached.isEmpty {
                         throw TraceError(
                             e == EPERM
-                                ? "cannot attach to \(pid): not permitted (run as root, or sysctl kernel.yama.ptrace_scope=0)"
+                                ? "cannot attach to \(pid): not permitted (another user's or a setuid process needs root; "
+                                    + "for your own, sysctl kernel.yama.ptrace_scope=0)"
                                 : "cannot attach to \(pid): \(Errno(rawValue: e).message)")
                     }
                     continue

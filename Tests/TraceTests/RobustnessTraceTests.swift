@@ -405,4 +405,43 @@ import Testing
         #expect(output.split(separator: "\n").count == 1)
         #expect(Self.hookDirectories().subtracting(before).isEmpty)
     }
+
+    // MARK: missing privileges
+
+    /// Runs packetflow as nobody with no capabilities; returns its exit status and stdout+stderr.
+    static func asNobody(_ arguments: String) throws -> (Int32, String) {
+        let shell = try Running([
+            "/bin/sh", "-c",
+            "setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \(Seed.packetflow) \(arguments) 2>&1",
+        ])
+        let output = shell.finish()
+        return (shell.process.terminationStatus, output)
+    }
+
+    @Test func attachWithoutPtracePermissionSaysWhatToDoInOneLine() throws {
+        // A root-owned process: nobody may not trace it.
+        let sleeper = try Running(["/bin/sleep", "30"])
+        defer { sleeper.kill() }
+        let (status, output) = try Self.asNobody("trace --no-capture -p \(sleeper.process.processIdentifier)")
+        #expect(status != 0)
+        let lines = output.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(output.contains("cannot attach to \(sleeper.process.processIdentifier): not permitted"))
+        #expect(output.contains("needs root"))
+        #expect(Self.state(of: sleeper.process.processIdentifier).contains("S (sleeping)"))
+    }
+
+    @Test func captureWithoutCapNetRawSaysWhatToDoInOneLine() throws {
+        let before = Self.hookDirectories()
+        let (status, output) = try Self.asNobody("trace -- python3 -c pass")
+        #expect(status != 0)
+        #expect(output.split(separator: "\n").count == 1)
+        #expect(output.contains("needs root or CAP_NET_RAW"))
+        #expect(output.contains("--no-capture"))
+        #expect(Self.hookDirectories().subtracting(before).isEmpty)
+        // And without capture the same user can trace its own program.
+        let (traced, calls) = try Self.asNobody("trace --no-capture -- sh -c 'exit 3'")
+        #expect(traced == 3)
+        #expect(calls.contains("calls (no capture)"))
+    }
 }
