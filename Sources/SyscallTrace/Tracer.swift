@@ -704,15 +704,17 @@ public final class Tracer {
         if s.family == 0, getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &value, &len) == 0 { s.family = value }
         len = 4
         if s.type == 0, getsockopt(dup, SOL_SOCKET, SO_TYPE, &value, &len) == 0 { s.type = value }
+        // A connected TCP socket's two ends never change: skip two calls per recorded call once both are known.
+        let settled = s.isTCP && s.remote != nil && (s.local?.port ?? 0) != 0
         var storage = sockaddr_storage()
         len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let gotLocal = withUnsafeMutablePointer(to: &storage) {
+        let gotLocal = settled ? -1 : withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(dup, $0, &len) }
         }
         if gotLocal == 0, let a = SocketAddress(storage: storage), a.port != 0 || s.local == nil { s.local = a }
         len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         storage = sockaddr_storage()
-        let gotRemote = withUnsafeMutablePointer(to: &storage) {
+        let gotRemote = settled ? -1 : withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(dup, $0, &len) }
         }
         if gotRemote == 0, let a = SocketAddress(storage: storage) { s.remote = a }
