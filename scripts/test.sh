@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libpcap-dev tcpdump tshark iproute2 python3 strace chromium fonts-noto-cjk bc)
+packages=(libpcap-dev tcpdump tshark iproute2 python3 strace chromium fonts-noto-cjk bc curl netcat-openbsd)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -72,40 +72,127 @@ int ctrace_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); 
 
 int ctrace_pidfd_getfd(int pidfd, int fd) { return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0); }
 
-static int install_filter(const int *syscalls, int count) {
+enum { ctrace_max_calls = 48, ctrace_max_fds = 32, ctrace_max_insns = 8 + ctrace_max_calls + ctrace_max_fds };
+
 #if defined(__x86_64__)
-    // [arch check] [load nr] [one JEQ per traced call] [ALLOW] [TRACE]
-    enum { max_calls = 64 };
-    if (count > max_calls) { errno = E2BIG; return -1; }
-    struct sock_filter prog[4 + max_calls + 3];
+// [arch check] [load nr] [JEQ per always-traced call -> TRACE] [JEQ per gated call -> CHECK] [ALLOW]
+// CHECK: [load low word of args[0]] [JEQ per fd -> TRACE] [ALLOW]   TRACE: [RET TRACE]
+// Stacked seccomp filters all run and the most restrictive answer wins (TRACE beats ALLOW), so a filter added
+// later can only add traced calls: that is how descriptors become traced once they turn out to be sockets.
+static int build_filter(struct sock_filter *prog, const int *always, int always_count, const int *gated,
+                        int gated_count, const int *fds, int fd_count) {
+    if (always_count < 0 || gated_count < 0 || fd_count < 0 || always_count + gated_count > ctrace_max_calls ||
+        fd_count > ctrace_max_fds) {
+        errno = E2BIG;
+        return -1;
+    }
+    if (fd_count == 0) gated_count = 0;
+    int check = 4 + always_count + gated_count + 1;  // index of the CHECK block
+    int trace = gated_count > 0 ? check + 1 + fd_count + 1 : check;  // index of RET TRACE
     int n = 0;
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
     // Another architecture's call numbers mean something else: let them through untraced.
     prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    for (int i = 0; i < count; i++) {
-        // Jump forward to the TRACE return, which sits after the remaining JEQs and the ALLOW.
-        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)syscalls[i],
-                                                 (unsigned char)(count - i), 0);
-    }
+    for (int i = 0; i < always_count; i++, n++)
+        prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)always[i],
+                                               (unsigned char)(trace - n - 1), 0);
+    for (int i = 0; i < gated_count; i++, n++)
+        prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)gated[i],
+                                               (unsigned char)(check - n - 1), 0);
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    if (gated_count > 0) {
+        // Descriptors are ints: the low 32 bits of args[0] (little-endian) are the whole number, -4242 included.
+        prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+        for (int i = 0; i < fd_count; i++, n++)
+            prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)fds[i],
+                                                   (unsigned char)(trace - n - 1), 0);
+        prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    }
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    return n;
+}
+#endif
+
+static int install_filter(const int *always, int always_count, const int *gated, int gated_count, const int *fds,
+                          int fd_count) {
+#if defined(__x86_64__)
+    struct sock_filter prog[ctrace_max_insns];
+    int n = build_filter(prog, always, always_count, gated, gated_count, fds, fd_count);
+    if (n < 0) return -1;
     struct sock_fprog fprog = {(unsigned short)n, prog};
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) == 0) return 0;
-    // Without CAP_SYS_ADMIN the kernel insists on no_new_privs first.
+    // Without CAP_SYS_ADMIN the kernel insists on no_new_privs first (which also lets the tracer add filters later).
     if (errno != EACCES) return -1;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
     return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog);
 #else
-    (void)syscalls; (void)count;
+    (void)always; (void)always_count; (void)gated; (void)gated_count; (void)fds; (void)fd_count;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+#if defined(__x86_64__)
+_Static_assert(sizeof(struct user_regs_struct) <= sizeof(ctrace_saved_regs), "ctrace_saved_regs too small");
+#endif
+
+int ctrace_inject_filter(pid_t tid, const int *gated, int gated_count, const int *fds, int fd_count,
+                         ctrace_saved_regs *saved) {
+#if defined(__x86_64__)
+    struct user_regs_struct r;
+    if (ptrace(PTRACE_GETREGS, tid, NULL, &r) != 0) return -1;
+    // The instruction before rip must be `syscall` (0f 05): it is executed again, now as seccomp(2).
+    unsigned char insn[2];
+    struct iovec li = {insn, 2}, ri = {(void *)(uintptr_t)(r.rip - 2), 2};
+    if (process_vm_readv(tid, &li, 1, &ri, 1, 0) != 2 || insn[0] != 0x0f || insn[1] != 0x05) {
+        errno = ENOEXEC;
+        return -1;
+    }
+    struct {
+        struct sock_fprog fprog;
+        struct sock_filter prog[ctrace_max_insns];
+    } image;
+    int n = build_filter(image.prog, NULL, 0, gated, gated_count, fds, fd_count);
+    if (n < 0) return -1;
+    // Below the 128-byte red zone of the interrupted code, 16-byte aligned; nothing of the program lives there.
+    uintptr_t at = ((uintptr_t)r.rsp - 128 - sizeof image) & ~(uintptr_t)15;
+    image.fprog.len = (unsigned short)n;
+    image.fprog.filter = (struct sock_filter *)(at + offsetof(__typeof__(image), prog));
+    size_t size = offsetof(__typeof__(image), prog) + (size_t)n * sizeof(struct sock_filter);
+    struct iovec lw = {&image, size}, rw = {(void *)at, size};
+    if (process_vm_writev(tid, &lw, 1, &rw, 1, 0) != (ssize_t)size) return -1;
+    memcpy(saved, &r, sizeof r);
+    struct user_regs_struct call = r;
+    call.rip -= 2;
+    call.rax = SYS_seccomp;
+    call.orig_rax = SYS_seccomp;
+    call.rdi = SECCOMP_SET_MODE_FILTER;
+    call.rsi = SECCOMP_FILTER_FLAG_TSYNC;  // every thread of the process shares the descriptor table
+    call.rdx = at;
+    return (int)ptrace(PTRACE_SETREGS, tid, NULL, &call);
+#else
+    (void)tid; (void)gated; (void)gated_count; (void)fds; (void)fd_count; (void)saved;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int ctrace_restore_regs(pid_t tid, const ctrace_saved_regs *saved) {
+#if defined(__x86_64__)
+    struct user_regs_struct r;
+    memcpy(&r, saved, sizeof r);
+    return (int)ptrace(PTRACE_SETREGS, tid, NULL, &r);
+#else
+    (void)tid; (void)saved;
     errno = ENOSYS;
     return -1;
 #endif
 }
 
 pid_t ctrace_spawn_traced(const char *file, char *const argv[], char *const envp[], const int *syscalls,
-                          int syscall_count) {
+                          int syscall_count, const int *gated, int gated_count, const int *fds, int fd_count) {
     pid_t pid = fork();
     if (pid != 0) return pid;
     // Child: only async-signal-safe calls until exec.
@@ -118,7 +205,7 @@ pid_t ctrace_spawn_traced(const char *file, char *const argv[], char *const envp
     if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0) _exit(126);
     // The parent sets PTRACE_O_TRACESECCOMP while we are stopped; a RET_TRACE before that would fail with ENOSYS.
     raise(SIGSTOP);
-    if (syscall_count > 0 && install_filter(syscalls, syscall_count) != 0) {
+    if (syscall_count > 0 && install_filter(syscalls, syscall_count, gated, gated_count, fds, fd_count) != 0) {
         static const char msg[] = "packetflow: cannot install the seccomp filter\n";
         (void)!write(2, msg, sizeof msg - 1);
         _exit(126);
@@ -135,3 +222,5 @@ pid_t ctrace_spawn_traced(const char *file, char *const argv[], char *const envp
     (void)!write(2, "\n", 1);
     _exit(e == ENOENT ? 127 : 126);
 }
+
+int ctrace_tgkill(pid_t tgid, pid_t tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }

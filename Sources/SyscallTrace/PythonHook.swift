@@ -3,10 +3,12 @@ import Glibc
 /// The start-up hook that makes CPython tell the tracer which line of the program made each socket call.
 ///
 /// It is written as `sitecustomize.py` into a private temporary directory put first on PYTHONPATH, so the user's
-/// script is untouched. Before each wrapped `socket.socket` method runs it writes "PFN1 file:line statement" to a
-/// descriptor number that is never open (negative); the tracer stops at that write(2), reads the note, and turns
-/// the write into a no-op, so the note is ordered exactly before the system calls of that method on that thread.
-/// After the method it writes "PFN0" so later, unrelated calls carry no stale line.
+/// script is untouched. Each thread gets a 1 KiB buffer (ctypes) whose address it announces once with a write of
+/// "PFA address" to a descriptor number that is never open (negative); the tracer stops at that write(2), keeps the
+/// address and turns the write into a no-op. Before each wrapped `socket.socket` method the hook puts
+/// "file:line statement" into the buffer and empties it after, and the tracer reads the buffer at each socket call
+/// it records: the line is exactly that of the method running on that thread, and costs no stop of its own.
+/// Without ctypes the hook falls back to writing "PFN1 file:line statement" before and "PFN0" after each method.
 public enum PythonHook {
     /// The descriptor number of the note writes: negative, so it can never collide with a real descriptor (an
     /// untraced run just gets EBADF, which the hook ignores).
@@ -25,6 +27,10 @@ public enum PythonHook {
             import socket
             import linecache
             import threading
+            try:
+                import ctypes
+            except ImportError:
+                ctypes = None
             skip = {socket.__file__, __file__}
             state = threading.local()
 
@@ -33,6 +39,14 @@ public enum PythonHook {
                     _pf_os.write(fd, data)
                 except OSError:
                     pass
+
+            def slot():
+                # One buffer per thread, announced once; the tracer reads it at each socket call (no stop per note).
+                buf = getattr(state, "buf", None)
+                if buf is None:
+                    buf = state.buf = ctypes.create_string_buffer(1024)
+                    note(b"PFA %d" % ctypes.addressof(buf))
+                return buf
 
             def where():
                 f = _pf_sys._getframe(2)
@@ -51,14 +65,20 @@ public enum PythonHook {
                 def method(self, *args, **kwargs):
                     depth = getattr(state, "depth", 0)
                     if depth == 0:
-                        note(b"PFN1 " + where())
+                        if ctypes is not None:
+                            slot().value = where()[:1023]
+                        else:
+                            note(b"PFN1 " + where())
                     state.depth = depth + 1
                     try:
                         return original(self, *args, **kwargs)
                     finally:
                         state.depth = depth
                         if depth == 0:
-                            note(b"PFN0")
+                            if ctypes is not None:
+                                state.buf[0] = b"\0"
+                            else:
+                                note(b"PFN0")
 
                 method.__name__ = getattr(original, "__name__", name)
                 method.__qualname__ = "socket." + name

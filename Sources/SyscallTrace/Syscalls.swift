@@ -39,6 +39,13 @@ public enum Syscall: Int, Sendable, CaseIterable {
     /// Calls the seccomp filter sends to the tracer: all of the above.
     public static let traced: [Syscall] = allCases
 
+    /// Calls that are mostly file I/O in real programs: the launch filter traces them only for descriptor numbers
+    /// that have been sockets (a filter is added for each new number), so reading and writing files never stops.
+    public static let fdGated: [Syscall] = [.read, .write, .close, .readv, .writev]
+
+    /// Calls the launch filter traces whatever their arguments.
+    public static let alwaysTraced: [Syscall] = allCases.filter { !fdGated.contains($0) }
+
     /// Calls that take a descriptor as their first argument and mean nothing for a descriptor that is not a socket.
     var isFileDescriptorIO: Bool {
         switch self {

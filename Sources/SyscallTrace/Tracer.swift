@@ -52,13 +52,17 @@ public struct TraceResult: Sendable {
     /// The traced program's exit status (128 + signal when killed), nil after a detach.
     public var exitStatus: Int32?
     public var detached: Bool
+    /// Things the tracer could not do, one line each (e.g. a socket whose read/write calls could not be followed).
+    public var warnings: [String] = []
 }
 
 /// Runs or attaches to a program under `ptrace(2)` and records its socket calls.
 ///
 /// Launch mode installs a seccomp-bpf filter in the child so it stops only at the calls of ``Syscall/traced``;
-/// each of those stops asks for the matching exit stop (`PTRACE_SYSCALL`) only when the call concerns a socket,
-/// so file I/O costs one stop and no more. Attach mode (`-p`) cannot install a filter into a running process and
+/// read/write/close (``Syscall/fdGated``) stop only for descriptor numbers that have been sockets: when a call
+/// returns a socket on a number not yet covered, the tracer makes the thread call seccomp(2) once more to stack a
+/// filter for that number. So file I/O does not stop at all, and a number once covered stays covered (filters can
+/// only be added), which is harmless because the descriptor table tells a file on that number from a socket. Attach mode (`-p`) cannot install a filter into a running process and
 /// stops at every call instead. Forks, vforks, clones and exec are followed.
 public final class Tracer {
     public struct Options: Sendable {
@@ -81,21 +85,37 @@ public final class Tracer {
         var stateBefore: TCPState?
     }
 
+    /// A seccomp(2) call the tracer put into a thread at a syscall-exit-stop (see ctrace_inject_filter).
+    struct Injection {
+        var saved: ctrace_saved_regs
+        var fds: [Int32]
+        var sawEntry = false
+        /// A signal that arrived meanwhile, raised again once the registers are back.
+        var signal: Int32 = 0
+    }
+
     struct ThreadState {
         var tgid: Int32
         var pending: Pending?
         var note: String?
         var inSyscall = false
+        var injection: Injection?
+        /// Where this thread's Python hook keeps the line of the socket method it is in (see PythonHook).
+        var noteAddress: UInt64?
     }
 
     final class ProcessState {
         var fds = FDTable()
         var comm: String
         var pidfd: Int32 = -1
+        /// Descriptor numbers whose read/write/close the process's seccomp filters send to the tracer. Filters are
+        /// inherited by fork and kept by exec, and so is this.
+        var covered: Set<Int32> = []
         init(comm: String) { self.comm = comm }
         func copy() -> ProcessState {
             let p = ProcessState(comm: comm)
             p.fds = fds
+            p.covered = covered
             return p
         }
     }
@@ -111,6 +131,9 @@ public final class Tracer {
     var detaching = false
     /// Children reported by fork/clone events whose first stop has not been seen, and stops seen before the event.
     var unknownStops: Set<Int32> = []
+    /// Socket descriptors a finished call produced: they must be covered by the filter (launch mode).
+    var coverRequest: [Int32] = []
+    var warnings: [String] = []
 
     public init(_ options: Options) { self.options = options }
 
@@ -124,7 +147,8 @@ public final class Tracer {
         }
         loop()
         for p in processes.values where p.pidfd >= 0 { Glibc.close(p.pidfd) }
-        return TraceResult(calls: calls, sockets: sockets, exitStatus: exitStatus, detached: options.attach != nil)
+        return TraceResult(
+            calls: calls, sockets: sockets, exitStatus: exitStatus, detached: options.attach != nil, warnings: warnings)
     }
 
     // MARK: starting
@@ -137,11 +161,21 @@ public final class Tracer {
             for p in argv { free(p) }
             for p in env { free(p) }
         }
-        let numbers = Syscall.traced.map { Int32($0.rawValue) }
+        let numbers = Syscall.alwaysTraced.map { Int32($0.rawValue) }
+        let gated = Syscall.fdGated.map { Int32($0.rawValue) }
+        // Read/write/close are traced from the start for the hook's note descriptor and for sockets the program
+        // inherits from us; every other number is added when it becomes a socket.
+        let initial = (options.noteFD.map { [$0] } ?? []) + Self.inheritedSockets()
         let pid = numbers.withUnsafeBufferPointer { nrs in
-            argv.withUnsafeMutableBufferPointer { a in
-                env.withUnsafeMutableBufferPointer { e in
-                    ctrace_spawn_traced(file, a.baseAddress, e.baseAddress, nrs.baseAddress, Int32(nrs.count))
+            gated.withUnsafeBufferPointer { g in
+                initial.withUnsafeBufferPointer { fds in
+                    argv.withUnsafeMutableBufferPointer { a in
+                        env.withUnsafeMutableBufferPointer { e in
+                            ctrace_spawn_traced(
+                                file, a.baseAddress, e.baseAddress, nrs.baseAddress, Int32(nrs.count), g.baseAddress,
+                                Int32(g.count), fds.baseAddress, Int32(fds.count))
+                        }
+                    }
                 }
             }
         }
@@ -167,14 +201,19 @@ public final class Tracer {
             throw TraceError("PTRACE_SETOPTIONS failed: \(Errno(rawValue: e).message)")
         }
         threads[pid] = ThreadState(tgid: pid)
-        processes[pid] = ProcessState(comm: Self.comm(of: pid))
+        let process = ProcessState(comm: Self.comm(of: pid))
+        process.covered = Set(initial)
+        processes[pid] = process
         _ = ctrace_ptrace(PT.cont, pid, 0, 0)
     }
 
     func attach(_ pid: Int32) throws(TraceError) {
         useSeccomp = false
         mainPid = pid
-        guard kill(pid, 0) == 0 else { throw TraceError("no process \(pid): \(Errno(rawValue: errno).message)") }
+        // EPERM means it exists but is not ours to signal: PTRACE_SEIZE below says what to do about that.
+        guard kill(pid, 0) == 0 || errno == EPERM else {
+            throw TraceError("no process \(pid): \(Errno(rawValue: errno).message)")
+        }
         let opts = PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
         let process = ProcessState(comm: Self.comm(of: pid))
         processes[pid] = process
@@ -190,7 +229,8 @@ public final class Tracer {
                     if attached.isEmpty {
                         throw TraceError(
                             e == EPERM
-                                ? "cannot attach to \(pid): not permitted (run as root, or sysctl kernel.yama.ptrace_scope=0)"
+                                ? "cannot attach to \(pid): not permitted (another user's or a setuid process needs root; "
+                                    + "for your own, sysctl kernel.yama.ptrace_scope=0)"
                                 : "cannot attach to \(pid): \(Errno(rawValue: e).message)")
                     }
                     continue
@@ -239,6 +279,13 @@ public final class Tracer {
     }
 
     func resume(_ tid: Int32, signal: Int32 = 0, needExit: Bool = false) {
+        if threads[tid]?.injection != nil {
+            // Mid-injection the thread runs on borrowed registers: go through the injected call's stops and hold
+            // any signal until its own registers are back.
+            if signal != 0 { threads[tid]?.injection?.signal = signal }
+            _ = ctrace_ptrace(PT.syscall, tid, 0, 0)
+            return
+        }
         if detaching {
             _ = ctrace_ptrace(PT.detach, tid, 0, UInt(signal))
             threads[tid] = nil
@@ -294,6 +341,10 @@ public final class Tracer {
             let childTgid = Self.tgid(of: child) ?? child
             if threads[child] == nil { threads[child] = ThreadState(tgid: childTgid) }
             threads[child]!.tgid = childTgid
+            if childTgid != parentTgid {
+                // A forked child's thread is the forking thread's copy, hook buffer included.
+                threads[child]!.noteAddress = threads[tid]?.noteAddress
+            }
             if childTgid != parentTgid, let parent = processes[parentTgid] {
                 // A new process starts with a copy of its parent's descriptors.
                 let copy = parent.copy()
@@ -308,6 +359,7 @@ public final class Tracer {
                 p.fds.afterExec { Self.fdEntry(pid: tgid, fd: $0) }
             }
             threads[tid]?.note = nil
+            threads[tid]?.noteAddress = nil
             resume(tid)
         case (_, PT.eventStop):
             // Group stop (a real SIGSTOP) with PTRACE_SEIZE: stay stopped but listen; interrupt stop: go on.
@@ -335,11 +387,23 @@ public final class Tracer {
             resume(tid)
             return
         }
+        if let injection = threads[tid]?.injection {
+            injectionStop(tid: tid, injection: injection, regs: regs)
+            return
+        }
         if var t = threads[tid], let pending = t.pending, t.inSyscall {
             t.pending = nil
             t.inSyscall = false
             threads[tid] = t
+            coverRequest.removeAll(keepingCapacity: true)
             finish(tid: tid, pending: pending, regs: regs)
+            if useSeccomp, !coverRequest.isEmpty, let process = processes[t.tgid] {
+                let missing = Array(Set(coverRequest).subtracting(process.covered)).sorted()
+                if !missing.isEmpty {
+                    cover(missing, tid: tid, process: process)
+                    return
+                }
+            }
             resume(tid)
             return
         }
@@ -363,6 +427,9 @@ public final class Tracer {
             let length = min(Int(regs.rdx), 4096)
             let bytes = Self.readMemory(tid, regs.rsi, length)
             let text = String(decoding: bytes, as: UTF8.self)
+            if text.hasPrefix("PFA "), let address = UInt64(text.dropFirst(4)) {
+                threads[tid]?.noteAddress = address
+            }
             threads[tid]?.note = text.hasPrefix("PFN1 ") ? String(text.dropFirst(5)) : nil
             _ = ctrace_skip_syscall(tid, Int64(regs.rdx))
             if !useSeccomp { threads[tid]?.inSyscall = true }
@@ -383,7 +450,9 @@ public final class Tracer {
             if case .socket = entry { isSocket = true }
             let changesTable = call == .dup || call == .dup2 || call == .dup3 || call == .fcntl
             if call.isFileDescriptorIO && !isSocket && !changesTable {
-                // Not a socket: let it run without an exit stop, which keeps file I/O cheap.
+                // Not a socket: let it run without an exit stop, which keeps file I/O cheap. After close the number
+                // may be reopened as anything (open(2) is not traced), so forget what it was.
+                if call == .close { processes[tgid]?.fds.closed(fdArg) }
                 if !useSeccomp { threads[tid]?.inSyscall = true }
                 resume(tid)
                 return
@@ -394,6 +463,11 @@ public final class Tracer {
                 resume(tid)
                 return
             }
+        }
+        if let address = threads[tid]?.noteAddress {
+            let bytes = Self.readMemory(tid, address, 1024)
+            let line = bytes.prefix { $0 != 0 }
+            threads[tid]?.note = line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
         }
         var pending = Pending(syscall: call, regs: regs, start: Self.now(), fd: fdArg, entry: entry)
         if call == .socket || call == .socketpair { pending.fd = nil }
@@ -413,6 +487,64 @@ public final class Tracer {
         threads[tid]?.pending = pending
         threads[tid]?.inSyscall = true
         resume(tid, needExit: true)
+    }
+
+    /// Starts the injected seccomp(2) that covers `fds`; the thread is at the exit stop of the call that made them.
+    func cover(_ fds: [Int32], tid: Int32, process: ProcessState) {
+        let gated = Syscall.fdGated.map { Int32($0.rawValue) }
+        var saved = ctrace_saved_regs()
+        let ok = gated.withUnsafeBufferPointer { g in
+            fds.withUnsafeBufferPointer { f in
+                ctrace_inject_filter(tid, g.baseAddress, Int32(g.count), f.baseAddress, Int32(f.count), &saved) == 0
+            }
+        }
+        guard ok else {
+            uncovered(fds, process: process, why: Errno(rawValue: errno).message)
+            resume(tid)
+            return
+        }
+        threads[tid]?.injection = Injection(saved: saved, fds: fds)
+        _ = ctrace_ptrace(PT.syscall, tid, 0, 0)
+    }
+
+    /// The injected call's entry stop, then its exit stop, where the thread gets its own registers back.
+    func injectionStop(tid: Int32, injection: Injection, regs: ctrace_regs) {
+        if !injection.sawEntry && regs.rax == UInt64(bitPattern: -Int64(ENOSYS)) {
+            threads[tid]?.injection?.sawEntry = true
+            _ = ctrace_ptrace(PT.syscall, tid, 0, 0)
+            return
+        }
+        var saved = injection.saved
+        _ = ctrace_restore_regs(tid, &saved)
+        threads[tid]?.injection = nil
+        let tgid = threads[tid]?.tgid ?? tid
+        if let process = processes[tgid] {
+            if regs.rax == 0 {
+                process.covered.formUnion(injection.fds)
+            } else {
+                uncovered(injection.fds, process: process, why: Errno(rawValue: Int32(truncatingIfNeeded: -Int64(bitPattern: regs.rax))).message)
+            }
+        }
+        resume(tid)
+        if injection.signal != 0 { _ = ctrace_tgkill(tgid, tid, injection.signal) }
+    }
+
+    func uncovered(_ fds: [Int32], process: ProcessState, why: String) {
+        // Not retried for these numbers: the next attempt would most likely fail the same way.
+        process.covered.formUnion(fds)
+        warnings.append(
+            "\(process.comm): read/write/close on descriptor \(fds.map(String.init).joined(separator: ", ")) are not "
+                + "traced (adding a seccomp filter failed: \(why)); their bytes are missing from the attribution")
+    }
+
+    /// Sockets of ours a launched program inherits (open without close-on-exec).
+    static func inheritedSockets() -> [Int32] {
+        listDirectory("/proc/self/fd").compactMap { name -> Int32? in
+            guard let fd = Int32(name), fcntl(fd, F_GETFD) & FD_CLOEXEC == 0,
+                case .socket? = fdEntry(pid: getpid(), fd: fd)
+            else { return nil }
+            return fd
+        }.sorted()
     }
 
     /// Records a finished call (regs nil: the thread died inside it) and updates the descriptor and socket tables.
@@ -438,6 +570,7 @@ public final class Tracer {
             call.args = [("domain", .string(Self.familyName(family))), ("type", .string(Self.typeName(type)))]
             if ok, let e = Self.fdEntry(pid: tgid, fd: Int32(result)), case .socket(let i) = e {
                 process.fds.opened(Int32(result), socket: i)
+                coverRequest.append(Int32(result))
                 inode = i
                 call.fd = Int32(result)
                 sockets[i] = SocketRecord(inode: i, family: family, type: type, owner: call.actor)
@@ -455,6 +588,7 @@ public final class Tracer {
                 for fd in pair where fd >= 0 {
                     if let e = Self.fdEntry(pid: tgid, fd: fd), case .socket(let i) = e {
                         process.fds.opened(fd, socket: i)
+                        coverRequest.append(fd)
                         sockets[i] = SocketRecord(
                             inode: i, family: Int32(truncatingIfNeeded: r.rdi),
                             type: Int32(truncatingIfNeeded: r.rsi) & 0xf, owner: call.actor)
@@ -467,6 +601,7 @@ public final class Tracer {
             call.args = [("fd", .int(Int(pending.fd ?? -1)))]
             if ok, let e = Self.fdEntry(pid: tgid, fd: Int32(result)), case .socket(let i) = e {
                 process.fds.opened(Int32(result), socket: i)
+                coverRequest.append(Int32(result))
                 let listener = inode.flatMap { sockets[$0] }
                 sockets[i] = SocketRecord(inode: i, family: listener?.family ?? 0, type: listener?.type ?? 1, owner: call.actor)
                 inode = i
@@ -476,6 +611,7 @@ public final class Tracer {
         case .dup, .dup2, .dup3, .fcntl:
             if ok, let old = pending.fd {
                 process.fds.duplicated(old, to: Int32(result))
+                if inode != nil { coverRequest.append(Int32(result)) }
             }
             guard inode != nil else { return }
             call.args = [("oldfd", .int(Int(pending.fd ?? -1)))]
@@ -568,15 +704,17 @@ public final class Tracer {
         if s.family == 0, getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &value, &len) == 0 { s.family = value }
         len = 4
         if s.type == 0, getsockopt(dup, SOL_SOCKET, SO_TYPE, &value, &len) == 0 { s.type = value }
+        // A connected TCP socket's two ends never change: skip two calls per recorded call once both are known.
+        let settled = s.isTCP && s.remote != nil && (s.local?.port ?? 0) != 0
         var storage = sockaddr_storage()
         len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let gotLocal = withUnsafeMutablePointer(to: &storage) {
+        let gotLocal = settled ? -1 : withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(dup, $0, &len) }
         }
         if gotLocal == 0, let a = SocketAddress(storage: storage), a.port != 0 || s.local == nil { s.local = a }
         len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         storage = sockaddr_storage()
-        let gotRemote = withUnsafeMutablePointer(to: &storage) {
+        let gotRemote = settled ? -1 : withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(dup, $0, &len) }
         }
         if gotRemote == 0, let a = SocketAddress(storage: storage) { s.remote = a }

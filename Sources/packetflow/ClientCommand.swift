@@ -56,11 +56,12 @@ struct ClientCommand: ParsableCommand {
             configuration: .init(
                 server: serverAddress, bindAddress: bindAddress, connectTimeout: .seconds(timeout),
                 receiveTimeout: .seconds(timeout), receiveBufferSize: bufsize))
+        let reply: SeedClient.Reply
         do {
-            let reply = try client.send(text)
-            emit(reply.text + (reply.text.hasSuffix("\n") ? "" : "\n"))
+            reply = try client.send(text)
         } catch {
             throw CLIError(error.description)
         }
+        try emit(reply.text + (reply.text.hasSuffix("\n") ? "" : "\n"))
     }
 }

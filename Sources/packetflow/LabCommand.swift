@@ -74,7 +74,7 @@ struct LabCommand: ParsableCommand {
             let width = LabScenario.all.map(\.name.count).max() ?? 0
             for s in LabScenario.all {
                 let summary = display.lang == .ja ? s.summaryJa : s.summary
-                emit(s.name.padding(width) + "  " + summary + "\n")
+                try emit(s.name.padding(width) + "  " + summary + "\n")
             }
             return
         }

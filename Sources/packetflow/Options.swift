@@ -52,17 +52,24 @@ struct DisplayOptions: ParsableArguments {
 }
 
 /// Writes to stdout without buffering surprises when the reader is a pipe that goes away.
-func emit(_ text: String) {
+///
+/// When the reader has closed (EPIPE, e.g. `| head`) it throws `ExitCode.success` rather than calling exit(3), so
+/// the command unwinds and its cleanup (`defer`: temp files, the traced program's hook directory) still runs; the
+/// command then stops quietly like tcpdump. SIGPIPE is ignored for the first write so that EPIPE is what we see.
+func emit(_ text: String) throws(ExitCode) {
+    signal(SIGPIPE, SIG_IGN)
     var t = text
-    t.withUTF8 { buffer in
+    let closed: Bool = t.withUTF8 { buffer in
         var offset = 0
         while offset < buffer.count {
             let n = write(STDOUT_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { exit(0) }  // EPIPE: the reader closed (e.g. `| head`); stop quietly like tcpdump.
+            if n <= 0 { return true }
             offset += n
         }
+        return false
     }
+    if closed { throw ExitCode.success }
 }
 
 func warn(_ text: String) {
@@ -79,7 +86,7 @@ extension DisplayOptions {
             path = "/tmp/packetflow-\(name)-\(getpid()).html"
         }
         guard let path else {
-            emit(text)
+            try emit(text)
             return
         }
         try writeFile(path, text)

@@ -55,7 +55,8 @@ struct ServerCommand: ParsableCommand {
         let server: SeedServer
         do {
             server = try SeedServer(configuration: config) { access in
-                emit(access.description + "\n")
+                // The reader of stdout went away (`| head`): nothing to clean up, stop like before.
+                do { try emit(access.description + "\n") } catch { Glibc.exit(0) }
             }
         } catch {
             throw CLIError(error.description)

@@ -105,6 +105,7 @@ struct TraceCommand: ParsableCommand {
             _ = try? capture?.stop()
             throw CLIError(error.description)
         }
+        for line in result.warnings { warn(line) }
 
         var packets: [PacketEvent] = []
         var shown: [PacketEvent] = []
@@ -147,7 +148,12 @@ struct TraceCommand: ParsableCommand {
                 payloads: FlowDiagram.payloads(of: raw))
             text = display.effectiveFormat == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
         }
-        try display.deliver(text, name: "trace")
+        do {
+            try display.deliver(text, name: "trace")
+        } catch let stop as ExitCode where stop == .success {
+            // stdout's reader left (`| head`): say nothing more, but still write -w, pass the exit code through
+            // and let the defers remove the hook directory.
+        }
 
         if let write, let linkType {
             do {

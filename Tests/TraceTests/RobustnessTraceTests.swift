@@ -1,0 +1,447 @@
+import Foundation
+import Testing
+
+/// `packetflow trace` on programs other than the seed: curl, nc, threads, fork, exec, UDP, IPv6, a kill mid-call
+/// and attach/detach. Real processes, real capture on lo (root, as CI); each test checks which call a packet is
+/// attributed to, not only that the run succeeded.
+@Suite(.serialized) struct RobustnessTraceTests {
+    typealias Seed = SeedTraceTests
+    typealias Running = SeedTraceTests.Running
+
+    /// A scratch directory with the test's Python scripts; removed at the end of the test.
+    final class Scripts {
+        let dir: String
+        init() {
+            var template = Array("/tmp/pf-robust.XXXXXX".utf8CString)
+            dir = String(cString: mkdtemp(&template)!)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+        func write(_ name: String, _ text: String) -> String {
+            let path = dir + "/" + name
+            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            return path
+        }
+    }
+
+    /// A Python TCP (or UDP) listener on an ephemeral port that prints "port N" and then runs `body`.
+    static func listener(_ body: String, family: String = "AF_INET", host: String = "127.0.0.1",
+                         type: String = "SOCK_STREAM") -> String {
+        """
+        import os, socket, sys, time
+        srv = socket.socket(socket.\(family), socket.\(type))
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("\(host)", 0))
+        if srv.type == socket.SOCK_STREAM: srv.listen(16)
+        print("port", srv.getsockname()[1], flush=True)
+        \(body)
+        """
+    }
+
+    /// The number on the first complete line of `process`'s output that starts with `prefix` ("port 4711").
+    static func number(_ process: Running, after prefix: String) -> Int? {
+        while true {
+            let text = String(decoding: process.buffer, as: UTF8.self)
+            let complete = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+            if let n = complete.first(where: { $0.hasPrefix(prefix) }).flatMap({ Int($0.dropFirst(prefix.count)) }) {
+                return n
+            }
+            let chunk = process.stdout.fileHandleForReading.availableData
+            if chunk.isEmpty { return nil }
+            process.buffer.append(chunk)
+        }
+    }
+
+    /// Starts a script and returns it with the port it printed.
+    static func start(_ arguments: [String]) throws -> (Running, Int) {
+        let process = try Running(arguments)
+        let port = try #require(number(process, after: "port "), "\(arguments) printed no port")
+        return (process, port)
+    }
+
+    /// Runs `packetflow trace --format jsonl [extra] -- command` to the end.
+    static func trace(_ command: [String], extra: [String] = [], input: String? = nil) throws
+        -> (status: Int32, events: [[String: Any]], output: String)
+    {
+        let run = try Running([Seed.packetflow, "trace", "--format", "jsonl"] + extra + ["--"] + command)
+        if let input { run.stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try run.stdin.fileHandleForWriting.close()
+        let output = run.finish()
+        return (run.process.terminationStatus, Seed.jsonLines(output), output)
+    }
+
+    static func packets(_ events: [[String: Any]], proto: String) -> [[String: Any]] {
+        events.filter { $0["type"] as? String == "packet" && $0["proto"] as? String == proto }
+    }
+
+    static func id(_ e: [String: Any]?) -> Int? { e?["id"] as? Int }
+
+    static func port(_ endpoint: Any?) -> Int? {
+        (endpoint as? String).flatMap { Int($0.split(separator: ":").last ?? "") }
+    }
+
+    // MARK: programs that are not Python
+
+    @Test func curlConnectSendsTheSYNAndItsSendTheRequest() throws {
+        let scripts = Scripts()
+        let http = scripts.write("httpd.py", """
+            import http.server
+            s = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+            print("port", s.server_port, flush=True)
+            s.serve_forever()
+            """)
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", http])
+        defer { server.kill() }
+        let (status, events, _) = try Self.trace(["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"])
+        #expect(status == 0)
+        let connect = try #require(Seed.calls(events, "connect").first { Self.port($0["remote"]) == port })
+        let clientPort = try #require(Self.port(connect["local"]))
+        #expect(connect["comm"] as? String == "curl")
+        let out = Seed.packets(events).filter { $0["sport"] as? Int == clientPort }
+        let syn = try #require(out.first { Seed.flags($0) == ["SYN"] })
+        #expect(syn["call"] as? Int == Self.id(connect))
+        let request = try #require(out.first { ($0["len"] as? Int ?? 0) > 0 })
+        let sender = try #require(events.first { $0["type"] as? String == "call" && $0["id"] as? Int == request["call"] as? Int })
+        #expect(["sendto", "write", "sendmsg", "writev"].contains(sender["name"] as? String ?? ""))
+        #expect(sender["fd"] as? Int == connect["fd"] as? Int)
+        #expect(sender["result"] as? Int == request["len"] as? Int)
+        // The response is consumed by one of curl's receive calls.
+        let response = try #require(Seed.packets(events).first { $0["dport"] as? Int == clientPort && ($0["len"] as? Int ?? 0) > 0 })
+        #expect(response["consumed_by"] as? Int != nil)
+    }
+
+    @Test func ncWriteOnASocketSendsTheDataSegment() throws {
+        let scripts = Scripts()
+        let sink = scripts.write("sink.py", Self.listener("""
+            c, _ = srv.accept()
+            data = b""
+            while True:
+                chunk = c.recv(4096)
+                if not chunk: break
+                data += chunk
+            print("got", len(data), flush=True)
+            """))
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
+        defer { server.kill() }
+        let (status, events, _) = try Self.trace(["nc", "-N", "127.0.0.1", "\(port)"], input: "hello from nc\n")
+        #expect(status == 0)
+        #expect(server.finish().contains("got 14"))
+        let connect = try #require(Seed.calls(events, "connect").first { Self.port($0["remote"]) == port })
+        let clientPort = try #require(Self.port(connect["local"]))
+        let write = try #require(Seed.calls(events, "write").first { $0["fd"] as? Int == connect["fd"] as? Int })
+        #expect(write["result"] as? Int == 14)
+        let data = try #require(Seed.packets(events).first { $0["sport"] as? Int == clientPort && $0["len"] as? Int == 14 })
+        #expect(data["call"] as? Int == Self.id(write))
+        #expect(data["by_kernel"] as? Bool == false)
+        // nc's shutdown(SHUT_WR) after stdin's end sends the FIN.
+        let fin = try #require(Seed.packets(events).first { $0["sport"] as? Int == clientPort && Seed.flags($0).contains("FIN") })
+        let finCall = events.first { $0["type"] as? String == "call" && $0["id"] as? Int == fin["call"] as? Int }
+        #expect(["shutdown", "close"].contains(finCall?["name"] as? String ?? ""))
+    }
+
+    // MARK: threads, fork, exec
+
+    @Test func twoThreadsEachConnectWithTheirOwnSYN() throws {
+        let scripts = Scripts()
+        let sink = scripts.write("sink.py", Self.listener("""
+            for _ in range(2):
+                c, _ = srv.accept(); c.recv(64); c.close()
+            """))
+        let client = scripts.write("threads.py", """
+            import socket, sys, threading
+            port = int(sys.argv[1])
+            def run(i):
+                s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"thread %d" % i); s.close()
+            ts = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+            for t in ts: t.start()
+            for t in ts: t.join()
+            """)
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
+        defer { server.kill() }
+        let (status, events, _) = try Self.trace(["python3", client, "\(port)"])
+        #expect(status == 0)
+        let connects = Seed.calls(events, "connect").filter { Self.port($0["remote"]) == port }
+        try #require(connects.count == 2)
+        let tids = Set(connects.compactMap { $0["tid"] as? Int })
+        #expect(tids.count == 2)
+        #expect(!tids.contains(connects[0]["pid"] as? Int ?? 0))
+        for connect in connects {
+            #expect((connect["source"] as? String)?.contains("socket.create_connection") == true)
+            let clientPort = try #require(Self.port(connect["local"]))
+            let out = Seed.packets(events).filter { $0["sport"] as? Int == clientPort }
+            let syn = try #require(out.first { Seed.flags($0) == ["SYN"] })
+            #expect(syn["call"] as? Int == Self.id(connect))
+            let data = try #require(out.first { $0["len"] as? Int == 8 })
+            let send = events.first { $0["type"] as? String == "call" && $0["id"] as? Int == data["call"] as? Int }
+            #expect(send?["tid"] as? Int == connect["tid"] as? Int)
+        }
+    }
+
+    @Test func forkedChildSendIsAttributedToTheChild() throws {
+        let scripts = Scripts()
+        let server = scripts.write("forking.py", Self.listener("""
+            c, _ = srv.accept()
+            pid = os.fork()
+            if pid == 0:
+                srv.close(); c.sendall(b"from child %d" % os.getpid()); c.close(); os._exit(0)
+            c.close(); os.waitpid(pid, 0)
+            print("child", pid, flush=True)
+            """))
+        let trace = try Running([Seed.packetflow, "trace", "--format", "jsonl", "--", "python3", server])
+        defer { trace.kill() }
+        let port = try #require(Self.number(trace, after: "port "))
+        let client = try Running(["/usr/bin/env", "python3", "-c", """
+            import socket; s = socket.create_connection(("127.0.0.1", \(port))); print(s.recv(64).decode())
+            """])
+        let reply = client.finish()
+        let output = trace.finish()
+        #expect(trace.process.terminationStatus == 0)
+        let childPid = try #require(output.split(separator: "\n").compactMap { $0.hasPrefix("child ") ? Int($0.dropFirst(6)) : nil }.first)
+        #expect(reply.contains("from child \(childPid)"))
+        let events = Seed.jsonLines(output)
+        let accept = try #require(Seed.calls(events, "accept4").first { $0["result"] != nil })
+        let send = try #require(Seed.calls(events, "sendto").first)
+        #expect(send["pid"] as? Int == childPid)
+        #expect(send["pid"] as? Int != accept["pid"] as? Int)
+        #expect((send["source"] as? String)?.contains("c.sendall") == true)
+        let data = try #require(Seed.packets(events).first { $0["sport"] as? Int == port && ($0["len"] as? Int ?? 0) > 0 })
+        #expect(data["call"] as? Int == Self.id(send))
+        // The child's close is not the last reference (the parent closed first or later): one of them sent the FIN.
+        let fin = try #require(Seed.packets(events).first { $0["sport"] as? Int == port && Seed.flags($0).contains("FIN") })
+        #expect(Seed.calls(events, "close").contains { Self.id($0) == fin["call"] as? Int })
+    }
+
+    @Test func execKeepsTracingTheNewProgram() throws {
+        let scripts = Scripts()
+        let sink = scripts.write("sink.py", Self.listener("c, _ = srv.accept(); c.recv(64); c.close()"))
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
+        defer { server.kill() }
+        let (status, events, _) = try Self.trace([
+            "sh", "-c",
+            "exec python3 -c 'import socket; s = socket.create_connection((\"127.0.0.1\", \(port))); s.sendall(b\"after exec\"); s.close()'",
+        ])
+        #expect(status == 0)
+        let connect = try #require(Seed.calls(events, "connect").first { Self.port($0["remote"]) == port })
+        #expect(connect["comm"] as? String == "python3")
+        let clientPort = try #require(Self.port(connect["local"]))
+        let out = Seed.packets(events).filter { $0["sport"] as? Int == clientPort }
+        #expect(out.first { Seed.flags($0) == ["SYN"] }?["call"] as? Int == Self.id(connect))
+        let data = try #require(out.first { $0["len"] as? Int == 10 })
+        #expect(Seed.calls(events, "sendto").contains { Self.id($0) == data["call"] as? Int })
+    }
+
+    // MARK: UDP and IPv6
+
+    @Test func udpSendtoSendsTheDatagramAndAClosedPortGetsAnICMPFromTheKernel() throws {
+        let scripts = Scripts()
+        let sink = scripts.write("udp.py", Self.listener("data, addr = srv.recvfrom(64); srv.sendto(data.upper(), addr)", type: "SOCK_DGRAM"))
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
+        defer { server.kill() }
+        // A port nobody listens on: bind one and close it again.
+        let closed = scripts.write("client.py", """
+            import socket, sys
+            port = int(sys.argv[1])
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); probe.bind(("127.0.0.1", 0))
+            closed = probe.getsockname()[1]; probe.close()
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(b"ping", ("127.0.0.1", port))
+            print(s.recvfrom(64)[0].decode(), flush=True)
+            s.sendto(b"nobody", ("127.0.0.1", closed))
+            print("closed", closed, flush=True)
+            """)
+        let (status, events, output) = try Self.trace(["python3", closed, "\(port)"], extra: ["--all-packets"])
+        #expect(status == 0)
+        #expect(output.contains("PING"))
+        let closedPort = try #require(output.split(separator: "\n").compactMap { $0.hasPrefix("closed ") ? Int($0.dropFirst(7)) : nil }.first)
+        let sends = Seed.calls(events, "sendto")
+        let ping = try #require(sends.first { Self.port(($0["args"] as? [String: Any])?["addr"]) == port })
+        let nobody = try #require(sends.first { Self.port(($0["args"] as? [String: Any])?["addr"]) == closedPort })
+        #expect((ping["source"] as? String)?.contains("s.sendto(b\"ping\"") == true)
+        let udp = Self.packets(events, proto: "UDP")
+        let datagram = try #require(udp.first { $0["dport"] as? Int == port })
+        #expect(datagram["call"] as? Int == Self.id(ping))
+        #expect(datagram["by_kernel"] as? Bool == false)
+        let reply = try #require(udp.first { $0["sport"] as? Int == port })
+        #expect(reply["consumed_by"] != nil)
+        let lost = try #require(udp.first { $0["dport"] as? Int == closedPort })
+        #expect(lost["call"] as? Int == Self.id(nobody))
+        let icmp = try #require(events.first { ($0["proto"] as? String)?.hasPrefix("ICMP") == true })
+        #expect(icmp["by_kernel"] as? Bool == true)
+        #expect((icmp["reason"] as? String)?.lowercased().contains("unreachable") == true)
+    }
+
+    @Test func ipv6ConnectSendsTheSYNOnLoopback() throws {
+        let scripts = Scripts()
+        let sink = scripts.write("sink6.py", Self.listener("c, _ = srv.accept(); c.recv(64); c.close()", family: "AF_INET6", host: "::1"))
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
+        defer { server.kill() }
+        let (status, events, _) = try Self.trace([
+            "python3", "-c",
+            "import socket; s = socket.create_connection(('::1', \(port))); s.sendall(b'over six'); s.close()",
+        ])
+        #expect(status == 0)
+        let connect = try #require(Seed.calls(events, "connect").first { Self.port($0["remote"]) == port })
+        #expect((connect["remote"] as? String)?.contains("::1") == true)
+        let clientPort = try #require(Self.port(connect["local"]))
+        let out = Seed.packets(events).filter { $0["sport"] as? Int == clientPort }
+        #expect(out.first { Seed.flags($0) == ["SYN"] }?["call"] as? Int == Self.id(connect))
+        let data = try #require(out.first { $0["len"] as? Int == 8 })
+        #expect(Seed.calls(events, "sendto").contains { Self.id($0) == data["call"] as? Int })
+    }
+
+    // MARK: endings
+
+    @Test func programKilledInsideRecvEndsTheTraceWith137AndKeepsItsPackets() throws {
+        let scripts = Scripts()
+        let silent = scripts.write("silent.py", Self.listener("c, _ = srv.accept(); c.recv(64); time.sleep(30)"))
+        let client = scripts.write("blocked.py", """
+            import os, socket, sys
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+            s.sendall(b"then wait")
+            print("pid", os.getpid(), flush=True)
+            s.recv(64)
+            """)
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", silent])
+        defer { server.kill() }
+        let trace = try Running([Seed.packetflow, "trace", "--format", "jsonl", "--", "python3", client, "\(port)"])
+        defer { trace.kill() }
+        let pid = try #require(Self.number(trace, after: "pid ").map(Int32.init))
+        Thread.sleep(forTimeInterval: 0.3)  // into recv
+        kill(pid, SIGKILL)
+        let output = trace.finish()
+        #expect(trace.process.terminationStatus == 137)
+        let events = Seed.jsonLines(output)
+        let recv = try #require(Seed.calls(events, "recvfrom").last)
+        #expect(recv["result"] is NSNull || recv["result"] == nil)
+        let connect = try #require(Seed.calls(events, "connect").first)
+        let clientPort = try #require(Self.port(connect["local"]))
+        let out = Seed.packets(events).filter { $0["sport"] as? Int == clientPort }
+        #expect(out.first { Seed.flags($0) == ["SYN"] }?["call"] as? Int == Self.id(connect))
+        let data = try #require(out.first { $0["len"] as? Int == 9 })
+        #expect(Seed.calls(events, "sendto").contains { Self.id($0) == data["call"] as? Int })
+        // The kernel closes the killed program's socket: its FIN has no call.
+        let fin = try #require(out.first { Seed.flags($0).contains("FIN") })
+        #expect(fin["by_kernel"] as? Bool == true)
+    }
+
+    static func state(of pid: Int32) -> String {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        return status.split(separator: "\n").first { $0.hasPrefix("State:") }.map(String.init) ?? ""
+    }
+
+    static func tracerPid(of pid: Int32) -> Int? {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        return status.split(separator: "\n").first { $0.hasPrefix("TracerPid:") }
+            .flatMap { Int($0.dropFirst(10).trimmingCharacters(in: .whitespaces)) }
+    }
+
+    @Test func attachSeesTrafficAndSIGINTDetachesLeavingTheServerServing() throws {
+        let scripts = Scripts()
+        let echo = scripts.write("echo.py", Self.listener("""
+            while True:
+                c, _ = srv.accept(); c.sendall(b"echo " + c.recv(64)); c.close()
+            """))
+        let client = scripts.write("client.py", """
+            import socket, sys
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(sys.argv[2].encode())
+            print(s.recv(64).decode(), flush=True)
+            """)
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", echo])
+        defer { server.kill() }
+        let pid = server.process.processIdentifier
+        let trace = try Running([Seed.packetflow, "trace", "--format", "jsonl", "-p", "\(pid)"])
+        defer { trace.kill() }
+        let deadline = Date().addingTimeInterval(5)
+        while Self.tracerPid(of: pid) != Int(trace.process.processIdentifier) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(Self.tracerPid(of: pid) == Int(trace.process.processIdentifier))
+        let first = try Running(["/usr/bin/env", "python3", client, "\(port)", "one"]).finish()
+        #expect(first.contains("echo one"))
+        Thread.sleep(forTimeInterval: 0.3)
+        kill(trace.process.processIdentifier, SIGINT)
+        let output = trace.finish()
+        #expect(trace.process.terminationStatus == 0)
+        // Released, running, not stopped.
+        #expect(Self.tracerPid(of: pid) == 0)
+        #expect(!Self.state(of: pid).contains("t (tracing stop)"))
+        #expect(!Self.state(of: pid).contains("T (stopped)"))
+        let second = try Running(["/usr/bin/env", "python3", client, "\(port)", "two"]).finish()
+        #expect(second.contains("echo two"))
+
+        let events = Seed.jsonLines(output)
+        let accept = try #require(Seed.calls(events, "accept4").first { $0["result"] as? Int != nil })
+        #expect(accept["pid"] as? Int == Int(pid))
+        let send = try #require(Seed.calls(events, "sendto").first)
+        let data = try #require(Seed.packets(events).first { $0["sport"] as? Int == port && $0["len"] as? Int == 8 })
+        #expect(data["call"] as? Int == Self.id(send))
+        let syn = try #require(Seed.packets(events).first { $0["dport"] as? Int == port && Seed.flags($0) == ["SYN"] })
+        #expect(syn["consumed_by"] as? Int == Self.id(accept))
+    }
+
+    @Test func exitCodeIsPassedThrough() throws {
+        let (status, _, _) = try Self.trace(["sh", "-c", "exit 7"], extra: ["--no-capture"])
+        #expect(status == 7)
+        let (killed, _, _) = try Self.trace(["sh", "-c", "kill -9 $$"], extra: ["--no-capture"])
+        #expect(killed == 137)
+    }
+
+    // MARK: output cut short
+
+    static func hookDirectories() -> Set<String> {
+        Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("packetflow-hook.") })
+    }
+
+    @Test func outputPipeClosedByHeadStillRemovesThePythonHook() throws {
+        let before = Self.hookDirectories()
+        // Enough calls that the JSON Lines overflow the pipe after head has gone.
+        let program = "import socket\nfor _ in range(3000): socket.socket().close()"
+        let shell = try Running([
+            "/bin/sh", "-c", "\(Seed.packetflow) trace --no-capture --format jsonl -- python3 -c '\(program)' | head -1",
+        ])
+        let output = shell.finish()
+        #expect(shell.process.terminationStatus == 0)
+        #expect(output.hasPrefix("{\"type\":\"call\""))
+        #expect(output.split(separator: "\n").count == 1)
+        #expect(Self.hookDirectories().subtracting(before).isEmpty)
+    }
+
+    // MARK: missing privileges
+
+    /// Runs packetflow as nobody with no capabilities; returns its exit status and stdout+stderr.
+    static func asNobody(_ arguments: String) throws -> (Int32, String) {
+        let shell = try Running([
+            "/bin/sh", "-c",
+            "setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \(Seed.packetflow) \(arguments) 2>&1",
+        ])
+        let output = shell.finish()
+        return (shell.process.terminationStatus, output)
+    }
+
+    @Test func attachWithoutPtracePermissionSaysWhatToDoInOneLine() throws {
+        // A root-owned process: nobody may not trace it.
+        let sleeper = try Running(["/bin/sleep", "30"])
+        defer { sleeper.kill() }
+        let (status, output) = try Self.asNobody("trace --no-capture -p \(sleeper.process.processIdentifier)")
+        #expect(status != 0)
+        let lines = output.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(output.contains("cannot attach to \(sleeper.process.processIdentifier): not permitted"))
+        #expect(output.contains("needs root"))
+        #expect(Self.state(of: sleeper.process.processIdentifier).contains("S (sleeping)"))
+    }
+
+    @Test func captureWithoutCapNetRawSaysWhatToDoInOneLine() throws {
+        let before = Self.hookDirectories()
+        let (status, output) = try Self.asNobody("trace -- python3 -c pass")
+        #expect(status != 0)
+        #expect(output.split(separator: "\n").count == 1)
+        #expect(output.contains("needs root or CAP_NET_RAW"))
+        #expect(output.contains("--no-capture"))
+        #expect(Self.hookDirectories().subtracting(before).isEmpty)
+        // And without capture the same user can trace its own program.
+        let (traced, calls) = try Self.asNobody("trace --no-capture -- sh -c 'exit 3'")
+        #expect(traced == 3)
+        #expect(calls.contains("calls (no capture)"))
+    }
+}
