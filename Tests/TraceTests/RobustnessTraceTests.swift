@@ -19,7 +19,7 @@ import Testing
 
         func write(_ name: String, _ text: String) -> String {
             let path = dir + "/" + name
-            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
             return path
         }
     }
