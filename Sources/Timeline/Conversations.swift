@@ -1,0 +1,71 @@
+import PacketWire
+
+/// Frame and byte counts of TCP and UDP conversations, as Wireshark's `-z conv,tcp` / `-z conv,udp` count them:
+/// endpoint A is the source of the conversation's first packet, bytes are frame lengths on the wire.
+/// Memory grows with the number of conversations, never with the number of packets.
+public struct ConversationTable: Sendable {
+    public struct Row: Sendable, Equatable {
+        public var a: Endpoint
+        public var b: Endpoint
+        /// 6 (TCP) or 17 (UDP).
+        public var proto: UInt8
+        public var framesAtoB = 0
+        public var bytesAtoB = 0
+        public var framesBtoA = 0
+        public var bytesBtoA = 0
+        public var first: Timestamp
+        public var last: Timestamp
+        /// Order of first appearance, to keep sorting stable.
+        public var order: Int
+
+        public var frames: Int { framesAtoB + framesBtoA }
+        public var bytes: Int { bytesAtoB + bytesBtoA }
+    }
+
+    private var rows: [ConversationKey: Row] = [:]
+    /// Timestamp of the first packet of the capture (any protocol), the origin of "Relative Start".
+    public private(set) var origin: Timestamp?
+
+    public init() {}
+
+    public var count: Int { rows.count }
+
+    /// Counts every packet: non-TCP/UDP packets only set the origin, as they do in Wireshark.
+    public mutating func add(_ d: DecodedPacket, info: CaptureInfo) {
+        if origin == nil { origin = info.timestamp }
+        let proto: UInt8
+        switch d.transport {
+        case .tcp: proto = 6
+        case .udp: proto = 17
+        default: return
+        }
+        guard let s = d.source, let t = d.destination, let sp = d.sourcePort, let dp = d.destinationPort else { return }
+        let src = Endpoint(s, sp)
+        let dst = Endpoint(t, dp)
+        let key = ConversationKey(src, dst, proto: proto)
+        let bytes = info.originalLength
+        if var row = rows[key] {
+            if src == row.a {
+                row.framesAtoB += 1
+                row.bytesAtoB += bytes
+            } else {
+                row.framesBtoA += 1
+                row.bytesBtoA += bytes
+            }
+            if info.timestamp > row.last { row.last = info.timestamp }
+            if info.timestamp < row.first { row.first = info.timestamp }
+            rows[key] = row
+        } else {
+            rows[key] = Row(
+                a: src, b: dst, proto: proto, framesAtoB: 1, bytesAtoB: bytes, first: info.timestamp,
+                last: info.timestamp, order: rows.count)
+        }
+    }
+
+    /// The conversations of one protocol, most bytes first (as tshark sorts them), ties by first appearance.
+    public func sorted(proto: UInt8) -> [Row] {
+        rows.values.filter { $0.proto == proto }.sorted {
+            $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.order < $1.order
+        }
+    }
+}
