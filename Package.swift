@@ -42,6 +42,8 @@ let package = Package(
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire"]),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab"]),
+        .testTarget(name: "ReadTests",
+                    dependencies: ["Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire"]),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),
     ],

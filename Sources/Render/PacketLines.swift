@@ -1,3 +1,4 @@
+import Glibc
 import PacketWire
 import Timeline
 
@@ -313,9 +314,10 @@ public enum ConversationReport {
                  + " | Frames  Bytes |      Start     |              |\n")
         let origin = table.origin ?? Timestamp(seconds: 0, nanoseconds: 0)
         for row in table.sorted(proto: proto) {
-            o.padded(row.a.description, 26)
+            // tshark writes IPv6 endpoints without brackets: "fd00::6:32895".
+            o.padded("\(row.a.address):\(row.a.port)", 26)
             o.append(" <-> ")
-            o.padded(row.b.description, 26)
+            o.padded("\(row.b.address):\(row.b.port)", 26)
             o.append("  ")
             // Wireshark's "<-" is B to A, "->" is A to B.
             counts(row.framesBtoA, row.bytesBtoA, into: &o)
@@ -325,9 +327,10 @@ public enum ConversationReport {
             counts(row.frames, row.bytes, into: &o)
             o.append("  ")
             let start = row.first.totalNanoseconds - origin.totalNanoseconds
-            fixed(start, decimals: 9, width: 14, into: &o)
-            let duration = row.last.totalNanoseconds - row.first.totalNanoseconds
-            fixed(duration, decimals: 4, width: 15, into: &o)
+            fixed(seconds: seconds(start), decimals: 9, width: 14, into: &o)
+            // tshark subtracts the two relative times as doubles; so do we, to round alike.
+            let stop = row.last.totalNanoseconds - origin.totalNanoseconds
+            fixed(seconds: seconds(stop) - seconds(start), decimals: 4, width: 15, into: &o)
             o.byte(0x0a)
         }
         o.append(rule + "\n")
@@ -348,17 +351,16 @@ public enum ConversationReport {
         return "\(n) bytes"
     }
 
-    /// Nanoseconds as seconds with `decimals` places (rounded half up), right-aligned in `width`.
-    static func fixed(_ ns: Int64, decimals: Int, width: Int, into o: inout OutputBuffer) {
-        var divisor: Int64 = 1
-        for _ in 0..<(9 - decimals) { divisor *= 10 }
-        let scaled = (ns + divisor / 2) / divisor
-        var unit: Int64 = 1
-        for _ in 0..<decimals { unit *= 10 }
-        let whole = String(scaled / unit)
-        let frac = String(scaled % unit)
-        let text = whole + "." + String(repeating: "0", count: decimals - frac.count) + frac
-        if text.count < width { o.append(String(repeating: " ", count: width - text.count)) }
-        o.append(text)
+    /// Seconds with `decimals` places, right-aligned in `width`. Like tshark, the value goes
+    /// through a double and C's printf, so halfway cases round the way tshark's do.
+    static func seconds(_ ns: Int64) -> Double { Double(ns / 1_000_000_000) + Double(ns % 1_000_000_000) / 1e9 }
+
+    static func fixed(seconds: Double, decimals: Int, width: Int, into o: inout OutputBuffer) {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let format = "%\(width).\(decimals)f"
+        _ = withVaList([seconds]) { args in
+            buffer.withUnsafeMutableBufferPointer { vsnprintf($0.baseAddress, 64, format, args) }
+        }
+        o.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 }

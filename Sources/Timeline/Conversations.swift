@@ -62,10 +62,10 @@ public struct ConversationTable: Sendable {
         }
     }
 
-    /// The conversations of one protocol, most bytes first (as tshark sorts them), ties by first appearance.
+    /// The conversations of one protocol, most frames first (as tshark sorts them), ties by first appearance.
     public func sorted(proto: UInt8) -> [Row] {
         rows.values.filter { $0.proto == proto }.sorted {
-            $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.order < $1.order
+            $0.frames != $1.frames ? $0.frames > $1.frames : $0.order < $1.order
         }
     }
 }

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+/// The JSON Lines of `packetflow read --format jsonl` against tshark's fields, packet by packet.
+@Suite struct TsharkAgreementTests {
+    static let fields = [
+        "frame.number", "frame.time_epoch", "ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tcp.srcport",
+        "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.stream",
+        "udp.length", "tcp.window_size_value",
+    ]
+
+    static let tcpFlagNames = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"]
+
+    @Test(arguments: goldenCaptures.filter { $0 != "bad-packets.pcap" })
+    func jsonLinesAgreeWithTshark(_ file: String) throws {
+        var args = ["-r", fixture(file), "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
+        for f in Self.fields { args += ["-e", f] }
+        guard let table = try run("tshark", args) else {
+            Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
+            return
+        }
+        let rows = table.split(separator: "\n", omittingEmptySubsequences: true)
+        let ours = render(fixture(file), .jsonl).output.split(separator: "\n")
+        #expect(rows.count == ours.count, "\(file): tshark has \(rows.count) packets, we have \(ours.count)")
+        #expect(rows.count > 0)
+        var mismatches = 0
+        for (row, line) in zip(rows, ours) {
+            let v = Dictionary(uniqueKeysWithValues: zip(Self.fields, row.split(separator: "\t",
+                omittingEmptySubsequences: false).map(String.init)))
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            func int(_ k: String) -> Int? { (obj[k] as? NSNumber)?.intValue }
+            func str(_ k: String) -> String? { obj[k] as? String }
+            var problems: [String] = []
+            func check(_ what: String, _ ours: String?, _ theirs: String?) {
+                if ours != theirs { problems.append("\(what): ours \(ours ?? "nil"), tshark \(theirs ?? "nil")") }
+            }
+            let empty: (String?) -> String? = { $0?.isEmpty == false ? $0 : nil }
+            check("frame", int("frame").map(String.init), v["frame.number"])
+            // The timestamp is compared as text: both print nine decimals.
+            let ts = line.split(separator: "\"ts\":")[1].prefix { $0 != "," }
+            check("ts", String(ts), v["frame.time_epoch"])
+            check("src", str("src"), empty(v["ip.src"]) ?? empty(v["ipv6.src"]))
+            check("dst", str("dst"), empty(v["ip.dst"]) ?? empty(v["ipv6.dst"]))
+            if let sport = empty(v["tcp.srcport"]) {
+                check("proto", str("proto"), "TCP")
+                check("sport", int("sport").map(String.init), sport)
+                check("dport", int("dport").map(String.init), v["tcp.dstport"])
+                check("seq", int("seq").map(String.init), v["tcp.seq"])
+                check("ack", int("ack").map(String.init), v["tcp.ack"])
+                check("len", int("len").map(String.init), v["tcp.len"])
+                check("stream", int("stream").map(String.init), v["tcp.stream"])
+                check("win", int("win").map(String.init), v["tcp.window_size_value"])
+                let bits = Int(v["tcp.flags"]!.dropFirst(2), radix: 16) ?? -1
+                let names = Self.tcpFlagNames.enumerated().filter { bits & (1 << $0.offset) != 0 }.map(\.element)
+                check("flags", (obj["flags"] as? [String])?.joined(separator: ","), names.joined(separator: ","))
+            } else if let sport = empty(v["udp.srcport"]) {
+                check("proto", str("proto"), "UDP")
+                check("sport", int("sport").map(String.init), sport)
+                check("dport", int("dport").map(String.init), v["udp.dstport"])
+                check("len", int("len").map(String.init), Int(v["udp.length"] ?? "").map { String($0 - 8) })
+            }
+            if !problems.isEmpty {
+                mismatches += 1
+                if mismatches <= 5 { Issue.record("\(file) frame \(v["frame.number"] ?? "?"): \(problems)") }
+            }
+        }
+        #expect(mismatches == 0)
+    }
+}
