@@ -12,7 +12,7 @@ struct PacketFlow: ParsableCommand {
               packetflow lab
               packetflow lab --lang ja
             """,
-        subcommands: [LabCommand.self, ServerCommand.self, ClientCommand.self, ReadCommand.self]
+        subcommands: [LabCommand.self, ServerCommand.self, ClientCommand.self, ReadCommand.self, CaptureCommand.self]
     )
 }
 
