@@ -3,42 +3,80 @@ import PacketWire
 /// A reusable byte buffer for output on the hot path: numbers and addresses are written as digits straight into
 /// it, so rendering a packet line allocates nothing once the buffer has grown to its working size.
 /// The owner drains it (one `write(2)` per many lines) and calls `removeAll(keepingCapacity:)`.
-public struct OutputBuffer {
-    public var bytes: [UInt8] = []
+public struct OutputBuffer: ~Copyable {
+    @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline var capacity: Int
+    public var count: Int { used }
+    @usableFromInline var used = 0
 
-    public init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
+    public init(capacity: Int = 1 << 16) {
+        self.capacity = max(capacity, 64)
+        base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
+    }
 
-    public var count: Int { bytes.count }
+    deinit { base.deallocate() }
 
-    public mutating func clear() { bytes.removeAll(keepingCapacity: true) }
+    public mutating func clear() { used = 0 }
 
-    @inlinable public mutating func byte(_ b: UInt8) { bytes.append(b) }
+    /// The bytes written so far, valid only inside `body`.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: used))
+    }
+
+    /// A copy of the contents as text (tests, reports; not for the hot path).
+    public var text: String { withBytes { String(decoding: $0, as: UTF8.self) } }
+
+    /// Makes room for `n` more bytes.
+    @inlinable public mutating func reserve(_ n: Int) {
+        if used + n > capacity { grow(used + n) }
+    }
+
+    @usableFromInline mutating func grow(_ needed: Int) {
+        var c = capacity
+        while c < needed { c *= 2 }
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        bigger.update(from: base, count: used)
+        base.deallocate()
+        base = bigger
+        capacity = c
+    }
+
+    @inlinable public mutating func byte(_ b: UInt8) {
+        reserve(1)
+        base[used] = b
+        used += 1
+    }
+
+    public mutating func append(_ raw: UnsafeRawBufferPointer) {
+        guard let src = raw.baseAddress, raw.count > 0 else { return }
+        reserve(raw.count)
+        UnsafeMutableRawPointer(base + used).copyMemory(from: src, byteCount: raw.count)
+        used += raw.count
+    }
+
+    public mutating func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
 
     public mutating func append(_ s: StaticString) {
-        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     /// For text that is not on the per-packet path (or is already a short inline string).
     public mutating func append(_ s: String) {
         var s = s
-        s.withUTF8 { bytes.append(contentsOf: $0) }
-    }
-
-    public mutating func append(_ raw: UnsafeRawBufferPointer) {
-        bytes.append(contentsOf: raw)
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
     /// Decimal digits of `v`.
     public mutating func decimal<T: BinaryInteger>(_ v: T) {
         if v < 0 {
-            bytes.append(UInt8(ascii: "-"))
-            decimal(UInt64(-Int64(v)))
+            byte(UInt8(ascii: "-"))
+            decimal(UInt64(-Int64(v)), minimumWidth: 1)
             return
         }
         decimal(UInt64(v), minimumWidth: 1)
     }
 
-    /// Decimal digits of `v`, left-padded with zeros to `minimumWidth`.
+    /// Decimal digits of `v`, left-padded with zeros to `minimumWidth` (at most 20).
     public mutating func decimal(_ v: UInt64, minimumWidth: Int) {
         var digits = 1
         var t = v
@@ -46,16 +84,16 @@ public struct OutputBuffer {
             t /= 10
             digits += 1
         }
-        let width = max(digits, minimumWidth)
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width))
-        var i = start + width - 1
+        let width = max(digits, min(minimumWidth, 20))
+        reserve(width)
+        var p = base + used + width - 1
         t = v
-        repeat {
-            bytes[i] = UInt8(ascii: "0") + UInt8(t % 10)
+        for _ in 0..<width {
+            p.pointee = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: t % 10)
             t /= 10
-            i -= 1
-        } while t > 0
+            p -= 1
+        }
+        used += width
     }
 
     /// `v` right-aligned in `width` cells (printf `%*d`).
@@ -66,7 +104,7 @@ public struct OutputBuffer {
             t /= 10
             digits += 1
         }
-        if width > digits { bytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: width - digits)) }
+        for _ in digits..<max(width, digits) { byte(0x20) }
         decimal(v)
     }
 
@@ -75,7 +113,7 @@ public struct OutputBuffer {
         let digits: StaticString = "0123456789abcdef"
         var shift = (width - 1) * 4
         while shift >= 0 {
-            bytes.append(digits.utf8Start[Int((v >> UInt64(shift)) & 0xf)])
+            byte(digits.utf8Start[Int((v >> UInt64(shift)) & 0xf)])
             shift -= 4
         }
     }
@@ -100,7 +138,7 @@ public struct OutputBuffer {
     public mutating func padded(_ s: String, _ width: Int) {
         append(s)
         let n = s.utf8.count
-        if n < width { bytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: width - n)) }
+        for _ in n..<max(width, n) { byte(0x20) }
     }
 
     /// Epoch seconds with nine decimals, as the JSON Lines contract writes `ts`.

@@ -81,7 +81,7 @@ final class PacketPipeline {
             case .jsonl:
                 json.bytes.removeAll(keepingCapacity: true)
                 JSONLines.write(e, into: &json, lab: false)
-                out.bytes.append(contentsOf: json.bytes)
+                out.append(json.bytes)
                 out.byte(0x0a)
             }
             if out.count >= 1 << 16 { flush() }
@@ -139,7 +139,7 @@ final class PacketPipeline {
 
     func flush() {
         guard out.count > 0 else { return }
-        out.bytes.withUnsafeBytes { writeAllOrExit(STDOUT_FILENO, $0) }
+        out.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }
         out.clear()
     }
 }

@@ -34,7 +34,7 @@ func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: St
                 let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
                 json.bytes.removeAll(keepingCapacity: true)
                 JSONLines.write(e, into: &json, lab: false)
-                out.bytes.append(contentsOf: json.bytes)
+                out.append(json.bytes)
                 out.byte(0x0a)
             }
         }
@@ -45,7 +45,7 @@ func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: St
         ConversationReport.write(table, proto: 6, into: &out)
         ConversationReport.write(table, proto: 17, into: &out)
     }
-    return (String(decoding: out.bytes, as: UTF8.self), failure)
+    return (out.text, failure)
 }
 
 /// Runs a tool and returns its stdout; nil when the tool is not installed.
