@@ -76,6 +76,7 @@ def bulk(rng, c, s, cport, sport, segments, anomalies):
     acked = si + 1
     lost = rng.randint(4, max(5, segments - 6)) if anomalies else -1
     stall = rng.randint(2, max(3, segments - 3)) if anomalies else -1
+    swap = rng.randint(1, max(2, segments - 3)) if anomalies else -1
     i = 0
     while i < segments:
         if i == lost:
@@ -88,6 +89,15 @@ def bulk(rng, c, s, cport, sport, segments, anomalies):
             for _ in range(3):
                 yield tcp(c, s, cport, sport, a, acked, ACK, 501)
             yield tcp(s, c, sport, cport, missing, a, ACK, 509, chunk)
+            acked = nxt
+            yield tcp(c, s, cport, sport, a, acked, ACK, 501)
+            i += 2
+            continue
+        if i == swap and i + 1 < segments and lost not in (i, i + 1) and stall not in (i, i + 1):
+            # Two segments arrive swapped, close together: out of order.
+            yield tcp(s, c, sport, cport, nxt + mss, a, ACK, 509, chunk)
+            yield tcp(s, c, sport, cport, nxt, a, ACK, 509, chunk)
+            nxt += 2 * mss
             acked = nxt
             yield tcp(c, s, cport, sport, a, acked, ACK, 501)
             i += 2
@@ -109,6 +119,8 @@ def bulk(rng, c, s, cport, sport, segments, anomalies):
     if anomalies:
         # A timeout retransmission of the last segment (its ACK had been seen: a spurious one).
         yield tcp(s, c, sport, cport, nxt - mss, a, ACK, 509, chunk)
+        # An idle client probes with a keep-alive (one byte below its next sequence number).
+        yield tcp(c, s, cport, sport, a - 1, nxt, ACK, 501)
     yield tcp(s, c, sport, cport, nxt, a, FIN | ACK, 509)
     yield tcp(c, s, cport, sport, a, nxt + 1, FIN | ACK, 501)
     yield tcp(s, c, sport, cport, nxt + 1, a + 1, ACK, 509)

@@ -67,3 +67,34 @@ import Testing
         #expect(mismatches == 0)
     }
 }
+
+/// `"analysis"` against tshark's `tcp.analysis.*` fields, frame by frame.
+@Suite struct TCPAnalysisTests {
+    static let names = [
+        "retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack", "out_of_order",
+        "zero_window", "window_full", "window_update", "keep_alive", "lost_segment",
+    ]
+
+    @Test(arguments: ["mix.pcap", "lo-usec.pcap", "mid-connection.pcap", "two-interfaces.pcapng"])
+    func analysisAgreesWithTshark(_ file: String) throws {
+        var args = ["-r", fixture(file), "-T", "fields", "-E", "separator=/t", "-e", "frame.number"]
+        for n in Self.names { args += ["-e", "tcp.analysis." + n] }
+        guard let table = try run("tshark", args) else {
+            Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
+            return
+        }
+        let rows = table.split(separator: "\n")
+        let ours = render(fixture(file), .jsonl).output.split(separator: "\n")
+        #expect(rows.count == ours.count)
+        var flagged = 0
+        for (row, line) in zip(rows, ours) {
+            let cells = row.split(separator: "\t", omittingEmptySubsequences: false).dropFirst()
+            let expected = zip(Self.names, cells).filter { !$0.1.isEmpty }.map(\.0).sorted()
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let got = ((obj["analysis"] as? [String]) ?? []).sorted()
+            if !expected.isEmpty { flagged += 1 }
+            #expect(got == expected, "\(file) frame \(obj["frame"] ?? "?")")
+        }
+        if file == "mix.pcap" { #expect(flagged >= 20, "the fixture is meant to exercise the analysis") }
+    }
+}
