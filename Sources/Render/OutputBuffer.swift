@@ -78,20 +78,35 @@ public struct OutputBuffer: ~Copyable {
 
     /// Decimal digits of `v`, left-padded with zeros to `minimumWidth` (at most 20).
     public mutating func decimal(_ v: UInt64, minimumWidth: Int) {
+        if v < 10 && minimumWidth <= 1 {
+            byte(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v))
+            return
+        }
         var digits = 1
-        var t = v
-        while t >= 10 {
-            t /= 10
+        var limit: UInt64 = 10
+        while digits < 20 && v >= limit {
             digits += 1
+            if digits < 20 { limit &*= 10 }
         }
         let width = max(digits, min(minimumWidth, 20))
         reserve(width)
-        var p = base + used + width - 1
-        t = v
-        for _ in 0..<width {
-            p.pointee = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: t % 10)
-            t /= 10
-            p -= 1
+        var p = base + used + width
+        if v <= UInt64(UInt32.max) {
+            // 32-bit division is much cheaper, and nearly every number on a packet line fits.
+            var t = UInt32(truncatingIfNeeded: v)
+            for _ in 0..<width {
+                p -= 1
+                let q = t / 10
+                p.pointee = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: t &- q &* 10)
+                t = q
+            }
+        } else {
+            var t = v
+            for _ in 0..<width {
+                p -= 1
+                p.pointee = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: t % 10)
+                t /= 10
+            }
         }
         used += width
     }
@@ -129,8 +144,54 @@ public struct OutputBuffer: ~Copyable {
             decimal((v >> 8) & 0xff)
             byte(UInt8(ascii: "."))
             decimal(v & 0xff)
-        case .v6:
-            append(a.description)
+        case .v6(let hi, let lo):
+            if hi == 0, lo >> 32 == 0xffff {
+                append(a.description)  // IPv4-mapped: rare, keep the shared formatter.
+                return
+            }
+            ipv6(hi, lo)
+        }
+    }
+
+    /// RFC 5952: lowercase, no leading zeros, the longest run (two or more) of zero groups as "::".
+    mutating func ipv6(_ hi: UInt64, _ lo: UInt64) {
+        @inline(__always) func group(_ i: Int) -> UInt16 {
+            UInt16(truncatingIfNeeded: (i < 4 ? hi : lo) >> UInt64(48 - 16 * (i & 3)))
+        }
+        var bestStart = -1, bestLength = 0, runStart = -1
+        for i in 0...8 {
+            if i < 8, group(i) == 0 {
+                if runStart < 0 { runStart = i }
+            } else if runStart >= 0 {
+                if i - runStart > bestLength {
+                    bestStart = runStart
+                    bestLength = i - runStart
+                }
+                runStart = -1
+            }
+        }
+        if bestLength < 2 { bestStart = -1 }
+        var i = 0
+        var needColon = false
+        let digits: StaticString = "0123456789abcdef"
+        while i < 8 {
+            if i == bestStart {
+                byte(UInt8(ascii: ":"))
+                byte(UInt8(ascii: ":"))
+                needColon = false
+                i += bestLength
+                continue
+            }
+            if needColon { byte(UInt8(ascii: ":")) }
+            let g = group(i)
+            var shift = 12
+            while shift > 0 && (g >> UInt16(shift)) & 0xf == 0 { shift -= 4 }
+            while shift >= 0 {
+                byte(digits.utf8Start[Int((g >> UInt16(shift)) & 0xf)])
+                shift -= 4
+            }
+            needColon = true
+            i += 1
         }
     }
 

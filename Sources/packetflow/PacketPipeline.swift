@@ -22,7 +22,6 @@ final class PacketPipeline {
     private(set) var printed = 0
 
     private var out = OutputBuffer(capacity: 1 << 17)
-    private var json = JSONWriter()
     private var builder = PacketEventBuilder()
     private var conversations = ConversationTable()
     private var flows: [Int: [PacketEvent]] = [:]
@@ -79,9 +78,8 @@ final class PacketPipeline {
             case .text:
                 text.write(e, decoded: decoded, bytes: bytes, into: &out)
             case .jsonl:
-                json.bytes.removeAll(keepingCapacity: true)
-                JSONLines.write(e, into: &json, lab: false)
-                out.append(json.bytes)
+                // Byte for byte JSONLines.write(e, into:, lab: false), without per-packet strings.
+                PacketJSON.write(e, into: &out)
                 out.byte(0x0a)
             }
             if out.count >= 1 << 16 { flush() }

@@ -112,3 +112,62 @@ import Timeline
         #expect(text.contains("<── SYN/ACK"))
     }
 }
+
+@Suite struct OutputBufferTests {
+    /// The allocation-free writers print exactly what the shared formatters print.
+    @Test(arguments: ["::", "::1", "1::", "fd00::1a", "2001:db8::1:0:0:1", "2001:db8:0:0:1::1", "fe80::1:2:3:4",
+                      "1:2:3:4:5:6:7:8", "0:1::", "::ffff:10.0.0.1", "10.0.0.1", "255.255.255.255", "0.0.0.0"])
+    func addressesMatchDescription(_ text: String) {
+        let a = IPAddress(text)!
+        var o = OutputBuffer()
+        o.address(a)
+        #expect(o.text == a.description)
+    }
+
+    @Test func decimals() {
+        var o = OutputBuffer(capacity: 8)
+        for v: UInt64 in [0, 9, 10, 99, 4_294_967_295, 4_294_967_296, UInt64.max] {
+            o.clear()
+            o.decimal(v, minimumWidth: 1)
+            #expect(o.text == String(v))
+        }
+        o.clear()
+        o.decimal(42, minimumWidth: 6)
+        #expect(o.text == "000042")
+        o.clear()
+        o.decimal(-17)
+        #expect(o.text == "-17")
+    }
+}
+
+@Suite struct PacketJSONTests {
+    /// The fast writer used by `read --format jsonl` and the contract's JSONLines.write agree on every packet.
+    @Test(arguments: goldenCaptures)
+    func fastWriterMatchesJSONLines(_ file: String) throws {
+        var builder = PacketEventBuilder()
+        let reader = try CaptureFileReader(path: fixture(file))
+        var count = 0
+        while let r = try reader.next() {
+            let d = PacketDecoder.decode(r.bytes, linkType: r.info.linkType)
+            let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
+            var w = JSONWriter()
+            JSONLines.write(e, into: &w, lab: false)
+            var o = OutputBuffer()
+            PacketJSON.write(e, into: &o)
+            #expect(o.text == String(decoding: w.bytes, as: UTF8.self))
+            count += 1
+        }
+        #expect(count > 0)
+    }
+
+    @Test func escapesLikeJSONWriter() {
+        var e = PacketEvent(frame: 1, timestamp: Timestamp(seconds: 1, nanoseconds: 5), proto: "x\"\\\n\u{1}", length: 0)
+        e.problem = "tab\there"
+        e.analysis = ["retransmission"]
+        var w = JSONWriter()
+        JSONLines.write(e, into: &w, lab: false)
+        var o = OutputBuffer()
+        PacketJSON.write(e, into: &o)
+        #expect(o.text == String(decoding: w.bytes, as: UTF8.self))
+    }
+}
