@@ -303,7 +303,9 @@ public struct PacketText {
 
 /// `tshark -q -z conv,tcp` / `conv,udp` tables, column for column.
 public enum ConversationReport {
-    public static func write(_ table: ConversationTable, proto: UInt8, into o: inout OutputBuffer) {
+    /// `drain` is called whenever the buffer holds 64 KiB, so a table of a million rows needs no more memory.
+    public static func write(_ table: ConversationTable, proto: UInt8, into o: inout OutputBuffer,
+                             drain: (inout OutputBuffer) -> Void = { _ in }) {
         let rule = String(repeating: "=", count: 80)
         o.append(rule + "\n")
         o.append(proto == 6 ? "TCP Conversations\n" : "UDP Conversations\n")
@@ -332,6 +334,7 @@ public enum ConversationReport {
             let stop = row.last.totalNanoseconds - origin.totalNanoseconds
             fixed(seconds: seconds(stop) - seconds(start), decimals: 4, width: 15, into: &o)
             o.byte(0x0a)
+            if o.count >= 1 << 16 { drain(&o) }
         }
         o.append(rule + "\n")
     }

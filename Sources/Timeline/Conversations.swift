@@ -22,7 +22,9 @@ public struct ConversationTable: Sendable {
         public var bytes: Int { bytesAtoB + bytesBtoA }
     }
 
-    private var rows: [ConversationKey: Row] = [:]
+    /// Rows in order of first appearance, found through `index`: one hash lookup per packet, updates in place.
+    private var rows: [Row] = []
+    private var index: [ConversationKey: Int] = [:]
     /// Timestamp of the first packet of the capture (any protocol), the origin of "Relative Start".
     public private(set) var origin: Timestamp?
 
@@ -44,27 +46,27 @@ public struct ConversationTable: Sendable {
         let dst = Endpoint(t, dp)
         let key = ConversationKey(src, dst, proto: proto)
         let bytes = info.originalLength
-        if var row = rows[key] {
-            if src == row.a {
-                row.framesAtoB += 1
-                row.bytesAtoB += bytes
+        if let i = index[key] {
+            if src == rows[i].a {
+                rows[i].framesAtoB += 1
+                rows[i].bytesAtoB += bytes
             } else {
-                row.framesBtoA += 1
-                row.bytesBtoA += bytes
+                rows[i].framesBtoA += 1
+                rows[i].bytesBtoA += bytes
             }
-            if info.timestamp > row.last { row.last = info.timestamp }
-            if info.timestamp < row.first { row.first = info.timestamp }
-            rows[key] = row
+            if info.timestamp > rows[i].last { rows[i].last = info.timestamp }
+            if info.timestamp < rows[i].first { rows[i].first = info.timestamp }
         } else {
-            rows[key] = Row(
+            index[key] = rows.count
+            rows.append(Row(
                 a: src, b: dst, proto: proto, framesAtoB: 1, bytesAtoB: bytes, first: info.timestamp,
-                last: info.timestamp, order: rows.count)
+                last: info.timestamp, order: rows.count))
         }
     }
 
     /// The conversations of one protocol, most frames first (as tshark sorts them), ties by first appearance.
     public func sorted(proto: UInt8) -> [Row] {
-        rows.values.filter { $0.proto == proto }.sorted {
+        rows.filter { $0.proto == proto }.sorted {
             $0.frames != $1.frames ? $0.frames > $1.frames : $0.order < $1.order
         }
     }

@@ -105,8 +105,12 @@ final class PacketPipeline {
         switch mode {
         case .lines: break
         case .conversations:
-            ConversationReport.write(conversations, proto: 6, into: &out)
-            ConversationReport.write(conversations, proto: 17, into: &out)
+            let drain: (inout OutputBuffer) -> Void = { o in
+                o.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }
+                o.clear()
+            }
+            ConversationReport.write(conversations, proto: 6, into: &out, drain: drain)
+            ConversationReport.write(conversations, proto: 17, into: &out, drain: drain)
         case .flow(let only):
             if flows.isEmpty, let only {
                 warn("no TCP stream \(only) in this input")
