@@ -25,6 +25,9 @@ public struct ConversationTable: Sendable {
     /// Rows in order of first appearance, found through `index`: one hash lookup per packet, updates in place.
     private var rows: [Row] = []
     private var index: [ConversationKey: Int] = [:]
+    /// TCP rows are per stream, not per 4-tuple: like tshark, a reused 4-tuple after a new SYN is a new row.
+    private var streams = TCPStreamTable()
+    private var tcpRows: [Int] = []
     /// Timestamp of the first packet of the capture (any protocol), the origin of "Relative Start".
     public private(set) var origin: Timestamp?
 
@@ -44,9 +47,16 @@ public struct ConversationTable: Sendable {
         guard let s = d.source, let t = d.destination, let sp = d.sourcePort, let dp = d.destinationPort else { return }
         let src = Endpoint(s, sp)
         let dst = Endpoint(t, dp)
-        let key = ConversationKey(src, dst, proto: proto)
         let bytes = info.originalLength
-        if let i = index[key] {
+        var found: Int?
+        var stream = -1
+        if case .tcp(let tcp) = d.transport {
+            stream = streams.track(source: src, destination: dst, tcp: tcp, payloadLength: d.payloadLength).stream
+            if stream < tcpRows.count { found = tcpRows[stream] }
+        } else {
+            found = index[ConversationKey(src, dst, proto: proto)]
+        }
+        if let i = found {
             if src == rows[i].a {
                 rows[i].framesAtoB += 1
                 rows[i].bytesAtoB += bytes
@@ -57,7 +67,11 @@ public struct ConversationTable: Sendable {
             if info.timestamp > rows[i].last { rows[i].last = info.timestamp }
             if info.timestamp < rows[i].first { rows[i].first = info.timestamp }
         } else {
-            index[key] = rows.count
+            if stream >= 0 {
+                tcpRows.append(rows.count)
+            } else {
+                index[ConversationKey(src, dst, proto: proto)] = rows.count
+            }
             rows.append(Row(
                 a: src, b: dst, proto: proto, framesAtoB: 1, bytesAtoB: bytes, first: info.timestamp,
                 last: info.timestamp, order: rows.count))
