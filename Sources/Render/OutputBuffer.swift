@@ -60,7 +60,9 @@ public struct OutputBuffer: ~Copyable {
         append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    /// For text that is not on the per-packet path (or is already a short inline string).
+    /// For text that is not on the per-packet path (or is already a short inline string). Disfavoured so
+    /// that literals take the StaticString overload, which copies bytes without touching a String.
+    @_disfavoredOverload
     public mutating func append(_ s: String) {
         var s = s
         s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
