@@ -59,6 +59,8 @@ let package = Package(
         ),
         .testTarget(name: "TraceTests",
                     dependencies: ["SyscallTrace", "Timeline", "PacketWire", "Sockets", "TestSupport"]),
+        .testTarget(name: "ReadTests",
+                    dependencies: ["Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire"]),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),
     ],

@@ -1,28 +1,34 @@
-// libFuzzer target for the packet decoders and the stream table (built by scripts/fuzz.sh, not by SwiftPM).
-// The first byte picks the link type; the rest is one captured packet. Every decoded packet also goes through
-// the TCP stream table and the text escaper, which see whatever the decoder let through.
+// libFuzzer target for PacketDecoder and the read path's renderers (built by scripts/fuzz.sh, not by SwiftPM).
+// The first byte picks the link type; the rest is one packet. Each input is decoded, tracked by the stream
+// table and TCP analyzer, and rendered as a text line and a JSON object, so no byte pattern may trap anywhere
+// on the way from a capture record to output.
 import PacketWire
+import Render
 import Timeline
 
+let linkTypes: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .dltRaw, .ipv4, .ipv6,
+                             LinkType(rawValue: 147)]
 nonisolated(unsafe) var builder = PacketEventBuilder()
+nonisolated(unsafe) var frame = 0
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
-    let links: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .ipv4, .ipv6]
-    let link = links[Int(data[0]) % links.count]
-    let packet = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
-    let decoded = PacketDecoder.decode(ByteView(packet), linkType: link)
+    let link = linkTypes[Int(data[0]) % linkTypes.count]
+    let bytes = ByteView(UnsafeRawBufferPointer(start: data + 1, count: size - 1))
+    let decoded = PacketDecoder.decode(bytes, linkType: link)
     // The payload the decoder announces must lie inside the captured bytes.
     precondition(decoded.capturedPayloadLength >= 0 && decoded.capturedPayloadLength <= decoded.payloadLength)
     if decoded.capturedPayloadLength > 0 {
-        precondition(decoded.payloadOffset + decoded.capturedPayloadLength <= packet.count)
+        precondition(decoded.payloadOffset + decoded.capturedPayloadLength <= bytes.count)
     }
-    let captured = CapturedPacket(
-        info: CaptureInfo(
-            timestamp: Timestamp(seconds: 0, nanoseconds: 0), capturedLength: packet.count,
-            originalLength: packet.count, linkType: link),
-        bytes: Array(packet))
-    let event = builder.event(for: captured)
-    return event.frame > 0 ? 0 : 1
+    frame += 1
+    let info = CaptureInfo(timestamp: Timestamp(seconds: Int64(frame), nanoseconds: 0), capturedLength: bytes.count,
+                           originalLength: bytes.count + Int(data[0] & 3), linkType: link)
+    let event = builder.event(frame: frame, info: info, decoded: decoded, payload: [])
+    var out = OutputBuffer()
+    PacketText(absoluteSequence: data[0] & 0x10 != 0, payload: true, hex: true)
+        .write(event, decoded: decoded, bytes: bytes, into: &out)
+    PacketJSON.write(event, into: &out)
+    return 0
 }

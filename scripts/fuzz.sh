@@ -9,7 +9,7 @@ seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets="
 files:PacketWire,PacketFiles:Fuzz/FuzzFiles.swift:Tests/Fixtures
-decoder:PacketWire,Timeline:Fuzz/FuzzDecoder.swift:Tests/Fixtures
+decoder:PacketWire,Timeline,Render:Fuzz/FuzzDecoder.swift:Tests/Fixtures
 "
 build=.build-fuzz
 flags="-sanitize=fuzzer,address -parse-as-library -O -g"

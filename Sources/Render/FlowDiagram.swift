@@ -10,6 +10,9 @@ public struct Lifeline: Sendable, Equatable {
     /// "127.0.0.2:49152", a bare address, or nil. Packets whose sender is not a lifeline id are matched by it.
     public var address: String?
 
+    /// The address to print under the label, unless the label already is the address (an endpoint lifeline).
+    public var shownAddress: String? { address == label ? nil : address }
+
     public init(id: String, label: String, address: String? = nil) {
         self.id = id
         self.label = label

@@ -63,7 +63,7 @@ public enum HTMLPage {
             w.beginObject()
             w.field("id", lane.id)
             w.field("label", lane.label)
-            w.field("address", lane.address)
+            w.field("address", lane.shownAddress)
             w.endObject()
         }
         w.endArray()

@@ -10,7 +10,7 @@ public enum MermaidDiagram {
         if !d.title.isEmpty { out += "    title \(escape(d.title))\n" }
         for (i, l) in d.lifelines.enumerated() {
             ids[l.id] = "p\(i)"
-            let label = l.address.map { "\(l.label) \($0)" } ?? l.label
+            let label = l.shownAddress.map { "\(l.label) \($0)" } ?? l.label
             out += "    participant p\(i) as \(escape(label))\n"
         }
         for row in d.rows {

@@ -143,6 +143,8 @@ public enum TimelineEvent: Sendable {
 /// Turns captured packets into packet events: decoding, stream index and relative sequence numbers.
 public struct PacketEventBuilder: Sendable {
     public var streams = TCPStreamTable()
+    /// Wireshark-style `tcp.analysis.*` flags, reported in `PacketEvent.analysis`.
+    public var analyzer = TCPAnalyzer()
     public private(set) var frameCount = 0
 
     public init() {}
@@ -175,6 +177,8 @@ public struct PacketEventBuilder: Sendable {
                 e.stream = info.stream
                 e.seq = info.relativeSeq
                 e.ack = info.relativeAck
+                let flags = analyzer.analyze(info, tcp: tcp, payloadLength: d.payloadLength, time: e.timestamp)
+                if !flags.isEmpty { e.analysis = flags.names }
             }
             if tcp.flags.contains(.syn) { e.synOptions = Self.describeSYNOptions(tcp.options) }
         case .udp(let udp):

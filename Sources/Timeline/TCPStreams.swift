@@ -18,6 +18,20 @@ public struct ConversationKey: Hashable, Sendable {
         }
         self.proto = proto
     }
+
+    /// One hasher call per address and one for ports and protocol: the synthesized hash walks every enum
+    /// payload separately, and this key is hashed once per packet.
+    public func hash(into hasher: inout Hasher) {
+        switch a.address {
+        case .v4(let x): hasher.combine(UInt64(x))
+        case .v6(let h, let l): hasher.combine(h ^ (l &* 0x9E37_79B9_7F4A_7C15))
+        }
+        switch b.address {
+        case .v4(let x): hasher.combine(UInt64(x) | 1 << 40)
+        case .v6(let h, let l): hasher.combine(h ^ (l &* 0xC2B2_AE3D_27D4_EB4F))
+        }
+        hasher.combine(UInt64(a.port) | UInt64(b.port) << 16 | UInt64(proto) << 32)
+    }
 }
 
 public struct Endpoint: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -72,7 +86,10 @@ public struct TCPStreamTable: Sendable {
         var closed: Bool { (forward.sawFIN && reverse.sawFIN) || forward.sawRST || reverse.sawRST }
     }
 
-    private var conversations: [ConversationKey: Conversation] = [:]
+    /// Conversations live in an array indexed through the dictionary, so a packet costs one hash lookup and
+    /// its update happens in place.
+    private var index: [ConversationKey: Int] = [:]
+    private var conversations: [Conversation] = []
     public private(set) var streamCount = 0
 
     public init() {}
@@ -84,7 +101,10 @@ public struct TCPStreamTable: Sendable {
         let key = ConversationKey(source, destination, proto: 6)
         let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
         var conv: Conversation
-        if let existing = conversations[key] {
+        let slot: Int
+        if let i = index[key] {
+            slot = i
+            let existing = conversations[i]
             conv = existing
             // A fresh SYN on a finished conversation starts a new stream (port reuse), as in Wireshark.
             if isSYN, existing.closed || (existing.forward.hasBase && source == existing.initiator
@@ -99,6 +119,9 @@ public struct TCPStreamTable: Sendable {
             let initiator = tcp.flags.contains(.syn) && tcp.flags.contains(.ack) ? destination : source
             conv = Conversation(stream: streamCount, initiator: initiator)
             streamCount += 1
+            slot = conversations.count
+            conversations.append(conv)
+            index[key] = slot
         }
         let forward = source == conv.initiator
         var mine = forward ? conv.forward : conv.reverse
@@ -129,7 +152,7 @@ public struct TCPStreamTable: Sendable {
             conv.reverse = mine
             conv.forward = theirs
         }
-        conversations[key] = conv
+        conversations[slot] = conv
         return TCPSegmentInfo(
             stream: conv.stream, fromInitiator: forward, relativeSeq: relSeq, relativeAck: relAck,
             segmentLength: segmentLength, relativeNextSeq: relSeq &+ segmentLength)

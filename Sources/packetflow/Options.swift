@@ -80,6 +80,18 @@ func warn(_ text: String) {
 extension DisplayOptions {
     /// Writes a command's whole output where the flags say: standard output, `-o FILE`, or (with `--open`) a
     /// file that is then opened in the default browser.
+    /// Whether the format is a whole picture (Mermaid, HTML) rather than a stream of lines.
+    var picture: OutputFormat? { effectiveFormat == .mermaid || effectiveFormat == .html ? effectiveFormat : nil }
+
+    /// For commands that stream their output (read, capture): makes `-o FILE` the standard output.
+    func redirectStandardOutput() throws {
+        guard let output else { return }
+        let fd = Glibc.open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CLIError("\(output): \(String(cString: strerror(errno)))") }
+        dup2(fd, STDOUT_FILENO)
+        Glibc.close(fd)
+    }
+
     func deliver(_ text: String, name: String) throws {
         var path = output
         if open && path == nil {

@@ -12,7 +12,10 @@ struct PacketFlow: ParsableCommand {
               packetflow lab
               packetflow lab --lang ja
             """,
-        subcommands: [LabCommand.self, ServerCommand.self, ClientCommand.self, TraceCommand.self]
+        subcommands: [
+            LabCommand.self, TraceCommand.self, ReadCommand.self, CaptureCommand.self, ServerCommand.self,
+            ClientCommand.self,
+        ]
     )
 }
 

@@ -1,0 +1,87 @@
+import PacketWire
+
+/// Frame and byte counts of TCP and UDP conversations, as Wireshark's `-z conv,tcp` / `-z conv,udp` count them:
+/// endpoint A is the source of the conversation's first packet, bytes are frame lengths on the wire.
+/// Memory grows with the number of conversations, never with the number of packets.
+public struct ConversationTable: Sendable {
+    public struct Row: Sendable, Equatable {
+        public var a: Endpoint
+        public var b: Endpoint
+        /// 6 (TCP) or 17 (UDP).
+        public var proto: UInt8
+        public var framesAtoB = 0
+        public var bytesAtoB = 0
+        public var framesBtoA = 0
+        public var bytesBtoA = 0
+        public var first: Timestamp
+        public var last: Timestamp
+        /// Order of first appearance, to keep sorting stable.
+        public var order: Int
+
+        public var frames: Int { framesAtoB + framesBtoA }
+        public var bytes: Int { bytesAtoB + bytesBtoA }
+    }
+
+    /// Rows in order of first appearance, found through `index`: one hash lookup per packet, updates in place.
+    private var rows: [Row] = []
+    private var index: [ConversationKey: Int] = [:]
+    /// TCP rows are per stream, not per 4-tuple: like tshark, a reused 4-tuple after a new SYN is a new row.
+    private var streams = TCPStreamTable()
+    private var tcpRows: [Int] = []
+    /// Timestamp of the first packet of the capture (any protocol), the origin of "Relative Start".
+    public private(set) var origin: Timestamp?
+
+    public init() {}
+
+    public var count: Int { rows.count }
+
+    /// Counts every packet: non-TCP/UDP packets only set the origin, as they do in Wireshark.
+    public mutating func add(_ d: DecodedPacket, info: CaptureInfo) {
+        if origin == nil { origin = info.timestamp }
+        let proto: UInt8
+        switch d.transport {
+        case .tcp: proto = 6
+        case .udp: proto = 17
+        default: return
+        }
+        guard let s = d.source, let t = d.destination, let sp = d.sourcePort, let dp = d.destinationPort else { return }
+        let src = Endpoint(s, sp)
+        let dst = Endpoint(t, dp)
+        let bytes = info.originalLength
+        var found: Int?
+        var stream = -1
+        if case .tcp(let tcp) = d.transport {
+            stream = streams.track(source: src, destination: dst, tcp: tcp, payloadLength: d.payloadLength).stream
+            if stream < tcpRows.count { found = tcpRows[stream] }
+        } else {
+            found = index[ConversationKey(src, dst, proto: proto)]
+        }
+        if let i = found {
+            if src == rows[i].a {
+                rows[i].framesAtoB += 1
+                rows[i].bytesAtoB += bytes
+            } else {
+                rows[i].framesBtoA += 1
+                rows[i].bytesBtoA += bytes
+            }
+            if info.timestamp > rows[i].last { rows[i].last = info.timestamp }
+            if info.timestamp < rows[i].first { rows[i].first = info.timestamp }
+        } else {
+            if stream >= 0 {
+                tcpRows.append(rows.count)
+            } else {
+                index[ConversationKey(src, dst, proto: proto)] = rows.count
+            }
+            rows.append(Row(
+                a: src, b: dst, proto: proto, framesAtoB: 1, bytesAtoB: bytes, first: info.timestamp,
+                last: info.timestamp, order: rows.count))
+        }
+    }
+
+    /// The conversations of one protocol, most frames first (as tshark sorts them), ties by first appearance.
+    public func sorted(proto: UInt8) -> [Row] {
+        rows.filter { $0.proto == proto }.sorted {
+            $0.frames != $1.frames ? $0.frames > $1.frames : $0.order < $1.order
+        }
+    }
+}

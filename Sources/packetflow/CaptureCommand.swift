@@ -1,0 +1,109 @@
+import ArgumentParser
+import Glibc
+import PacketCapture
+import PacketFiles
+import PacketWire
+
+/// Set by SIGINT/SIGTERM; the capture loop checks it between `dispatch` calls.
+nonisolated(unsafe) private var stopRequested: sig_atomic_t = 0
+/// In immediate mode libpcap's poll can wait indefinitely and retries after EINTR, so the handler also calls
+/// `pcap_breakloop`, which libpcap documents as safe in a signal handler (it wakes the poll through an eventfd).
+nonisolated(unsafe) private var activeCapture: LiveCapture?
+
+struct CaptureCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capture",
+        abstract: "Capture live packets (libpcap): the same lines as `read`, or a pcapng file with -w.",
+        discussion: """
+            Needs root or CAP_NET_RAW. Ctrl-C stops, flushes, and prints how many packets were captured and how
+            many the kernel dropped.
+
+            Examples:
+              packetflow capture                              loopback, one line per packet
+              packetflow capture -i any -f 'tcp port 49152' --format jsonl
+              packetflow capture -c 100 -w x.pcapng           then: packetflow read x.pcapng, tshark -r x.pcapng
+            """
+    )
+
+    @Option(name: .short, help: "Interface to capture on.")
+    var interface: String = "lo"
+
+    @Option(name: .short, help: "Write packets to this pcapng file (- for stdout) instead of printing them.")
+    var write: String?
+
+    @OptionGroup var packets: PacketOutputOptions
+
+    @OptionGroup var display: DisplayOptions
+
+    func validate() throws {
+        if display.picture != nil {
+            throw ValidationError(
+                "capture prints packets as they come (text or jsonl); for a picture, capture with -w FILE.pcapng, "
+                    + "then packetflow read --format html FILE.pcapng")
+        }
+    }
+
+    func run() throws {
+        let capture: LiveCapture
+        do {
+            capture = try LiveCapture(LiveCapture.Options(interface: interface, filter: packets.filter))
+        } catch {
+            throw CLIError(error.description)
+        }
+        var writer: PcapngWriter?
+        if let write {
+            writer = try PcapngWriter(path: write)
+            try writer?.addInterface(linkType: capture.linkType, name: interface)
+        }
+        // libpcap already applied the filter in the kernel.
+        try display.redirectStandardOutput()
+        let pipeline = PacketPipeline(
+            mode: .lines(display.format == .jsonl ? .jsonl : .text), text: packets.packetText, filter: nil, count: nil)
+        activeCapture = capture
+        defer { activeCapture = nil }
+        signal(SIGINT) { _ in
+            stopRequested = 1
+            activeCapture?.breakLoop()
+        }
+        signal(SIGTERM) { _ in
+            stopRequested = 1
+            activeCapture?.breakLoop()
+        }
+        signal(SIGPIPE, SIG_IGN)
+        var captured = 0
+        var writeError: CaptureFileError?
+        let limit = packets.count ?? Int.max
+        loop: while stopRequested == 0 && captured < limit && writeError == nil {
+            do {
+                try capture.dispatch(maxPackets: Int32(clamping: min(limit - captured, 1 << 16))) { info, bytes in
+                    guard captured < limit else { return }
+                    captured += 1
+                    if let writer {
+                        do throws(CaptureFileError) {
+                            try writer.writePacket(bytes, timestamp: info.timestamp,
+                                                   originalLength: info.originalLength)
+                        } catch {
+                            writeError = error
+                        }
+                    } else {
+                        try? pipeline.handle(frame: captured, info: info, bytes: bytes)
+                    }
+                }
+            } catch {
+                warn(error.description)
+                break loop
+            }
+            pipeline.flush()
+            if writer != nil, isatty(STDERR_FILENO) == 1 { warnProgress("\(captured) packets\r") }
+        }
+        pipeline.flush()
+        let stats = capture.statistics()
+        if let writer {
+            writer.setStatistics(interface: 0, received: stats?.received, dropped: stats?.droppedByKernel)
+            do { try writer.close() } catch { writeError = writeError ?? error }
+        }
+        capture.close()
+        warn("\(captured) packets captured, \(stats?.droppedByKernel ?? 0) dropped by kernel")
+        if let writeError { throw CLIError(writeError.description) }
+    }
+}

@@ -1,0 +1,193 @@
+import Glibc
+import PacketCapture
+import PacketWire
+import Render
+import Timeline
+
+/// What `read` and `capture` print for a stream of packets.
+enum PipelineMode {
+    case lines(LineFormat)
+    case conversations
+    /// Sequence diagrams of TCP streams: in the terminal, or (`picture`) one Mermaid or HTML diagram of them all.
+    case flow(stream: Int?, picture: PictureFormat?)
+
+    enum LineFormat { case text, jsonl }
+    enum PictureFormat { case mermaid, html }
+
+    /// The mode for an output format, given the view flags.
+    static func make(_ format: OutputFormat, conversations: Bool, flow: Bool, stream: Int?) -> PipelineMode {
+        if conversations { return .conversations }
+        switch format {
+        case .mermaid: return .flow(stream: stream, picture: .mermaid)
+        case .html: return .flow(stream: stream, picture: .html)
+        case .text: return flow ? .flow(stream: stream, picture: nil) : .lines(.text)
+        case .jsonl: return flow ? .flow(stream: stream, picture: nil) : .lines(.jsonl)
+        }
+    }
+}
+
+/// The per-packet path shared by `read` and `capture`: filter, decode, track streams, render into one reusable
+/// buffer that goes out in large `write(2)`s. Nothing here allocates per packet for IPv4 TCP/UDP text output.
+final class PacketPipeline {
+    let mode: PipelineMode
+    let text: PacketText
+    let filterExpression: String?
+    /// Packets still to print (`-c`); nil for no limit.
+    var remaining: Int?
+    private(set) var printed = 0
+
+    private var out = OutputBuffer(capacity: 1 << 17)
+    private var builder = PacketEventBuilder()
+    private var conversations = ConversationTable()
+    private var flows: [Int: [PacketEvent]] = [:]
+    /// Payload bytes by frame, for the HTML page's details panel (at most `pictureBytes` a packet).
+    private var payloads: [Int: [UInt8]] = [:]
+    private static let pictureBytes = 4096
+    /// The Mermaid or HTML text once a file is finished in picture mode.
+    private(set) var picture: String?
+    private var filters: [UInt32: BPFFilter] = [:]
+    private var lastFilter: (link: UInt32, filter: BPFFilter)?
+
+    init(mode: PipelineMode, text: PacketText, filter: String?, count: Int?) {
+        self.mode = mode
+        self.text = text
+        self.filterExpression = filter
+        self.remaining = count
+    }
+
+    /// A fresh file: stream indexes, relative numbers and conversations start again (as tshark numbers them).
+    func reset() {
+        builder = PacketEventBuilder()
+        conversations = ConversationTable()
+        flows = [:]
+        payloads = [:]
+    }
+
+    var done: Bool { remaining.map { $0 <= 0 } ?? false }
+
+    /// Compiles the filter for a link type (once per link type); throws when libpcap rejects it.
+    func filter(for link: LinkType) throws(CaptureError) -> BPFFilter? {
+        guard let expression = filterExpression, !expression.isEmpty else { return nil }
+        if let last = lastFilter, last.link == link.rawValue { return last.filter }
+        let f: BPFFilter
+        if let cached = filters[link.rawValue] {
+            f = cached
+        } else {
+            f = try BPFFilter(expression, linkType: link)
+            filters[link.rawValue] = f
+        }
+        lastFilter = (link.rawValue, f)
+        return f
+    }
+
+    /// Handles one packet. Every packet is decoded and tracked (so stream indexes and relative numbers agree
+    /// with tshark's, which numbers all packets); only those that pass the filter are shown.
+    func handle(frame: Int, info: CaptureInfo, bytes: ByteView) throws(CaptureError) {
+        if done { return }
+        let decoded = PacketDecoder.decode(bytes, linkType: info.linkType)
+        var show = true
+        if let f = try filter(for: info.linkType) {
+            show = f.matches(bytes, capturedLength: info.capturedLength, originalLength: info.originalLength)
+        }
+        switch mode {
+        case .conversations:
+            if show { conversations.add(decoded, info: info) }
+        case .lines(let format):
+            let e = builder.event(frame: frame, info: info, decoded: decoded, payload: [])
+            guard show else { return }
+            switch format {
+            case .text:
+                text.write(e, decoded: decoded, bytes: bytes, into: &out)
+            case .jsonl:
+                // Byte for byte JSONLines.write(e, into:, lab: false), without per-packet strings.
+                PacketJSON.write(e, into: &out)
+                out.byte(0x0a)
+            }
+            if out.count >= 1 << 16 { flush() }
+        case .flow(let only, let picture):
+            var e = builder.event(frame: frame, info: info, decoded: decoded,
+                                  payload: Self.payload(decoded, bytes, limit: 80))
+            guard show, let stream = e.stream, only == nil || only == stream else { return }
+            e.sender = e.sourceEndpoint?.description
+            flows[stream, default: []].append(e)
+            if picture == .html {
+                let p = Self.payload(decoded, bytes, limit: Self.pictureBytes)
+                if !p.isEmpty { payloads[frame] = Array(p) }
+            }
+        }
+        if show, let r = remaining { remaining = r - 1 }
+        if show { printed += 1 }
+    }
+
+    private static func payload(_ d: DecodedPacket, _ bytes: ByteView, limit: Int) -> ArraySlice<UInt8> {
+        guard d.capturedPayloadLength > 0, let p = bytes.slice(d.payloadOffset, min(d.capturedPayloadLength, limit))
+        else { return [] }
+        return p.copyBytes()[...]
+    }
+
+    /// Prints what is collected until the end of a file (conversation tables, flow diagrams) and flushes.
+    func finishFile(color: Bool, language: Language, title: String = "PacketFlow") {
+        switch mode {
+        case .lines: break
+        case .conversations:
+            let drain: (inout OutputBuffer) -> Void = { o in
+                o.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }
+                o.clear()
+            }
+            ConversationReport.write(conversations, proto: 6, into: &out, drain: drain)
+            ConversationReport.write(conversations, proto: 17, into: &out, drain: drain)
+        case .flow(let only, let picture):
+            if flows.isEmpty, let only {
+                warn("no TCP stream \(only) in this input")
+            }
+            if let picture {
+                // One diagram of every drawn stream, a lifeline per endpoint; the HTML page picks streams itself.
+                let events = flows.values.joined().sorted { $0.frame < $1.frame }
+                let diagram = FlowDiagram(
+                    title: title, language: language, lifelines: FlowDiagram.endpointLifelines(for: events),
+                    packets: events, payloads: payloads)
+                self.picture = picture == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
+                return
+            }
+            for stream in flows.keys.sorted() {
+                let events = flows[stream]!
+                guard let first = events.first, let a = first.sourceEndpoint, let b = first.destinationEndpoint
+                else { continue }
+                // The initiator on the left: the sender of the first SYN without ACK, else the first sender.
+                var left = a, right = b
+                if let syn = events.first(where: { $0.flags == .syn }), let s = syn.sourceEndpoint,
+                    let d = syn.destinationEndpoint
+                {
+                    left = s
+                    right = d
+                }
+                var diagram = SequenceDiagram(leftActor: left.description, rightActor: right.description,
+                                              language: language, color: color)
+                diagram.arrowWidth = 56
+                out.append("\nTCP stream \(stream)\n")
+                out.append(diagram.header(left: nil, right: nil))
+                out.append(diagram.render(calls: [], packets: events, origin: first.timestamp))
+                flush()
+            }
+        }
+        flush()
+    }
+
+    func flush() {
+        guard out.count > 0 else { return }
+        out.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }
+        out.clear()
+    }
+}
+
+/// Writes everything; when the reader of stdout has gone (`| head`), stops quietly like tcpdump.
+func writeAllOrExit(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) {
+    guard let base = buffer.baseAddress else { return }
+    var offset = 0
+    while offset < buffer.count {
+        let n = write(fd, base + offset, buffer.count - offset)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { exit(0) }
+        offset += n
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Glibc
+import PacketCapture
+import PacketFiles
+import PacketWire
+import Render
+
+/// Flags shared by `read` and `capture`: what to print about each packet.
+struct PacketOutputOptions: ParsableArguments {
+    @Option(name: .short, help: "Stop after N packets (counting those that pass the filter).")
+    var count: Int?
+
+    @Option(name: .short, help: "BPF filter, compiled by libpcap (e.g. 'tcp port 49152').")
+    var filter: String?
+
+    @Flag(name: .customShort("S"), help: "Absolute TCP sequence numbers (default: relative, as Wireshark).")
+    var absolute = false
+
+    @Flag(name: .long, help: "Print each packet's payload as text (UTF-8 as is, other bytes escaped).")
+    var payload = false
+
+    @Flag(name: .customShort("X"), help: "Print each packet's bytes in hex and ASCII.")
+    var hex = false
+
+    func validate() throws {
+        if let count, count < 1 { throw ValidationError("-c needs a positive number of packets") }
+    }
+
+    var packetText: PacketText { PacketText(absoluteSequence: absolute, payload: payload, hex: hex) }
+}
+
+struct ReadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read",
+        abstract: "Read pcap and pcapng files: packet lines, JSON Lines, conversations, flow diagrams.",
+        discussion: """
+            Classic pcap (micro- and nanosecond, either byte order) and pcapng. Times are UTC.
+            Relative sequence numbers, stream indexes and JSON Lines fields agree with tshark's.
+
+            Examples:
+              packetflow read trace.pcap                     one line per packet, like tcpdump -nn
+              packetflow read -f 'tcp port 49152' -c 20 trace.pcapng
+              packetflow read --format jsonl trace.pcap      the JSON Lines contract, one packet per line
+              packetflow read --conversations trace.pcap     like tshark -q -z conv,tcp -z conv,udp
+              packetflow read --flow --stream 0 trace.pcap   the sequence diagram of TCP stream 0
+              tcpdump -w - -i lo | packetflow read -
+            """
+    )
+
+    @Argument(help: "Capture files to read; - reads standard input.")
+    var files: [String]
+
+    @OptionGroup var packets: PacketOutputOptions
+
+    @Flag(name: .long, help: "Print TCP and UDP conversation tables instead of packets.")
+    var conversations = false
+
+    @Flag(name: .long, help: "Draw the sequence diagram of each TCP stream (or the one --stream names).")
+    var flow = false
+
+    @Option(name: .long, help: "With --flow: only this TCP stream (tcp.stream in Wireshark).")
+    var stream: Int?
+
+    @OptionGroup var display: DisplayOptions
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("name at least one capture file (or - for standard input)") }
+        if conversations && flow { throw ValidationError("--conversations and --flow are separate views; pick one") }
+        if stream != nil && !flow { throw ValidationError("--stream selects a stream for --flow; add --flow") }
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input (-) can be read only once") }
+        let picture = display.effectiveFormat == .mermaid || display.effectiveFormat == .html
+        if picture && files.count > 1 {
+            throw ValidationError("--format \(display.effectiveFormat.rawValue) draws one file at a time; name one file")
+        }
+        if picture && conversations { throw ValidationError("--conversations is a table: use --format text") }
+    }
+
+    func run() throws {
+        let mode = PipelineMode.make(
+            display.effectiveFormat, conversations: conversations, flow: flow, stream: stream)
+        // Lines and tables stream to stdout; -o sends stdout to the file (pictures are delivered whole below).
+        if display.picture == nil { try display.redirectStandardOutput() }
+        let pipeline = PacketPipeline(mode: mode, text: packets.packetText, filter: packets.filter,
+                                      count: packets.count)
+        let progress = isatty(STDERR_FILENO) == 1 && isatty(STDOUT_FILENO) == 0
+        var failed = false
+        for path in files {
+            if pipeline.done { break }
+            pipeline.reset()
+            do {
+                let reader = try CaptureFileReader(path: path)
+                while !pipeline.done, let record = try reader.next() {
+                    try pipeline.handle(frame: record.frameNumber, info: record.info, bytes: record.bytes)
+                    if progress, record.frameNumber & 0x3_FFFF == 0 {
+                        warnProgress("\(reader.path): \(record.frameNumber) packets\r")
+                    }
+                }
+                if progress { warnProgress("\u{1b}[2K") }
+                pipeline.finishFile(color: display.useColor, language: display.lang, title: "packetflow read — \(path)")
+                if let picture = pipeline.picture { try display.deliver(picture, name: "read") }
+            } catch let error as CaptureFileError {
+                // Every valid record has been shown; say where the file went bad.
+                pipeline.finishFile(color: display.useColor, language: display.lang)
+                warn(error.description)
+                failed = true
+            } catch let error as CaptureError {
+                pipeline.flush()
+                throw CLIError(error.description)
+            }
+        }
+        if failed { throw ExitCode.failure }
+    }
+}
+
+/// Progress text on stderr without a newline (it is overwritten by the next update).
+func warnProgress(_ text: String) {
+    var t = text
+    t.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+}

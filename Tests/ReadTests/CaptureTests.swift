@@ -1,0 +1,66 @@
+import Foundation
+import PacketCapture
+import PacketFiles
+import PacketWire
+import Testing
+
+/// Live capture on loopback written with our PcapngWriter, then read back by tshark: same packets.
+@Suite(.serialized) struct CaptureTests {
+    @Test func capturedPcapngIsReadableByTshark() throws {
+        let port = 46_000 + Int.random(in: 0..<1000)
+        let capture: LiveCapture
+        do {
+            capture = try LiveCapture(LiveCapture.Options(interface: "lo", filter: "tcp port \(port)"))
+        } catch {
+            Issue.record("cannot capture on lo (run the tests as root or with CAP_NET_RAW): \(error)")
+            return
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("capture-\(port).pcapng").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try PcapngWriter(path: path)
+        try writer.addInterface(linkType: capture.linkType, name: "lo")
+
+        let traffic = Process()
+        traffic.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        traffic.arguments = ["python3", "-c", """
+            import socket, threading
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(('127.0.0.1', \(port))); s.listen(1)
+            def serve():
+                c, _ = s.accept(); c.sendall(b'pong:' + c.recv(100)); c.close()
+            t = threading.Thread(target=serve); t.start()
+            k = socket.create_connection(('127.0.0.1', \(port))); k.sendall('こんにちは'.encode()); k.recv(100)
+            k.close(); t.join()
+            """]
+        try traffic.run()
+        var written: [(Int64, Int)] = []
+        let deadline = Date().addingTimeInterval(5)
+        // A loopback exchange is 10 packets: handshake, two data segments and their ACKs, two FINs, last ACK.
+        while written.count < 10 && Date() < deadline {
+            try capture.dispatch { info, bytes in
+                try? writer.writePacket(bytes, timestamp: info.timestamp, originalLength: info.originalLength)
+                written.append((info.timestamp.totalNanoseconds, info.originalLength))
+            }
+        }
+        traffic.waitUntilExit()
+        try writer.close()
+        capture.close()
+        #expect(written.count == 10)
+
+        guard let table = try run("tshark", ["-r", path, "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len",
+                                             "-e", "tcp.dstport", "-e", "tcp.srcport"])
+        else {
+            Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
+            return
+        }
+        let rows = table.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        #expect(rows.count == written.count)
+        for (row, (ns, length)) in zip(rows, written) {
+            let epoch = "\(ns / 1_000_000_000)." + String(String(ns % 1_000_000_000).reversed())
+                .padding(toLength: 9, withPad: "0", startingAt: 0).reversed()
+            #expect(row[0] == epoch)
+            #expect(row[1] == String(length))
+            #expect(row[2] == String(port) || row[3] == String(port))
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import PacketFiles
+import PacketWire
+@testable import Render
+import Testing
+import Timeline
+
+@Suite struct ReadGoldenTests {
+    func golden(_ name: String) throws -> String {
+        try String(contentsOfFile: fixture("golden/" + name), encoding: .utf8)
+    }
+
+    @Test(arguments: goldenCaptures)
+    func textMatchesGolden(_ file: String) throws {
+        let r = render(fixture(file), .text)
+        #expect(r.error == nil)
+        #expect(r.output == (try golden(file.split(separator: ".")[0] + ".txt")))
+    }
+
+    @Test(arguments: goldenCaptures)
+    func jsonLinesMatchGolden(_ file: String) throws {
+        let r = render(fixture(file), .jsonl)
+        #expect(r.output == (try golden(file.split(separator: ".")[0] + ".jsonl")))
+    }
+
+    @Test(arguments: goldenCaptures)
+    func conversationsMatchGolden(_ file: String) throws {
+        let r = render(fixture(file), .conversations)
+        #expect(r.output == (try golden(file.split(separator: ".")[0] + ".conv")))
+    }
+
+    @Test func payloadAndHexOfMalformedPackets() throws {
+        let r = render(fixture("bad-packets.pcap"), .payloadHex)
+        #expect(r.output == (try golden("bad-packets-payload.txt")))
+        // Malformed and truncated packets are shown as such and reading goes on to the last record.
+        #expect(r.output.contains("[malformed network header: header length 12 < 20]"))
+        #expect(r.output.contains("[truncated transport header]"))
+        #expect(r.output.contains("    日本語 o\n"))
+        #expect(r.output.contains("22:13:20.000006 "))
+    }
+
+    /// A cut file: every valid record first, then one error naming the byte offset.
+    @Test func truncatedFileKeepsValidRecords() throws {
+        let r = render(fixture("malformed/truncated-record.pcap"), .text)
+        #expect(r.output.split(separator: "\n").count == 2)
+        #expect(r.error?.description == "\(fixture("malformed/truncated-record.pcap")): byte 204: "
+            + "truncated packet record (needs 82 bytes, 26 left)")
+    }
+
+    /// Without a SYN, the first segment of each direction is seq 1, and acks are relative to the peer's base.
+    @Test func midConnectionIsNumberedLikeWireshark() throws {
+        let lines = render(fixture("mid-connection.pcap"), .text).output.split(separator: "\n")
+        #expect(lines.first?.hasSuffix("Flags [.], ack 1, win 64, options [nop,nop,TS val 4041301929 ecr 2178459257], length 0") == true)
+        #expect(lines[1].contains("Flags [P.], seq 1:10, ack 1,"))
+    }
+
+    /// With -S the Ethernet and SLL captures print exactly as `TZ=UTC tcpdump -nn -S -r` does.
+    @Test(arguments: ["lo-usec.pcap", "lo-nsec.pcap", "any-sll.pcap", "be-usec.pcap", "mix.pcap"])
+    func absoluteTextIsTcpdumpText(_ file: String) throws {
+        guard let expected = try run("tcpdump", ["-nn", "-S", "-r", fixture(file)], environment: ["TZ": "UTC"])
+        else {
+            Issue.record("tcpdump is not installed: apt-get install tcpdump (CI installs it)")
+            return
+        }
+        // Our lines add Wireshark's TCP analysis in brackets at the end; tcpdump has no such thing.
+        let ours = render(fixture(file), .text, absolute: true).output
+            .replacing(#/\s\[[a-z_, ]+\]\n/#, with: "\n")
+        #expect(ours == expected)
+    }
+
+    /// The conversation tables are tshark's, character for character.
+    @Test(arguments: ["lo-usec.pcap", "two-interfaces.pcapng", "mix.pcap", "mid-connection.pcap"])
+    func conversationsAreTsharks(_ file: String) throws {
+        guard let tcp = try run("tshark", ["-r", fixture(file), "-q", "-z", "conv,tcp"]),
+            let udp = try run("tshark", ["-r", fixture(file), "-q", "-z", "conv,udp"])
+        else {
+            Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
+            return
+        }
+        #expect(render(fixture(file), .conversations).output == tcp + udp)
+    }
+
+    @Test func sizesAreFormattedLikeWireshark() {
+        #expect(ConversationReport.size(9999) == "9999 bytes")
+        #expect(ConversationReport.size(10_000) == "10 kB")
+        #expect(ConversationReport.size(12_345_678) == "12 MB")
+    }
+}
+
+@Suite struct FlowDiagramTests {
+    /// `--flow --stream 0`: the lab's diagram with the stream's two endpoints as the columns.
+    @Test func streamZeroOfTheMix() throws {
+        var builder = PacketEventBuilder()
+        var events: [PacketEvent] = []
+        let reader = try CaptureFileReader(path: fixture("mix.pcap"))
+        while let r = try reader.next() {
+            let d = PacketDecoder.decode(r.bytes, linkType: r.info.linkType)
+            let payload = d.capturedPayloadLength > 0
+                ? (r.bytes.slice(d.payloadOffset, min(d.capturedPayloadLength, 80))?.copyBytes() ?? [])[...] : []
+            var e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: payload)
+            guard e.stream == 0 else { continue }
+            e.sender = e.sourceEndpoint?.description
+            events.append(e)
+        }
+        let left = events[0].sourceEndpoint!.description, right = events[0].destinationEndpoint!.description
+        var diagram = SequenceDiagram(leftActor: left, rightActor: right)
+        diagram.arrowWidth = 56
+        let text = "\nTCP stream 0\n" + diagram.header(left: nil, right: nil)
+            + diagram.render(calls: [], packets: events, origin: events[0].timestamp)
+        let golden = try String(contentsOfFile: fixture("golden/mix-flow-0.txt"), encoding: .utf8)
+        #expect(text == golden)
+        #expect(text.contains("<── SYN/ACK"))
+    }
+}
+
+@Suite struct OutputBufferTests {
+    /// The allocation-free writers print exactly what the shared formatters print.
+    @Test(arguments: ["::", "::1", "1::", "fd00::1a", "2001:db8::1:0:0:1", "2001:db8:0:0:1::1", "fe80::1:2:3:4",
+                      "1:2:3:4:5:6:7:8", "0:1::", "::ffff:10.0.0.1", "10.0.0.1", "255.255.255.255", "0.0.0.0"])
+    func addressesMatchDescription(_ text: String) {
+        let a = IPAddress(text)!
+        var o = OutputBuffer()
+        o.address(a)
+        #expect(o.text == a.description)
+    }
+
+    @Test func decimals() {
+        var o = OutputBuffer(capacity: 8)
+        for v: UInt64 in [0, 9, 10, 99, 4_294_967_295, 4_294_967_296, UInt64.max] {
+            o.clear()
+            o.decimal(v, minimumWidth: 1)
+            #expect(o.text == String(v))
+        }
+        o.clear()
+        o.decimal(42, minimumWidth: 6)
+        #expect(o.text == "000042")
+        o.clear()
+        o.decimal(-17)
+        #expect(o.text == "-17")
+    }
+}
+
+@Suite struct PacketJSONTests {
+    /// The fast writer used by `read --format jsonl` and the contract's JSONLines.write agree on every packet.
+    @Test(arguments: goldenCaptures)
+    func fastWriterMatchesJSONLines(_ file: String) throws {
+        var builder = PacketEventBuilder()
+        let reader = try CaptureFileReader(path: fixture(file))
+        var count = 0
+        while let r = try reader.next() {
+            let d = PacketDecoder.decode(r.bytes, linkType: r.info.linkType)
+            let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
+            var w = JSONWriter()
+            JSONLines.write(e, into: &w, lab: false)
+            var o = OutputBuffer()
+            PacketJSON.write(e, into: &o)
+            #expect(o.text == String(decoding: w.bytes, as: UTF8.self))
+            count += 1
+        }
+        #expect(count > 0)
+    }
+
+    @Test func escapesLikeJSONWriter() {
+        var e = PacketEvent(frame: 1, timestamp: Timestamp(seconds: 1, nanoseconds: 5), proto: "x\"\\\n\u{1}", length: 0)
+        e.problem = "tab\there"
+        e.analysis = ["retransmission"]
+        var w = JSONWriter()
+        JSONLines.write(e, into: &w, lab: false)
+        var o = OutputBuffer()
+        PacketJSON.write(e, into: &o)
+        #expect(o.text == String(decoding: w.bytes, as: UTF8.self))
+    }
+}

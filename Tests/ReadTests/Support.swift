@@ -1,0 +1,76 @@
+import Foundation
+import PacketFiles
+import PacketWire
+import Render
+import Timeline
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures")
+
+func fixture(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
+
+enum View { case text, jsonl, conversations, payloadHex }
+
+/// What `packetflow read` prints for a file, built from the same library calls as the CLI's pipeline,
+/// followed by the reader's error line (if any) as the CLI writes it on stderr.
+func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: String, error: CaptureFileError?) {
+    var out = OutputBuffer()
+    var builder = PacketEventBuilder()
+    var table = ConversationTable()
+    var json = JSONWriter()
+    let text = PacketText(absoluteSequence: absolute, payload: view == .payloadHex, hex: view == .payloadHex)
+    var failure: CaptureFileError?
+    do throws(CaptureFileError) {
+        let reader = try CaptureFileReader(path: path)
+        while let r = try reader.next() {
+            let d = PacketDecoder.decode(r.bytes, linkType: r.info.linkType)
+            switch view {
+            case .conversations:
+                table.add(d, info: r.info)
+            case .text, .payloadHex:
+                let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
+                text.write(e, decoded: d, bytes: r.bytes, into: &out)
+            case .jsonl:
+                let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
+                json.bytes.removeAll(keepingCapacity: true)
+                JSONLines.write(e, into: &json, lab: false)
+                out.append(json.bytes)
+                out.byte(0x0a)
+            }
+        }
+    } catch {
+        failure = error
+    }
+    if view == .conversations {
+        ConversationReport.write(table, proto: 6, into: &out)
+        ConversationReport.write(table, proto: 17, into: &out)
+    }
+    return (out.text, failure)
+}
+
+/// Runs a tool and returns its stdout; nil when the tool is not installed.
+func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String? {
+    guard let path = ["/usr/bin/", "/usr/sbin/", "/usr/local/bin/"].map({ $0 + tool })
+        .first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+    else { return nil }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    p.environment = env
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// The fixtures with golden outputs: real captures (lo, -i any v1 and v2, nanosecond, two interfaces,
+/// mid-connection) and generated ones (a traffic mix with port reuse and IPv6, malformed packets).
+let goldenCaptures = [
+    "lo-usec.pcap", "lo-nsec.pcap", "any-sll.pcap", "any-sll2.pcap", "two-interfaces.pcapng",
+    "mid-connection.pcap", "mix.pcap", "bad-packets.pcap",
+]

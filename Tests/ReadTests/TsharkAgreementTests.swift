@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+/// The JSON Lines of `packetflow read --format jsonl` against tshark's fields, packet by packet.
+@Suite struct TsharkAgreementTests {
+    static let fields = [
+        "frame.number", "frame.time_epoch", "ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tcp.srcport",
+        "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.stream",
+        "udp.length", "tcp.window_size_value",
+    ]
+
+    static let tcpFlagNames = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"]
+
+    @Test(arguments: goldenCaptures.filter { $0 != "bad-packets.pcap" })
+    func jsonLinesAgreeWithTshark(_ file: String) throws {
+        var args = ["-r", fixture(file), "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
+        for f in Self.fields { args += ["-e", f] }
+        guard let table = try run("tshark", args) else {
+            Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
+            return
+        }
+        let rows = table.split(separator: "\n", omittingEmptySubsequences: true)
+        let ours = render(fixture(file), .jsonl).output.split(separator: "\n")
+        #expect(rows.count == ours.count, "\(file): tshark has \(rows.count) packets, we have \(ours.count)")
+        #expect(rows.count > 0)
+        var mismatches = 0
+        for (row, line) in zip(rows, ours) {
+            let v = Dictionary(uniqueKeysWithValues: zip(Self.fields, row.split(separator: "\t",
+                omittingEmptySubsequences: false).map(String.init)))
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            func int(_ k: String) -> Int? { (obj[k] as? NSNumber)?.intValue }
+            func str(_ k: String) -> String? { obj[k] as? String }
+            var problems: [String] = []
+            func check(_ what: String, _ ours: String?, _ theirs: String?) {
+                if ours != theirs { problems.append("\(what): ours \(ours ?? "nil"), tshark \(theirs ?? "nil")") }
+            }
+            let empty: (String?) -> String? = { $0?.isEmpty == false ? $0 : nil }
+            check("frame", int("frame").map(String.init), v["frame.number"])
+            // The timestamp is compared as text: both print nine decimals.
+            let ts = line.split(separator: "\"ts\":")[1].prefix { $0 != "," }
+            check("ts", String(ts), v["frame.time_epoch"])
+            check("src", str("src"), empty(v["ip.src"]) ?? empty(v["ipv6.src"]))
+            check("dst", str("dst"), empty(v["ip.dst"]) ?? empty(v["ipv6.dst"]))
+            if let sport = empty(v["tcp.srcport"]) {
+                check("proto", str("proto"), "TCP")
+                check("sport", int("sport").map(String.init), sport)
+                check("dport", int("dport").map(String.init), v["tcp.dstport"])
+                check("seq", int("seq").map(String.init), v["tcp.seq"])
+                check("ack", int("ack").map(String.init), v["tcp.ack"])
+                check("len", int("len").map(String.init), v["tcp.len"])
+                check("stream", int("stream").map(String.init), v["tcp.stream"])
+                check("win", int("win").map(String.init), v["tcp.window_size_value"])
+                let bits = Int(v["tcp.flags"]!.dropFirst(2), radix: 16) ?? -1
+                let names = Self.tcpFlagNames.enumerated().filter { bits & (1 << $0.offset) != 0 }.map(\.element)
+                check("flags", (obj["flags"] as? [String])?.joined(separator: ","), names.joined(separator: ","))
+            } else if let sport = empty(v["udp.srcport"]) {
+                check("proto", str("proto"), "UDP")
+                check("sport", int("sport").map(String.init), sport)
+                check("dport", int("dport").map(String.init), v["udp.dstport"])
+                check("len", int("len").map(String.init), Int(v["udp.length"] ?? "").map { String($0 - 8) })
+            }
+            if !problems.isEmpty {
+                mismatches += 1
+                if mismatches <= 5 { Issue.record("\(file) frame \(v["frame.number"] ?? "?"): \(problems)") }
+            }
+        }
+        #expect(mismatches == 0)
+    }
+}
+
+/// `"analysis"` against tshark's `tcp.analysis.*` fields, frame by frame.
+@Suite struct TCPAnalysisTests {
+    static let names = [
+        "retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack", "out_of_order",
+        "zero_window", "window_full", "window_update", "keep_alive", "lost_segment",
+    ]
+
+    @Test(arguments: ["mix.pcap", "lo-usec.pcap", "mid-connection.pcap", "two-interfaces.pcapng"])
+    func analysisAgreesWithTshark(_ file: String) throws {
+        var args = ["-r", fixture(file), "-T", "fields", "-E", "separator=/t", "-e", "frame.number"]
+        for n in Self.names { args += ["-e", "tcp.analysis." + n] }
+        guard let table = try run("tshark", args) else {
+            Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
+            return
+        }
+        let rows = table.split(separator: "\n")
+        let ours = render(fixture(file), .jsonl).output.split(separator: "\n")
+        #expect(rows.count == ours.count)
+        var flagged = 0
+        for (row, line) in zip(rows, ours) {
+            let cells = row.split(separator: "\t", omittingEmptySubsequences: false).dropFirst()
+            let expected = zip(Self.names, cells).filter { !$0.1.isEmpty }.map(\.0).sorted()
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let got = ((obj["analysis"] as? [String]) ?? []).sorted()
+            if !expected.isEmpty { flagged += 1 }
+            #expect(got == expected, "\(file) frame \(obj["frame"] ?? "?")")
+        }
+        if file == "mix.pcap" { #expect(flagged >= 20, "the fixture is meant to exercise the analysis") }
+    }
+}
