@@ -31,11 +31,17 @@ struct CaptureCommand: ParsableCommand {
     @Option(name: .short, help: "Write packets to this pcapng file (- for stdout) instead of printing them.")
     var write: String?
 
+    @Option(name: .customShort("B"), help: "Kernel capture buffer in KiB, as tcpdump -B (default: libpcap's, 2 MiB).")
+    var bufferSize: Int32?
+
     @OptionGroup var packets: PacketOutputOptions
 
     @OptionGroup var display: DisplayOptions
 
     func validate() throws {
+        if let b = bufferSize, !(1...(1 << 21)).contains(b) {
+            throw ValidationError("-B takes 1 to 2097152 KiB")
+        }
         if display.picture != nil {
             throw ValidationError(
                 "capture prints packets as they come (text or jsonl); for a picture, capture with -w FILE.pcapng, "
@@ -46,7 +52,9 @@ struct CaptureCommand: ParsableCommand {
     func run() throws {
         let capture: LiveCapture
         do {
-            capture = try LiveCapture(LiveCapture.Options(interface: interface, filter: packets.filter))
+            var options = LiveCapture.Options(interface: interface, filter: packets.filter)
+            options.bufferSize = bufferSize.map { $0 * 1024 }
+            capture = try LiveCapture(options)
         } catch {
             throw CLIError(error.description)
         }
