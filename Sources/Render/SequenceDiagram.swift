@@ -136,7 +136,7 @@ public struct SequenceDiagram {
         }
         if let problem = p.problem { note += "  \(yellow)[\(problem)]\(reset)" }
         let frame = pad("#\(p.frame)", 5)
-        let time = pad(formatOffset(p.timestamp, origin), 12)
+        let time = pad(formatOffset(p.timestamp, origin), 13)
         return "  \(dim)\(frame)\(time)\(reset)\(language.column(leftActor)) \(tint)\(arrow)\(reset) "
             + "\(language.column(rightActor))\(note)\n"
     }
