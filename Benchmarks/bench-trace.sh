@@ -4,7 +4,8 @@
 # Configurations: untraced; `packetflow trace` as users run it (capture on lo, no filter, text output);
 # `packetflow trace --no-capture`; `strace -f --seccomp-bpf -e trace=network -o /dev/null`.
 # Runs are interleaved (one of each configuration per round, R rounds) so a change in machine load hits all of them
-# alike; the median counts, and ratios are over the untraced median. The load average is printed before and after.
+# alike; the median counts, and ratios are over the untraced median (the fastest runs, least disturbed, are
+# printed too). The load average is printed before and after.
 # Usage: Benchmarks/bench-trace.sh [packetflow binary]   (root: ptrace and capture)
 #   Without an argument it builds the release binary (swift build -c release --scratch-path $SCRATCH).
 #   N=1000 R=5 SCRATCH=.build Benchmarks/bench-trace.sh
@@ -50,6 +51,7 @@ once() {
     echo "$e - $s" | bc >>"$out"
 }
 median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+least() { sort -n "$1" | head -1; }
 
 echo "packetflow: $PF   N=$N (sockets: $N TCP exchanges; files: $((N * 10)) write+read)   median of $R, interleaved"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   cores: $(nproc)"
@@ -69,6 +71,10 @@ for w in sockets files; do
     printf '%-8s untraced %6.3fs  packetflow %6.3fs (x%.2f)  --no-capture %6.3fs (x%.2f)  strace %6.3fs (x%.2f)\n' \
         "$w" "$base" "$pf" "$(echo "$pf / $base" | bc -l)" "$pfn" "$(echo "$pfn / $base" | bc -l)" \
         "$st" "$(echo "$st / $base" | bc -l)"
+    printf '%-8s fastest: untraced %6.3fs  packetflow %6.3fs (x%.2f)  --no-capture %6.3fs (x%.2f)  strace %6.3fs (x%.2f)\n' \
+        "" "$(least "$T/$w.base")" "$(least "$T/$w.pf")" "$(echo "$(least "$T/$w.pf") / $(least "$T/$w.base")" | bc -l)" \
+        "$(least "$T/$w.pfn")" "$(echo "$(least "$T/$w.pfn") / $(least "$T/$w.base")" | bc -l)" \
+        "$(least "$T/$w.st")" "$(echo "$(least "$T/$w.st") / $(least "$T/$w.base")" | bc -l)"
     printf '%-8s runs: untraced %s | packetflow %s | --no-capture %s | strace %s\n' "" \
         "$(sort -n "$T/$w.base" | tr '\n' ' ')" "$(sort -n "$T/$w.pf" | tr '\n' ' ')" \
         "$(sort -n "$T/$w.pfn" | tr '\n' ' ')" "$(sort -n "$T/$w.st" | tr '\n' ' ')"
