@@ -1,13 +1,17 @@
 #!/bin/sh
 # Overhead of `packetflow trace` against the untraced program and against strace, all in the same run.
 # A socket-heavy workload (many small TCP exchanges on loopback) and a file-heavy one (open/write/read/close).
-# Each configuration runs R times; the best (least disturbed) time counts, and ratios are over untraced.
+# Configurations: untraced; `packetflow trace` as users run it (capture on lo, no filter, text output);
+# `packetflow trace --no-capture`; `strace -f --seccomp-bpf -e trace=network -o /dev/null`.
+# Runs are interleaved (one of each configuration per round, R rounds) so a change in machine load hits all of them
+# alike; the median counts, and ratios are over the untraced median (the fastest runs, least disturbed, are
+# printed too). The load average is printed before and after.
 # Usage: Benchmarks/bench-trace.sh [packetflow binary]   (root: ptrace and capture)
 #   Without an argument it builds the release binary (swift build -c release --scratch-path $SCRATCH).
-#   N=1000 R=3 SCRATCH=.build Benchmarks/bench-trace.sh
+#   N=1000 R=5 SCRATCH=.build Benchmarks/bench-trace.sh
 set -eu
 N=${N:-1000}
-R=${R:-3}
+R=${R:-5}
 if [ $# -ge 1 ]; then
     PF=$1
 else
@@ -37,26 +41,42 @@ for i in range($N * 10):
 PY
 
 now() { date +%s.%N; }
-# best of R runs, in seconds
-run() {
-    best=
+# Appends one run's seconds to $T/<workload>.<config>.
+once() {
+    out=$1
+    shift
+    s=$(now)
+    "$@" >/dev/null 2>&1 || true
+    e=$(now)
+    echo "$e - $s" | bc >>"$out"
+}
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+least() { sort -n "$1" | head -1; }
+
+echo "packetflow: $PF   N=$N (sockets: $N TCP exchanges; files: $((N * 10)) write+read)   median of $R, interleaved"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   cores: $(nproc)"
+for w in sockets files; do
     i=0
     while [ $i -lt "$R" ]; do
-        s=$(now); "$@" >/dev/null 2>&1; e=$(now)
-        t=$(echo "$e - $s" | bc)
-        if [ -z "$best" ] || [ "$(echo "$t < $best" | bc)" = 1 ]; then best=$t; fi
+        once "$T/$w.base" python3 "$T/$w.py"
+        once "$T/$w.pf" "$PF" trace -- python3 "$T/$w.py"
+        once "$T/$w.pfn" "$PF" trace --no-capture -- python3 "$T/$w.py"
+        once "$T/$w.st" strace -f --seccomp-bpf -e trace=network -o /dev/null python3 "$T/$w.py"
         i=$((i + 1))
     done
-    echo "$best"
-}
-
-echo "packetflow: $PF   N=$N (sockets: $N TCP exchanges; files: $((N * 10)) write+read)   best of $R"
-for w in sockets files; do
-    base=$(run python3 "$T/$w.py")
-    pf=$(run "$PF" trace --no-capture --format jsonl -- python3 "$T/$w.py")
-    pfc=$(run "$PF" trace --format jsonl -f "tcp port 1" -- python3 "$T/$w.py")
-    st=$(run strace -f --seccomp-bpf -e trace=network -o /dev/null python3 "$T/$w.py")
-    printf '%-8s untraced %6.2fs  packetflow %6.2fs (x%.2f)  packetflow+capture %6.2fs (x%.2f)  strace %6.2fs (x%.2f)\n' \
-        "$w" "$base" "$pf" "$(echo "$pf / $base" | bc -l)" "$pfc" "$(echo "$pfc / $base" | bc -l)" \
+    base=$(median "$T/$w.base")
+    pf=$(median "$T/$w.pf")
+    pfn=$(median "$T/$w.pfn")
+    st=$(median "$T/$w.st")
+    printf '%-8s untraced %6.3fs  packetflow %6.3fs (x%.2f)  --no-capture %6.3fs (x%.2f)  strace %6.3fs (x%.2f)\n' \
+        "$w" "$base" "$pf" "$(echo "$pf / $base" | bc -l)" "$pfn" "$(echo "$pfn / $base" | bc -l)" \
         "$st" "$(echo "$st / $base" | bc -l)"
+    printf '%-8s fastest: untraced %6.3fs  packetflow %6.3fs (x%.2f)  --no-capture %6.3fs (x%.2f)  strace %6.3fs (x%.2f)\n' \
+        "" "$(least "$T/$w.base")" "$(least "$T/$w.pf")" "$(echo "$(least "$T/$w.pf") / $(least "$T/$w.base")" | bc -l)" \
+        "$(least "$T/$w.pfn")" "$(echo "$(least "$T/$w.pfn") / $(least "$T/$w.base")" | bc -l)" \
+        "$(least "$T/$w.st")" "$(echo "$(least "$T/$w.st") / $(least "$T/$w.base")" | bc -l)"
+    printf '%-8s runs: untraced %s | packetflow %s | --no-capture %s | strace %s\n' "" \
+        "$(sort -n "$T/$w.base" | tr '\n' ' ')" "$(sort -n "$T/$w.pf" | tr '\n' ' ')" \
+        "$(sort -n "$T/$w.pfn" | tr '\n' ' ')" "$(sort -n "$T/$w.st" | tr '\n' ' ')"
 done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -38,19 +38,23 @@ public final class BackgroundCapture: @unchecked Sendable {
     }
 
     private func run() {
+        // Packets are copied out of the ring into a local batch and handed over under the lock once per dispatch,
+        // not once per packet.
+        var batch: [CapturedPacket] = []
         while !state.withLock({ $0.stopping }) {
             do {
-                try capture.dispatch { info, bytes in
-                    let packet = CapturedPacket(info: info, bytes: bytes.copyBytes())
-                    let now = monotonicNanoseconds()
-                    state.withLock {
-                        $0.packets.append(packet)
-                        $0.lastArrival = now
-                    }
-                }
+                try capture.dispatch { info, bytes in batch.append(CapturedPacket(info: info, bytes: bytes.copyBytes())) }
             } catch {
                 state.withLock { $0.failure = error }
                 return
+            }
+            if !batch.isEmpty {
+                let now = monotonicNanoseconds()
+                state.withLock {
+                    $0.packets.append(contentsOf: batch)
+                    $0.lastArrival = now
+                }
+                batch.removeAll(keepingCapacity: true)
             }
         }
     }
@@ -58,8 +62,10 @@ public final class BackgroundCapture: @unchecked Sendable {
     /// Packets captured so far.
     public var count: Int { state.withLock { $0.packets.count } }
 
-    /// Returns once no packet has arrived for `idle`, or when `limit` has passed since the call.
+    /// Returns once no packet has arrived for `idle`, or when `limit` has passed since the call. Without immediate
+    /// mode packets are handed over up to the read timeout late, so `idle` is at least twice that timeout.
     public func waitUntilQuiet(idle: Duration, limit: Duration) {
+        let idle = capture.options.immediate ? idle : max(idle, .milliseconds(2 * Int(capture.options.readTimeoutMilliseconds)))
         let idleNs = UInt64(idle.components.seconds) * 1_000_000_000 + UInt64(idle.components.attoseconds / 1_000_000_000)
         let limitNs = UInt64(limit.components.seconds) * 1_000_000_000
             + UInt64(limit.components.attoseconds / 1_000_000_000)
@@ -74,17 +80,59 @@ public final class BackgroundCapture: @unchecked Sendable {
         }
     }
 
-    /// Stops capturing and returns every packet with the kernel's counters.
-    public func stop() throws(CaptureError) -> (packets: [CapturedPacket], statistics: CaptureStatistics?) {
+    /// Stops capturing and returns every packet with the kernel's counters. Without immediate mode the kernel hands
+    /// a block of packets over when it fills or when the read timeout retires it, so this first waits one timeout
+    /// (and a little) for the packets that arrived before the call, and drains the ring after the thread stopped.
+    ///
+    /// `closeInBackground`: closing a packet socket waits for an RCU grace period in the kernel (about 20 ms here),
+    /// which nothing after the last packet needs to wait for; a detached thread does it meanwhile.
+    public func stop(closeInBackground: Bool = false) throws(CaptureError)
+        -> (packets: [CapturedPacket], statistics: CaptureStatistics?)
+    {
+        let batched = !capture.options.immediate && thread != nil
+        if batched { usleep(UInt32(capture.options.readTimeoutMilliseconds) * 1000 + 5_000) }
         state.withLock { $0.stopping = true }
         capture.breakLoop()
         if let thread { pthread_join(thread, nil) }
         thread = nil
+        if batched {
+            var rest: [CapturedPacket] = []
+            capture.setNonblocking(true)
+            // A pending break makes the first dispatch return nothing (PCAP_ERROR_BREAK), so stop at the second
+            // empty one.
+            var empty = 0
+            while empty < 2 {
+                let n = (try? capture.dispatch { info, bytes in
+                    rest.append(CapturedPacket(info: info, bytes: bytes.copyBytes()))
+                }) ?? 0
+                empty = n == 0 ? empty + 1 : 0
+            }
+            state.withLock { $0.packets.append(contentsOf: rest) }
+        }
         let stats = capture.statistics()
-        capture.close()
+        if !closeInBackground || !Self.closeDetached(capture) { capture.close() }
         let (packets, failure) = state.withLock { ($0.packets, $0.failure) }
         if let failure { throw failure }
         return (packets, stats)
+    }
+}
+
+extension BackgroundCapture {
+    /// Closes `capture` on a detached thread; false when no thread could be started.
+    fileprivate static func closeDetached(_ capture: LiveCapture) -> Bool {
+        let box = Unmanaged.passRetained(capture)
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, &attributes, { arg in
+            let capture = Unmanaged<LiveCapture>.fromOpaque(arg!).takeRetainedValue()
+            capture.close()
+            return nil
+        }, box.toOpaque())
+        if rc != 0 { box.release() }
+        return rc == 0
     }
 }
 

@@ -156,6 +156,13 @@ public final class LiveCapture {
     /// Makes a `dispatch` in progress on another thread return as soon as possible.
     public func breakLoop() { pcap_breakloop(handle) }
 
+    /// `pcap_setnonblock(3PCAP)`: with it `dispatch` returns at once when nothing is ready (used to drain the ring
+    /// after the capture thread has stopped).
+    public func setNonblocking(_ on: Bool) {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        _ = pcap_setnonblock(handle, on ? 1 : 0, &errbuf)
+    }
+
     /// Packets received and dropped since the capture started (`pcap_stats(3PCAP)`).
     public func statistics() -> CaptureStatistics? {
         var s = pcap_stat()

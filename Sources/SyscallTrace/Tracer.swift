@@ -279,6 +279,7 @@ public final class Tracer {
     }
 
     func resume(_ tid: Int32, signal: Int32 = 0, needExit: Bool = false) {
+        releaseDuplicate()
         if threads[tid]?.injection != nil {
             // Mid-injection the thread runs on borrowed registers: go through the injected call's stops and hold
             // any signal until its own registers are back.
@@ -296,6 +297,8 @@ public final class Tracer {
     }
 
     func handle(tid: Int32, status: Int32) {
+        // Every path resumes through resume() or cover(), which close it first; this is the backstop.
+        defer { releaseDuplicate() }
         let low = status & 0x7f
         if low == 0 || (low != 0x7f) {
             // Exited or killed.
@@ -439,7 +442,7 @@ public final class Tracer {
         var entry: FDEntry?
         if call != .socket && call != .socketpair {
             entry = processes[tgid]?.fds[fdArg]
-            if entry == nil, let found = Self.fdEntry(pid: tgid, fd: fdArg) {
+            if entry == nil, let found = self.entry(pid: tgid, fd: fdArg) {
                 entry = found
                 processes[tgid]?.fds[fdArg] = found
                 if case .socket(let inode) = found, sockets[inode] == nil {
@@ -477,6 +480,18 @@ public final class Tracer {
             refresh(inode: inode, pid: tgid, fd: fdArg)
             pending.stateBefore = lastState
         }
+        if call == .close, case .socket = entry, duplicate(pid: tgid, fd: fdArg) >= 0 {
+            // close(2) of an open socket descriptor returns 0 on Linux whatever happens to the socket: filp_close()
+            // returns only the file's flush result and sockets have none (the release, FIN included, runs after
+            // the result is fixed). The duplicate just taken proves the descriptor open, so the call is recorded
+            // now, its end time being its start, and its exit stop is not asked for: one stop fewer per close.
+            var result = regs
+            result.rax = 0
+            if !useSeccomp { threads[tid]?.inSyscall = true }
+            finish(tid: tid, pending: pending, regs: result, end: pending.start)
+            resume(tid)  // closes the duplicate before the program's close runs, so the FIN is not delayed
+            return
+        }
         switch call {
         case .connect, .bind:
             pending.address = Self.readAddress(tid, regs.rsi, Int(regs.rdx))
@@ -504,6 +519,7 @@ public final class Tracer {
             return
         }
         threads[tid]?.injection = Injection(saved: saved, fds: fds)
+        releaseDuplicate()
         _ = ctrace_ptrace(PT.syscall, tid, 0, 0)
     }
 
@@ -548,7 +564,7 @@ public final class Tracer {
     }
 
     /// Records a finished call (regs nil: the thread died inside it) and updates the descriptor and socket tables.
-    func finish(tid: Int32, pending: Pending, regs: ctrace_regs?) {
+    func finish(tid: Int32, pending: Pending, regs: ctrace_regs?, end: Timestamp? = nil) {
         let tgid = threads[tid]?.tgid ?? tid
         guard let process = processes[tgid] else { return }
         lastState = nil
@@ -556,7 +572,7 @@ public final class Tracer {
         let r = pending.regs
         var call = TracedCall(
             id: calls.count + 1, pid: tgid, tid: tid, comm: process.comm, syscall: pending.syscall,
-            returnValue: result, start: pending.start, end: Self.now())
+            returnValue: result, start: pending.start, end: end ?? Self.now())
         call.fd = pending.fd
         call.source = threads[tid]?.note
         var inode: UInt64?
@@ -568,7 +584,7 @@ public final class Tracer {
             let family = Int32(truncatingIfNeeded: r.rdi)
             let type = Int32(truncatingIfNeeded: r.rsi) & 0xf
             call.args = [("domain", .string(Self.familyName(family))), ("type", .string(Self.typeName(type)))]
-            if ok, let e = Self.fdEntry(pid: tgid, fd: Int32(result)), case .socket(let i) = e {
+            if ok, let e = self.entry(pid: tgid, fd: Int32(result)), case .socket(let i) = e {
                 process.fds.opened(Int32(result), socket: i)
                 coverRequest.append(Int32(result))
                 inode = i
@@ -586,7 +602,7 @@ public final class Tracer {
                     }
                 }
                 for fd in pair where fd >= 0 {
-                    if let e = Self.fdEntry(pid: tgid, fd: fd), case .socket(let i) = e {
+                    if let e = self.entry(pid: tgid, fd: fd), case .socket(let i) = e {
                         process.fds.opened(fd, socket: i)
                         coverRequest.append(fd)
                         sockets[i] = SocketRecord(
@@ -599,7 +615,7 @@ public final class Tracer {
             call.args = [("domain", .string(Self.familyName(Int32(truncatingIfNeeded: r.rdi)))), ("sv", .string("[\(pair[0]), \(pair[1])]"))]
         case .accept, .accept4:
             call.args = [("fd", .int(Int(pending.fd ?? -1)))]
-            if ok, let e = Self.fdEntry(pid: tgid, fd: Int32(result)), case .socket(let i) = e {
+            if ok, let e = self.entry(pid: tgid, fd: Int32(result)), case .socket(let i) = e {
                 process.fds.opened(Int32(result), socket: i)
                 coverRequest.append(Int32(result))
                 let listener = inode.flatMap { sockets[$0] }
@@ -688,16 +704,12 @@ public final class Tracer {
         refresh(inode: inode, pid: pid, fd: fd)
     }
 
-    /// getsockname/getpeername/TCP_INFO on a duplicate obtained with pidfd_getfd(2); the duplicate is closed at
-    /// once so it never keeps the socket alive past the program's own close.
+    /// getsockname/getpeername/TCP_INFO on a duplicate obtained with pidfd_getfd(2) (see ``duplicate(pid:fd:)``:
+    /// it is closed before the thread runs again, so it never keeps the socket alive past the program's own close).
     func refresh(inode: UInt64, pid: Int32, fd: Int32) {
         lastState = nil
-        guard let process = processes[pid] else { return }
-        if process.pidfd < 0 { process.pidfd = ctrace_pidfd_open(pid) }
-        guard process.pidfd >= 0 else { return }
-        let dup = ctrace_pidfd_getfd(process.pidfd, fd)
+        let dup = duplicate(pid: pid, fd: fd)
         guard dup >= 0 else { return }
-        defer { Glibc.close(dup) }
         guard var s = sockets[inode] else { return }
         var value: Int32 = 0
         var len = socklen_t(4)
@@ -728,6 +740,47 @@ public final class Tracer {
         sockets[inode] = s
     }
 
+    /// The duplicate of one tracee descriptor that the current stop works on: what the descriptor is (fstat) and
+    /// where its socket is (getsockname, TCP_INFO) come from one pidfd_getfd(2) instead of a readlink of
+    /// /proc/PID/fd/N plus a duplicate per question.
+    var held: (pid: Int32, fd: Int32, dup: Int32)?
+
+    /// A duplicate (in this process) of descriptor `fd` of process `pid`, or -1. Closed by ``releaseDuplicate()``
+    /// before the tracee runs again.
+    func duplicate(pid: Int32, fd: Int32) -> Int32 {
+        if let h = held {
+            if h.pid == pid && h.fd == fd { return h.dup }
+            releaseDuplicate()
+        }
+        guard fd >= 0, let process = processes[pid] else { return -1 }
+        if process.pidfd < 0 { process.pidfd = ctrace_pidfd_open(pid) }
+        guard process.pidfd >= 0 else { return -1 }
+        let dup = ctrace_pidfd_getfd(process.pidfd, fd)
+        guard dup >= 0 else { return -1 }
+        held = (pid, fd, dup)
+        return dup
+    }
+
+    func releaseDuplicate() {
+        if let h = held {
+            Glibc.close(h.dup)
+            held = nil
+        }
+    }
+
+    /// What descriptor `fd` of `pid` is: a socket's inode is the st_ino of a duplicate (the number in
+    /// `socket:[inode]`). Falls back to /proc when no duplicate can be had; nil when the number is not open.
+    func entry(pid: Int32, fd: Int32) -> FDEntry? {
+        guard fd >= 0 else { return nil }
+        let dup = duplicate(pid: pid, fd: fd)
+        guard dup >= 0 else {
+            return errno == EBADF ? nil : Self.fdEntry(pid: pid, fd: fd)
+        }
+        var st = stat()
+        guard fstat(dup, &st) == 0 else { return Self.fdEntry(pid: pid, fd: fd) }
+        return st.st_mode & S_IFMT == S_IFSOCK ? .socket(UInt64(st.st_ino)) : .other
+    }
+
     // MARK: helpers
 
     static func now() -> Timestamp {
@@ -740,7 +793,9 @@ public final class Tracer {
         guard length > 0, address != 0 else { return [] }
         var buffer = [UInt8](repeating: 0, count: length)
         let n = buffer.withUnsafeMutableBytes { ctrace_read_memory(pid, UInt(address), $0.baseAddress, length) }
-        return n > 0 ? Array(buffer[..<n]) : []
+        guard n > 0 else { return [] }
+        if n < length { buffer.removeLast(length - n) }
+        return buffer
     }
 
     static func readAddress(_ pid: Int32, _ address: UInt64, _ length: Int) -> SocketAddress? {

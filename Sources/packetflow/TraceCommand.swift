@@ -66,7 +66,13 @@ struct TraceCommand: ParsableCommand {
         var capture: BackgroundCapture?
         if !noCapture {
             do {
-                capture = try BackgroundCapture(LiveCapture.Options(interface: interface, filter: filter))
+                // Not immediate mode: the kernel hands packets over in blocks (when one fills or every 10 ms), so
+                // the capture thread wakes a hundred times a second instead of once per packet and leaves the two
+                // stops per traced call their CPU. Attribution is by content, so the later delivery changes nothing.
+                var captureOptions = LiveCapture.Options(interface: interface, filter: filter)
+                captureOptions.immediate = false
+                captureOptions.readTimeoutMilliseconds = 10
+                capture = try BackgroundCapture(captureOptions)
             } catch {
                 if error.kind == .permission {
                     throw CLIError(
@@ -113,10 +119,10 @@ struct TraceCommand: ParsableCommand {
         var linkType: LinkType?
         if let capture {
             // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture.
-            capture.waitUntilQuiet(idle: .milliseconds(150), limit: .seconds(1))
+            capture.waitUntilQuiet(idle: .milliseconds(50), limit: .seconds(1))
             linkType = capture.linkType
             do {
-                raw = try capture.stop().packets
+                raw = try capture.stop(closeInBackground: true).packets
             } catch {
                 throw CLIError("capture failed: \(error)")
             }
