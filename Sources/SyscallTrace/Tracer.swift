@@ -480,18 +480,6 @@ public final class Tracer {
             refresh(inode: inode, pid: tgid, fd: fdArg)
             pending.stateBefore = lastState
         }
-        if call == .close, case .socket = entry, duplicate(pid: tgid, fd: fdArg) >= 0 {
-            // close(2) of an open socket descriptor returns 0 on Linux whatever happens to the socket: filp_close()
-            // returns only the file's flush result and sockets have none (the release, FIN included, runs after
-            // the result is fixed). The duplicate just taken proves the descriptor open, so the call is recorded
-            // now, its end time being its start, and its exit stop is not asked for: one stop fewer per close.
-            var result = regs
-            result.rax = 0
-            if !useSeccomp { threads[tid]?.inSyscall = true }
-            finish(tid: tid, pending: pending, regs: result, end: pending.start)
-            resume(tid)  // closes the duplicate before the program's close runs, so the FIN is not delayed
-            return
-        }
         switch call {
         case .connect, .bind:
             pending.address = Self.readAddress(tid, regs.rsi, Int(regs.rdx))
@@ -564,7 +552,7 @@ public final class Tracer {
     }
 
     /// Records a finished call (regs nil: the thread died inside it) and updates the descriptor and socket tables.
-    func finish(tid: Int32, pending: Pending, regs: ctrace_regs?, end: Timestamp? = nil) {
+    func finish(tid: Int32, pending: Pending, regs: ctrace_regs?) {
         let tgid = threads[tid]?.tgid ?? tid
         guard let process = processes[tgid] else { return }
         lastState = nil
@@ -572,7 +560,7 @@ public final class Tracer {
         let r = pending.regs
         var call = TracedCall(
             id: calls.count + 1, pid: tgid, tid: tid, comm: process.comm, syscall: pending.syscall,
-            returnValue: result, start: pending.start, end: end ?? Self.now())
+            returnValue: result, start: pending.start, end: Self.now())
         call.fd = pending.fd
         call.source = threads[tid]?.note
         var inode: UInt64?
