@@ -122,7 +122,13 @@ struct TraceCommand: ParsableCommand {
             capture.waitUntilQuiet(idle: .milliseconds(50), limit: .seconds(1))
             linkType = capture.linkType
             do {
-                raw = try capture.stop(closeInBackground: true).packets
+                let stopped = try capture.stop(closeInBackground: true)
+                raw = stopped.packets
+                // Nothing is lost silently: a packet the kernel dropped cannot be attributed.
+                if let stats = stopped.statistics, stats.droppedByKernel > 0 || stats.droppedByInterface > 0 {
+                    warn("the kernel dropped \(stats.droppedByKernel) packets (interface: \(stats.droppedByInterface)); "
+                        + "some calls may show fewer packets than they sent")
+                }
             } catch {
                 throw CLIError("capture failed: \(error)")
             }
