@@ -45,24 +45,26 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Shared by test targets only: the lock on the seed's fixed port.
+        // Shared by test targets only: running child processes, the lock on the seed's fixed port.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
-        .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire"]),
+        .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire", "TestSupport"]),
         .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab", "TestSupport"]),
         .testTarget(name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets"]),
         .testTarget(
             name: "RenderTests",
-            dependencies: ["Render", "Timeline", "PacketWire", "SocketLab", "Sockets"],
+            dependencies: ["Render", "Timeline", "PacketWire", "SocketLab", "Sockets", "TestSupport"],
             exclude: ["png_colors.py"]
         ),
         .testTarget(name: "TraceTests",
                     dependencies: ["SyscallTrace", "Timeline", "PacketWire", "Sockets", "TestSupport"]),
         .testTarget(name: "ReadTests",
-                    dependencies: ["Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire"]),
+                    dependencies: ["Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire", "TestSupport"]),
         .testTarget(name: "IntegrationTests",
-                    dependencies: ["SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire"]),
+                    dependencies: [
+                        "SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire", "TestSupport",
+                    ]),
     ],
     swiftLanguageModes: [.v6]
 )

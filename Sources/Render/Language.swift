@@ -9,7 +9,8 @@ public enum Language: String, Sendable, CaseIterable {
         case (.en, "client"): "[Client]"
         case (.ja, "server"): "[サーバー]"
         case (.ja, "client"): "[クライアント]"
-        default: "[\(actor)]"
+        // An IPv6 endpoint ("[::1]:49152") already wears brackets.
+        default: actor.hasPrefix("[") ? actor : "[\(actor)]"
         }
     }
 

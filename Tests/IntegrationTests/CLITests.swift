@@ -1,42 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 
-/// The `packetflow` binary built next to this test bundle.
-func packetflowBinary() throws -> URL {
-    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    let candidate = exe.deletingLastPathComponent().appendingPathComponent("packetflow")
+/// The binary, checked to exist.
+func packetflowBinaryChecked() throws -> URL {
+    let candidate = packetflowBinary()
     try #require(FileManager.default.isExecutableFile(atPath: candidate.path), "build packetflow first: swift build")
     return candidate
-}
-
-struct RunResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs a command to completion with `input` on stdin; kills it after `timeout` seconds.
-func run(_ executable: URL, _ arguments: [String], input: String? = nil, timeout: TimeInterval = 20) throws
-    -> RunResult
-{
-    let p = Process()
-    p.executableURL = executable
-    p.arguments = arguments
-    let out = Pipe(), err = Pipe(), inp = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = inp
-    try p.run()
-    if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
-    try inp.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(10_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-    p.waitUntilExit()
-    return RunResult(
-        status: p.terminationStatus,
-        stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-        stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
 }
 
 /// Reads `pipe` until a line containing `marker` arrives (a probe connection would count as a client).
@@ -52,7 +22,7 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
 
 @Suite(.serialized) struct CLITests {
     @Test func serverAndClientTalkAndCtrlCStopsTheServer() throws {
-        let bin = try packetflowBinary()
+        let bin = try packetflowBinaryChecked()
         let server = Process()
         server.executableURL = bin
         server.arguments = ["server", "--port", "49311"]
@@ -64,11 +34,11 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         var stderr = waitForLine(err, containing: "listening on")
         try #require(stderr.contains("listening on 127.0.0.2:49311"))
 
-        let first = try run(bin, ["client", "--server", "127.0.0.2:49311", "こんにちは"])
+        let first = try runProcess(bin, ["client", "--server", "127.0.0.2:49311", "こんにちは"])
         #expect(first.status == 0)
         #expect(first.stdout.contains("#1") && first.stdout.contains("こんにちは"))
         // Without an argument the message comes from standard input, like the seed's input().
-        let second = try run(bin, ["client", "--server", "127.0.0.2:49311"], input: "second\n")
+        let second = try runProcess(bin, ["client", "--server", "127.0.0.2:49311"], input: "second\n")
         #expect(second.status == 0 && second.stdout.contains("#2") && second.stdout.contains("second"))
 
         kill(server.processIdentifier, SIGINT)
@@ -83,25 +53,25 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
     }
 
     @Test func refusedConnectionIsOneLineAndNonZero() throws {
-        let r = try run(try packetflowBinary(), ["client", "--server", "127.0.0.2:49312", "hi"])
+        let r = try runProcess(try packetflowBinaryChecked(), ["client", "--server", "127.0.0.2:49312", "hi"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("connection refused by 127.0.0.2:49312"))
         #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
     }
 
     @Test func badArgumentsAreClearErrors() throws {
-        let bin = try packetflowBinary()
-        let unknown = try run(bin, ["lab", "no-such-scenario"])
+        let bin = try packetflowBinaryChecked()
+        let unknown = try runProcess(bin, ["lab", "no-such-scenario"])
         #expect(unknown.status != 0 && unknown.stderr.contains("unknown scenario 'no-such-scenario'"))
-        let badServer = try run(bin, ["lab", "--no-capture", "--server", "999.1.1.1:80"])
+        let badServer = try runProcess(bin, ["lab", "--no-capture", "--server", "999.1.1.1:80"])
         #expect(badServer.status != 0 && badServer.stderr.contains("--server"))
-        let mixed = try run(bin, ["lab", "--no-capture", "--server", "[::1]:49313"])
+        let mixed = try runProcess(bin, ["lab", "--no-capture", "--server", "[::1]:49313"])
         #expect(mixed.status != 0 && mixed.stderr.contains("both be IPv4 or both IPv6"))
     }
 
     @Test func labJSONLinesIsOneObjectPerLine() throws {
-        let r = try run(
-            try packetflowBinary(), ["lab", "--server", "127.0.0.2:49314", "--format", "jsonl", "--settle", "60"])
+        let r = try runProcess(
+            try packetflowBinaryChecked(), ["lab", "--server", "127.0.0.2:49314", "--format", "jsonl", "--settle", "60"])
         #expect(r.status == 0, "\(r.stderr)")
         let objects = try r.stdout.split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
@@ -126,16 +96,16 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         defer { try? FileManager.default.removeItem(at: dir) }
         chmod(dir.path, 0o755)
         let copy = dir.appendingPathComponent("packetflow")
-        try FileManager.default.copyItem(at: try packetflowBinary(), to: copy)
+        try FileManager.default.copyItem(at: try packetflowBinaryChecked(), to: copy)
         chmod(copy.path, 0o755)
         let drop = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", copy.path]
         let setpriv = URL(fileURLWithPath: "/usr/bin/setpriv")
-        let r = try run(setpriv, drop + ["lab", "--server", "127.0.0.2:49315"])
+        let r = try runProcess(setpriv, drop + ["lab", "--server", "127.0.0.2:49315"])
         #expect(r.status != 0)
         let lines = r.stderr.split(separator: "\n")
         #expect(lines.count == 1)
         #expect(r.stderr.contains("needs CAP_NET_RAW") && r.stderr.contains("--no-capture"))
-        let calmer = try run(setpriv, drop + ["lab", "--server", "127.0.0.2:49315", "--no-capture", "--no-color"])
+        let calmer = try runProcess(setpriv, drop + ["lab", "--server", "127.0.0.2:49315", "--no-capture", "--no-color"])
         #expect(calmer.status == 0 && calmer.stdout.contains("client close() = 0"))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import PacketFiles
 import PacketWire
 
@@ -69,21 +70,10 @@ func ns(_ s: String) -> Int64 {
     return Int64(parts[0])! * 1_000_000_000 + Int64(frac)!
 }
 
-let tsharkPath = ["/usr/bin/tshark", "/usr/local/bin/tshark"].first { FileManager.default.isExecutableFile(atPath: $0) }
-
 /// Runs tshark and returns its stdout lines (tab-separated fields), or nil when tshark is missing.
 func tshark(_ args: [String]) throws -> [String]? {
-    guard let tsharkPath else { return nil }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: tsharkPath)
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    guard let tshark = installedTool("tshark") else { return nil }
+    return try runProcess(tshark, args).stdout.split(separator: "\n").map(String.init)
 }
 
 func temporaryPath(_ name: String) -> String {

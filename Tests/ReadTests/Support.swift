@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import PacketFiles
 import PacketWire
 import Render
@@ -50,22 +51,8 @@ func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: St
 
 /// Runs a tool and returns its stdout; nil when the tool is not installed.
 func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String? {
-    guard let path = ["/usr/bin/", "/usr/sbin/", "/usr/local/bin/"].map({ $0 + tool })
-        .first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-    else { return nil }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    for (k, v) in environment { env[k] = v }
-    p.environment = env
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+    guard let path = installedTool(tool) else { return nil }
+    return try runProcess(path, arguments, environment: environment).stdout
 }
 
 /// The fixtures with golden outputs: real captures (lo, -i any v1 and v2, nanosecond, two interfaces,

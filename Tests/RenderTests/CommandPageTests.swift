@@ -1,14 +1,10 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Pages that the commands themselves write (`read` of a real multi-stream capture, `trace` of a real program),
 /// opened in headless Chromium: the arrows in the DOM must be the packets the command reports as JSON Lines.
 @Suite(.serialized) struct CommandPageTests {
-    static var binary: URL {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("packetflow")
-    }
-
     static var fixtures: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures")
@@ -16,17 +12,9 @@ import Testing
 
     /// Runs packetflow and returns its standard output.
     static func packetflow(_ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.standardError
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw TestFailure("packetflow \(arguments) exited \(p.terminationStatus)") }
-        return String(decoding: data, as: UTF8.self)
+        let r = try runProcess(packetflowBinary(), arguments)
+        guard r.status == 0 else { throw TestFailure("packetflow \(arguments) exited \(r.status): \(r.stderr)") }
+        return r.stdout
     }
 
     static func jsonObjects(_ text: String) throws -> [[String: Any]] {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import PacketWire
 import Render
 import SocketLab
@@ -133,21 +134,13 @@ enum Chromium {
         let chromium = try require()
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("pf-chromium-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: profile) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        process.arguments =
-            ["120", chromium, "--headless", "--disable-gpu", "--no-sandbox", "--user-data-dir=\(profile.path)"]
-            + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("chromium \(arguments.first ?? "") exited with status \(process.terminationStatus)")
+        let r = try runProcess(
+            URL(fileURLWithPath: chromium),
+            ["--headless", "--disable-gpu", "--no-sandbox", "--user-data-dir=\(profile.path)"] + arguments)
+        guard r.status == 0 else {
+            throw TestFailure("chromium \(arguments.first ?? "") exited with status \(r.status)")
         }
-        return String(decoding: data, as: UTF8.self)
+        return r.stdout
     }
 }
 

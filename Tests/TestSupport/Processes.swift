@@ -1,0 +1,73 @@
+import Foundation
+
+/// What a finished child process left.
+public struct ProcessResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs `executable` to completion with `input` on stdin; kills it (SIGKILL) after `timeout` seconds.
+///
+/// Both output pipes are drained while the child runs, so a child that writes more than a pipe holds (Chromium's
+/// DOM, tshark's fields) cannot deadlock against a parent that waits for it. SIGKILL, because a child started by
+/// the test runner inherits its blocked signal mask and may ignore SIGTERM.
+public func runProcess(
+    _ executable: URL, _ arguments: [String], input: String? = nil, environment: [String: String]? = nil,
+    timeout: TimeInterval = 120
+) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = executable
+    p.arguments = arguments
+    if let environment {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
+    let out = Pipe(), err = Pipe(), inp = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = inp
+    try p.run()
+    let group = DispatchGroup()
+    let collected = Collected()
+    for (pipe, isOut) in [(out, true), (err, false)] {
+        group.enter()
+        DispatchQueue.global().async {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            collected.set(data, stdout: isOut)
+            group.leave()
+        }
+    }
+    if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
+    try inp.fileHandleForWriting.close()
+    let pid = p.processIdentifier
+    let killer = DispatchWorkItem { kill(pid, SIGKILL) }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+    p.waitUntilExit()
+    killer.cancel()
+    group.wait()
+    return ProcessResult(status: p.terminationStatus, stdout: collected.stdout, stderr: collected.stderr)
+}
+
+private final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var out = Data(), err = Data()
+    func set(_ data: Data, stdout: Bool) {
+        lock.lock()
+        if stdout { out = data } else { err = data }
+        lock.unlock()
+    }
+    var stdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
+    var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
+}
+
+/// The `packetflow` binary built next to the test bundle (swift test builds it with the tests).
+public func packetflowBinary() -> URL {
+    URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        .appendingPathComponent("packetflow")
+}
+
+/// The path of an installed tool (tshark, tcpdump, chromium), or nil.
+public func installedTool(_ name: String) -> URL? {
+    ["/usr/bin/", "/usr/sbin/", "/usr/local/bin/", "/bin/"].map { URL(fileURLWithPath: $0 + name) }
+        .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+}
