@@ -22,10 +22,12 @@ public struct PacketText {
         self.hex = hex
     }
 
+    /// One packet's line (and its payload or hex dump when asked): `t` from `PacketEventBuilder.track`.
     public func write(
-        _ e: PacketEvent, decoded d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
+        _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
     ) {
-        time(e.timestamp, into: &o)
+        let e = Trailer(track: t, info: info, decoded: d)
+        time(info.timestamp, into: &o)
         o.byte(0x20)
         switch d.network {
         case .ipv4: o.append("IP ")
@@ -67,7 +69,7 @@ public struct PacketText {
         switch d.transport {
         case .tcp(let tcp):
             endpoints(src, tcp.sourcePort, dst, tcp.destinationPort, into: &o)
-            tcpBody(e, tcp, d, bytes: bytes, into: &o)
+            tcpBody(t, tcp, d, bytes: bytes, into: &o)
         case .udp(let udp):
             endpoints(src, udp.sourcePort, dst, udp.destinationPort, into: &o)
             o.append("UDP, length ")
@@ -128,7 +130,7 @@ public struct PacketText {
         o.append(": ")
     }
 
-    func tcpBody(_ e: PacketEvent, _ tcp: TCPHeader, _ d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer)
+    func tcpBody(_ t: PacketTrack, _ tcp: TCPHeader, _ d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer)
     {
         o.append("Flags [")
         let f = tcp.flags
@@ -143,8 +145,9 @@ public struct PacketText {
         if f.contains(.cwr) { o.byte(UInt8(ascii: "W")) }
         if f.rawValue & 0xff == 0 { o.append("none") }
         o.append("]")
-        let seq = absoluteSequence ? tcp.sequenceNumber : (e.seq ?? tcp.sequenceNumber)
-        let ack = absoluteSequence ? tcp.acknowledgmentNumber : (e.ack ?? tcp.acknowledgmentNumber)
+        let relative = !absoluteSequence && t.hasStream
+        let seq = relative ? t.relativeSeq : tcp.sequenceNumber
+        let ack = relative ? t.relativeAck : tcp.acknowledgmentNumber
         let length = d.payloadLength
         if length > 0 || !f.isDisjoint(with: [.syn, .fin, .rst]) {
             o.append(", seq ")
@@ -231,19 +234,34 @@ public struct PacketText {
         o.byte(UInt8(ascii: "]"))
     }
 
+    /// What the bracketed end of a line says; plain values, so building one per packet costs nothing.
+    struct Trailer {
+        var analysis: TCPAnalysisFlags
+        var problem: DecodeProblem?
+        var truncated: Bool
+
+        init(track: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket) {
+            analysis = track.analysis
+            problem = d.problem
+            truncated = PacketEventBuilder.isTruncated(info, d)
+        }
+    }
+
     /// Analysis, truncation and problems in brackets, then the newline.
-    func trailer(_ e: PacketEvent, into o: inout OutputBuffer) {
+    func trailer(_ e: Trailer, into o: inout OutputBuffer) {
         if !e.analysis.isEmpty {
             o.append(" [")
-            for (i, a) in e.analysis.enumerated() {
-                if i > 0 { o.append(", ") }
-                o.append(a)
+            var first = true
+            e.analysis.forEachName { name in
+                if !first { o.append(", ") }
+                first = false
+                o.append(name)
             }
             o.byte(UInt8(ascii: "]"))
         }
         if let problem = e.problem {
             o.append(" [")
-            o.append(problem)
+            o.append(problem.description)
             o.byte(UInt8(ascii: "]"))
         } else if e.truncated {
             o.append(" [truncated]")

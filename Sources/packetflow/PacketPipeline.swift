@@ -93,14 +93,14 @@ final class PacketPipeline {
         case .conversations:
             if show { conversations.add(decoded, info: info) }
         case .lines(let format):
-            let e = builder.event(frame: frame, info: info, decoded: decoded, payload: [])
+            let t = builder.track(info: info, decoded: decoded)
             guard show else { return }
             switch format {
             case .text:
-                text.write(e, decoded: decoded, bytes: bytes, into: &out)
+                text.write(t, info: info, decoded: decoded, bytes: bytes, into: &out)
             case .jsonl:
-                // Byte for byte JSONLines.write(e, into:, lab: false), without per-packet strings.
-                PacketJSON.write(e, into: &out)
+                // Byte for byte JSONLines.write(builder.event(...), into:, lab: false), without the event.
+                PacketJSON.write(frame: frame, t, info: info, decoded: decoded, into: &out)
                 out.byte(0x0a)
             }
             if out.count >= 1 << 16 { flush() }

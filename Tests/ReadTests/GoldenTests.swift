@@ -160,6 +160,27 @@ import Timeline
         #expect(count > 0)
     }
 
+    /// The writer behind `read --format jsonl` (from the decoded packet and its track, no event) agrees too.
+    @Test(arguments: goldenCaptures)
+    func trackWriterMatchesJSONLines(_ file: String) throws {
+        var builder = PacketEventBuilder()
+        var tracker = PacketEventBuilder()
+        let reader = try CaptureFileReader(path: fixture(file))
+        var count = 0
+        while let r = try reader.next() {
+            let d = PacketDecoder.decode(r.bytes, linkType: r.info.linkType)
+            let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
+            let t = tracker.track(info: r.info, decoded: d)
+            var w = JSONWriter()
+            JSONLines.write(e, into: &w, lab: false)
+            var o = OutputBuffer()
+            PacketJSON.write(frame: r.frameNumber, t, info: r.info, decoded: d, into: &o)
+            #expect(o.text == String(decoding: w.bytes, as: UTF8.self))
+            count += 1
+        }
+        #expect(count > 0)
+    }
+
     @Test func escapesLikeJSONWriter() {
         var e = PacketEvent(frame: 1, timestamp: Timestamp(seconds: 1, nanoseconds: 5), proto: "x\"\\\n\u{1}", length: 0)
         e.problem = "tab\there"

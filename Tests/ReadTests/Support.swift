@@ -28,8 +28,8 @@ func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: St
             case .conversations:
                 table.add(d, info: r.info)
             case .text, .payloadHex:
-                let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
-                text.write(e, decoded: d, bytes: r.bytes, into: &out)
+                let t = builder.track(info: r.info, decoded: d)
+                text.write(t, info: r.info, decoded: d, bytes: r.bytes, into: &out)
             case .jsonl:
                 let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
                 json.bytes.removeAll(keepingCapacity: true)
