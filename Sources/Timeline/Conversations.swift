@@ -24,7 +24,9 @@ public struct ConversationTable: Sendable {
 
     /// Rows in order of first appearance, found through `index`: one hash lookup per packet, updates in place.
     private var rows: [Row] = []
-    private var index: [ConversationKey: Int] = [:]
+    /// UDP 4-tuples, numbered in order of first appearance; `udpRows` maps a number to its row.
+    private var index = FlowIndex()
+    private var udpRows: [Int] = []
     /// TCP rows are per stream, not per 4-tuple: like tshark, a reused 4-tuple after a new SYN is a new row.
     private var streams = TCPStreamTable()
     private var tcpRows: [Int] = []
@@ -54,7 +56,8 @@ public struct ConversationTable: Sendable {
             stream = streams.track(source: src, destination: dst, tcp: tcp, payloadLength: d.payloadLength).stream
             if stream < tcpRows.count { found = tcpRows[stream] }
         } else {
-            found = index[ConversationKey(src, dst, proto: proto)]
+            let (n, isNew) = index.findOrInsert(FlowKey(src, dst, proto: proto))
+            if isNew { udpRows.append(rows.count) } else { found = udpRows[n] }
         }
         if let i = found {
             if src == rows[i].a {
@@ -67,11 +70,7 @@ public struct ConversationTable: Sendable {
             if info.timestamp > rows[i].last { rows[i].last = info.timestamp }
             if info.timestamp < rows[i].first { rows[i].first = info.timestamp }
         } else {
-            if stream >= 0 {
-                tcpRows.append(rows.count)
-            } else {
-                index[ConversationKey(src, dst, proto: proto)] = rows.count
-            }
+            if stream >= 0 { tcpRows.append(rows.count) }
             rows.append(Row(
                 a: src, b: dst, proto: proto, framesAtoB: 1, bytesAtoB: bytes, first: info.timestamp,
                 last: info.timestamp, order: rows.count))
