@@ -28,7 +28,9 @@ enum PipelineMode {
 
 /// The per-packet path shared by `read` and `capture`: filter, decode, track streams, render into one reusable
 /// buffer that goes out in large `write(2)`s. Nothing here allocates per packet for IPv4 TCP/UDP text output.
-final class PacketPipeline {
+/// A struct held in the caller's local variable (not a class), so the per-packet path reaches its state without
+/// dynamic exclusivity checks.
+struct PacketPipeline: ~Copyable {
     let mode: PipelineMode
     let text: PacketText
     let filterExpression: String?
@@ -56,7 +58,7 @@ final class PacketPipeline {
     }
 
     /// A fresh file: stream indexes, relative numbers and conversations start again (as tshark numbers them).
-    func reset() {
+    mutating func reset() {
         builder = PacketEventBuilder()
         conversations = ConversationTable()
         flows = [:]
@@ -66,7 +68,7 @@ final class PacketPipeline {
     var done: Bool { remaining.map { $0 <= 0 } ?? false }
 
     /// Compiles the filter for a link type (once per link type); throws when libpcap rejects it.
-    func filter(for link: LinkType) throws(CaptureError) -> BPFFilter? {
+    mutating func filter(for link: LinkType) throws(CaptureError) -> BPFFilter? {
         guard let expression = filterExpression, !expression.isEmpty else { return nil }
         if let last = lastFilter, last.link == link.rawValue { return last.filter }
         let f: BPFFilter
@@ -82,7 +84,7 @@ final class PacketPipeline {
 
     /// Handles one packet. Every packet is decoded and tracked (so stream indexes and relative numbers agree
     /// with tshark's, which numbers all packets); only those that pass the filter are shown.
-    func handle(frame: Int, info: CaptureInfo, bytes: ByteView) throws(CaptureError) {
+    mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView) throws(CaptureError) {
         if done { return }
         let decoded = PacketDecoder.decode(bytes, linkType: info.linkType)
         var show = true
@@ -126,7 +128,7 @@ final class PacketPipeline {
     }
 
     /// Prints what is collected until the end of a file (conversation tables, flow diagrams) and flushes.
-    func finishFile(color: Bool, language: Language, title: String = "PacketFlow") {
+    mutating func finishFile(color: Bool, language: Language, title: String = "PacketFlow") {
         switch mode {
         case .lines: break
         case .conversations:
@@ -173,7 +175,7 @@ final class PacketPipeline {
         flush()
     }
 
-    func flush() {
+    mutating func flush() {
         guard out.count > 0 else { return }
         out.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }
         out.clear()

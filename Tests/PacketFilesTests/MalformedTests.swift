@@ -43,6 +43,8 @@ func malformedFile(_ m: Malformed) throws {
         #expect(error.byteOffset == m.offset)
         #expect(error.message.contains(m.message), "\(error)")
         #expect(error.description.hasPrefix("\(path): byte \(m.offset): "))
+        let batched = readAll(path: path, bufferSize: size, batched: true)
+        #expect(batched.records == r.records && batched.error == r.error)
     }
 }
 
@@ -72,6 +74,8 @@ func everyTruncatedPrefix(_ file: String) throws {
             try? FileManager.default.removeItem(atPath: path)
         } else {
             r = readAll(bytes: prefix, bufferSize: n % 2 == 0 ? 16 : 4096)
+            let batched = readAll(bytes: prefix, bufferSize: n % 2 == 0 ? 16 : 4096, batched: true)
+            #expect(batched.records == r.records && batched.error == r.error, "\(file) prefix \(n) batched")
         }
         #expect(r.records == Array(full.records.prefix(r.records.count)), "\(file) prefix \(n)")
         // Cutting the last byte always cuts the last record.
