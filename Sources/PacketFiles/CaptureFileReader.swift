@@ -37,15 +37,27 @@ public final class CaptureFileReader {
         var offset: Int64
     }
 
+    /// Regular files at least this large are read ahead on a second thread (see `init(path:bufferSize:readAhead:)`).
+    public static let readAheadThreshold = 8 << 20
+
     /// Opens `path` ("-" reads standard input) and reads the file header.
-    public convenience init(path: String, bufferSize: Int = defaultBufferSize) throws(CaptureFileError) {
+    ///
+    /// `readAhead`: read the file on a second thread while packets are parsed (`true`), never (`false`), or
+    /// when it is a regular file of at least `readAheadThreshold` bytes (nil). Records and errors are the same.
+    public convenience init(path: String, bufferSize: Int = defaultBufferSize,
+                            readAhead: Bool? = nil) throws(CaptureFileError) {
         if path == "-" {
             try self.init(source: .descriptor(0, owned: false), name: "stdin", bufferSize: bufferSize)
             return
         }
         switch Sys.open(path, O_RDONLY) {
         case .success(let fd):
-            try self.init(source: .descriptor(fd, owned: true), name: path, bufferSize: bufferSize)
+            var source = InputSource.descriptor(fd, owned: true)
+            if let size = Sys.regularFileSize(fd), readAhead ?? (size >= Self.readAheadThreshold) {
+                let r = ReadAhead(fd: fd, chunkSize: bufferSize)
+                if r.start() { source = .readAhead(r, fd: fd, owned: true) }
+            }
+            try self.init(source: source, name: path, bufferSize: bufferSize)
         case .failure(let failure):
             throw CaptureFileError(path: path, byteOffset: 0, message: "cannot open: \(failure.message)")
         }

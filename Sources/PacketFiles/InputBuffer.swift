@@ -6,6 +6,8 @@ enum InputSource {
     case descriptor(Int32, owned: Bool)
     /// Borrowed memory (the fuzzer and in-memory callers), copied into the buffer like `read(2)` would.
     case memory(UnsafeRawBufferPointer)
+    /// A regular file read ahead on a second thread (`ReadAhead`); the descriptor is closed when `owned`.
+    case readAhead(ReadAhead, fd: Int32, owned: Bool)
 }
 
 /// A window onto the input: bytes `[start, end)` of `storage` are the next unconsumed bytes of the file.
@@ -32,7 +34,13 @@ struct InputBuffer: ~Copyable {
 
     deinit {
         storage.deallocate()
-        if case .descriptor(let fd, owned: true) = source { _ = Sys.close(fd) }
+        switch source {
+        case .descriptor(let fd, owned: true): _ = Sys.close(fd)
+        case .readAhead(let r, let fd, let owned):
+            r.stop()
+            if owned { _ = Sys.close(fd) }
+        default: break
+        }
     }
 
     var available: Int { end - start }
@@ -78,6 +86,8 @@ struct InputBuffer: ~Copyable {
         switch source {
         case .descriptor(let fd, _):
             return Sys.read(fd, into, count)
+        case .readAhead(let r, _, _):
+            return r.read(into, count)
         case .memory(let memory):
             let n = min(count, memory.count - memoryPosition)
             if n > 0, let base = memory.baseAddress {

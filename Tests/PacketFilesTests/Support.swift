@@ -59,11 +59,12 @@ func readAll(_ reader: CaptureFileReader, batched: Bool = false) -> ReadResult {
     return result
 }
 
-func readAll(path: String, bufferSize: Int = CaptureFileReader.defaultBufferSize, batched: Bool = false)
-    -> ReadResult
+func readAll(path: String, bufferSize: Int = CaptureFileReader.defaultBufferSize, batched: Bool = false,
+             readAhead: Bool? = nil) -> ReadResult
 {
     do {
-        return readAll(try CaptureFileReader(path: path, bufferSize: bufferSize), batched: batched)
+        return readAll(try CaptureFileReader(path: path, bufferSize: bufferSize, readAhead: readAhead),
+                       batched: batched)
     } catch {
         return ReadResult(error: error)
     }
