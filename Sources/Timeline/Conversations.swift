@@ -39,21 +39,38 @@ public struct ConversationTable: Sendable {
 
     /// Counts every packet: non-TCP/UDP packets only set the origin, as they do in Wireshark.
     public mutating func add(_ d: DecodedPacket, info: CaptureInfo) {
-        if origin == nil { origin = info.timestamp }
-        let proto: UInt8
+        guard let s = d.source, let t = d.destination else { return add(noFlow: info) }
         switch d.transport {
-        case .tcp: proto = 6
-        case .udp: proto = 17
-        default: return
+        case .tcp(let h):
+            add(FlowPeek(source: s, destination: t, sourcePort: h.sourcePort, destinationPort: h.destinationPort,
+                         protocolNumber: 6, flags: h.flags, sequenceNumber: h.sequenceNumber,
+                         acknowledgmentNumber: h.acknowledgmentNumber), info: info)
+        case .udp(let h):
+            add(FlowPeek(source: s, destination: t, sourcePort: h.sourcePort, destinationPort: h.destinationPort,
+                         protocolNumber: 17, flags: [], sequenceNumber: 0, acknowledgmentNumber: 0), info: info)
+        default:
+            add(noFlow: info)
         }
-        guard let s = d.source, let t = d.destination, let sp = d.sourcePort, let dp = d.destinationPort else { return }
-        let src = Endpoint(s, sp)
-        let dst = Endpoint(t, dp)
+    }
+
+    /// A packet without TCP or UDP: it only sets the origin.
+    public mutating func add(noFlow info: CaptureInfo) {
+        if origin == nil { origin = info.timestamp }
+    }
+
+    /// Counts a TCP or UDP packet from its addressing alone (`PacketDecoder.peekFlow`), without a full decode.
+    public mutating func add(_ f: FlowPeek, info: CaptureInfo) {
+        if origin == nil { origin = info.timestamp }
+        let proto = f.protocolNumber
+        let src = Endpoint(f.source, f.sourcePort)
+        let dst = Endpoint(f.destination, f.destinationPort)
         let bytes = info.originalLength
         var found: Int?
         var stream = -1
-        if case .tcp(let tcp) = d.transport {
-            stream = streams.track(source: src, destination: dst, tcp: tcp, payloadLength: d.payloadLength).stream
+        if proto == 6 {
+            // The payload length only feeds relative numbering, which the table does not use.
+            stream = streams.track(source: src, destination: dst, flags: f.flags, sequenceNumber: f.sequenceNumber,
+                                   acknowledgmentNumber: f.acknowledgmentNumber, payloadLength: 0).stream
             if stream < tcpRows.count { found = tcpRows[stream] }
         } else {
             let (n, isNew) = index.findOrInsert(FlowKey(src, dst, proto: proto))

@@ -86,14 +86,27 @@ struct PacketPipeline: ~Copyable {
     /// with tshark's, which numbers all packets); only those that pass the filter are shown.
     mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView) throws(CaptureError) {
         if done { return }
-        let decoded = PacketDecoder.decode(bytes, linkType: info.linkType)
         var show = true
         if let f = try filter(for: info.linkType) {
             show = f.matches(bytes, capturedLength: info.capturedLength, originalLength: info.originalLength)
         }
+        if case .conversations = mode {
+            // Addresses, ports and TCP flags are all a conversation needs: peek, decode fully only when unsure.
+            if show {
+                switch PacketDecoder.peekFlow(bytes, linkType: info.linkType) {
+                case .flow(let f): conversations.add(f, info: info)
+                case .noFlow: conversations.add(noFlow: info)
+                case .undecided: conversations.add(PacketDecoder.decode(bytes, linkType: info.linkType), info: info)
+                }
+                printed += 1
+                if let r = remaining { remaining = r - 1 }
+            }
+            return
+        }
+        let decoded = PacketDecoder.decode(bytes, linkType: info.linkType)
         switch mode {
         case .conversations:
-            if show { conversations.add(decoded, info: info) }
+            break
         case .lines(let format):
             let t = builder.track(info: info, decoded: decoded)
             guard show else { return }

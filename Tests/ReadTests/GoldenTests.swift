@@ -192,3 +192,42 @@ import Timeline
         #expect(o.text == String(decoding: w.bytes, as: UTF8.self))
     }
 }
+
+@Suite struct PeekFlowTests {
+    /// `peekFlow` never contradicts the full decoder: on every packet of every fixture, and on every truncated
+    /// prefix of each packet, a `.flow` answer has the decode's addresses, ports, flags and numbers, and
+    /// `.noFlow` means the decode found neither TCP nor UDP.
+    @Test(arguments: goldenCaptures + ["be-usec.pcap", "comments.pcapng", "synthetic.pcapng"])
+    func agreesWithTheDecoder(_ file: String) throws {
+        let reader = try CaptureFileReader(path: fixture(file))
+        var flows = 0
+        while let r = try reader.next() {
+            let all = r.bytes.copyBytes()
+            for n in stride(from: all.count, through: 0, by: -1) {
+                all.withUnsafeBytes { raw in
+                    let b = ByteView(UnsafeRawBufferPointer(rebasing: raw[..<n]))
+                    let d = PacketDecoder.decode(b, linkType: r.info.linkType)
+                    switch PacketDecoder.peekFlow(b, linkType: r.info.linkType) {
+                    case .flow(let f):
+                        if n == all.count { flows += 1 }
+                        #expect(f.source == d.source && f.destination == d.destination)
+                        #expect(f.sourcePort == d.sourcePort && f.destinationPort == d.destinationPort)
+                        switch d.transport {
+                        case .tcp(let h):
+                            #expect(f.protocolNumber == 6 && f.flags == h.flags)
+                            #expect(f.sequenceNumber == h.sequenceNumber
+                                    && f.acknowledgmentNumber == h.acknowledgmentNumber)
+                        case .udp: #expect(f.protocolNumber == 17)
+                        default: Issue.record("\(file) frame \(r.frameNumber) prefix \(n): flow without TCP/UDP")
+                        }
+                    case .noFlow:
+                        #expect(d.tcp == nil && d.udp == nil, "\(file) frame \(r.frameNumber) prefix \(n)")
+                    case .undecided:
+                        break
+                    }
+                }
+            }
+        }
+        if file.hasSuffix(".pcap") && !file.hasPrefix("any-") { #expect(flows > 0) }
+    }
+}
