@@ -80,6 +80,35 @@ import Timeline
         #expect(render(fixture(file), .conversations).output == tcp + udp)
     }
 
+    /// The exact fixed-point writer prints what printf("%14.9f") and ("%15.4f") print: on ties of binary
+    /// fractions (2^-10 has ten decimals), on the durations a capture gives, and on random values.
+    @Test func fixedPointMatchesPrintf() {
+        func printf(_ v: Double, _ decimals: Int, _ width: Int) -> String {
+            var buffer = [CChar](repeating: 0, count: 64)
+            _ = withVaList([v]) { args in
+                buffer.withUnsafeMutableBufferPointer { vsnprintf($0.baseAddress, 64, "%\(width).\(decimals)f", args) }
+            }
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        var values: [Double] = [0, 1, 0.5, 0.00005, 0.00015, 0.00025, 1.00005, 999_999_999.5, 5e-10, 1.5e-9, 2.5e-9]
+        for k in 1...60 { values.append(1 / Double(UInt64(1) << UInt64(k))) }
+        for k in 1...60 { values.append(3 / Double(UInt64(1) << UInt64(k)) + Double(k)) }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let ns = Int64.random(in: 0..<100_000_000_000_000, using: &rng)
+            values.append(ConversationReport.seconds(ns))
+            values.append(ConversationReport.seconds(ns) - ConversationReport.seconds(ns / 3))
+            values.append(Double.random(in: 0..<1e-3, using: &rng))
+        }
+        for v in values {
+            for (decimals, width) in [(9, 14), (4, 15)] {
+                var o = OutputBuffer()
+                ConversationReport.fixed(seconds: v, decimals: decimals, width: width, into: &o)
+                #expect(o.text == printf(v, decimals, width), "\(v) \(decimals)")
+            }
+        }
+    }
+
     @Test func sizesAreFormattedLikeWireshark() {
         #expect(ConversationReport.size(9999) == "9999 bytes")
         #expect(ConversationReport.size(10_000) == "10 kB")
