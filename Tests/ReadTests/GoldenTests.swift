@@ -155,6 +155,21 @@ import Timeline
 
     @Test func decimals() {
         var o = OutputBuffer(capacity: 8)
+        var values: [UInt64] = [0, 9, 10, 99, 100, 101, 999, 1000, 4_294_967_295, 4_294_967_296, UInt64.max]
+        var p: UInt64 = 1
+        for _ in 0..<19 {
+            p *= 10
+            values += [p - 1, p, p + 1, p / 10 * 5 + 37]
+        }
+        for _ in 0..<5000 { values.append(UInt64.random(in: 0...UInt64.max) >> UInt64.random(in: 0...63)) }
+        for v in values {
+            for width in [1, 2, 6, 9, 20] {
+                o.clear()
+                o.decimal(v, minimumWidth: width)
+                let plain = String(v)
+                #expect(o.text == String(repeating: "0", count: max(0, width - plain.count)) + plain)
+            }
+        }
         for v: UInt64 in [0, 9, 10, 99, 4_294_967_295, 4_294_967_296, UInt64.max] {
             o.clear()
             o.decimal(v, minimumWidth: 1)
