@@ -56,8 +56,16 @@ public struct OutputBuffer: ~Copyable {
 
     public mutating func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
 
+    /// Literals on a packet line are a few bytes: a byte loop beats a call to memmove for them.
+    @inline(__always)
     public mutating func append(_ s: StaticString) {
-        append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        let n = s.utf8CodeUnitCount
+        guard n <= 16 else { return append(UnsafeRawBufferPointer(start: s.utf8Start, count: n)) }
+        reserve(n)
+        let src = s.utf8Start
+        let dst = base + used
+        for i in 0..<n { dst[i] = src[i] }
+        used += n
     }
 
     /// For text that is not on the per-packet path (or is already a short inline string). Disfavoured so

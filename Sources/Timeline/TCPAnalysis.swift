@@ -88,9 +88,15 @@ public struct TCPAnalyzer: Sendable {
         let index = info.stream
         guard index >= 0 else { return [] }
         while streams.count <= index { streams.append(Stream()) }
+        // In place through the array's modify accessor: copying the stream out and back cost a memmove each.
+        return Self.analyze(&streams[index], info, tcp: tcp, payloadLength: payloadLength, time: time)
+    }
+
+    private static func analyze(
+        _ s: inout Stream, _ info: TCPSegmentInfo, tcp: TCPHeader, payloadLength: Int, time: Timestamp
+    ) -> TCPAnalysisFlags {
         let now = time.totalNanoseconds
         let fromInitiator = info.fromInitiator
-        var s = streams[index]
         var fwd = fromInitiator ? s.initiator : s.responder
         var rev = fromInitiator ? s.responder : s.initiator
         let f = tcp.flags
@@ -168,7 +174,6 @@ public struct TCPAnalyzer: Sendable {
             s.responder = fwd
             s.initiator = rev
         }
-        streams[index] = s
         return r
     }
 }
