@@ -24,16 +24,27 @@ struct InputBuffer: ~Copyable {
     private(set) var offset = 0
     let source: InputSource
     let maxCapacity: Int
+    /// The buffer this owns; `storage` points into a `ReadAhead` chunk instead while chunks are lent.
+    private var owned: UnsafeMutableRawPointer
+    private var ownedCapacity: Int
+    /// With read-ahead: true once records are copied (a record did not fit a chunk's headroom), so bytes come
+    /// through `ReadAhead.read` into `owned`; false while whole chunks are lent.
+    private var copying = false
+    /// With read-ahead: the last chunk was handed out; a failed read is reported after its bytes.
+    private var drained = false
+    private var pendingFailure: Sys.Failure?
 
     init(source: InputSource, capacity: Int, maxCapacity: Int) {
         self.source = source
         self.capacity = max(capacity, 16)
         self.maxCapacity = max(maxCapacity, self.capacity)
         self.storage = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+        owned = storage
+        ownedCapacity = self.capacity
     }
 
     deinit {
-        storage.deallocate()
+        owned.deallocate()
         switch source {
         case .descriptor(let fd, owned: true): _ = Sys.close(fd)
         case .readAhead(let r, let fd, let owned):
@@ -58,6 +69,48 @@ struct InputBuffer: ~Copyable {
     mutating func ensure(_ n: Int) -> Result<Bool, Sys.Failure> {
         while end - start < n {
             if atEnd { return .success(false) }
+            if case .readAhead(let r, _, _) = source, !copying {
+                if drained {
+                    atEnd = true
+                    if let f = pendingFailure {
+                        pendingFailure = nil
+                        return .failure(f)
+                    }
+                    continue
+                }
+                let live = end - start
+                if n - live <= r.chunkSize && live <= r.headroom {
+                    // Lend the next chunk: move the unconsumed tail in front of its data, no copy of the chunk.
+                    let chunk = r.acquire()
+                    if live > 0 { (chunk.data - live).copyMemory(from: storage + start, byteCount: live) }
+                    r.releasePrevious()
+                    storage = chunk.data - live
+                    start = 0
+                    end = live + chunk.length
+                    capacity = end
+                    if chunk.last {
+                        drained = true
+                        pendingFailure = chunk.failure
+                    }
+                    continue
+                }
+                // A record longer than a chunk's headroom: copy from here on, into the owned buffer.
+                copying = true
+                if live > ownedCapacity {
+                    owned.deallocate()
+                    var c = ownedCapacity
+                    while c < live { c *= 2 }
+                    owned = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: 16)
+                    ownedCapacity = c
+                }
+                if live > 0 { owned.copyMemory(from: storage + start, byteCount: live) }
+                r.releaseAll()
+                storage = owned
+                capacity = ownedCapacity
+                start = 0
+                end = live
+                continue
+            }
             if start > 0 {
                 let live = end - start
                 if live > 0 { storage.copyMemory(from: storage + start, byteCount: live) }
@@ -69,9 +122,11 @@ struct InputBuffer: ~Copyable {
                 let grown = capacity > maxCapacity / 2 ? maxCapacity : capacity * 2
                 let bigger = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 16)
                 bigger.copyMemory(from: storage, byteCount: end)
-                storage.deallocate()
+                owned.deallocate()
                 storage = bigger
+                owned = bigger
                 capacity = grown
+                ownedCapacity = grown
             }
             switch fill(storage + end, capacity - end) {
             case .success(0): atEnd = true
@@ -87,6 +142,14 @@ struct InputBuffer: ~Copyable {
         case .descriptor(let fd, _):
             return Sys.read(fd, into, count)
         case .readAhead(let r, _, _):
+            if drained {
+                // The last chunk was lent before copying began: its bytes are already in the buffer.
+                if let f = pendingFailure {
+                    pendingFailure = nil
+                    return .failure(f)
+                }
+                return .success(0)
+            }
             return r.read(into, count)
         case .memory(let memory):
             let n = min(count, memory.count - memoryPosition)

@@ -6,7 +6,11 @@ import Glibc
 /// early never waits on a pipe). The consumer side is single-threaded: only `InputBuffer` calls `read`.
 final class ReadAhead: @unchecked Sendable {
     private let fd: Int32
-    private let chunkSize: Int
+    let chunkSize: Int
+    /// Free bytes in front of each chunk's data, where `InputBuffer` puts the unconsumed tail of the chunk
+    /// before it, so a record that spans two chunks is contiguous without copying the chunk.
+    let headroom: Int
+    /// Each allocation: `headroom` bytes, then `chunkSize` bytes of data.
     private let chunks: [UnsafeMutableRawPointer]
     /// Per slot: bytes in it, -1 while empty. Guarded by `mutex`.
     private var lengths: [Int]
@@ -25,7 +29,11 @@ final class ReadAhead: @unchecked Sendable {
     init(fd: Int32, chunkSize: Int, slots: Int = 4) {
         self.fd = fd
         self.chunkSize = max(chunkSize, 1)
-        chunks = (0..<max(slots, 2)).map { _ in UnsafeMutableRawPointer.allocate(byteCount: max(chunkSize, 1), alignment: 64) }
+        let headroom = max(chunkSize / 4, 64)
+        self.headroom = headroom
+        chunks = (0..<max(slots, 3)).map { _ in
+            UnsafeMutableRawPointer.allocate(byteCount: headroom + max(chunkSize, 1), alignment: 64)
+        }
         lengths = Array(repeating: -1, count: chunks.count)
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -85,7 +93,7 @@ final class ReadAhead: @unchecked Sendable {
             var failed: Sys.Failure?
             var atEnd = false
             while filled < chunkSize {
-                switch Sys.read(fd, chunks[slot] + filled, chunkSize - filled) {
+                switch Sys.read(fd, chunks[slot] + headroom + filled, chunkSize - filled) {
                 case .success(0): atEnd = true
                 case .success(let n): filled += n
                 case .failure(let f): failed = f
@@ -105,6 +113,49 @@ final class ReadAhead: @unchecked Sendable {
         }
     }
 
+    /// The slot `acquire` handed out last, still in use by the caller.
+    private var held: Int?
+    private var pendingRelease: Int?
+
+    /// Hands out the next whole chunk without copying it: its data (`headroom` free bytes before it), its length,
+    /// and whether it is the last one (then with the failure, if a read failed). The chunk handed out before
+    /// stays valid until `releasePrevious()`. Not to be mixed with `read` until `releaseAll()`.
+    func acquire() -> (data: UnsafeMutableRawPointer, length: Int, last: Bool, failure: Sys.Failure?) {
+        pthread_mutex_lock(mutex)
+        while lengths[readSlot] < 0 { pthread_cond_wait(changed, mutex) }
+        let length = lengths[readSlot]
+        let last = endSlot == readSlot
+        let failed = last ? failure : nil
+        pthread_mutex_unlock(mutex)
+        pendingRelease = held
+        held = readSlot
+        let data = chunks[readSlot] + headroom
+        if !last { readSlot = (readSlot + 1) % chunks.count }
+        readOffset = last ? length : 0
+        return (data, length, last, failed)
+    }
+
+    /// Gives the chunk handed out before the current one back to the reader thread.
+    func releasePrevious() {
+        guard let slot = pendingRelease else { return }
+        pendingRelease = nil
+        free(slot)
+    }
+
+    /// Gives back every chunk handed out (the caller has copied what it still needs).
+    func releaseAll() {
+        releasePrevious()
+        if let slot = held { free(slot) }
+        held = nil
+    }
+
+    private func free(_ slot: Int) {
+        pthread_mutex_lock(mutex)
+        lengths[slot] = -1
+        pthread_cond_broadcast(changed)
+        pthread_mutex_unlock(mutex)
+    }
+
     /// Like `read(2)`: copies up to `count` bytes into `into`; 0 at the end of input.
     func read(_ into: UnsafeMutableRawPointer, _ count: Int) -> Result<Int, Sys.Failure> {
         var copied = 0
@@ -117,7 +168,7 @@ final class ReadAhead: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             let n = min(count - copied, length - readOffset)
             if n > 0 {
-                (into + copied).copyMemory(from: chunks[readSlot] + readOffset, byteCount: n)
+                (into + copied).copyMemory(from: chunks[readSlot] + headroom + readOffset, byteCount: n)
                 copied += n
                 readOffset += n
             }
