@@ -1,6 +1,7 @@
 #!/bin/bash
 # Times `packetflow read` against tcpdump and tshark on the same ~2 million packet pcap, in one run.
 #   Benchmarks/bench-read.sh [packets]        (default 2000000; data goes to Benchmarks/data/, gitignored)
+#   SCRATCH=.build-readperf Benchmarks/bench-read.sh   (build directory, default .build-read)
 # Uses hyperfine when installed, else bash's `time` (best of 3). Peak memory from /usr/bin/time -v.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,8 +10,10 @@ data=Benchmarks/data
 pcap=$data/bench-$packets.pcap
 mkdir -p "$data"
 [ -f "$pcap" ] || { echo "generating $pcap ..." >&2; python3 Benchmarks/gen-pcap.py "$pcap" --packets "$packets" --anomalies; }
-swift build -c release --scratch-path .build-read --product packetflow >&2
-pf=$(swift build -c release --scratch-path .build-read --show-bin-path)/packetflow
+# SCRATCH: the build directory (each worktree keeps its own; default .build-read).
+scratch=${SCRATCH:-.build-read}
+swift build -c release --scratch-path "$scratch" --product packetflow >&2
+pf=$(swift build -c release --scratch-path "$scratch" --show-bin-path)/packetflow
 fields="-e frame.number -e frame.time_epoch -e ip.src -e ipv6.src -e ip.dst -e ipv6.dst -e tcp.srcport -e tcp.dstport \
 -e udp.srcport -e udp.dstport -e tcp.flags -e tcp.seq -e tcp.ack -e tcp.len -e tcp.stream -e udp.length -e tcp.window_size_value"
 

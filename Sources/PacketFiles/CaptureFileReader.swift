@@ -37,15 +37,27 @@ public final class CaptureFileReader {
         var offset: Int64
     }
 
+    /// Regular files at least this large are read ahead on a second thread (see `init(path:bufferSize:readAhead:)`).
+    public static let readAheadThreshold = 8 << 20
+
     /// Opens `path` ("-" reads standard input) and reads the file header.
-    public convenience init(path: String, bufferSize: Int = defaultBufferSize) throws(CaptureFileError) {
+    ///
+    /// `readAhead`: read the file on a second thread while packets are parsed (`true`), never (`false`), or
+    /// when it is a regular file of at least `readAheadThreshold` bytes (nil). Records and errors are the same.
+    public convenience init(path: String, bufferSize: Int = defaultBufferSize,
+                            readAhead: Bool? = nil) throws(CaptureFileError) {
         if path == "-" {
             try self.init(source: .descriptor(0, owned: false), name: "stdin", bufferSize: bufferSize)
             return
         }
         switch Sys.open(path, O_RDONLY) {
         case .success(let fd):
-            try self.init(source: .descriptor(fd, owned: true), name: path, bufferSize: bufferSize)
+            var source = InputSource.descriptor(fd, owned: true)
+            if let size = Sys.regularFileSize(fd), readAhead ?? (size >= Self.readAheadThreshold) {
+                let r = ReadAhead(fd: fd, chunkSize: bufferSize)
+                if r.start() { source = .readAhead(r, fd: fd, owned: true) }
+            }
+            try self.init(source: source, name: path, bufferSize: bufferSize)
         case .failure(let failure):
             throw CaptureFileError(path: path, byteOffset: 0, message: "cannot open: \(failure.message)")
         }
@@ -162,35 +174,116 @@ public final class CaptureFileReader {
         input.consume(PcapHeader.length)
     }
 
-    private func nextPcap() throws(CaptureFileError) -> PacketRecord? {
+    /// What a classic pcap file's header fixed for all its records.
+    private struct PcapSettings {
+        var bigEndian: Bool
+        var scale: TimeScale
+        var linkType: LinkType
+        var maxRecord: Int
+    }
+
+    private var pcapSettings: PcapSettings {
+        PcapSettings(bigEndian: pcapBigEndian, scale: pcapScale, linkType: interfaces.first?.linkType ?? .ethernet,
+                     maxRecord: maxRecord)
+    }
+
+    /// A record the file got wrong: where it starts and what is wrong with it.
+    private struct BadRecord: Error {
+        var at: Int
+        var message: String
+    }
+
+    /// The next classic pcap record, or nil at the end of the input; consumes it from `input` (its bytes stay
+    /// valid until the next `ensure`). Static, so it touches no class property: no dynamic exclusivity checks.
+    @inline(__always)
+    private static func pcapRecord(_ input: inout InputBuffer, _ s: PcapSettings, path: String)
+        throws(CaptureFileError) -> Result<(info: CaptureInfo, data: ByteView)?, BadRecord>
+    {
         let at = input.offset
-        let big = pcapBigEndian
-        var (count, v) = try Self.fill(&input, PcapRecord.headerLength, path)
-        if count == 0 { return nil }
-        guard count >= PcapRecord.headerLength, let seconds = u32(v, PcapRecord.seconds, big: big),
-              let fraction = u32(v, PcapRecord.fraction, big: big),
-              let captured = u32(v, PcapRecord.capturedLength, big: big),
-              let original = u32(v, PcapRecord.originalLength, big: big)
+        let big = s.bigEndian
+        @inline(__always) func u32(_ v: ByteView, _ at: Int) -> UInt32? { big ? v.u32(at) : v.u32le(at) }
+        var (count, v) = try fill(&input, PcapRecord.headerLength, path)
+        if count == 0 { return .success(nil) }
+        guard count >= PcapRecord.headerLength, let seconds = u32(v, PcapRecord.seconds),
+              let fraction = u32(v, PcapRecord.fraction),
+              let captured = u32(v, PcapRecord.capturedLength),
+              let original = u32(v, PcapRecord.originalLength)
         else {
-            throw fail(at, "truncated packet record header (needs \(PcapRecord.headerLength) bytes, \(count) left)")
+            return .failure(BadRecord(at: at, message:
+                "truncated packet record header (needs \(PcapRecord.headerLength) bytes, \(count) left)"))
         }
-        guard Int(captured) <= maxRecord - PcapRecord.headerLength else {
-            throw fail(at, "packet record length \(captured) exceeds the maximum \(maxRecord)")
+        guard Int(captured) <= s.maxRecord - PcapRecord.headerLength else {
+            return .failure(BadRecord(at: at, message:
+                "packet record length \(captured) exceeds the maximum \(s.maxRecord)"))
         }
         let total = PcapRecord.headerLength + Int(captured)
-        (count, v) = try Self.fill(&input, total, path)
+        if count < total { (count, v) = try fill(&input, total, path) }
         guard count >= total, let data = v.slice(PcapRecord.headerLength, Int(captured)) else {
-            throw fail(at, "truncated packet record (needs \(total) bytes, \(count) left)")
+            return .failure(BadRecord(at: at, message: "truncated packet record (needs \(total) bytes, \(count) left)"))
         }
         // A fraction of a second past one second (seen in damaged files) carries into the seconds.
-        let units = UInt64(seconds) * pcapScale.unitsPerSecond + UInt64(fraction)
-        frameNumber += 1
+        let units = UInt64(seconds) * s.scale.unitsPerSecond + UInt64(fraction)
         input.consume(total)
-        let link = interfaces.first?.linkType ?? .ethernet
-        return PacketRecord(
-            info: CaptureInfo(timestamp: pcapScale.timestamp(units), capturedLength: Int(captured),
-                              originalLength: Int(original), interfaceIndex: 0, linkType: link),
-            bytes: data, comments: [], frameNumber: frameNumber)
+        return .success((CaptureInfo(timestamp: s.scale.timestamp(units), capturedLength: Int(captured),
+                                     originalLength: Int(original), interfaceIndex: 0, linkType: s.linkType),
+                         data))
+    }
+
+    private func nextPcap() throws(CaptureFileError) -> PacketRecord? {
+        switch try Self.pcapRecord(&input, pcapSettings, path: path) {
+        case .failure(let bad): throw fail(bad.at, bad.message)
+        case .success(nil): return nil
+        case .success(let (info, data)?):
+            frameNumber += 1
+            return PacketRecord(info: info, bytes: data, comments: [], frameNumber: frameNumber)
+        }
+    }
+
+    /// Calls `body` with each packet until it returns false (then returns false) or the input ends (true).
+    /// The same records and errors as `next()`, but for classic pcap the loop keeps the reader's state in local
+    /// variables, so a record costs no class-property access; the record's bytes are valid only during `body`.
+    public func forEachPacket(_ body: (PacketRecord) -> Bool) throws(CaptureFileError) -> Bool {
+        if let failure { throw failure }
+        guard case .pcap = format else {
+            while let record = try next() {
+                if !body(record) { return false }
+            }
+            return true
+        }
+        let settings = pcapSettings
+        var local = InputBuffer(source: .memory(UnsafeRawBufferPointer(start: nil, count: 0)), capacity: 16,
+                                maxCapacity: 16)
+        swap(&local, &input)
+        var frame = frameNumber
+        var outcome: Result<Bool, BadRecord> = .success(true)
+        var readError: CaptureFileError?
+        loop: while true {
+            do throws(CaptureFileError) {
+                switch try Self.pcapRecord(&local, settings, path: path) {
+                case .failure(let bad):
+                    outcome = .failure(bad)
+                    break loop
+                case .success(nil):
+                    break loop
+                case .success(let (info, data)?):
+                    frame += 1
+                    if !body(PacketRecord(info: info, bytes: data, comments: [], frameNumber: frame)) {
+                        outcome = .success(false)
+                        break loop
+                    }
+                }
+            } catch {
+                readError = error
+                break loop
+            }
+        }
+        swap(&local, &input)
+        frameNumber = frame
+        if let readError { throw readError }
+        switch outcome {
+        case .success(let more): return more
+        case .failure(let bad): throw fail(bad.at, bad.message)
+        }
     }
 
     // MARK: - pcapng

@@ -43,6 +43,13 @@ enum Sys {
         return .success(())
     }
 
+    /// `fstat(2)`: the size of a regular file, nil for pipes, terminals and anything `fstat` cannot tell.
+    static func regularFileSize(_ fd: Int32) -> Int? {
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
+        return Int(st.st_size)
+    }
+
     /// `close(2)`, not retried: on Linux the descriptor is gone even when it reports `EINTR`.
     static func close(_ fd: Int32) -> Result<Void, Failure> {
         Glibc.close(fd) == 0 ? .success(()) : .failure(Failure(errno: Glibc.errno))

@@ -151,12 +151,12 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
 }
 
 extension ByteView {
-    @inlinable func ipv6(_ offset: Int) -> IPAddress? {
+    @inlinable @inline(__always) func ipv6(_ offset: Int) -> IPAddress? {
         guard let hi = u64(offset), let lo = u64(offset + 8) else { return nil }
         return .v6(hi, lo)
     }
 
-    @inlinable func mac(_ offset: Int) -> MACAddress? {
+    @inlinable @inline(__always) func mac(_ offset: Int) -> MACAddress? {
         guard let hi = u16(offset), let lo = u32(offset + 2) else { return nil }
         return MACAddress(UInt64(hi) << 32 | UInt64(lo))
     }

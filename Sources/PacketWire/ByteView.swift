@@ -22,54 +22,54 @@ public struct ByteView {
     @inlinable public var isEmpty: Bool { base.isEmpty }
 
     /// True when `width` bytes starting at `offset` lie inside the view.
-    @inlinable public func has(_ offset: Int, _ width: Int) -> Bool {
+    @inlinable @inline(__always) public func has(_ offset: Int, _ width: Int) -> Bool {
         // Written so that neither subtraction can overflow: both operands are non-negative.
         offset >= 0 && width >= 0 && offset <= base.count && base.count - offset >= width
     }
 
-    @inlinable public func u8(_ offset: Int) -> UInt8? {
+    @inlinable @inline(__always) public func u8(_ offset: Int) -> UInt8? {
         guard has(offset, 1) else { return nil }
         return base.load(fromByteOffset: offset, as: UInt8.self)
     }
 
-    @inlinable public func u16(_ offset: Int) -> UInt16? {
+    @inlinable @inline(__always) public func u16(_ offset: Int) -> UInt16? {
         guard has(offset, 2) else { return nil }
         return UInt16(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
-    @inlinable public func u32(_ offset: Int) -> UInt32? {
+    @inlinable @inline(__always) public func u32(_ offset: Int) -> UInt32? {
         guard has(offset, 4) else { return nil }
         return UInt32(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
-    @inlinable public func u64(_ offset: Int) -> UInt64? {
+    @inlinable @inline(__always) public func u64(_ offset: Int) -> UInt64? {
         guard has(offset, 8) else { return nil }
         return UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
-    @inlinable public func u16le(_ offset: Int) -> UInt16? {
+    @inlinable @inline(__always) public func u16le(_ offset: Int) -> UInt16? {
         guard has(offset, 2) else { return nil }
         return UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
-    @inlinable public func u32le(_ offset: Int) -> UInt32? {
+    @inlinable @inline(__always) public func u32le(_ offset: Int) -> UInt32? {
         guard has(offset, 4) else { return nil }
         return UInt32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
-    @inlinable public func u64le(_ offset: Int) -> UInt64? {
+    @inlinable @inline(__always) public func u64le(_ offset: Int) -> UInt64? {
         guard has(offset, 8) else { return nil }
         return UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
     /// The sub-view of `length` bytes at `offset`, or nil when any of it is missing.
-    @inlinable public func slice(_ offset: Int, _ length: Int) -> ByteView? {
+    @inlinable @inline(__always) public func slice(_ offset: Int, _ length: Int) -> ByteView? {
         guard has(offset, length) else { return nil }
         return ByteView(UnsafeRawBufferPointer(rebasing: base[offset..<(offset + length)]))
     }
 
     /// Everything from `offset` on (possibly empty), or nil when `offset` is past the end.
-    @inlinable public func suffix(from offset: Int) -> ByteView? {
+    @inlinable @inline(__always) public func suffix(from offset: Int) -> ByteView? {
         guard offset >= 0, offset <= base.count else { return nil }
         return ByteView(UnsafeRawBufferPointer(rebasing: base[offset...]))
     }

@@ -448,3 +448,96 @@ public enum PacketDecoder {
         if !b.has(base, 8) { p.problem = .truncated(.transport) }
     }
 }
+
+/// The transport addressing of a packet, for code that counts conversations and needs nothing else.
+public struct FlowPeek: Sendable {
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    /// 6 (TCP) or 17 (UDP).
+    public var protocolNumber: UInt8
+    /// TCP only (zero for UDP).
+    public var flags: TCPFlags
+    public var sequenceNumber: UInt32
+    public var acknowledgmentNumber: UInt32
+
+    public init(source: IPAddress, destination: IPAddress, sourcePort: UInt16, destinationPort: UInt16,
+                protocolNumber: UInt8, flags: TCPFlags, sequenceNumber: UInt32, acknowledgmentNumber: UInt32) {
+        self.source = source
+        self.destination = destination
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.protocolNumber = protocolNumber
+        self.flags = flags
+        self.sequenceNumber = sequenceNumber
+        self.acknowledgmentNumber = acknowledgmentNumber
+    }
+}
+
+extension PacketDecoder {
+    /// What `peekFlow` can say without a full decode.
+    public enum Peek {
+        /// A TCP or UDP packet whose full decode has `transport` `.tcp`/`.udp` with these values.
+        case flow(FlowPeek)
+        /// A packet whose full decode has neither a TCP nor a UDP header.
+        case noFlow
+        /// Anything else (other link types, VLAN tags, IPv6 extension headers, damaged headers): decode fully.
+        case undecided
+    }
+
+    /// The common case of `decode(_:linkType:)` for conversation counting: Ethernet, IPv4 (first fragment or
+    /// none) or IPv6 without extension headers, TCP or UDP. It reads the same bytes through the same checked
+    /// `ByteView` calls and answers `.undecided` wherever the full decoder would look further, so a `.flow`
+    /// answer always equals the full decode's addresses, ports, flags and numbers.
+    public static func peekFlow(_ b: ByteView, linkType: LinkType) -> Peek {
+        guard linkType == .ethernet, let type = b.u16(12), b.has(0, 14) else { return .undecided }
+        let base = 14
+        let source: IPAddress, destination: IPAddress, proto: UInt8, transport: Int
+        switch type {
+        case 0x0800:
+            guard let vihl = b.u8(base), let ff = b.u16(base + 6), let p = b.u8(base + 9),
+                let total = b.u16(base + 2), let s = b.u32(base + 12), let d = b.u32(base + 16)
+            else { return .undecided }
+            let ihl = Int(vihl & 0x0f) * 4
+            guard vihl >> 4 == 4, ihl >= 20, Int(total) >= ihl, b.has(base, ihl), ff & 0x1fff == 0 else {
+                return .undecided
+            }
+            source = .v4(s)
+            destination = .v4(d)
+            proto = p
+            transport = base + ihl
+        case 0x86dd:
+            guard let vcf = b.u32(base), vcf >> 28 == 6, let next = b.u8(base + 6), let sh = b.u64(base + 8),
+                let sl = b.u64(base + 16), let dh = b.u64(base + 24), let dl = b.u64(base + 32)
+            else { return .undecided }
+            guard next == 6 || next == 17, b.has(base + 40, 0) else { return .undecided }
+            source = .v6(sh, sl)
+            destination = .v6(dh, dl)
+            proto = next
+            transport = base + 40
+        default:
+            return .undecided
+        }
+        switch proto {
+        case 6:
+            guard let sp = b.u16(transport), let dp = b.u16(transport + 2), let seq = b.u32(transport + 4),
+                let ack = b.u32(transport + 8), let offFlags = b.u16(transport + 12), b.has(transport, 20)
+            else { return .undecided }
+            return .flow(FlowPeek(
+                source: source, destination: destination, sourcePort: sp, destinationPort: dp, protocolNumber: 6,
+                flags: TCPFlags(rawValue: offFlags & 0xff), sequenceNumber: seq, acknowledgmentNumber: ack))
+        case 17:
+            guard let sp = b.u16(transport), let dp = b.u16(transport + 2), b.has(transport, 8) else {
+                return .undecided
+            }
+            return .flow(FlowPeek(
+                source: source, destination: destination, sourcePort: sp, destinationPort: dp, protocolNumber: 17,
+                flags: [], sequenceNumber: 0, acknowledgmentNumber: 0))
+        case 1, 58:
+            return .undecided  // ICMP: decoded fully (its header decides nothing here, but keep one rule)
+        default:
+            return .noFlow
+        }
+    }
+}

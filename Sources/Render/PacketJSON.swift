@@ -65,6 +65,112 @@ public enum PacketJSON {
         o.byte(UInt8(ascii: "}"))
     }
 
+    /// The same object straight from the decoded packet and its `PacketTrack` (what `read --format jsonl` uses):
+    /// byte for byte `write(builder.event(...))`, without building the event's strings and arrays.
+    public static func write(
+        frame: Int, _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, into o: inout OutputBuffer
+    ) {
+        o.append(#"{"type":"packet","frame":"#)
+        o.decimal(frame)
+        o.append(#","ts":"#)
+        o.epoch(info.timestamp)
+        o.append(#","src":"#)
+        address(d.source, into: &o)
+        o.append(#","dst":"#)
+        address(d.destination, into: &o)
+        var sport: UInt16?, dport: UInt16?, window: UInt16?, flags: TCPFlags?
+        var length = d.payloadLength
+        var summary: String?
+        switch d.transport {
+        case .tcp(let h):
+            sport = h.sourcePort
+            dport = h.destinationPort
+            window = h.window
+            flags = h.flags
+        case .udp(let h):
+            sport = h.sourcePort
+            dport = h.destinationPort
+        case .icmp(let h):
+            summary = h.summary
+            length = 0
+        case .unknown: break
+        case nil: length = 0
+        }
+        o.append(#","sport":"#)
+        number(sport.map(UInt64.init), into: &o)
+        o.append(#","dport":"#)
+        number(dport.map(UInt64.init), into: &o)
+        o.append(#","proto":""#)
+        // The names `PacketEventBuilder` gives `proto`; none of them needs escaping.
+        switch d.transport {
+        case .tcp: o.append("TCP")
+        case .udp: o.append("UDP")
+        case .icmp(let h): o.append(h.isV6 ? "ICMPv6" : "ICMP")
+        case .unknown(let proto): o.decimal(proto)
+        case nil:
+            switch d.network {
+            case .arp: o.append("ARP")
+            case .unknown(let type):
+                o.append("ethertype 0x")
+                var width = 1
+                while width < 4 && type >> UInt16(4 * width) != 0 { width += 1 }
+                o.hex(UInt64(type), width: width)
+            default: o.append("?")
+            }
+        }
+        o.append(#"","flags":"#)
+        if let flags {
+            o.byte(UInt8(ascii: "["))
+            var first = true
+            @inline(__always) func flag(_ f: TCPFlags, _ name: StaticString) {
+                guard flags.contains(f) else { return }
+                if !first { o.byte(UInt8(ascii: ",")) }
+                first = false
+                o.byte(UInt8(ascii: "\""))
+                o.append(name)
+                o.byte(UInt8(ascii: "\""))
+            }
+            // TCPFlags.ordered, without touching its array of strings.
+            flag(.fin, "FIN"); flag(.syn, "SYN"); flag(.rst, "RST"); flag(.psh, "PSH")
+            flag(.ack, "ACK"); flag(.urg, "URG"); flag(.ece, "ECE"); flag(.cwr, "CWR")
+            o.byte(UInt8(ascii: "]"))
+        } else {
+            o.append("null")
+        }
+        o.append(#","seq":"#)
+        number(t.hasStream ? UInt64(t.relativeSeq) : nil, into: &o)
+        o.append(#","ack":"#)
+        number(t.hasStream ? UInt64(t.relativeAck) : nil, into: &o)
+        o.append(#","len":"#)
+        o.decimal(length)
+        o.append(#","win":"#)
+        number(window.map(UInt64.init), into: &o)
+        o.append(#","stream":"#)
+        if t.hasStream { o.decimal(t.stream) } else { o.append("null") }
+        if let summary {
+            o.append(#","info":"#)
+            string(summary, into: &o)
+        }
+        if !t.analysis.isEmpty {
+            o.append(#","analysis":["#)
+            var first = true
+            t.analysis.forEachName { name in
+                if !first { o.byte(UInt8(ascii: ",")) }
+                first = false
+                o.byte(UInt8(ascii: "\""))
+                o.append(name)
+                o.byte(UInt8(ascii: "\""))
+            }
+            o.byte(UInt8(ascii: "]"))
+        }
+        if PacketEventBuilder.isTruncated(info, d) { o.append(#","truncated":true"#) }
+        if let problem = d.problem {
+            o.append(#","problem":"#)
+            string(problem.description, into: &o)
+        }
+        o.byte(UInt8(ascii: "}"))
+    }
+
     static func address(_ a: IPAddress?, into o: inout OutputBuffer) {
         guard let a else { return o.append("null") }
         o.byte(UInt8(ascii: "\""))

@@ -22,10 +22,12 @@ public struct PacketText {
         self.hex = hex
     }
 
+    /// One packet's line (and its payload or hex dump when asked): `t` from `PacketEventBuilder.track`.
     public func write(
-        _ e: PacketEvent, decoded d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
+        _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
     ) {
-        time(e.timestamp, into: &o)
+        let e = Trailer(track: t, info: info, decoded: d)
+        time(info.timestamp, into: &o)
         o.byte(0x20)
         switch d.network {
         case .ipv4: o.append("IP ")
@@ -67,7 +69,7 @@ public struct PacketText {
         switch d.transport {
         case .tcp(let tcp):
             endpoints(src, tcp.sourcePort, dst, tcp.destinationPort, into: &o)
-            tcpBody(e, tcp, d, bytes: bytes, into: &o)
+            tcpBody(t, tcp, d, bytes: bytes, into: &o)
         case .udp(let udp):
             endpoints(src, udp.sourcePort, dst, udp.destinationPort, into: &o)
             o.append("UDP, length ")
@@ -128,7 +130,7 @@ public struct PacketText {
         o.append(": ")
     }
 
-    func tcpBody(_ e: PacketEvent, _ tcp: TCPHeader, _ d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer)
+    func tcpBody(_ t: PacketTrack, _ tcp: TCPHeader, _ d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer)
     {
         o.append("Flags [")
         let f = tcp.flags
@@ -143,8 +145,9 @@ public struct PacketText {
         if f.contains(.cwr) { o.byte(UInt8(ascii: "W")) }
         if f.rawValue & 0xff == 0 { o.append("none") }
         o.append("]")
-        let seq = absoluteSequence ? tcp.sequenceNumber : (e.seq ?? tcp.sequenceNumber)
-        let ack = absoluteSequence ? tcp.acknowledgmentNumber : (e.ack ?? tcp.acknowledgmentNumber)
+        let relative = !absoluteSequence && t.hasStream
+        let seq = relative ? t.relativeSeq : tcp.sequenceNumber
+        let ack = relative ? t.relativeAck : tcp.acknowledgmentNumber
         let length = d.payloadLength
         if length > 0 || !f.isDisjoint(with: [.syn, .fin, .rst]) {
             o.append(", seq ")
@@ -231,19 +234,34 @@ public struct PacketText {
         o.byte(UInt8(ascii: "]"))
     }
 
+    /// What the bracketed end of a line says; plain values, so building one per packet costs nothing.
+    struct Trailer {
+        var analysis: TCPAnalysisFlags
+        var problem: DecodeProblem?
+        var truncated: Bool
+
+        init(track: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket) {
+            analysis = track.analysis
+            problem = d.problem
+            truncated = PacketEventBuilder.isTruncated(info, d)
+        }
+    }
+
     /// Analysis, truncation and problems in brackets, then the newline.
-    func trailer(_ e: PacketEvent, into o: inout OutputBuffer) {
+    func trailer(_ e: Trailer, into o: inout OutputBuffer) {
         if !e.analysis.isEmpty {
             o.append(" [")
-            for (i, a) in e.analysis.enumerated() {
-                if i > 0 { o.append(", ") }
-                o.append(a)
+            var first = true
+            e.analysis.forEachName { name in
+                if !first { o.append(", ") }
+                first = false
+                o.append(name)
             }
             o.byte(UInt8(ascii: "]"))
         }
         if let problem = e.problem {
             o.append(" [")
-            o.append(problem)
+            o.append(problem.description)
             o.byte(UInt8(ascii: "]"))
         } else if e.truncated {
             o.append(" [truncated]")
@@ -301,6 +319,46 @@ public struct PacketText {
     }
 }
 
+extension UInt64 {
+    var decimalDigits: Int {
+        var n = 1
+        var v = self
+        while v >= 10 {
+            v /= 10
+            n += 1
+        }
+        return n
+    }
+}
+
+extension ConversationReport {
+    /// The digits glibc's printf("%.*f") writes for `v`, computed exactly: printf rounds the double's exact
+    /// binary value to `decimals` places, ties to even. nil (use printf) for negative, huge or non-finite
+    /// values and more than 9 places.
+    static func exactFixed(_ v: Double, decimals: Int) -> (integer: UInt64, fraction: UInt64)? {
+        guard v.isFinite, v >= 0, v < 1e9, decimals >= 0, decimals <= 9, v.sign == .plus else { return nil }
+        var scale: UInt64 = 1
+        for _ in 0..<decimals { scale *= 10 }
+        if v == 0 { return (0, 0) }
+        // v = significand * 2^exponent exactly, with an integer significand below 2^53.
+        let significand = v.significandBitPattern | (v.isNormal ? 1 << 52 : 0)
+        let exponent = Int(v.exponent) - 52
+        // v * scale = significand * scale * 2^exponent. v < 1e9 < 2^52 makes the exponent negative, and the
+        // product is below 2^53 * 10^9 < 2^83, so a shift of 85 or more leaves less than half: zero.
+        guard exponent < 0 else { return nil }
+        let shift = -exponent
+        guard shift < 85 else { return (0, 0) }
+        let product = UInt128(significand) * UInt128(scale)
+        var rounded = product >> UInt128(shift)
+        let remainder = product & ((1 << UInt128(shift)) - 1)
+        let half = UInt128(1) << UInt128(shift - 1)
+        if remainder > half || (remainder == half && rounded & 1 == 1) { rounded += 1 }
+        // v * scale < 1e18 fits.
+        guard let r = UInt64(exactly: rounded) else { return nil }
+        return (r / scale, r % scale)
+    }
+}
+
 /// `tshark -q -z conv,tcp` / `conv,udp` tables, column for column.
 public enum ConversationReport {
     /// `drain` is called whenever the buffer holds 64 KiB, so a table of a million rows needs no more memory.
@@ -317,9 +375,9 @@ public enum ConversationReport {
         let origin = table.origin ?? Timestamp(seconds: 0, nanoseconds: 0)
         for row in table.sorted(proto: proto) {
             // tshark writes IPv6 endpoints without brackets: "fd00::6:32895".
-            o.padded("\(row.a.address):\(row.a.port)", 26)
+            endpoint(row.a, into: &o)
             o.append(" <-> ")
-            o.padded("\(row.b.address):\(row.b.port)", 26)
+            endpoint(row.b, into: &o)
             o.append("  ")
             // Wireshark's "<-" is B to A, "->" is A to B.
             counts(row.framesBtoA, row.bytesBtoA, into: &o)
@@ -339,11 +397,42 @@ public enum ConversationReport {
         o.append(rule + "\n")
     }
 
+    /// "address:port" left-aligned in 26 columns, written as digits (no string per row).
+    static func endpoint(_ e: Endpoint, into o: inout OutputBuffer) {
+        let start = o.count
+        o.address(e.address)
+        o.byte(UInt8(ascii: ":"))
+        o.decimal(e.port)
+        for _ in (o.count - start)..<max(26, o.count - start) { o.byte(0x20) }
+    }
+
     /// "%6d %-9s": frames, then bytes the way Wireshark's `format_size` writes them.
     static func counts(_ frames: Int, _ bytes: Int, into o: inout OutputBuffer) {
         o.decimal(frames, rightAlignedIn: 6)
         o.byte(0x20)
-        o.padded(size(bytes), 9)
+        let start = o.count
+        size(bytes, into: &o)
+        for _ in (o.count - start)..<max(9, o.count - start) { o.byte(0x20) }
+    }
+
+    /// `size(_:)` written into the buffer.
+    static func size(_ n: Int, into o: inout OutputBuffer) {
+        if n >= 10 * 1_000_000_000_000 {
+            o.decimal(n / 1_000_000_000_000)
+            o.append(" TB")
+        } else if n >= 10 * 1_000_000_000 {
+            o.decimal(n / 1_000_000_000)
+            o.append(" GB")
+        } else if n >= 10 * 1_000_000 {
+            o.decimal(n / 1_000_000)
+            o.append(" MB")
+        } else if n >= 10 * 1_000 {
+            o.decimal(n / 1_000)
+            o.append(" kB")
+        } else {
+            o.decimal(n)
+            o.append(" bytes")
+        }
     }
 
     /// Wireshark 4.0 `format_size(…, FORMAT_SIZE_UNIT_BYTES | FORMAT_SIZE_PREFIX_SI)`: "689 bytes", "12 kB", "3 MB".
@@ -359,6 +448,15 @@ public enum ConversationReport {
     static func seconds(_ ns: Int64) -> Double { Double(ns / 1_000_000_000) + Double(ns % 1_000_000_000) / 1e9 }
 
     static func fixed(seconds: Double, decimals: Int, width: Int, into o: inout OutputBuffer) {
+        if let digits = exactFixed(seconds, decimals: decimals) {
+            // Same digits as printf; right-align them the way "%*.*f" does.
+            let length = digits.integer.decimalDigits + 1 + decimals
+            for _ in length..<max(width, length) { o.byte(0x20) }
+            o.decimal(digits.integer, minimumWidth: 1)
+            o.byte(UInt8(ascii: "."))
+            o.decimal(digits.fraction, minimumWidth: decimals)
+            return
+        }
         var buffer = [CChar](repeating: 0, count: 64)
         let format = "%\(width).\(decimals)f"
         _ = withVaList([seconds]) { args in

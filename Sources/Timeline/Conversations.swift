@@ -24,7 +24,9 @@ public struct ConversationTable: Sendable {
 
     /// Rows in order of first appearance, found through `index`: one hash lookup per packet, updates in place.
     private var rows: [Row] = []
-    private var index: [ConversationKey: Int] = [:]
+    /// UDP 4-tuples, numbered in order of first appearance; `udpRows` maps a number to its row.
+    private var index = FlowIndex()
+    private var udpRows: [Int] = []
     /// TCP rows are per stream, not per 4-tuple: like tshark, a reused 4-tuple after a new SYN is a new row.
     private var streams = TCPStreamTable()
     private var tcpRows: [Int] = []
@@ -37,24 +39,42 @@ public struct ConversationTable: Sendable {
 
     /// Counts every packet: non-TCP/UDP packets only set the origin, as they do in Wireshark.
     public mutating func add(_ d: DecodedPacket, info: CaptureInfo) {
-        if origin == nil { origin = info.timestamp }
-        let proto: UInt8
+        guard let s = d.source, let t = d.destination else { return add(noFlow: info) }
         switch d.transport {
-        case .tcp: proto = 6
-        case .udp: proto = 17
-        default: return
+        case .tcp(let h):
+            add(FlowPeek(source: s, destination: t, sourcePort: h.sourcePort, destinationPort: h.destinationPort,
+                         protocolNumber: 6, flags: h.flags, sequenceNumber: h.sequenceNumber,
+                         acknowledgmentNumber: h.acknowledgmentNumber), info: info)
+        case .udp(let h):
+            add(FlowPeek(source: s, destination: t, sourcePort: h.sourcePort, destinationPort: h.destinationPort,
+                         protocolNumber: 17, flags: [], sequenceNumber: 0, acknowledgmentNumber: 0), info: info)
+        default:
+            add(noFlow: info)
         }
-        guard let s = d.source, let t = d.destination, let sp = d.sourcePort, let dp = d.destinationPort else { return }
-        let src = Endpoint(s, sp)
-        let dst = Endpoint(t, dp)
+    }
+
+    /// A packet without TCP or UDP: it only sets the origin.
+    public mutating func add(noFlow info: CaptureInfo) {
+        if origin == nil { origin = info.timestamp }
+    }
+
+    /// Counts a TCP or UDP packet from its addressing alone (`PacketDecoder.peekFlow`), without a full decode.
+    public mutating func add(_ f: FlowPeek, info: CaptureInfo) {
+        if origin == nil { origin = info.timestamp }
+        let proto = f.protocolNumber
+        let src = Endpoint(f.source, f.sourcePort)
+        let dst = Endpoint(f.destination, f.destinationPort)
         let bytes = info.originalLength
         var found: Int?
         var stream = -1
-        if case .tcp(let tcp) = d.transport {
-            stream = streams.track(source: src, destination: dst, tcp: tcp, payloadLength: d.payloadLength).stream
+        if proto == 6 {
+            // The payload length only feeds relative numbering, which the table does not use.
+            stream = streams.track(source: src, destination: dst, flags: f.flags, sequenceNumber: f.sequenceNumber,
+                                   acknowledgmentNumber: f.acknowledgmentNumber, payloadLength: 0).stream
             if stream < tcpRows.count { found = tcpRows[stream] }
         } else {
-            found = index[ConversationKey(src, dst, proto: proto)]
+            let (n, isNew) = index.findOrInsert(FlowKey(src, dst, proto: proto))
+            if isNew { udpRows.append(rows.count) } else { found = udpRows[n] }
         }
         if let i = found {
             if src == rows[i].a {
@@ -67,11 +87,7 @@ public struct ConversationTable: Sendable {
             if info.timestamp > rows[i].last { rows[i].last = info.timestamp }
             if info.timestamp < rows[i].first { rows[i].first = info.timestamp }
         } else {
-            if stream >= 0 {
-                tcpRows.append(rows.count)
-            } else {
-                index[ConversationKey(src, dst, proto: proto)] = rows.count
-            }
+            if stream >= 0 { tcpRows.append(rows.count) }
             rows.append(Row(
                 a: src, b: dst, proto: proto, framesAtoB: 1, bytesAtoB: bytes, first: info.timestamp,
                 last: info.timestamp, order: rows.count))

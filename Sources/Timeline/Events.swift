@@ -140,6 +140,21 @@ public enum TimelineEvent: Sendable {
     }
 }
 
+/// What stream tracking and TCP analysis say about one packet: plain values only (no strings, no arrays), so the
+/// per-packet path of `read` copies it without reference counting.
+public struct PacketTrack: Sendable, Equatable {
+    /// Wireshark's `tcp.stream`; -1 when the packet is not TCP between two IP addresses.
+    public var stream: Int = -1
+    /// Relative sequence and acknowledgment numbers (Wireshark's `tcp.seq`, `tcp.ack`); 0 without a stream.
+    public var relativeSeq: UInt32 = 0
+    public var relativeAck: UInt32 = 0
+    public var analysis: TCPAnalysisFlags = []
+
+    public init() {}
+
+    public var hasStream: Bool { stream >= 0 }
+}
+
 /// Turns captured packets into packet events: decoding, stream index and relative sequence numbers.
 public struct PacketEventBuilder: Sendable {
     public var streams = TCPStreamTable()
@@ -155,14 +170,38 @@ public struct PacketEventBuilder: Sendable {
         return event(frame: frameCount, info: packet.info, decoded: decoded, payload: packet.payload(of: decoded))
     }
 
+    /// Tracks one packet (stream index, relative numbers, analysis) without building a `PacketEvent`: the line
+    /// and JSON writers of `read` work from this and the decoded packet, so nothing per packet allocates or
+    /// needs reference counting. `event(frame:info:decoded:payload:)` is built on it.
+    public mutating func track(info: CaptureInfo, decoded d: DecodedPacket) -> PacketTrack {
+        var t = PacketTrack()
+        guard case .tcp(let tcp) = d.transport, let s = d.source, let u = d.destination else { return t }
+        let segment = streams.track(
+            source: Endpoint(s, tcp.sourcePort), destination: Endpoint(u, tcp.destinationPort), tcp: tcp,
+            payloadLength: d.payloadLength)
+        t.stream = segment.stream
+        t.relativeSeq = segment.relativeSeq
+        t.relativeAck = segment.relativeAck
+        t.analysis = analyzer.analyze(segment, tcp: tcp, payloadLength: d.payloadLength, time: info.timestamp)
+        return t
+    }
+
+    /// The event's `truncated`: the record was cut, or decoding stopped at a missing network or transport header.
+    public static func isTruncated(_ info: CaptureInfo, _ d: DecodedPacket) -> Bool {
+        if info.isTruncated { return true }
+        if case .truncated(let layer)? = d.problem { return layer == .transport || layer == .network }
+        return false
+    }
+
     public mutating func event(frame: Int, info: CaptureInfo, decoded d: DecodedPacket, payload: ArraySlice<UInt8>)
         -> PacketEvent
     {
         var e = PacketEvent(frame: frame, timestamp: info.timestamp, proto: "?", length: d.payloadLength)
         e.source = d.source
         e.destination = d.destination
-        e.truncated = info.isTruncated || d.problem == .truncated(.transport) || d.problem == .truncated(.network)
+        e.truncated = Self.isTruncated(info, d)
         if let problem = d.problem { e.problem = problem.description }
+        let t = track(info: info, decoded: d)
         switch d.transport {
         case .tcp(let tcp):
             e.proto = "TCP"
@@ -170,15 +209,11 @@ public struct PacketEventBuilder: Sendable {
             e.destinationPort = tcp.destinationPort
             e.flags = tcp.flags
             e.window = tcp.window
-            if let s = d.source, let t = d.destination {
-                let info = streams.track(
-                    source: Endpoint(s, tcp.sourcePort), destination: Endpoint(t, tcp.destinationPort), tcp: tcp,
-                    payloadLength: d.payloadLength)
-                e.stream = info.stream
-                e.seq = info.relativeSeq
-                e.ack = info.relativeAck
-                let flags = analyzer.analyze(info, tcp: tcp, payloadLength: d.payloadLength, time: e.timestamp)
-                if !flags.isEmpty { e.analysis = flags.names }
+            if t.hasStream {
+                e.stream = t.stream
+                e.seq = t.relativeSeq
+                e.ack = t.relativeAck
+                if !t.analysis.isEmpty { e.analysis = t.analysis.names }
             }
             if tcp.flags.contains(.syn) { e.synOptions = Self.describeSYNOptions(tcp.options) }
         case .udp(let udp):

@@ -4,18 +4,18 @@ import PacketWire
 /// `"analysis":["retransmission"]` reads as `tcp.analysis.retransmission`.
 public struct TCPAnalysisFlags: OptionSet, Sendable, Hashable {
     public var rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
 
-    public static let retransmission = TCPAnalysisFlags(rawValue: 1 << 0)
-    public static let fastRetransmission = TCPAnalysisFlags(rawValue: 1 << 1)
-    public static let spuriousRetransmission = TCPAnalysisFlags(rawValue: 1 << 2)
-    public static let duplicateAck = TCPAnalysisFlags(rawValue: 1 << 3)
-    public static let outOfOrder = TCPAnalysisFlags(rawValue: 1 << 4)
-    public static let zeroWindow = TCPAnalysisFlags(rawValue: 1 << 5)
-    public static let windowFull = TCPAnalysisFlags(rawValue: 1 << 6)
-    public static let windowUpdate = TCPAnalysisFlags(rawValue: 1 << 7)
-    public static let keepAlive = TCPAnalysisFlags(rawValue: 1 << 8)
-    public static let lostSegment = TCPAnalysisFlags(rawValue: 1 << 9)
+    @inlinable public static var retransmission: Self { Self(rawValue: 1 << 0) }
+    @inlinable public static var fastRetransmission: Self { Self(rawValue: 1 << 1) }
+    @inlinable public static var spuriousRetransmission: Self { Self(rawValue: 1 << 2) }
+    @inlinable public static var duplicateAck: Self { Self(rawValue: 1 << 3) }
+    @inlinable public static var outOfOrder: Self { Self(rawValue: 1 << 4) }
+    @inlinable public static var zeroWindow: Self { Self(rawValue: 1 << 5) }
+    @inlinable public static var windowFull: Self { Self(rawValue: 1 << 6) }
+    @inlinable public static var windowUpdate: Self { Self(rawValue: 1 << 7) }
+    @inlinable public static var keepAlive: Self { Self(rawValue: 1 << 8) }
+    @inlinable public static var lostSegment: Self { Self(rawValue: 1 << 9) }
 
     public static let named: [(TCPAnalysisFlags, String)] = [
         (.lostSegment, "lost_segment"), (.keepAlive, "keep_alive"), (.zeroWindow, "zero_window"),
@@ -23,6 +23,20 @@ public struct TCPAnalysisFlags: OptionSet, Sendable, Hashable {
         (.fastRetransmission, "fast_retransmission"), (.spuriousRetransmission, "spurious_retransmission"),
         (.outOfOrder, "out_of_order"), (.retransmission, "retransmission"),
     ]
+
+    /// Calls `body` with the name of each set flag, in the order of `named`, without building strings.
+    public func forEachName(_ body: (StaticString) -> Void) {
+        if contains(.lostSegment) { body("lost_segment") }
+        if contains(.keepAlive) { body("keep_alive") }
+        if contains(.zeroWindow) { body("zero_window") }
+        if contains(.windowFull) { body("window_full") }
+        if contains(.windowUpdate) { body("window_update") }
+        if contains(.duplicateAck) { body("duplicate_ack") }
+        if contains(.fastRetransmission) { body("fast_retransmission") }
+        if contains(.spuriousRetransmission) { body("spurious_retransmission") }
+        if contains(.outOfOrder) { body("out_of_order") }
+        if contains(.retransmission) { body("retransmission") }
+    }
 
     /// Wireshark's field names of the flags that are set (allocates only when some are).
     public var names: [String] { isEmpty ? [] : Self.named.compactMap { contains($0.0) ? $0.1 : nil } }
@@ -74,9 +88,15 @@ public struct TCPAnalyzer: Sendable {
         let index = info.stream
         guard index >= 0 else { return [] }
         while streams.count <= index { streams.append(Stream()) }
+        // In place through the array's modify accessor: copying the stream out and back cost a memmove each.
+        return Self.analyze(&streams[index], info, tcp: tcp, payloadLength: payloadLength, time: time)
+    }
+
+    private static func analyze(
+        _ s: inout Stream, _ info: TCPSegmentInfo, tcp: TCPHeader, payloadLength: Int, time: Timestamp
+    ) -> TCPAnalysisFlags {
         let now = time.totalNanoseconds
         let fromInitiator = info.fromInitiator
-        var s = streams[index]
         var fwd = fromInitiator ? s.initiator : s.responder
         var rev = fromInitiator ? s.responder : s.initiator
         let f = tcp.flags
@@ -154,7 +174,6 @@ public struct TCPAnalyzer: Sendable {
             s.responder = fwd
             s.initiator = rev
         }
-        streams[index] = s
         return r
     }
 }

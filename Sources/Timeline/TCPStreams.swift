@@ -86,9 +86,9 @@ public struct TCPStreamTable: Sendable {
         var closed: Bool { (forward.sawFIN && reverse.sawFIN) || forward.sawRST || reverse.sawRST }
     }
 
-    /// Conversations live in an array indexed through the dictionary, so a packet costs one hash lookup and
-    /// its update happens in place.
-    private var index: [ConversationKey: Int] = [:]
+    /// Conversations live in an array numbered by the flow index, so a packet costs one probe run and its
+    /// update happens in place.
+    private var index = FlowIndex()
     private var conversations: [Conversation] = []
     public private(set) var streamCount = 0
 
@@ -98,12 +98,20 @@ public struct TCPStreamTable: Sendable {
     public mutating func track(source: Endpoint, destination: Endpoint, tcp: TCPHeader, payloadLength: Int)
         -> TCPSegmentInfo
     {
-        let key = ConversationKey(source, destination, proto: 6)
+        track(source: source, destination: destination, flags: tcp.flags, sequenceNumber: tcp.sequenceNumber,
+              acknowledgmentNumber: tcp.acknowledgmentNumber, payloadLength: payloadLength)
+    }
+
+    /// The same from the three header fields that matter (what `PacketDecoder.peekFlow` gives).
+    public mutating func track(source: Endpoint, destination: Endpoint, flags: TCPFlags, sequenceNumber: UInt32,
+                               acknowledgmentNumber: UInt32, payloadLength: Int) -> TCPSegmentInfo
+    {
+        let tcp = (flags: flags, sequenceNumber: sequenceNumber, acknowledgmentNumber: acknowledgmentNumber)
         let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
         var conv: Conversation
-        let slot: Int
-        if let i = index[key] {
-            slot = i
+        let (slot, isNew) = index.findOrInsert(FlowKey(source, destination, proto: 6))
+        if !isNew {
+            let i = slot
             let existing = conversations[i]
             conv = existing
             // A fresh SYN on a finished conversation starts a new stream (port reuse), as in Wireshark.
@@ -119,9 +127,7 @@ public struct TCPStreamTable: Sendable {
             let initiator = tcp.flags.contains(.syn) && tcp.flags.contains(.ack) ? destination : source
             conv = Conversation(stream: streamCount, initiator: initiator)
             streamCount += 1
-            slot = conversations.count
             conversations.append(conv)
-            index[key] = slot
         }
         let forward = source == conv.initiator
         var mine = forward ? conv.forward : conv.reverse

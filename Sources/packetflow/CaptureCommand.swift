@@ -65,7 +65,7 @@ struct CaptureCommand: ParsableCommand {
         }
         // libpcap already applied the filter in the kernel.
         try display.redirectStandardOutput()
-        let pipeline = PacketPipeline(
+        var pipeline = PacketPipeline(
             mode: .lines(display.format == .jsonl ? .jsonl : .text), text: packets.packetText, filter: nil, count: nil)
         activeCapture = capture
         defer { activeCapture = nil }

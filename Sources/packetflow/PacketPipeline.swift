@@ -28,7 +28,9 @@ enum PipelineMode {
 
 /// The per-packet path shared by `read` and `capture`: filter, decode, track streams, render into one reusable
 /// buffer that goes out in large `write(2)`s. Nothing here allocates per packet for IPv4 TCP/UDP text output.
-final class PacketPipeline {
+/// A struct held in the caller's local variable (not a class), so the per-packet path reaches its state without
+/// dynamic exclusivity checks.
+struct PacketPipeline: ~Copyable {
     let mode: PipelineMode
     let text: PacketText
     let filterExpression: String?
@@ -56,7 +58,7 @@ final class PacketPipeline {
     }
 
     /// A fresh file: stream indexes, relative numbers and conversations start again (as tshark numbers them).
-    func reset() {
+    mutating func reset() {
         builder = PacketEventBuilder()
         conversations = ConversationTable()
         flows = [:]
@@ -66,7 +68,7 @@ final class PacketPipeline {
     var done: Bool { remaining.map { $0 <= 0 } ?? false }
 
     /// Compiles the filter for a link type (once per link type); throws when libpcap rejects it.
-    func filter(for link: LinkType) throws(CaptureError) -> BPFFilter? {
+    mutating func filter(for link: LinkType) throws(CaptureError) -> BPFFilter? {
         guard let expression = filterExpression, !expression.isEmpty else { return nil }
         if let last = lastFilter, last.link == link.rawValue { return last.filter }
         let f: BPFFilter
@@ -82,25 +84,38 @@ final class PacketPipeline {
 
     /// Handles one packet. Every packet is decoded and tracked (so stream indexes and relative numbers agree
     /// with tshark's, which numbers all packets); only those that pass the filter are shown.
-    func handle(frame: Int, info: CaptureInfo, bytes: ByteView) throws(CaptureError) {
+    mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView) throws(CaptureError) {
         if done { return }
-        let decoded = PacketDecoder.decode(bytes, linkType: info.linkType)
         var show = true
         if let f = try filter(for: info.linkType) {
             show = f.matches(bytes, capturedLength: info.capturedLength, originalLength: info.originalLength)
         }
+        if case .conversations = mode {
+            // Addresses, ports and TCP flags are all a conversation needs: peek, decode fully only when unsure.
+            if show {
+                switch PacketDecoder.peekFlow(bytes, linkType: info.linkType) {
+                case .flow(let f): conversations.add(f, info: info)
+                case .noFlow: conversations.add(noFlow: info)
+                case .undecided: conversations.add(PacketDecoder.decode(bytes, linkType: info.linkType), info: info)
+                }
+                printed += 1
+                if let r = remaining { remaining = r - 1 }
+            }
+            return
+        }
+        let decoded = PacketDecoder.decode(bytes, linkType: info.linkType)
         switch mode {
         case .conversations:
-            if show { conversations.add(decoded, info: info) }
+            break
         case .lines(let format):
-            let e = builder.event(frame: frame, info: info, decoded: decoded, payload: [])
+            let t = builder.track(info: info, decoded: decoded)
             guard show else { return }
             switch format {
             case .text:
-                text.write(e, decoded: decoded, bytes: bytes, into: &out)
+                text.write(t, info: info, decoded: decoded, bytes: bytes, into: &out)
             case .jsonl:
-                // Byte for byte JSONLines.write(e, into:, lab: false), without per-packet strings.
-                PacketJSON.write(e, into: &out)
+                // Byte for byte JSONLines.write(builder.event(...), into:, lab: false), without the event.
+                PacketJSON.write(frame: frame, t, info: info, decoded: decoded, into: &out)
                 out.byte(0x0a)
             }
             if out.count >= 1 << 16 { flush() }
@@ -126,7 +141,7 @@ final class PacketPipeline {
     }
 
     /// Prints what is collected until the end of a file (conversation tables, flow diagrams) and flushes.
-    func finishFile(color: Bool, language: Language, title: String = "PacketFlow") {
+    mutating func finishFile(color: Bool, language: Language, title: String = "PacketFlow") {
         switch mode {
         case .lines: break
         case .conversations:
@@ -173,7 +188,7 @@ final class PacketPipeline {
         flush()
     }
 
-    func flush() {
+    mutating func flush() {
         guard out.count > 0 else { return }
         out.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }
         out.clear()

@@ -80,7 +80,7 @@ struct ReadCommand: ParsableCommand {
             display.effectiveFormat, conversations: conversations, flow: flow, stream: stream)
         // Lines and tables stream to stdout; -o sends stdout to the file (pictures are delivered whole below).
         if display.picture == nil { try display.redirectStandardOutput() }
-        let pipeline = PacketPipeline(mode: mode, text: packets.packetText, filter: packets.filter,
+        var pipeline = PacketPipeline(mode: mode, text: packets.packetText, filter: packets.filter,
                                       count: packets.count)
         let progress = isatty(STDERR_FILENO) == 1 && isatty(STDOUT_FILENO) == 0
         var failed = false
@@ -89,12 +89,20 @@ struct ReadCommand: ParsableCommand {
             pipeline.reset()
             do {
                 let reader = try CaptureFileReader(path: path)
-                while !pipeline.done, let record = try reader.next() {
-                    try pipeline.handle(frame: record.frameNumber, info: record.info, bytes: record.bytes)
+                var handleError: CaptureError?
+                _ = try reader.forEachPacket { record in
+                    do throws(CaptureError) {
+                        try pipeline.handle(frame: record.frameNumber, info: record.info, bytes: record.bytes)
+                    } catch {
+                        handleError = error
+                        return false
+                    }
                     if progress, record.frameNumber & 0x3_FFFF == 0 {
                         warnProgress("\(reader.path): \(record.frameNumber) packets\r")
                     }
+                    return !pipeline.done
                 }
+                if let handleError { throw handleError }
                 if progress { warnProgress("\u{1b}[2K") }
                 pipeline.finishFile(color: display.useColor, language: display.lang, title: "packetflow read — \(path)")
                 if let picture = pipeline.picture { try display.deliver(picture, name: "read") }

@@ -43,6 +43,13 @@ func malformedFile(_ m: Malformed) throws {
         #expect(error.byteOffset == m.offset)
         #expect(error.message.contains(m.message), "\(error)")
         #expect(error.description.hasPrefix("\(path): byte \(m.offset): "))
+        let batched = readAll(path: path, bufferSize: size, batched: true)
+        #expect(batched.records == r.records && batched.error == r.error)
+        // Read ahead on a second thread, in chunks of `size` bytes: the same records and the same error.
+        for ahead in [readAll(path: path, bufferSize: size, readAhead: true),
+                      readAll(path: path, bufferSize: size, batched: true, readAhead: true)] {
+            #expect(ahead.records == r.records && ahead.error == r.error)
+        }
     }
 }
 
@@ -69,9 +76,13 @@ func everyTruncatedPrefix(_ file: String) throws {
             let path = temporaryPath("prefix")
             _ = FileManager.default.createFile(atPath: path, contents: Data(prefix))
             r = readAll(path: path, bufferSize: 32)
+            let ahead = readAll(path: path, bufferSize: n % 2 == 0 ? 32 : 4096, batched: true, readAhead: true)
+            #expect(ahead.records == r.records && ahead.error == r.error, "\(file) prefix \(n) read ahead")
             try? FileManager.default.removeItem(atPath: path)
         } else {
             r = readAll(bytes: prefix, bufferSize: n % 2 == 0 ? 16 : 4096)
+            let batched = readAll(bytes: prefix, bufferSize: n % 2 == 0 ? 16 : 4096, batched: true)
+            #expect(batched.records == r.records && batched.error == r.error, "\(file) prefix \(n) batched")
         }
         #expect(r.records == Array(full.records.prefix(r.records.count)), "\(file) prefix \(n)")
         // Cutting the last byte always cuts the last record.

@@ -65,6 +65,20 @@ func agreesWithTshark(_ file: String) throws {
     }
 }
 
+/// Reading ahead on a second thread (chunk sizes from tiny to default) and the batched loop deliver exactly
+/// what `next()` delivers, on every fixture.
+@Test(arguments: expectations.map(\.file))
+func readAheadAndBatchedMatchPlainReads(_ file: String) {
+    let plain = readAll(path: fixture(file), readAhead: false)
+    #expect(plain.error == nil && !plain.records.isEmpty)
+    for size in [16, 100, 4096, CaptureFileReader.defaultBufferSize] {
+        for batched in [false, true] {
+            let r = readAll(path: fixture(file), bufferSize: size, batched: batched, readAhead: true)
+            #expect(r.records == plain.records && r.error == plain.error, "\(file) \(size) \(batched)")
+        }
+    }
+}
+
 @Test func bigEndianPcapHasTheSameBytes() {
     let le = readAll(path: fixture("lo-usec.pcap")), be = readAll(path: fixture("be-usec.pcap"))
     #expect(le.records.count == 10)

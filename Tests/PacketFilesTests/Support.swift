@@ -27,14 +27,29 @@ struct ReadResult {
     var error: CaptureFileError?
 }
 
-func readAll(_ reader: CaptureFileReader) -> ReadResult {
+/// `batched` reads through `forEachPacket` (the CLI's loop) instead of `next()`; both must give the same.
+func readAll(_ reader: CaptureFileReader, batched: Bool = false) -> ReadResult {
     var result = ReadResult(format: reader.format)
+    func copy(_ r: PacketRecord) -> Copied {
+        Copied(
+            frame: r.frameNumber, ns: r.info.timestamp.totalNanoseconds, capturedLength: r.info.capturedLength,
+            originalLength: r.info.originalLength, interface: r.info.interfaceIndex, linkType: r.info.linkType,
+            bytes: r.bytes.copyBytes(), comments: r.comments)
+    }
     do {
-        try reader.forEach { r in
-            result.records.append(Copied(
-                frame: r.frameNumber, ns: r.info.timestamp.totalNanoseconds, capturedLength: r.info.capturedLength,
-                originalLength: r.info.originalLength, interface: r.info.interfaceIndex, linkType: r.info.linkType,
-                bytes: r.bytes.copyBytes(), comments: r.comments))
+        if batched {
+            // Stop every 3 records and go on with a new call, as a caller that returns false and resumes would.
+            var more = true
+            while more {
+                var n = 0
+                more = try !reader.forEachPacket { r in
+                    result.records.append(copy(r))
+                    n += 1
+                    return n < 3
+                }
+            }
+        } else {
+            try reader.forEach { r in result.records.append(copy(r)) }
         }
     } catch let e as CaptureFileError {
         result.error = e
@@ -45,18 +60,23 @@ func readAll(_ reader: CaptureFileReader) -> ReadResult {
     return result
 }
 
-func readAll(path: String, bufferSize: Int = CaptureFileReader.defaultBufferSize) -> ReadResult {
+func readAll(path: String, bufferSize: Int = CaptureFileReader.defaultBufferSize, batched: Bool = false,
+             readAhead: Bool? = nil) -> ReadResult
+{
     do {
-        return readAll(try CaptureFileReader(path: path, bufferSize: bufferSize))
+        return readAll(try CaptureFileReader(path: path, bufferSize: bufferSize, readAhead: readAhead),
+                       batched: batched)
     } catch {
         return ReadResult(error: error)
     }
 }
 
-func readAll(bytes: [UInt8], bufferSize: Int = CaptureFileReader.defaultBufferSize) -> ReadResult {
+func readAll(bytes: [UInt8], bufferSize: Int = CaptureFileReader.defaultBufferSize, batched: Bool = false)
+    -> ReadResult
+{
     bytes.withUnsafeBytes { raw -> ReadResult in
         do throws(CaptureFileError) {
-            return readAll(try CaptureFileReader(bytes: raw, name: "mem", bufferSize: bufferSize))
+            return readAll(try CaptureFileReader(bytes: raw, name: "mem", bufferSize: bufferSize), batched: batched)
         } catch {
             return ReadResult(error: error)
         }

@@ -80,6 +80,35 @@ import Timeline
         #expect(render(fixture(file), .conversations).output == tcp + udp)
     }
 
+    /// The exact fixed-point writer prints what printf("%14.9f") and ("%15.4f") print: on ties of binary
+    /// fractions (2^-10 has ten decimals), on the durations a capture gives, and on random values.
+    @Test func fixedPointMatchesPrintf() {
+        func printf(_ v: Double, _ decimals: Int, _ width: Int) -> String {
+            var buffer = [CChar](repeating: 0, count: 64)
+            _ = withVaList([v]) { args in
+                buffer.withUnsafeMutableBufferPointer { vsnprintf($0.baseAddress, 64, "%\(width).\(decimals)f", args) }
+            }
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        var values: [Double] = [0, 1, 0.5, 0.00005, 0.00015, 0.00025, 1.00005, 999_999_999.5, 5e-10, 1.5e-9, 2.5e-9]
+        for k in 1...60 { values.append(1 / Double(UInt64(1) << UInt64(k))) }
+        for k in 1...60 { values.append(3 / Double(UInt64(1) << UInt64(k)) + Double(k)) }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let ns = Int64.random(in: 0..<100_000_000_000_000, using: &rng)
+            values.append(ConversationReport.seconds(ns))
+            values.append(ConversationReport.seconds(ns) - ConversationReport.seconds(ns / 3))
+            values.append(Double.random(in: 0..<1e-3, using: &rng))
+        }
+        for v in values {
+            for (decimals, width) in [(9, 14), (4, 15)] {
+                var o = OutputBuffer()
+                ConversationReport.fixed(seconds: v, decimals: decimals, width: width, into: &o)
+                #expect(o.text == printf(v, decimals, width), "\(v) \(decimals)")
+            }
+        }
+    }
+
     @Test func sizesAreFormattedLikeWireshark() {
         #expect(ConversationReport.size(9999) == "9999 bytes")
         #expect(ConversationReport.size(10_000) == "10 kB")
@@ -126,6 +155,21 @@ import Timeline
 
     @Test func decimals() {
         var o = OutputBuffer(capacity: 8)
+        var values: [UInt64] = [0, 9, 10, 99, 100, 101, 999, 1000, 4_294_967_295, 4_294_967_296, UInt64.max]
+        var p: UInt64 = 1
+        for _ in 0..<19 {
+            p *= 10
+            values += [p - 1, p, p + 1, p / 10 * 5 + 37]
+        }
+        for _ in 0..<5000 { values.append(UInt64.random(in: 0...UInt64.max) >> UInt64.random(in: 0...63)) }
+        for v in values {
+            for width in [1, 2, 6, 9, 20] {
+                o.clear()
+                o.decimal(v, minimumWidth: width)
+                let plain = String(v)
+                #expect(o.text == String(repeating: "0", count: max(0, width - plain.count)) + plain)
+            }
+        }
         for v: UInt64 in [0, 9, 10, 99, 4_294_967_295, 4_294_967_296, UInt64.max] {
             o.clear()
             o.decimal(v, minimumWidth: 1)
@@ -160,6 +204,27 @@ import Timeline
         #expect(count > 0)
     }
 
+    /// The writer behind `read --format jsonl` (from the decoded packet and its track, no event) agrees too.
+    @Test(arguments: goldenCaptures)
+    func trackWriterMatchesJSONLines(_ file: String) throws {
+        var builder = PacketEventBuilder()
+        var tracker = PacketEventBuilder()
+        let reader = try CaptureFileReader(path: fixture(file))
+        var count = 0
+        while let r = try reader.next() {
+            let d = PacketDecoder.decode(r.bytes, linkType: r.info.linkType)
+            let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
+            let t = tracker.track(info: r.info, decoded: d)
+            var w = JSONWriter()
+            JSONLines.write(e, into: &w, lab: false)
+            var o = OutputBuffer()
+            PacketJSON.write(frame: r.frameNumber, t, info: r.info, decoded: d, into: &o)
+            #expect(o.text == String(decoding: w.bytes, as: UTF8.self))
+            count += 1
+        }
+        #expect(count > 0)
+    }
+
     @Test func escapesLikeJSONWriter() {
         var e = PacketEvent(frame: 1, timestamp: Timestamp(seconds: 1, nanoseconds: 5), proto: "x\"\\\n\u{1}", length: 0)
         e.problem = "tab\there"
@@ -169,5 +234,44 @@ import Timeline
         var o = OutputBuffer()
         PacketJSON.write(e, into: &o)
         #expect(o.text == String(decoding: w.bytes, as: UTF8.self))
+    }
+}
+
+@Suite struct PeekFlowTests {
+    /// `peekFlow` never contradicts the full decoder: on every packet of every fixture, and on every truncated
+    /// prefix of each packet, a `.flow` answer has the decode's addresses, ports, flags and numbers, and
+    /// `.noFlow` means the decode found neither TCP nor UDP.
+    @Test(arguments: goldenCaptures + ["be-usec.pcap", "comments.pcapng", "synthetic.pcapng"])
+    func agreesWithTheDecoder(_ file: String) throws {
+        let reader = try CaptureFileReader(path: fixture(file))
+        var flows = 0
+        while let r = try reader.next() {
+            let all = r.bytes.copyBytes()
+            for n in stride(from: all.count, through: 0, by: -1) {
+                all.withUnsafeBytes { raw in
+                    let b = ByteView(UnsafeRawBufferPointer(rebasing: raw[..<n]))
+                    let d = PacketDecoder.decode(b, linkType: r.info.linkType)
+                    switch PacketDecoder.peekFlow(b, linkType: r.info.linkType) {
+                    case .flow(let f):
+                        if n == all.count { flows += 1 }
+                        #expect(f.source == d.source && f.destination == d.destination)
+                        #expect(f.sourcePort == d.sourcePort && f.destinationPort == d.destinationPort)
+                        switch d.transport {
+                        case .tcp(let h):
+                            #expect(f.protocolNumber == 6 && f.flags == h.flags)
+                            #expect(f.sequenceNumber == h.sequenceNumber
+                                    && f.acknowledgmentNumber == h.acknowledgmentNumber)
+                        case .udp: #expect(f.protocolNumber == 17)
+                        default: Issue.record("\(file) frame \(r.frameNumber) prefix \(n): flow without TCP/UDP")
+                        }
+                    case .noFlow:
+                        #expect(d.tcp == nil && d.udp == nil, "\(file) frame \(r.frameNumber) prefix \(n)")
+                    case .undecided:
+                        break
+                    }
+                }
+            }
+        }
+        if file.hasSuffix(".pcap") && !file.hasPrefix("any-") { #expect(flows > 0) }
     }
 }

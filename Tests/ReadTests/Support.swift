@@ -27,10 +27,15 @@ func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: St
             let d = PacketDecoder.decode(r.bytes, linkType: r.info.linkType)
             switch view {
             case .conversations:
-                table.add(d, info: r.info)
+                // As the CLI does it: peek at the addressing, decode fully only when the peek is unsure.
+                switch PacketDecoder.peekFlow(r.bytes, linkType: r.info.linkType) {
+                case .flow(let f): table.add(f, info: r.info)
+                case .noFlow: table.add(noFlow: r.info)
+                case .undecided: table.add(d, info: r.info)
+                }
             case .text, .payloadHex:
-                let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
-                text.write(e, decoded: d, bytes: r.bytes, into: &out)
+                let t = builder.track(info: r.info, decoded: d)
+                text.write(t, info: r.info, decoded: d, bytes: r.bytes, into: &out)
             case .jsonl:
                 let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
                 json.bytes.removeAll(keepingCapacity: true)
