@@ -40,7 +40,8 @@ public final class LiveCapture {
         public var promiscuous = false
         /// Kernel buffer in bytes; libpcap's default (2 MiB on Linux) when nil.
         public var bufferSize: Int32?
-        /// How long one `dispatch` waits for packets before returning (milliseconds).
+        /// The buffering timeout (milliseconds) when `immediate` is off. In immediate mode a blocking `dispatch`
+        /// waits for the next packet however long it takes: use `setNonblocking` or `breakLoop` to get out.
         public var readTimeoutMilliseconds: Int32 = 20
 
         public init(interface: String = "lo", filter: String? = nil) {
