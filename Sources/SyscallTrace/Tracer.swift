@@ -102,6 +102,9 @@ public final class Tracer {
         var injection: Injection?
         /// Where this thread's Python hook keeps the line of the socket method it is in (see PythonHook).
         var noteAddress: UInt64?
+        /// A call a signal interrupted with a kernel restart code: the kernel runs it again (then it is one call
+        /// that started here) or the program sees EINTR (then it is recorded so at the thread's next call).
+        var interrupted: Pending?
     }
 
     final class ProcessState {
@@ -305,7 +308,7 @@ public final class Tracer {
             if tid == mainPid {
                 exitStatus = low == 0 ? (status >> 8) & 0xff : 128 + low
             }
-            if let t = threads[tid], let pending = t.pending {
+            if let t = threads[tid], let pending = t.pending ?? t.interrupted {
                 // Killed mid-call: keep the call, with no result.
                 finish(tid: tid, pending: pending, regs: nil)
             }
@@ -397,6 +400,12 @@ public final class Tracer {
         if var t = threads[tid], let pending = t.pending, t.inSyscall {
             t.pending = nil
             t.inSyscall = false
+            if Self.isRestart(Int64(bitPattern: regs.rax)) {
+                t.interrupted = pending
+                threads[tid] = t
+                resume(tid)
+                return
+            }
             threads[tid] = t
             coverRequest.removeAll(keepingCapacity: true)
             finish(tid: tid, pending: pending, regs: regs)
@@ -474,6 +483,15 @@ public final class Tracer {
         }
         var pending = Pending(syscall: call, regs: regs, start: Self.now(), fd: fdArg, entry: entry)
         if call == .socket || call == .socketpair { pending.fd = nil }
+        if let earlier = threads[tid]?.interrupted {
+            threads[tid]?.interrupted = nil
+            if earlier.syscall == call && earlier.fd == pending.fd {
+                // The kernel restarted the interrupted call: one call, which began at the first attempt.
+                pending.start = earlier.start
+            } else {
+                finish(tid: tid, pending: earlier, regs: nil)
+            }
+        }
         if call == .close, case .socket(let inode) = entry, sockets[inode]?.isTCP == true {
             // The state before close(2), read through a duplicate that is closed again before the call runs (so it
             // never delays the FIN); the state after is derived from it, which avoids scanning /proc/net/tcp.
@@ -551,7 +569,12 @@ public final class Tracer {
         }.sorted()
     }
 
-    /// Records a finished call (regs nil: the thread died inside it) and updates the descriptor and socket tables.
+    /// ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK: a tracer sees these at the exit stop of
+    /// a call a signal interrupted; the program never does.
+    static func isRestart(_ result: Int64) -> Bool { [-512, -513, -514, -516].contains(result) }
+
+    /// Records a finished call (regs nil: the thread died inside it, or a signal interrupted it and the program saw
+    /// EINTR) and updates the descriptor and socket tables.
     func finish(tid: Int32, pending: Pending, regs: ctrace_regs?) {
         let tgid = threads[tid]?.tgid ?? tid
         guard let process = processes[tgid] else { return }

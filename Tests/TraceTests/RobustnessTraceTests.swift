@@ -177,6 +177,40 @@ import Testing
         }
     }
 
+    @Test func aCallASignalInterruptsAndThatRunsAgainIsOneCall() throws {
+        let scripts = Scripts()
+        // The server answers after 0.4 s; meanwhile SIGALRM (every 0.1 s) interrupts the client's recv, which the
+        // kernel reports to a tracer as ERESTARTSYS and Python (PEP 475) then runs again.
+        let sink = scripts.write("slow.py", Self.listener("""
+            c, _ = srv.accept(); c.recv(64); time.sleep(0.4); c.sendall(b"late reply"); c.close()
+            """))
+        let client = scripts.write("alarm.py", """
+            import signal, socket, sys
+            signal.signal(signal.SIGALRM, lambda *_: None)
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(b"ping")
+            signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)
+            data = s.recv(64)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            s.close()
+            """)
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
+        defer { server.kill() }
+        let (status, events, _) = try Self.trace(["python3", client, "\(port)"])
+        #expect(status == 0)
+        let receives = events.filter {
+            $0["type"] as? String == "call" && ["recvfrom", "recvmsg", "read"].contains($0["name"] as? String ?? "")
+        }
+        #expect(receives.count == 1, "one recv, however often the alarm interrupted it: \(receives)")
+        #expect(!events.contains { ($0["errno"] as? String)?.hasPrefix("ERESTART") == true })
+        let recv = try #require(receives.first)
+        #expect(recv["result"] as? Int == 10)
+        // It began before the reply was sent and consumed it.
+        let reply = try #require(Seed.packets(events).first { $0["len"] as? Int == 10 })
+        #expect(reply["consumed_by"] as? Int == Self.id(recv))
+        let start = try #require(recv["ts_start"] as? Double), replyTime = try #require(reply["ts"] as? Double)
+        #expect(start < replyTime - 0.2)
+    }
+
     @Test func forkedChildSendIsAttributedToTheChild() throws {
         let scripts = Scripts()
         let server = scripts.write("forking.py", Self.listener("""
