@@ -80,7 +80,8 @@ public struct OutputBuffer: ~Copyable {
     public mutating func decimal<T: BinaryInteger>(_ v: T) {
         if v < 0 {
             byte(UInt8(ascii: "-"))
-            decimal(UInt64(-Int64(v)), minimumWidth: 1)
+            // The magnitude, not a negation: -Int64.min does not exist.
+            decimal(UInt64(v.magnitude), minimumWidth: 1)
             return
         }
         decimal(UInt64(v), minimumWidth: 1)
@@ -110,51 +111,43 @@ public struct OutputBuffer: ~Copyable {
         let table = pairs.utf8Start
         let start = base + used
         var p = start + width
+        // 32-bit division is much cheaper, and nearly every number on a packet line fits.
         if v <= UInt64(UInt32.max) {
-            // 32-bit division is much cheaper, and nearly every number on a packet line fits.
-            var n = UInt32(truncatingIfNeeded: v)
-            while n >= 100 {
-                let q = n / 100
-                let r = Int(n &- q &* 100) &* 2
-                p -= 2
-                p[0] = table[r]
-                p[1] = table[r &+ 1]
-                n = q
-            }
-            if n >= 10 {
-                let r = Int(n) &* 2
-                p -= 2
-                p[0] = table[r]
-                p[1] = table[r &+ 1]
-            } else {
-                p -= 1
-                p[0] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n)
-            }
+            Self.writeDigitPairs(UInt32(truncatingIfNeeded: v), before: &p, table: table)
         } else {
-            var n = v
-            while n >= 100 {
-                let q = n / 100
-                let r = Int(n &- q &* 100) &* 2
-                p -= 2
-                p[0] = table[r]
-                p[1] = table[r &+ 1]
-                n = q
-            }
-            if n >= 10 {
-                let r = Int(n) &* 2
-                p -= 2
-                p[0] = table[r]
-                p[1] = table[r &+ 1]
-            } else {
-                p -= 1
-                p[0] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n)
-            }
+            Self.writeDigitPairs(v, before: &p, table: table)
         }
         while p > start {
             p -= 1
             p[0] = UInt8(ascii: "0")
         }
         used += width
+    }
+
+    /// Writes `value`'s digits ending just before `p`, two at a time from `table` ("00" to "99"), moving `p` back
+    /// to the first digit.
+    @inline(__always)
+    static func writeDigitPairs<T: FixedWidthInteger & UnsignedInteger>(
+        _ value: T, before p: inout UnsafeMutablePointer<UInt8>, table: UnsafePointer<UInt8>
+    ) {
+        var n = value
+        while n >= 100 {
+            let q = n / 100
+            let r = Int(truncatingIfNeeded: n &- q &* 100) &* 2
+            p -= 2
+            p[0] = table[r]
+            p[1] = table[r &+ 1]
+            n = q
+        }
+        if n >= 10 {
+            let r = Int(truncatingIfNeeded: n) &* 2
+            p -= 2
+            p[0] = table[r]
+            p[1] = table[r &+ 1]
+        } else {
+            p -= 1
+            p[0] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n)
+        }
     }
 
     /// `v` right-aligned in `width` cells (printf `%*d`).

@@ -181,6 +181,13 @@ import Timeline
         o.clear()
         o.decimal(-17)
         #expect(o.text == "-17")
+        // The most negative value has no positive counterpart of its type.
+        o.clear()
+        o.decimal(Int64.min)
+        #expect(o.text == String(Int64.min))
+        o.clear()
+        o.decimal(Int8.min)
+        #expect(o.text == "-128")
     }
 }
 
