@@ -9,6 +9,7 @@ import Timeline
 let linkTypes: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .dltRaw, .ipv4, .ipv6,
                              LinkType(rawValue: 147)]
 nonisolated(unsafe) var builder = PacketEventBuilder()
+nonisolated(unsafe) var trackBuilder = PacketEventBuilder()
 nonisolated(unsafe) var frame = 0
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -22,13 +23,20 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if decoded.capturedPayloadLength > 0 {
         precondition(decoded.payloadOffset + decoded.capturedPayloadLength <= bytes.count)
     }
+    // The conversations fast path peeks at the same bytes; it must agree with the full decode or defer to it.
+    if case .flow(let flow) = PacketDecoder.peekFlow(bytes, linkType: link) {
+        precondition(flow.source == decoded.source && flow.destination == decoded.destination)
+    }
     frame += 1
     let info = CaptureInfo(timestamp: Timestamp(seconds: Int64(frame), nanoseconds: 0), capturedLength: bytes.count,
                            originalLength: bytes.count + Int(data[0] & 3), linkType: link)
+    // Both paths the commands take: the lab/trace event, and read's allocation-free track.
     let event = builder.event(frame: frame, info: info, decoded: decoded, payload: [])
     var out = OutputBuffer()
-    PacketText(absoluteSequence: data[0] & 0x10 != 0, payload: true, hex: true)
-        .write(event, decoded: decoded, bytes: bytes, into: &out)
     PacketJSON.write(event, into: &out)
+    let track = trackBuilder.track(info: info, decoded: decoded)
+    PacketText(absoluteSequence: data[0] & 0x10 != 0, payload: true, hex: true)
+        .write(track, info: info, decoded: decoded, bytes: bytes, into: &out)
+    PacketJSON.write(frame: frame, track, info: info, decoded: decoded, into: &out)
     return 0
 }

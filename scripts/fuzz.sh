@@ -16,13 +16,14 @@ flags="-sanitize=fuzzer,address -parse-as-library -O -g"
 mkdir -p "$build"
 
 # Each module is compiled once, instrumented, as its own object and .swiftmodule so the targets can import it.
-build_module() { # name dependency-objects...
-    name=$1
-    [ -f "$build/$name.o" ] && [ -z "$(find Sources/"$name" -newer "$build/$name.o" -name '*.swift')" ] && return
-    echo "building $name" >&2
-    swiftc $flags -wmo -c -module-name "$name" -I "$build" \
-        -emit-module -emit-module-path "$build/$name.swiftmodule" \
-        Sources/"$name"/*.swift -o "$build/$name.o"
+# (sh functions share their variables with the caller: this one must not touch run_target's `name`.)
+build_module() { # module
+    module=$1
+    [ -f "$build/$module.o" ] && [ -z "$(find Sources/"$module" -newer "$build/$module.o" -name '*.swift')" ] && return
+    echo "building $module" >&2
+    swiftc $flags -wmo -c -module-name "$module" -I "$build" \
+        -emit-module -emit-module-path "$build/$module.swiftmodule" \
+        Sources/"$module"/*.swift -o "$build/$module.o"
 }
 
 run_target() { # name modules entry seeds
