@@ -157,6 +157,14 @@ public struct TraceAttributor {
                 if p.proto.hasPrefix("ICMP") {
                     p.byKernel = true
                     p.reason = p.summary.map { "ICMP \($0)" } ?? "ICMP"
+                    // An error about a datagram a traced socket sent belongs to the program's picture.
+                    if let qs = p.quotedSource, let qd = p.quotedDestination,
+                        let owner = socket(local: qs, remote: qd, at: p.timestamp, ledgers: ledgers, udp: true,
+                                           index: index)
+                    {
+                        related.insert(p.frame)
+                        p.reason = (p.reason ?? "ICMP") + ": the datagram \(owner.owner) sent to \(qd) was not delivered"
+                    }
                 } else if p.proto == "ARP" {
                     p.byKernel = true
                     p.reason = "ARP: address resolution"

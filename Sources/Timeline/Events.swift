@@ -109,6 +109,9 @@ public struct PacketEvent: Sendable {
     public var problem: String?
     public var truncated: Bool = false
     public var analysis: [String] = []
+    /// For an ICMP error: the ends of the datagram it quotes (the one that could not be delivered).
+    public var quotedSource: Endpoint?
+    public var quotedDestination: Endpoint?
 
     public init(frame: Int, timestamp: Timestamp, proto: String, length: Int) {
         self.frame = frame
@@ -224,6 +227,10 @@ public struct PacketEventBuilder: Sendable {
             e.proto = icmp.isV6 ? "ICMPv6" : "ICMP"
             e.summary = icmp.summary
             e.length = 0
+            if let q = icmp.quoted, let sp = q.sourcePort, let dp = q.destinationPort {
+                e.quotedSource = Endpoint(q.source, sp)
+                e.quotedDestination = Endpoint(q.destination, dp)
+            }
         case .unknown(let proto):
             e.proto = "\(proto)"
         case nil:
