@@ -95,7 +95,14 @@ struct ScenarioTests {
         #expect(send.result == 196_608)
         let data = packets(r, of: send).filter { $0.length > 0 }
         #expect(data.count >= 2)
-        #expect(data.reduce(0) { $0 + $1.length } == 196_608)
+        // sendall returns once its bytes are in the socket buffer; on a loaded machine the kernel sends the last
+        // segments only when the receiver's window opens, during the server's recv. They are the client kernel's
+        // then (the lab's `call` is the step during which a packet went out), and every byte still crosses once.
+        let clientData = r.packets.filter {
+            $0.sender == "client" && $0.length > 0 && $0.stream == data.first?.stream && $0.reason != "retransmission"
+        }
+        #expect(clientData.reduce(0) { $0 + $1.length } == 196_608)
+        #expect(clientData.allSatisfy { $0.call == send.id || $0.byKernel })
         #expect(r.packets.contains { $0.sender == "server" && $0.length == 0 && $0.byKernel })
     }
 
