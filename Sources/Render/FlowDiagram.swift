@@ -154,15 +154,14 @@ public struct FlowDiagram: Sendable {
 /// Texts shared by the Mermaid and HTML renderers, so both say the same thing as the terminal diagram.
 enum FlowText {
     /// "5 connect(127.0.0.2:49152) = 0", "3 connect(…) = -1 ECONNREFUSED".
-    static func call(_ c: CallEvent) -> String {
-        let args = c.args.map { $0.1.description }.joined(separator: ", ")
-        let result: String
-        if let errno = c.errno {
-            result = "-1 \(errno)"
-        } else {
-            result = c.result.map { "\($0)" } ?? "?"
-        }
-        return "\(c.id) \(c.name)(\(args)) = \(result)"
+    static func call(_ c: CallEvent) -> String { "\(c.id) \(c.name)(\(arguments(c))) = \(result(c))" }
+
+    static func arguments(_ c: CallEvent) -> String { c.args.map { $0.1.description }.joined(separator: ", ") }
+
+    /// "0", "53", "-1 ECONNREFUSED", or "?" for a call that never returned.
+    static func result(_ c: CallEvent) -> String {
+        if let errno = c.errno { return "-1 \(errno)" }
+        return c.result.map { "\($0)" } ?? "?"
     }
 
     /// "SYN seq=0 win=65495", "PSH/ACK seq=1:54 ack=1 win=64 len=53", "ICMP port unreachable".

@@ -75,43 +75,21 @@ public struct SequenceDiagram {
     }
 
     public func stepLine(_ c: CallEvent, origin: Timestamp) -> String {
-        let args = c.args.map { $0.1.description }.joined(separator: ", ")
-        var result: String
-        if let errno = c.errno {
-            result = "\(red)-1 \(errno)\(reset)"
-        } else {
-            result = c.result.map { "\($0)" } ?? "?"
-        }
-        if c.name == "close" || c.name == "shutdown" || c.name == "bind" || c.name == "listen"
-            || c.name == "connect" || c.name == "setsockopt", c.errno == nil
-        {
-            result = "0"
-        }
+        let args = FlowText.arguments(c)
+        let result = c.errno == nil ? FlowText.result(c) : "\(red)\(FlowText.result(c))\(reset)"
         let source = c.source.map { "  \(dim)\($0)\(reset)" } ?? ""
         let note = c.note.map { "\n      \(dim)\($0)\(reset)" } ?? ""
-        let time = formatOffset(c.start, origin)
+        let time = FlowText.offset(c.start, origin)
         return "\n\(bold)\(pad(String(c.id), 3)) \(language.actorName(c.actor))\(reset) \(c.name)(\(args)) = \(result)"
             + "  \(dim)\(time)\(reset)\(source)\(note)\n"
     }
 
+    /// The arrow's label: the packet as the other renderers name it, with SYN options and the payload's text.
     public func label(_ p: PacketEvent) -> String {
-        var parts: [String] = []
-        if let flags = p.flags {
-            parts.append(flags.label)
-            if let seq = p.seq {
-                parts.append(p.length > 0 ? "seq=\(seq):\(seq &+ UInt32(p.length))" : "seq=\(seq)")
-            }
-            if let ack = p.ack, flags.contains(.ack) { parts.append("ack=\(ack)") }
-            if let win = p.window { parts.append("win=\(win)") }
-            if p.length > 0 { parts.append("len=\(p.length)") }
-            if let o = p.synOptions, !o.isEmpty { parts.append("[\(o)]") }
-        } else {
-            parts.append(p.proto)
-            if let s = p.summary { parts.append(s) }
-            if p.proto == "UDP" { parts.append("len=\(p.length)") }
-        }
-        if let preview = p.payloadPreview { parts.append("\"\(preview)\"") }
-        return parts.joined(separator: " ")
+        var text = FlowText.packet(p)
+        if p.flags != nil, let o = p.synOptions, !o.isEmpty { text += " [\(o)]" }
+        if let preview = p.payloadPreview { text += " \"\(preview)\"" }
+        return text
     }
 
     public func packetLine(_ p: PacketEvent, origin: Timestamp) -> String {
@@ -136,18 +114,9 @@ public struct SequenceDiagram {
         }
         if let problem = p.problem { note += "  \(yellow)[\(problem)]\(reset)" }
         let frame = pad("#\(p.frame)", 5)
-        let time = pad(formatOffset(p.timestamp, origin), 13)
+        let time = pad(FlowText.offset(p.timestamp, origin), 13)
         return "  \(dim)\(frame)\(time)\(reset)\(language.column(leftActor)) \(tint)\(arrow)\(reset) "
             + "\(language.column(rightActor))\(note)\n"
     }
 
-    /// "+12.345ms" relative to the first event.
-    func formatOffset(_ t: Timestamp, _ origin: Timestamp) -> String {
-        let delta = t.totalNanoseconds - origin.totalNanoseconds
-        let micros = delta / 1000
-        let sign = micros < 0 ? "-" : "+"
-        let a = abs(micros)
-        let frac = String(a % 1000)
-        return "\(sign)\(a / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)ms"
-    }
 }
