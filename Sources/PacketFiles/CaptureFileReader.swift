@@ -353,9 +353,9 @@ public final class CaptureFileReader {
             switch type {
             case PcapngBlock.sectionHeader: try readSectionHeader(body, big: big, at: at)
             case PcapngBlock.interfaceDescription: try readInterfaceDescription(body, at: at)
-            case PcapngBlock.enhancedPacket: record = try readEnhancedPacket(body, at: at)
+            case PcapngBlock.enhancedPacket: record = try readPacketBlock(body, at: at, obsolete: false)
             case PcapngBlock.simplePacket: record = try readSimplePacket(body, at: at)
-            case PcapngBlock.packet: record = try readObsoletePacket(body, at: at)
+            case PcapngBlock.packet: record = try readPacketBlock(body, at: at, obsolete: true)
             case PcapngBlock.interfaceStatistics: try readInterfaceStatistics(body, at: at)
             default: break  // Name resolution, custom, decryption secrets and unknown blocks.
             }
@@ -418,31 +418,19 @@ public final class CaptureFileReader {
         return sectionBase + Int(id)
     }
 
-    private func readEnhancedPacket(_ body: ByteView, at: Int) throws(CaptureFileError) -> PacketRecord {
-        // interface id (4), timestamp high (4), low (4), captured length (4), original length (4), data, options
+    /// An Enhanced Packet Block, or the obsolete Packet Block (`obsolete`), which differs only in a 16-bit
+    /// interface id followed by a drops count where the EPB has a 32-bit id:
+    /// interface id, timestamp high (4), low (4), captured length (4), original length (4), data, options.
+    private func readPacketBlock(_ body: ByteView, at: Int, obsolete: Bool) throws(CaptureFileError) -> PacketRecord {
         let big = sectionBigEndian
-        guard let id = u32(body, 0, big: big), let high = u32(body, 4, big: big), let low = u32(body, 8, big: big),
+        let id = obsolete ? u16(body, 0, big: big).map(UInt32.init) : u32(body, 0, big: big)
+        guard let id, let high = u32(body, 4, big: big), let low = u32(body, 8, big: big),
               let captured = u32(body, 12, big: big), let original = u32(body, 16, big: big)
-        else { throw fail(at, "enhanced packet block too short") }
+        else { throw fail(at, obsolete ? "packet block too short" : "enhanced packet block too short") }
         guard let data = body.slice(20, Int(captured)) else {
             throw fail(at, "captured length \(captured) overruns its block (\(body.count - 20) bytes of data)")
         }
         let index = try interface(id, at: at)
-        let comments = try readComments(body, from: 20 + Self.padded(Int(captured)), at: at)
-        return packet(index, units: UInt64(high) << 32 | UInt64(low), data: data, original: Int(original),
-                      comments: comments)
-    }
-
-    private func readObsoletePacket(_ body: ByteView, at: Int) throws(CaptureFileError) -> PacketRecord {
-        // interface id (2), drops count (2), timestamp high (4), low (4), captured (4), original (4), data, options
-        let big = sectionBigEndian
-        guard let id = u16(body, 0, big: big), let high = u32(body, 4, big: big), let low = u32(body, 8, big: big),
-              let captured = u32(body, 12, big: big), let original = u32(body, 16, big: big)
-        else { throw fail(at, "packet block too short") }
-        guard let data = body.slice(20, Int(captured)) else {
-            throw fail(at, "captured length \(captured) overruns its block (\(body.count - 20) bytes of data)")
-        }
-        let index = try interface(UInt32(id), at: at)
         let comments = try readComments(body, from: 20 + Self.padded(Int(captured)), at: at)
         return packet(index, units: UInt64(high) << 32 | UInt64(low), data: data, original: Int(original),
                       comments: comments)
