@@ -242,19 +242,14 @@ public struct TraceAttributor {
                 if let inn, let eof = inn.eofRead { p.consumedBy = eof }
             } else {
                 // A pure ACK.
-                let advanced = mine.lastAck.map { Int32(bitPattern: ack &- $0) > 0 } ?? true
                 if mine.pureAcks == 0, seq == 1, ack == 1, theirs.finNext == nil,
                     let c = out?.connect
                 {
                     call = c  // the handshake's last ACK completes connect(2)
-                } else if let fin = theirs.finNext, ack == fin, advanced {
-                    reason = "ACK of FIN"
-                } else if advanced {
-                    reason = "ACK of data"
-                } else if mine.lastWindow != p.window {
-                    reason = "window update"
                 } else {
-                    reason = "duplicate ACK"
+                    reason = PureACK.reason(
+                        ack: ack, previousAck: mine.lastAck, peerFINNext: theirs.finNext, window: p.window,
+                        previousWindow: mine.lastWindow)
                 }
                 if mine.pureAcks == 0, seq == 1, ack == 1, call == nil, reason == "ACK of data" {
                     reason = "ACK completing the handshake"

@@ -94,21 +94,17 @@ public struct Attributor: Sendable {
                 } else if spaceLength == 0 {
                     // A pure ACK: of the peer's FIN, of the handshake (part of connect), of new data, or the same
                     // acknowledgment again with a new window (an update) or without one (a duplicate).
-                    let advanced = mine.lastAck.map { Int32(bitPattern: ack &- $0) > 0 } ?? true
+                    let advanced = PureACK.advances(ack, over: mine.lastAck)
                     if theirs.probing, !advanced {
                         reason = "ACK of keep-alive probe"
-                    } else if let fin = theirs.finNext, ack == fin, advanced {
-                        reason = "ACK of FIN"
                     } else if mine.lastAck == nil, mine.highestNext == 1, theirs.highestNext == 1, ack == 1 {
                         // The handshake's third segment: part of connect when the connecting side runs it, the
                         // client's kernel finishing a non-blocking connect or a SYN retry otherwise.
                         reason = step?.name == "connect" && step?.actor == p.sender ? nil : "ACK completing the handshake"
-                    } else if advanced {
-                        reason = "ACK of data"
-                    } else if mine.lastWindow != p.window {
-                        reason = "window update"
                     } else {
-                        reason = "duplicate ACK"
+                        reason = PureACK.reason(
+                            ack: ack, previousAck: mine.lastAck, peerFINNext: theirs.finNext, window: p.window,
+                            previousWindow: mine.lastWindow)
                     }
                 } else if let actor = step?.actor, actor != p.sender {
                     reason = "sent by the \(p.sender ?? "peer")'s kernel while the \(actor) ran \(step?.name ?? "a call")"
@@ -135,5 +131,25 @@ public struct Attributor: Sendable {
             }
             packets[i] = p
         }
+    }
+}
+
+/// Why a kernel sent a pure ACK (no data, SYN, FIN or RST), from what it acknowledges; shared by the lab's and
+/// the tracer's attribution.
+public enum PureACK {
+    /// True when `ack` acknowledges more than `previous` did (or is the first acknowledgment).
+    public static func advances(_ ack: UInt32, over previous: UInt32?) -> Bool {
+        previous.map { Int32(bitPattern: ack &- $0) > 0 } ?? true
+    }
+
+    /// "ACK of FIN" when it acknowledges the peer's FIN, "ACK of data" when it acknowledges new bytes, "window
+    /// update" when only the window changed, "duplicate ACK" otherwise.
+    public static func reason(
+        ack: UInt32, previousAck: UInt32?, peerFINNext: UInt32?, window: UInt16?, previousWindow: UInt16?
+    ) -> String {
+        let advanced = advances(ack, over: previousAck)
+        if let fin = peerFINNext, ack == fin, advanced { return "ACK of FIN" }
+        if advanced { return "ACK of data" }
+        return previousWindow != window ? "window update" : "duplicate ACK"
     }
 }
