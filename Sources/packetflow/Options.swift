@@ -59,17 +59,22 @@ struct DisplayOptions: ParsableArguments {
 func emit(_ text: String) throws(ExitCode) {
     signal(SIGPIPE, SIG_IGN)
     var t = text
-    let closed: Bool = t.withUTF8 { buffer in
-        var offset = 0
-        while offset < buffer.count {
-            let n = write(STDOUT_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return true }
-            offset += n
-        }
-        return false
+    if t.withUTF8({ writeAll(STDOUT_FILENO, UnsafeRawBufferPointer($0)) }) != 0 { throw ExitCode.success }
+}
+
+/// The one write loop of the CLI: all of `buffer`, retrying EINTR and short writes. Returns 0, or the errno
+/// that stopped it (EPIPE when the reader has gone).
+func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Int32 {
+    guard let base = buffer.baseAddress else { return 0 }
+    var offset = 0
+    while offset < buffer.count {
+        let n = write(fd, base + offset, buffer.count - offset)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return errno }
+        if n == 0 { return EIO }
+        offset += n
     }
-    if closed { throw ExitCode.success }
+    return 0
 }
 
 func warn(_ text: String) {
@@ -112,16 +117,7 @@ func writeFile(_ path: String, _ text: String) throws {
     if fd < 0 { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     var t = text
-    let failure: Int32 = t.withUTF8 { buffer in
-        var offset = 0
-        while offset < buffer.count {
-            let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return errno }
-            offset += n
-        }
-        return 0
-    }
+    let failure = t.withUTF8 { writeAll(fd, UnsafeRawBufferPointer($0)) }
     if failure != 0 { throw CLIError("cannot write \(path): \(String(cString: strerror(failure)))") }
 }
 

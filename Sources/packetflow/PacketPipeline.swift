@@ -197,12 +197,5 @@ struct PacketPipeline: ~Copyable {
 
 /// Writes everything; when the reader of stdout has gone (`| head`), stops quietly like tcpdump.
 func writeAllOrExit(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) {
-    guard let base = buffer.baseAddress else { return }
-    var offset = 0
-    while offset < buffer.count {
-        let n = write(fd, base + offset, buffer.count - offset)
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { exit(0) }
-        offset += n
-    }
+    if writeAll(fd, buffer) != 0 { exit(0) }
 }
