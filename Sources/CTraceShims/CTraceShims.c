@@ -2,6 +2,8 @@
 #include "CTraceShims.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -62,10 +64,69 @@ int ctrace_skip_syscall(pid_t pid, int64_t result) {
 #endif
 }
 
+// process_vm_readv/writev are the fast path, but a container's seccomp profile denies them without CAP_SYS_PTRACE
+// (Docker's default: EPERM) and a kernel built without CONFIG_CROSS_MEMORY_ATTACH lacks them (ENOSYS). A tracer
+// may always use /proc/PID/mem and, failing that, PTRACE_PEEKDATA/POKEDATA one word at a time. Once the fast
+// path is refused it is not tried again.
+static atomic_int cross_memory_refused = 0;
+
+static int refused(int error) { return error == EPERM || error == ENOSYS || error == EACCES; }
+
+static long proc_mem(pid_t pid, uintptr_t address, void *buffer, size_t length, int write) {
+    char path[32];
+    snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+    int fd = open(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = write ? pwrite(fd, buffer, length, (off_t)address) : pread(fd, buffer, length, (off_t)address);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return (long)n;
+}
+
+static int peek(pid_t pid, uintptr_t at, long *word) {
+    errno = 0;
+    *word = ptrace(PTRACE_PEEKDATA, pid, (void *)at, NULL);
+    return errno == 0 ? 0 : -1;
+}
+
+// Word by word from the aligned word holding `address`; a partial first or last word is read, patched and
+// written back whole. Stops at the first word that cannot be reached and returns the bytes done (or -1).
+static long ptrace_memory(pid_t pid, uintptr_t address, char *buffer, size_t length, int write) {
+    size_t done = 0;
+    while (done < length) {
+        uintptr_t at = (address + done) & ~(uintptr_t)(sizeof(long) - 1);
+        size_t offset = (size_t)(address + done - at);
+        size_t take = sizeof(long) - offset < length - done ? sizeof(long) - offset : length - done;
+        long word = 0;
+        if ((!write || take < sizeof(long)) && peek(pid, at, &word) != 0) break;
+        if (write) {
+            memcpy((char *)&word + offset, buffer + done, take);
+            if (ptrace(PTRACE_POKEDATA, pid, (void *)at, (void *)word) != 0) break;
+        } else {
+            memcpy(buffer + done, (char *)&word + offset, take);
+        }
+        done += take;
+    }
+    return done > 0 || length == 0 ? (long)done : -1;
+}
+
+static long access_memory(pid_t pid, uintptr_t address, void *buffer, size_t length, int write) {
+    if (!atomic_load_explicit(&cross_memory_refused, memory_order_relaxed)) {
+        struct iovec local = {buffer, length};
+        struct iovec remote = {(void *)address, length};
+        ssize_t n = write ? process_vm_writev(pid, &local, 1, &remote, 1, 0)
+                          : process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        if (n >= 0 || !refused(errno)) return (long)n;
+        atomic_store_explicit(&cross_memory_refused, 1, memory_order_relaxed);
+    }
+    long n = proc_mem(pid, address, buffer, length, write);
+    if (n >= 0) return n;
+    return ptrace_memory(pid, address, buffer, length, write);
+}
+
 long ctrace_read_memory(pid_t pid, uintptr_t address, void *buffer, size_t length) {
-    struct iovec local = {buffer, length};
-    struct iovec remote = {(void *)address, length};
-    return (long)process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    return access_memory(pid, address, buffer, length, 0);
 }
 
 int ctrace_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
@@ -145,8 +206,7 @@ int ctrace_inject_filter(pid_t tid, const int *gated, int gated_count, const int
     if (ptrace(PTRACE_GETREGS, tid, NULL, &r) != 0) return -1;
     // The instruction before rip must be `syscall` (0f 05): it is executed again, now as seccomp(2).
     unsigned char insn[2];
-    struct iovec li = {insn, 2}, ri = {(void *)(uintptr_t)(r.rip - 2), 2};
-    if (process_vm_readv(tid, &li, 1, &ri, 1, 0) != 2 || insn[0] != 0x0f || insn[1] != 0x05) {
+    if (access_memory(tid, (uintptr_t)(r.rip - 2), insn, 2, 0) != 2 || insn[0] != 0x0f || insn[1] != 0x05) {
         errno = ENOEXEC;
         return -1;
     }
@@ -161,8 +221,7 @@ int ctrace_inject_filter(pid_t tid, const int *gated, int gated_count, const int
     image.fprog.len = (unsigned short)n;
     image.fprog.filter = (struct sock_filter *)(at + offsetof(__typeof__(image), prog));
     size_t size = offsetof(__typeof__(image), prog) + (size_t)n * sizeof(struct sock_filter);
-    struct iovec lw = {&image, size}, rw = {(void *)at, size};
-    if (process_vm_writev(tid, &lw, 1, &rw, 1, 0) != (ssize_t)size) return -1;
+    if (access_memory(tid, at, &image, size, 1) != (long)size) return -1;
     memcpy(saved, &r, sizeof r);
     struct user_regs_struct call = r;
     call.rip -= 2;

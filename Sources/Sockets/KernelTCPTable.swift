@@ -10,6 +10,8 @@ public enum KernelTCPTable {
         public var local: SocketAddress
         public var remote: SocketAddress
         public var state: TCPState
+        /// The socket's inode: the number in `socket:[inode]` of /proc/PID/fd (0 for TIME_WAIT, which has none).
+        public var inode: UInt64
     }
 
     /// The state of the connection between `local` and `remote` (any remote when nil), or nil when the kernel no
@@ -23,16 +25,30 @@ public enum KernelTCPTable {
         return nil
     }
 
+    /// The TCP or UDP socket with this inode in the network namespace of process `pid` (/proc/PID/net/tcp, tcp6,
+    /// udp, udp6), with its family and type (AF_INET or AF_INET6; SOCK_STREAM or SOCK_DGRAM); nil when no table
+    /// lists it (a socket neither bound to a port nor connected). The same three answers getsockname,
+    /// getpeername and TCP_INFO give, for a socket of another process when its descriptor cannot be duplicated.
+    public static func socket(inode: UInt64, inNetworkOf pid: Int32) -> (entry: Entry, family: Int32, type: Int32)? {
+        let tables: [(String, Int32, Int32)] = [("tcp", 2, 1), ("tcp6", 10, 1), ("udp", 2, 2), ("udp6", 10, 2)]
+        for (name, family, type) in tables {
+            if let entry = entries("/proc/\(pid)/net/\(name)").first(where: { $0.inode == inode }) {
+                return (entry, family, type)
+            }
+        }
+        return nil
+    }
+
     /// Every row of one table file.
     public static func entries(_ path: String) -> [Entry] {
         guard let text = readSmallFile(path) else { return [] }
         var out: [Entry] = []
         for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count > 3, let local = parseAddress(fields[1]), let remote = parseAddress(fields[2]),
-                let st = UInt8(fields[3], radix: 16)
+            guard fields.count > 9, let local = parseAddress(fields[1]), let remote = parseAddress(fields[2]),
+                let st = UInt8(fields[3], radix: 16), let inode = UInt64(fields[9])
             else { continue }
-            out.append(Entry(local: local, remote: remote, state: TCPState(rawValue: st)))
+            out.append(Entry(local: local, remote: remote, state: TCPState(rawValue: st), inode: inode))
         }
         return out
     }

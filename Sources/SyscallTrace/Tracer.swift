@@ -720,7 +720,10 @@ public final class Tracer {
     func refresh(inode: UInt64, pid: Int32, fd: Int32) {
         lastState = nil
         let dup = duplicate(pid: pid, fd: fd)
-        guard dup >= 0 else { return }
+        guard dup >= 0 else {
+            if duplicatesRefused { refreshFromKernelTables(inode: inode, pid: pid) }
+            return
+        }
         guard var s = sockets[inode] else { return }
         var value: Int32 = 0
         var len = socklen_t(4)
@@ -751,6 +754,23 @@ public final class Tracer {
         sockets[inode] = s
     }
 
+    /// Where a socket is and its TCP state from the kernel's tables when its descriptor cannot be duplicated.
+    func refreshFromKernelTables(inode: UInt64, pid: Int32) {
+        guard var s = sockets[inode], let (entry, family, type) = KernelTCPTable.socket(inode: inode, inNetworkOf: pid)
+        else { return }
+        if s.family == 0 { s.family = family }
+        if s.type == 0 { s.type = type }
+        if entry.local.port != 0 || s.local == nil { s.local = entry.local }
+        if entry.remote.port != 0 { s.remote = entry.remote }
+        if s.isTCP { lastState = entry.state }
+        sockets[inode] = s
+    }
+
+    /// Set when pidfd_open(2) or pidfd_getfd(2) is refused (a container's seccomp profile without CAP_SYS_PTRACE
+    /// answers EPERM; kernels before 5.3 and 5.6 lack them): descriptors are then told apart through /proc/PID/fd and sockets found in
+    /// /proc/PID/net, and the call is not tried again.
+    var duplicatesRefused = false
+
     /// The duplicate of one tracee descriptor that the current stop works on: what the descriptor is (fstat) and
     /// where its socket is (getsockname, TCP_INFO) come from one pidfd_getfd(2) instead of a readlink of
     /// /proc/PID/fd/N plus a duplicate per question.
@@ -763,11 +783,24 @@ public final class Tracer {
             if h.pid == pid && h.fd == fd { return h.dup }
             releaseDuplicate()
         }
-        guard fd >= 0, let process = processes[pid] else { return -1 }
+        guard !duplicatesRefused else {
+            errno = EPERM
+            return -1
+        }
+        guard fd >= 0, let process = processes[pid] else {
+            errno = fd < 0 ? EBADF : ESRCH
+            return -1
+        }
+        func refused() -> Int32 {
+            let error = errno
+            if error == EPERM || error == ENOSYS || error == EACCES { duplicatesRefused = true }
+            errno = error
+            return -1
+        }
         if process.pidfd < 0 { process.pidfd = ctrace_pidfd_open(pid) }
-        guard process.pidfd >= 0 else { return -1 }
+        guard process.pidfd >= 0 else { return refused() }
         let dup = ctrace_pidfd_getfd(process.pidfd, fd)
-        guard dup >= 0 else { return -1 }
+        guard dup >= 0 else { return refused() }
         held = (pid, fd, dup)
         return dup
     }

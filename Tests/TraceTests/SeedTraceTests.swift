@@ -26,14 +26,26 @@ import TestSupport
         let stdout = Pipe()
         let stdin = Pipe()
         var buffer = Data()
+        /// stderr goes to a file (no second pipe to drain), echoed to the test's own stderr by ``errors``.
+        let stderrPath = NSTemporaryDirectory() + "running-\(UUID().uuidString).err"
 
         init(_ arguments: [String]) throws {
             process.executableURL = URL(fileURLWithPath: arguments[0])
             process.arguments = Array(arguments.dropFirst())
             process.standardOutput = stdout
             process.standardInput = stdin
-            process.standardError = FileHandle.standardError
+            _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: stderrPath)
             try process.run()
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: stderrPath) }
+
+        /// What the process wrote to stderr so far (also copied to the test's stderr, for a failing run's log).
+        var errors: String {
+            let text = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+            FileHandle.standardError.write(Data(text.utf8))
+            return text
         }
 
         func waitFor(_ marker: String, seconds: Double = 10) -> Bool {
@@ -76,17 +88,44 @@ import TestSupport
 
     static func flags(_ p: [String: Any]) -> [String] { p["flags"] as? [String] ?? [] }
 
-    @Test func tracedClientShowsEachPacketWithItsCallAndPythonLine() throws { try withSeedPort { try tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort() } }
+    /// Where packetflow runs. The tracer reads the program's memory with process_vm_readv(2) and duplicates its
+    /// sockets with pidfd_open(2) and pidfd_getfd(2), but a container's seccomp profile (Docker's default, without
+    /// CAP_SYS_PTRACE) answers EPERM to all but pidfd_open and an older kernel ENOSYS to all: the answers must not
+    /// change.
+    enum Host: String, CaseIterable, CustomTestStringConvertible {
+        case unrestricted
+        case containerWithoutSysPtrace
+        case kernelWithoutCrossMemoryCalls
+
+        var testDescription: String { rawValue }
+
+        /// What runs packetflow: nothing, or the fixture that installs a seccomp filter refusing those calls.
+        var prefix: [String] {
+            let refused = "process_vm_readv,process_vm_writev,pidfd_getfd,kcmp"
+            let deny = SeedTraceTests.root.appendingPathComponent("Tests/Fixtures/deny-syscalls.py").path
+            switch self {
+            case .unrestricted: return []
+            case .containerWithoutSysPtrace: return ["/usr/bin/env", "python3", deny, "EPERM", refused, "--"]
+            case .kernelWithoutCrossMemoryCalls:
+                return ["/usr/bin/env", "python3", deny, "ENOSYS", refused + ",pidfd_open", "--"]
+            }
+        }
+    }
+
+    @Test(arguments: Host.allCases)
+    func tracedClientShowsEachPacketWithItsCallAndPythonLine(on host: Host) throws {
+        try withSeedPort { try tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(host) }
+    }
 
     /// Runs with the seed port's lock held (see `withSeedPort`).
-    func tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort() throws {
+    func tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(_ host: Host) throws {
         let server = try Running(["/usr/bin/env", "python3", Self.seed.appendingPathComponent("server.py").path])
         defer { server.kill() }
         try #require(server.waitFor("listening on"), "the seed server did not start (port 49152 busy?)")
 
         let pcap = NSTemporaryDirectory() + "trace-\(getpid()).pcapng"
         defer { try? FileManager.default.removeItem(atPath: pcap) }
-        let trace = try Running([
+        let trace = try Running(host.prefix + [
             Self.packetflow, "trace", "--format", "jsonl", "-w", pcap, "--",
             "python3", Self.seed.appendingPathComponent("client.py").path,
         ])
@@ -94,6 +133,7 @@ import TestSupport
         try trace.stdin.fileHandleForWriting.close()
         let output = trace.finish()
         #expect(trace.process.terminationStatus == 0)
+        #expect(!trace.errors.contains("packetflow:"), "no warning: nothing is missing from the trace")
         #expect(output.contains("Hello, client #1! Received 11 bytes"))
         let events = Self.jsonLines(output)
 
@@ -154,11 +194,14 @@ import TestSupport
         #expect(rows.contains { $0.count == 3 && $0[2].contains("close at client.py:31") && $0[0].contains("F") })
     }
 
-    @Test func tracedServerShowsAcceptRecvSendAndClose() throws { try withSeedPort { try tracedServerShowsAcceptRecvSendAndCloseOnSeedPort() } }
+    @Test(arguments: Host.allCases)
+    func tracedServerShowsAcceptRecvSendAndClose(on host: Host) throws {
+        try withSeedPort { try tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(host) }
+    }
 
     /// Runs with the seed port's lock held (see `withSeedPort`).
-    func tracedServerShowsAcceptRecvSendAndCloseOnSeedPort() throws {
-        let trace = try Running([
+    func tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(_ host: Host) throws {
+        let trace = try Running(host.prefix + [
             Self.packetflow, "trace", "--format", "jsonl", "--",
             "python3", Self.seed.appendingPathComponent("server.py").path,
         ])
@@ -175,6 +218,7 @@ import TestSupport
         Foundation.kill(trace.process.processIdentifier, SIGINT)
         let output = trace.finish()
         #expect(trace.process.terminationStatus == 128 + SIGINT)
+        #expect(!trace.errors.contains("packetflow:"), "no warning: nothing is missing from the trace")
         let events = Self.jsonLines(output)
 
         let accept = try #require(Self.calls(events, "accept4").first { $0["result"] as? Int != nil })

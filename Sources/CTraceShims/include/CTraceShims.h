@@ -27,7 +27,9 @@ int ctrace_get_regs(pid_t pid, ctrace_regs *out);
 /// hook's note writes so they never reach a real descriptor.
 int ctrace_skip_syscall(pid_t pid, int64_t result);
 
-/// `process_vm_readv(2)` needs _GNU_SOURCE, which Swift's Glibc module does not define. Returns bytes read or -1.
+/// Reads a tracee's memory: `process_vm_readv(2)` (which needs _GNU_SOURCE, not defined by Swift's Glibc module),
+/// or where a seccomp profile or the kernel refuses it, /proc/PID/mem, or PTRACE_PEEKDATA. Returns bytes read
+/// (fewer when the range runs into unmapped memory) or -1.
 long ctrace_read_memory(pid_t pid, uintptr_t address, void *buffer, size_t length);
 
 /// `pidfd_open(2)` + `pidfd_getfd(2)` have no glibc wrappers in Debian 12 and `syscall(2)` is variadic. Returns a
