@@ -56,7 +56,9 @@ public enum PythonHook {
                     return b""
                 name = f.f_code.co_filename
                 text = linecache.getline(name, f.f_lineno).strip()
-                line = "%s:%d %s" % (_pf_os.path.basename(name), f.f_lineno, text)
+                line = "%s:%d" % (_pf_os.path.basename(name), f.f_lineno)
+                if text:  # python -c has no source file to quote
+                    line += " " + text
                 return line.encode("utf-8", "backslashreplace")
 
             def wrap(name):

@@ -108,10 +108,12 @@ public struct TraceAttributor {
                 index: PortIndex? = nil) -> SocketRecord?
     {
         let index = index ?? PortIndex(sockets)
+        // A connect(2) the peer refused leaves the socket's local address reset to any (the port stays): its SYN
+        // and the RST are still its own.
         var matches = (index.connected[UInt32(local.port) << 16 | UInt32(remote.port)] ?? []).filter {
             guard let l = $0.local, let r = $0.remote else { return false }
-            return l.port == local.port && r.port == remote.port && Self.same(l.ip, local.address)
-                && Self.same(r.ip, remote.address)
+            return l.port == local.port && r.port == remote.port
+                && (Self.same(l.ip, local.address) || Self.isAny(l.ip)) && Self.same(r.ip, remote.address)
         }
         if matches.isEmpty && udp {
             // An unconnected datagram socket: its local port (and address, unless bound to any) is enough.

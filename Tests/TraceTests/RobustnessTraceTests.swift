@@ -306,6 +306,36 @@ import Testing
         #expect((icmp["reason"] as? String)?.contains("sent to 127.0.0.1:\(closedPort) was not delivered") == true)
     }
 
+    @Test func refusedConnectSendsTheSYNAndTheKernelAnswersRST() throws {
+        let scripts = Scripts()
+        // A port nobody listens on: bind one and close it again. After the refusal the kernel resets the socket's
+        // local address to 0.0.0.0 (it keeps the port), so the packets must be matched without it.
+        let refused = scripts.write("refused.py", """
+            import errno, socket
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM); probe.bind(("127.0.0.1", 0))
+            closed = probe.getsockname()[1]; probe.close()
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            print("refused", s.connect_ex(("127.0.0.1", closed)) == errno.ECONNREFUSED, closed, flush=True)
+            s.close()
+            """)
+        let (status, events, output) = try Self.trace(["python3", refused])
+        #expect(status == 0)
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("refused ") })
+        #expect(line.hasPrefix("refused True "))
+        let closedPort = try #require(Int(line.split(separator: " ").last ?? ""))
+        let connect = try #require(Seed.calls(events, "connect").first)
+        #expect(connect["errno"] as? String == "ECONNREFUSED")
+        #expect((connect["source"] as? String)?.contains("s.connect_ex((\"127.0.0.1\", closed))") == true)
+        let tcp = Seed.packets(events)
+        let syn = try #require(tcp.first { Seed.flags($0) == ["SYN"] && $0["dport"] as? Int == closedPort })
+        #expect(syn["call"] as? Int == Self.id(connect))
+        #expect(syn["by_kernel"] as? Bool == false)
+        let rst = try #require(tcp.first { Seed.flags($0) == ["RST", "ACK"] && $0["sport"] as? Int == closedPort })
+        #expect(rst["by_kernel"] as? Bool == true)
+        #expect(rst["reason"] as? String == "RST: no socket listening on this port")
+        #expect(tcp.count == 2, "the SYN and the RST, nothing else")
+    }
+
     @Test func ipv6ConnectSendsTheSYNOnLoopback() throws {
         let scripts = Scripts()
         let sink = scripts.write("sink6.py", Self.listener("c, _ = srv.accept(); c.recv(64); c.close()", family: "AF_INET6", host: "::1"))
