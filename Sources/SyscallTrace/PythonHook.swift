@@ -33,6 +33,8 @@ public enum PythonHook {
                 ctypes = None
             skip = {socket.__file__, __file__}
             state = threading.local()
+            getframe = _pf_sys._getframe
+            lines = {}  # (code object, instruction offset) -> b"file:line statement"
 
             def note(data):
                 try:
@@ -42,44 +44,57 @@ public enum PythonHook {
 
             def slot():
                 # One buffer per thread, announced once; the tracer reads it at each socket call (no stop per note).
-                buf = getattr(state, "buf", None)
-                if buf is None:
-                    buf = state.buf = ctypes.create_string_buffer(1024)
-                    note(b"PFA %d" % ctypes.addressof(buf))
+                buf = state.buf = ctypes.create_string_buffer(1024)
+                note(b"PFA %d" % ctypes.addressof(buf))
                 return buf
 
             def where():
-                f = _pf_sys._getframe(2)
+                # The caller of the socket method, outside socket.py; its line is formatted once per instruction.
+                f = getframe(2)
                 while f is not None and f.f_code.co_filename in skip:
                     f = f.f_back
                 if f is None:
                     return b""
-                name = f.f_code.co_filename
-                text = linecache.getline(name, f.f_lineno).strip()
-                line = "%s:%d" % (_pf_os.path.basename(name), f.f_lineno)
-                if text:  # python -c has no source file to quote
-                    line += " " + text
-                return line.encode("utf-8", "backslashreplace")
+                key = (f.f_code, f.f_lasti)
+                line = lines.get(key)
+                if line is None:
+                    name = f.f_code.co_filename
+                    text = linecache.getline(name, f.f_lineno).strip()
+                    line = "%s:%d" % (_pf_os.path.basename(name), f.f_lineno)
+                    if text:  # python -c has no source file to quote
+                        line += " " + text
+                    line = line.encode("utf-8", "backslashreplace")[:1023]
+                    if len(lines) < 65536:
+                        lines[key] = line
+                return line
 
             def wrap(name):
                 original = getattr(socket.socket, name)
 
-                def method(self, *args, **kwargs):
-                    depth = getattr(state, "depth", 0)
-                    if depth == 0:
-                        if ctypes is not None:
-                            slot().value = where()[:1023]
-                        else:
-                            note(b"PFN1 " + where())
-                    state.depth = depth + 1
-                    try:
-                        return original(self, *args, **kwargs)
-                    finally:
-                        state.depth = depth
+                if ctypes is not None:
+                    def method(self, *args, **kwargs):
+                        try:
+                            buf = state.buf
+                        except AttributeError:
+                            buf = slot()
+                        if buf[0] != b"\0":  # inside another socket method (accept calls __init__): its line stays
+                            return original(self, *args, **kwargs)
+                        buf.value = where()
+                        try:
+                            return original(self, *args, **kwargs)
+                        finally:
+                            buf[0] = b"\0"
+                else:
+                    def method(self, *args, **kwargs):
+                        depth = getattr(state, "depth", 0)
                         if depth == 0:
-                            if ctypes is not None:
-                                state.buf[0] = b"\0"
-                            else:
+                            note(b"PFN1 " + where())
+                        state.depth = depth + 1
+                        try:
+                            return original(self, *args, **kwargs)
+                        finally:
+                            state.depth = depth
+                            if depth == 0:
                                 note(b"PFN0")
 
                 method.__name__ = getattr(original, "__name__", name)
