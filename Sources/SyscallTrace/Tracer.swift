@@ -94,7 +94,9 @@ public final class Tracer {
         var signal: Int32 = 0
     }
 
-    struct ThreadState {
+    /// A class: the stop handlers look a thread up once and change it in place (a struct in the dictionary was
+    /// copied whole, registers and all, at every stop).
+    final class ThreadState {
         var tgid: Int32
         var pending: Pending?
         var note: String?
@@ -105,6 +107,8 @@ public final class Tracer {
         /// A call a signal interrupted with a kernel restart code: the kernel runs it again (then it is one call
         /// that started here) or the program sees EINTR (then it is recorded so at the thread's next call).
         var interrupted: Pending?
+
+        init(tgid: Int32) { self.tgid = tgid }
     }
 
     final class ProcessState {
@@ -393,20 +397,19 @@ public final class Tracer {
             resume(tid)
             return
         }
-        if let injection = threads[tid]?.injection {
+        let thread = threads[tid]
+        if let injection = thread?.injection {
             injectionStop(tid: tid, injection: injection, regs: regs)
             return
         }
-        if var t = threads[tid], let pending = t.pending, t.inSyscall {
+        if let t = thread, let pending = t.pending, t.inSyscall {
             t.pending = nil
             t.inSyscall = false
             if Self.isRestart(Int64(bitPattern: regs.rax)) {
                 t.interrupted = pending
-                threads[tid] = t
                 resume(tid)
                 return
             }
-            threads[tid] = t
             coverRequest.removeAll(keepingCapacity: true)
             finish(tid: tid, pending: pending, regs: regs)
             if useSeccomp, !coverRequest.isEmpty, let process = processes[t.tgid] {
@@ -421,18 +424,18 @@ public final class Tracer {
         }
         if !useSeccomp {
             // Attach mode sees every call's entry and exit; an exit without a recorded entry is skipped.
-            if regs.rax != UInt64(bitPattern: -Int64(ENOSYS)) || threads[tid]?.inSyscall == true {
-                threads[tid]?.inSyscall = false
+            if regs.rax != UInt64(bitPattern: -Int64(ENOSYS)) || thread?.inSyscall == true {
+                thread?.inSyscall = false
                 resume(tid)
                 return
             }
         }
         guard let call = Syscall(rawValue: Int(regs.orig_rax)) else {
-            if !useSeccomp { threads[tid]?.inSyscall = true }
+            if !useSeccomp { thread?.inSyscall = true }
             resume(tid)
             return
         }
-        let tgid = threads[tid]?.tgid ?? tid
+        let tgid = thread?.tgid ?? tid
         let fdArg = Int32(truncatingIfNeeded: regs.rdi)
         if call == .write, let noteFD = options.noteFD, fdArg == noteFD {
             // A note from the Python hook: remember it for this thread's next calls and swallow the write.
@@ -440,11 +443,11 @@ public final class Tracer {
             let bytes = Self.readMemory(tid, regs.rsi, length)
             let text = String(decoding: bytes, as: UTF8.self)
             if text.hasPrefix("PFA "), let address = UInt64(text.dropFirst(4)) {
-                threads[tid]?.noteAddress = address
+                thread?.noteAddress = address
             }
-            threads[tid]?.note = text.hasPrefix("PFN1 ") ? String(text.dropFirst(5)) : nil
+            thread?.note = text.hasPrefix("PFN1 ") ? String(text.dropFirst(5)) : nil
             _ = ctrace_skip_syscall(tid, Int64(regs.rdx))
-            if !useSeccomp { threads[tid]?.inSyscall = true }
+            if !useSeccomp { thread?.inSyscall = true }
             resume(tid)
             return
         }
@@ -465,26 +468,26 @@ public final class Tracer {
                 // Not a socket: let it run without an exit stop, which keeps file I/O cheap. After close the number
                 // may be reopened as anything (open(2) is not traced), so forget what it was.
                 if call == .close { processes[tgid]?.fds.closed(fdArg) }
-                if !useSeccomp { threads[tid]?.inSyscall = true }
+                if !useSeccomp { thread?.inSyscall = true }
                 resume(tid)
                 return
             }
             if call == .fcntl && regs.rsi != 0 && regs.rsi != 1030 {
                 // Only F_DUPFD and F_DUPFD_CLOEXEC change the table.
-                if !useSeccomp { threads[tid]?.inSyscall = true }
+                if !useSeccomp { thread?.inSyscall = true }
                 resume(tid)
                 return
             }
         }
-        if let address = threads[tid]?.noteAddress {
+        if let address = thread?.noteAddress {
             let bytes = Self.readMemory(tid, address, 1024)
             let line = bytes.prefix { $0 != 0 }
-            threads[tid]?.note = line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
+            thread?.note = line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
         }
         var pending = Pending(syscall: call, regs: regs, start: Self.now(), fd: fdArg, entry: entry)
         if call == .socket || call == .socketpair { pending.fd = nil }
-        if let earlier = threads[tid]?.interrupted {
-            threads[tid]?.interrupted = nil
+        if let earlier = thread?.interrupted {
+            thread?.interrupted = nil
             if earlier.syscall == call && earlier.fd == pending.fd {
                 // The kernel restarted the interrupted call: one call, which began at the first attempt.
                 pending.start = earlier.start
@@ -505,8 +508,8 @@ public final class Tracer {
             if regs.r8 != 0 { pending.address = Self.readAddress(tid, regs.r8, Int(regs.r9)) }
         default: break
         }
-        threads[tid]?.pending = pending
-        threads[tid]?.inSyscall = true
+        thread?.pending = pending
+        thread?.inSyscall = true
         resume(tid, needExit: true)
     }
 
@@ -677,8 +680,13 @@ public final class Tracer {
         if sockets[socketInode] == nil, let fd = call.fd {
             learnSocket(inode: socketInode, pid: tgid, fd: fd, family: 0, type: 0)
         }
-        // Where the socket is now, seen through a duplicate of the tracee's descriptor.
-        if pending.syscall != .close, let fd = call.fd, ok || pending.syscall == .connect {
+        // Where the socket is now, seen through a duplicate of the tracee's descriptor. A socket socket(2) just
+        // made is unbound and CLOSED: nothing to ask.
+        if pending.syscall == .socket, var s = sockets[socketInode], s.family == AF_INET || s.family == AF_INET6 {
+            s.local = SocketAddress(ip: s.family == AF_INET ? IPAddress.anyV4 : IPAddress.anyV6, port: 0)
+            sockets[socketInode] = s
+            if s.isTCP { lastState = .closed }
+        } else if pending.syscall != .close, let fd = call.fd, ok || pending.syscall == .connect {
             refresh(inode: socketInode, pid: tgid, fd: fd)
         }
         if var s = sockets[socketInode] {
