@@ -62,9 +62,10 @@ public final class BackgroundCapture: @unchecked Sendable {
     /// Packets captured so far.
     public var count: Int { state.withLock { $0.packets.count } }
 
-    /// Returns once no packet has arrived for `idle`, or when `limit` has passed since the call. Without immediate
-    /// mode packets are handed over up to the read timeout late, so `idle` is at least twice that timeout.
-    public func waitUntilQuiet(idle: Duration, limit: Duration) {
+    /// Returns once no packet has arrived for `idle`, or when `limit` has passed since the call, or as soon as
+    /// `settled` (asked every 2 ms) says no more packets are expected. Without immediate mode packets are handed
+    /// over up to the read timeout late, so `idle` is at least twice that timeout.
+    public func waitUntilQuiet(idle: Duration, limit: Duration, settled: (() -> Bool)? = nil) {
         let idle = capture.options.immediate ? idle : max(idle, .milliseconds(2 * Int(capture.options.readTimeoutMilliseconds)))
         let idleNs = UInt64(idle.components.seconds) * 1_000_000_000 + UInt64(idle.components.attoseconds / 1_000_000_000)
         let limitNs = UInt64(limit.components.seconds) * 1_000_000_000
@@ -75,7 +76,7 @@ public final class BackgroundCapture: @unchecked Sendable {
             // The capture thread may stamp an arrival after `now` was read: then the wire is not quiet yet.
             let last = max(state.withLock { $0.lastArrival }, start)
             let quietFor = now > last ? now - last : 0
-            if quietFor >= idleNs || now - start >= limitNs { return }
+            if quietFor >= idleNs || now - start >= limitNs || settled?() == true { return }
             usleep(2_000)
         }
     }

@@ -118,8 +118,10 @@ struct TraceCommand: ParsableCommand {
         var raw: [CapturedPacket] = []
         var linkType: LinkType?
         if let capture {
-            // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture.
-            capture.waitUntilQuiet(idle: .milliseconds(50), limit: .seconds(1))
+            // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture: wait
+            // for a quiet wire, or only until every traced connection has nothing left to send.
+            let connections = TraceSettling(result.sockets)
+            capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
             linkType = capture.linkType
             do {
                 let stopped = try capture.stop(closeInBackground: true)

@@ -336,6 +336,38 @@ import Testing
         #expect(tcp.count == 2, "the SYN and the RST, nothing else")
     }
 
+    @Test func packetsAfterTheProgramExitedAreStillReported() throws {
+        let scripts = Scripts()
+        // The peer closes its side 30 ms after the traced client has closed and exited.
+        let peer = scripts.write("peer.py", Self.listener("""
+            import time
+            c, _ = srv.accept()
+            while c.recv(64): pass
+            time.sleep(0.03)
+            c.close()
+            time.sleep(1)
+            """))
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", peer])
+        defer { server.kill() }
+        let client = scripts.write("client.py", """
+            import socket, sys
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+            s.sendall(b"bye")
+            s.close()
+            """)
+        let (status, events, _) = try Self.trace(["python3", client, "\(port)"])
+        #expect(status == 0)
+        let close = try #require(Seed.calls(events, "close").first { Self.port($0["remote"]) == port })
+        let ended = try #require(close["ts_end"] as? Double)
+        let fromPeer = Seed.packets(events).filter { $0["sport"] as? Int == port }
+        let fin = try #require(fromPeer.first { Seed.flags($0).contains("FIN") }, "the peer's FIN, sent after the exit")
+        #expect((fin["ts"] as? Double ?? 0) > ended + 0.02)
+        // And the client's kernel acknowledges it after the program is gone.
+        let lastAck = Seed.packets(events).last { $0["dport"] as? Int == port }
+        #expect(lastAck.map { Seed.flags($0) } == ["ACK"])
+        #expect((lastAck?["ts"] as? Double ?? 0) >= fin["ts"] as? Double ?? 0)
+    }
+
     @Test func ipv6ConnectSendsTheSYNOnLoopback() throws {
         let scripts = Scripts()
         let sink = scripts.write("sink6.py", Self.listener("c, _ = srv.accept(); c.recv(64); c.close()", family: "AF_INET6", host: "::1"))
