@@ -10,7 +10,6 @@ import Sockets
 public struct TraceSettling: Sendable {
     /// (local, remote) of each traced TCP socket, and the same pair reversed for a peer on this host.
     let ends: Set<Pair>
-    let families: (v4: Bool, v6: Bool)
 
     struct Pair: Hashable, Sendable {
         var local: SocketAddress
@@ -19,29 +18,24 @@ public struct TraceSettling: Sendable {
 
     public init(_ sockets: [UInt64: SocketRecord]) {
         var ends: Set<Pair> = []
-        var v4 = false
-        var v6 = false
         for s in sockets.values where s.isTCP && !s.listening {
             guard let local = s.local, let remote = s.remote, local.port != 0, remote.port != 0 else { continue }
             ends.insert(Pair(local: local, remote: remote))
             ends.insert(Pair(local: remote, remote: local))
-            if local.ip.isIPv6 { v6 = true } else { v4 = true }
         }
         self.ends = ends
-        families = (v4, v6)
     }
 
-    /// True when no row of the kernel's TCP table for these connections is in a state that still sends.
+    /// The states in which a connection can still send by itself.
+    static let sending: [TCPState] = [
+        .established, .synSent, .synReceived, .finWait1, .finWait2, .closeWait, .lastAck, .closing, .newSynReceived,
+    ]
+
+    /// True when no socket of these connections is in a state that can still send (asked through sock_diag, which
+    /// filters in the kernel: /proc/net/tcp after a busy minute lists tens of thousands of TIME_WAIT rows).
     public func settled() -> Bool {
-        var rows: [KernelTCPTable.Entry] = []
-        if families.v4 { rows += KernelTCPTable.entries("/proc/net/tcp") }
-        if families.v6 { rows += KernelTCPTable.entries("/proc/net/tcp6") }
-        for row in rows where ends.contains(Pair(local: row.local, remote: row.remote)) {
-            switch row.state {
-            case .timeWait, .closed: continue
-            default: return false
-            }
-        }
-        return true
+        if ends.isEmpty { return true }
+        guard let busy = SocketDiag.tcpSockets(inStates: Self.sending) else { return false }
+        return !busy.contains { ends.contains(Pair(local: $0.local, remote: $0.remote)) }
     }
 }

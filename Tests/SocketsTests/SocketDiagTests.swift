@@ -1,0 +1,47 @@
+import Glibc
+import Sockets
+import Testing
+
+/// sock_diag against the kernel's own answers: the sockets a test opens on loopback, with the addresses
+/// getsockname/getpeername give, the state TCP_INFO gives, and the inode fstat gives.
+@Suite struct SocketDiagTests {
+    static func inode(_ socket: Socket) -> UInt64 {
+        var st = stat()
+        _ = fstat(socket.fileDescriptor, &st)
+        return UInt64(st.st_ino)
+    }
+
+    @Test func listsTheConnectionsAndListenersOfBothFamiliesInTheAskedStates() throws {
+        let (client, server, listener) = try connectedPair()
+        let v6 = try Socket(family: .ipv6, type: .stream)
+        try v6.bind(to: SocketAddress(ip: .loopbackV6, port: 0))
+        try v6.listen(backlog: 1)
+
+        let rows = try #require(SocketDiag.tcpSockets(inStates: [.established, .listen]))
+        let listening = try #require(rows.first { $0.inode == Self.inode(listener) })
+        #expect(listening.state == .listen)
+        #expect(listening.local == (try listener.localAddress))
+        let six = try #require(rows.first { $0.inode == Self.inode(v6) })
+        #expect(six.local == (try v6.localAddress))
+        #expect(six.state == .listen)
+        for end in [client, server] {
+            let row = try #require(rows.first { $0.inode == Self.inode(end) })
+            #expect(row.state == .established)
+            #expect(row.state == end.tcpState())
+            #expect(row.local == (try end.localAddress))
+            #expect(row.remote == (try end.remoteAddress))
+        }
+    }
+
+    @Test func theKernelFiltersByState() throws {
+        let (client, server, _) = try connectedPair()
+        try client.close()
+        // The client waits in FIN_WAIT2 for the server's FIN; the server is in CLOSE_WAIT.
+        #expect(waitForState(server, .closeWait) == .closeWait)
+        let rows = try #require(SocketDiag.tcpSockets(inStates: [.closeWait]))
+        #expect(rows.allSatisfy { $0.state == .closeWait })
+        #expect(rows.contains { $0.inode == Self.inode(server) })
+        let none = try #require(SocketDiag.tcpSockets(inStates: [.synSent]))
+        #expect(!none.contains { $0.inode == Self.inode(server) })
+    }
+}
