@@ -166,19 +166,46 @@ enum FlowText {
 
     /// "SYN seq=0 win=65495", "PSH/ACK seq=1:54 ack=1 win=64 len=53", "ICMP port unreachable".
     static func packet(_ p: PacketEvent) -> String {
-        var parts: [String] = []
+        var text = ""
+        appendPacket(p, to: &text)
+        return text
+    }
+
+    /// ``packet(_:)`` appended to `out` (a trace renders tens of thousands of these).
+    static func appendPacket(_ p: PacketEvent, to out: inout String) {
         if let flags = p.flags {
-            parts.append(flags.label)
-            if let seq = p.seq { parts.append(p.length > 0 ? "seq=\(seq):\(seq &+ UInt32(p.length))" : "seq=\(seq)") }
-            if let ack = p.ack, flags.contains(.ack) { parts.append("ack=\(ack)") }
-            if let win = p.window { parts.append("win=\(win)") }
-            if p.length > 0 { parts.append("len=\(p.length)") }
+            out += flags.label
+            if let seq = p.seq {
+                out += " seq="
+                out += String(seq)
+                if p.length > 0 {
+                    out += ":"
+                    out += String(seq &+ UInt32(truncatingIfNeeded: p.length))
+                }
+            }
+            if let ack = p.ack, flags.contains(.ack) {
+                out += " ack="
+                out += String(ack)
+            }
+            if let win = p.window {
+                out += " win="
+                out += String(win)
+            }
+            if p.length > 0 {
+                out += " len="
+                out += String(p.length)
+            }
         } else {
-            parts.append(p.proto)
-            if let s = p.summary { parts.append(s) }
-            if p.proto == "UDP" { parts.append("len=\(p.length)") }
+            out += p.proto
+            if let s = p.summary {
+                out += " "
+                out += s
+            }
+            if p.proto == "UDP" {
+                out += " len="
+                out += String(p.length)
+            }
         }
-        return parts.joined(separator: " ")
     }
 
     /// "kernel: ACK of data" / "カーネルが送信: 受信データへのACK", or nil for a packet a call sent.

@@ -86,10 +86,24 @@ public struct SequenceDiagram {
 
     /// The arrow's label: the packet as the other renderers name it, with SYN options and the payload's text.
     public func label(_ p: PacketEvent) -> String {
-        var text = FlowText.packet(p)
-        if p.flags != nil, let o = p.synOptions, !o.isEmpty { text += " [\(o)]" }
-        if let preview = p.payloadPreview { text += " \"\(preview)\"" }
+        var text = ""
+        appendLabel(p, to: &text)
         return text
+    }
+
+    /// ``label(_:)`` appended to `out`.
+    public func appendLabel(_ p: PacketEvent, to out: inout String) {
+        FlowText.appendPacket(p, to: &out)
+        if p.flags != nil, let o = p.synOptions, !o.isEmpty {
+            out += " ["
+            out += o
+            out += "]"
+        }
+        if let preview = p.payloadPreview {
+            out += " \""
+            out += preview
+            out += "\""
+        }
     }
 
     public func packetLine(_ p: PacketEvent, origin: Timestamp) -> String {

@@ -231,7 +231,9 @@ struct TraceText {
 
     func render(command: String, calls: [CallEvent], packets: [PacketEvent], captured: Bool) -> String {
         let ja = language == .ja
+        // One string appended to in place: a busy trace has tens of thousands of lines.
         var out = (ja ? "PacketFlow トレース: " : "PacketFlow trace: ") + command + "\n"
+        out.reserveCapacity(out.utf8.count + 110 * (calls.count + packets.count))
         let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
         var events: [TimelineEvent] = calls.map { .call($0) } + packets.map { .packet($0) }
         events.sort { $0.timestamp < $1.timestamp }
@@ -240,28 +242,77 @@ struct TraceText {
         for e in events {
             switch e {
             case .call(let c):
-                let args = c.args.map { "\($0.1)" }.joined(separator: ", ")
-                let result = c.errno.map { "-1 \($0)" } ?? c.result.map(String.init) ?? "?"
-                var line = "\(bold)#\(c.id) \(c.actor)\(reset) \(c.name)(\(args)) = \(result)"
-                if let l = c.local { line += "  \(l)" + (c.remote.map { " → \($0)" } ?? "") }
-                if let s = c.tcpStates.first { line += "  \(s.1)" }
-                out += "\(offset(c.start, t0)) \(line)\n"
-                if let src = c.source { out += "               \(dim)\(src)\(reset)\n" }
+                appendOffset(c.start, t0, to: &out)
+                out += " "
+                out += bold
+                out += "#"
+                out += String(c.id)
+                out += " "
+                out += c.actor
+                out += reset
+                out += " "
+                out += c.name
+                out += "("
+                for (i, arg) in c.args.enumerated() {
+                    if i > 0 { out += ", " }
+                    out += arg.1.description
+                }
+                out += ") = "
+                if let errno = c.errno {
+                    out += "-1 "
+                    out += errno
+                } else {
+                    out += c.result.map { String($0) } ?? "?"
+                }
+                if let l = c.local {
+                    out += "  "
+                    out += l.description
+                    if let r = c.remote {
+                        out += " → "
+                        out += r.description
+                    }
+                }
+                if let s = c.tcpStates.first {
+                    out += "  "
+                    out += s.1
+                }
+                out += "\n"
+                if let src = c.source {
+                    out += "               "
+                    out += dim
+                    out += src
+                    out += reset
+                    out += "\n"
+                }
             case .packet(let p):
+                out += dim
+                appendOffset(p.timestamp, t0, to: &out)
+                out += reset
+                out += "   "
                 let src = p.sourceEndpoint?.description ?? p.source?.description ?? "?"
-                let dst = p.destinationEndpoint?.description ?? p.destination?.description ?? "?"
-                var line = "  \(src) → \(dst) \(diagram.label(p))"
+                out += src
+                out += " → "
+                out += p.destinationEndpoint?.description ?? p.destination?.description ?? "?"
+                out += " "
+                diagram.appendLabel(p, to: &out)
                 if p.byKernel {
-                    line += "  \(dim)(\(language.kernelPrefix): \(language.reason(p.reason ?? "")))\(reset)"
+                    out += "  "
+                    out += dim
+                    out += "("
+                    out += language.kernelPrefix
+                    out += ": "
+                    out += language.reason(p.reason ?? "")
+                    out += ")"
+                    out += reset
                 } else if let c = p.call, let call = byId[c] {
-                    line += ja ? "  ← #\(c) \(call.name) が送信" : "  ← sent by #\(c) \(call.name)"
+                    out += ja ? "  ← #\(c) \(call.name) が送信" : "  ← sent by #\(c) \(call.name)"
                 } else if p.sender == src {
-                    line += ja ? "  (トレース外の相手)" : "  (peer, not traced)"
+                    out += ja ? "  (トレース外の相手)" : "  (peer, not traced)"
                 }
                 if let c = p.consumedBy, let call = byId[c] {
-                    line += ja ? "  → #\(c) \(call.name) が受信" : "  → consumed by #\(c) \(call.name)"
+                    out += ja ? "  → #\(c) \(call.name) が受信" : "  → consumed by #\(c) \(call.name)"
                 }
-                out += "\(dim)\(offset(p.timestamp, t0))\(reset) \(line)\n"
+                out += "\n"
             }
         }
         let kernel = packets.filter(\.byKernel).count
@@ -275,11 +326,19 @@ struct TraceText {
         return out
     }
 
-    func offset(_ t: Timestamp, _ t0: Timestamp) -> String {
+    /// "   +12.345ms", right-aligned in 12 columns.
+    func appendOffset(_ t: Timestamp, _ t0: Timestamp, to out: inout String) {
         let micros = (t.totalNanoseconds - t0.totalNanoseconds) / 1000
+        let whole = String(micros / 1000)
         let frac = String(abs(micros) % 1000)
-        let s = "+\(micros / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)ms"
-        return s.count >= 12 ? s : String(repeating: " ", count: 12 - s.count) + s
+        let width = 1 + whole.utf8.count + 1 + 3 + 2
+        for _ in width..<max(width, 12) { out += " " }
+        out += "+"
+        out += whole
+        out += "."
+        for _ in frac.utf8.count..<3 { out += "0" }
+        out += frac
+        out += "ms"
     }
 
     /// The pcapng comment of a packet: who sent it and from which line, or why a kernel did.

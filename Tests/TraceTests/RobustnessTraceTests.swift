@@ -336,6 +336,41 @@ import Testing
         #expect(tcp.count == 2, "the SYN and the RST, nothing else")
     }
 
+    @Test(arguments: ["en", "ja"])
+    func textTimelineShowsEachCallItsLineAndWhoSentEachPacket(lang: String) throws {
+        let scripts = Scripts()
+        let refused = scripts.write("refused.py", """
+            import socket
+            probe = socket.socket(); probe.bind(("127.0.0.1", 0)); closed = probe.getsockname()[1]; probe.close()
+            s = socket.socket()
+            s.connect_ex(("127.0.0.1", closed))
+            s.close()
+            """)
+        let run = try Running([Seed.packetflow, "trace", "--lang", lang, "--", "python3", refused])
+        try run.stdin.fileHandleForWriting.close()
+        let text = run.finish()
+        #expect(run.process.terminationStatus == 0)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let ja = lang == "ja"
+        #expect(lines.first == (ja ? "PacketFlow トレース: " : "PacketFlow trace: ") + "python3 \(refused)")
+        // Calls: time, id, process, call, result, the socket's ends and TCP state; the Python line below.
+        let connect = try #require(lines.firstIndex { $0.contains(" connect(") })
+        #expect(lines[connect].contains(/^ +\+\d+\.\d{3}ms #\d+ python3\[\d+\] connect\(\d+, 127\.0\.0\.1:\d+\) = -1 ECONNREFUSED  0\.0\.0\.0:\d+ → 127\.0\.0\.1:\d+  CLOSED$/))
+        #expect(lines[connect + 1] == "               refused.py:4 s.connect_ex((\"127.0.0.1\", closed))")
+        let id = try #require(lines[connect].firstMatch(of: /#(\d+) python3/).map { String($0.1) })
+        // Packets: time, ends, flags and numbers, then the call that sent it or why a kernel did.
+        let syn = try #require(lines.first { $0.contains(" SYN seq=0 ") })
+        let sentBy = ja ? "  ← #\(id) connect が送信" : "  ← sent by #\(id) connect"
+        #expect(syn.contains(/^ +\+\d+\.\d{3}ms   127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+ SYN seq=0 win=\d+ \[mss \d+.*\]/))
+        #expect(syn.hasSuffix(sentBy))
+        let rst = try #require(lines.first { $0.contains(" RST/ACK seq=1 ack=1 win=0") })
+        #expect(rst.hasSuffix(
+            ja ? "  (カーネルが送信: RST: このポートで待ち受けるソケットがない)" : "  (kernel: RST: no socket listening on this port)"))
+        // socket, bind, close of the probe; socket, connect, close.
+        #expect(lines.contains(
+            ja ? "6 回の呼び出し、2 パケット (うちカーネルが自ら送信: 1)" : "6 calls, 2 packets (1 sent by a kernel on its own)"))
+    }
+
     @Test func packetsAfterTheProgramExitedAreStillReported() throws {
         let scripts = Scripts()
         // The peer closes its side 30 ms after the traced client has closed and exited.
