@@ -104,6 +104,8 @@ public final class Tracer {
         var injection: Injection?
         /// Where this thread's Python hook keeps the line of the socket method it is in (see PythonHook).
         var noteAddress: UInt64?
+        /// The last line read from that buffer, as bytes and as text: most calls repeat their thread's last line.
+        var lastNote: (bytes: [UInt8], text: String)?
         /// A call a signal interrupted with a kernel restart code: the kernel runs it again (then it is one call
         /// that started here) or the program sees EINTR (then it is recorded so at the thread's next call).
         var interrupted: Pending?
@@ -479,11 +481,7 @@ public final class Tracer {
                 return
             }
         }
-        if let address = thread?.noteAddress {
-            let bytes = Self.readMemory(tid, address, 1024)
-            let line = bytes.prefix { $0 != 0 }
-            thread?.note = line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
-        }
+        if let thread, let address = thread.noteAddress { readNote(thread, tid: tid, address: address) }
         var pending = Pending(syscall: call, regs: regs, start: Self.now(), fd: fdArg, entry: entry)
         if call == .socket || call == .socketpair { pending.fd = nil }
         if let earlier = thread?.interrupted {
@@ -511,6 +509,39 @@ public final class Tracer {
         thread?.pending = pending
         thread?.inSyscall = true
         resume(tid, needExit: true)
+    }
+
+    /// Scratch space for the hook's line: one stop is handled at a time.
+    let noteScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 16)
+
+    deinit { noteScratch.deallocate() }
+
+    /// Reads the line the Python hook keeps for `thread` (see ``PythonHook``): the first 256 bytes, the rest of the
+    /// 1 KiB buffer only when the line is longer. A line equal to the thread's previous one reuses its string.
+    func readNote(_ thread: ThreadState, tid: Int32, address: UInt64) {
+        let base = noteScratch.baseAddress!
+        var count = ctrace_read_memory(tid, UInt(address), base, 256)
+        var end = count > 0 ? memchr(base, 0, count) : nil
+        if count == 256, end == nil {
+            let more = ctrace_read_memory(tid, UInt(address + 256), base + 256, noteScratch.count - 256)
+            if more > 0 {
+                count += more
+                end = memchr(base + 256, 0, more)
+            }
+        }
+        let length = end.map { base.distance(to: $0) } ?? max(count, 0)
+        guard length > 0 else {
+            thread.note = nil
+            return
+        }
+        let line = UnsafeRawBufferPointer(start: base, count: length)
+        if let last = thread.lastNote, last.bytes.elementsEqual(line) {
+            thread.note = last.text
+            return
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        thread.lastNote = (Array(line), text)
+        thread.note = text
     }
 
     /// Starts the injected seccomp(2) that covers `fds`; the thread is at the exit stop of the call that made them.
