@@ -21,6 +21,9 @@ else
 fi
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+# The interpreter itself, not a version manager's shim (pyenv's is a bash script that forks several processes,
+# which every configuration would pay and both tracers would follow).
+PY=$(python3 -c 'import sys; print(sys.executable)')
 
 cat > "$T/sockets.py" <<PY
 import socket, threading
@@ -53,15 +56,15 @@ once() {
 median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 least() { sort -n "$1" | head -1; }
 
-echo "packetflow: $PF   N=$N (sockets: $N TCP exchanges; files: $((N * 10)) write+read)   median of $R, interleaved"
+echo "packetflow: $PF   python: $PY   N=$N (sockets: $N TCP exchanges; files: $((N * 10)) write+read)   median of $R, interleaved"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   cores: $(nproc)"
 for w in sockets files; do
     i=0
     while [ $i -lt "$R" ]; do
-        once "$T/$w.base" python3 "$T/$w.py"
-        once "$T/$w.pf" "$PF" trace -- python3 "$T/$w.py"
-        once "$T/$w.pfn" "$PF" trace --no-capture -- python3 "$T/$w.py"
-        once "$T/$w.st" strace -f --seccomp-bpf -e trace=network -o /dev/null python3 "$T/$w.py"
+        once "$T/$w.base" "$PY" "$T/$w.py"
+        once "$T/$w.pf" "$PF" trace -- "$PY" "$T/$w.py"
+        once "$T/$w.pfn" "$PF" trace --no-capture -- "$PY" "$T/$w.py"
+        once "$T/$w.st" strace -f --seccomp-bpf -e trace=network -o /dev/null "$PY" "$T/$w.py"
         i=$((i + 1))
     done
     base=$(median "$T/$w.base")
