@@ -1,5 +1,6 @@
 import Glibc
 import PacketWire
+import Synchronization
 import Timeline
 
 /// One line per packet in the manner of `tcpdump -nn`: time of day (UTC, microseconds), addresses and ports,
@@ -22,6 +23,34 @@ public struct PacketText {
         self.hex = hex
     }
 
+    /// What tcpdump prints before a Linux cooked v2 (`-i any`) packet: the interface, named as on this machine
+    /// (tcpdump does the same, so a file from another machine may show other names; an index this machine lacks is
+    /// "?"), and the direction.
+    static func cookedPrefix(_ packetType: UInt16, _ index: UInt32, into o: inout OutputBuffer) {
+        o.padded(interfaceName(index), 5)
+        o.byte(0x20)
+        switch packetType {
+        case 0: o.append("In  ")
+        case 1: o.append("B   ")
+        case 2: o.append("M   ")
+        case 3: o.append("P   ")
+        case 4: o.append("Out ")
+        default: o.append("?   ")
+        }
+    }
+
+    /// if_indextoname(3) asks the kernel through a socket: once per index, then from memory.
+    static let interfaceNames = Mutex<[UInt32: String]>([:])
+
+    static func interfaceName(_ index: UInt32) -> String {
+        if let name = interfaceNames.withLock({ $0[index] }) { return name }
+        var buffer = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        let name = if_indextoname(index, &buffer) != nil
+            ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+        interfaceNames.withLock { $0[index] = name }
+        return name
+    }
+
     /// One packet's line (and its payload or hex dump when asked): `t` from `PacketEventBuilder.track`.
     public func write(
         _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
@@ -29,6 +58,7 @@ public struct PacketText {
         let e = Trailer(track: t, info: info, decoded: d)
         time(info.timestamp, into: &o)
         o.byte(0x20)
+        if case .cooked(2, let packetType, _, let index?) = d.link { Self.cookedPrefix(packetType, index, into: &o) }
         switch d.network {
         case .ipv4: o.append("IP ")
         case .ipv6: o.append("IP6 ")

@@ -54,8 +54,12 @@ import Timeline
         #expect(lines[1].contains("Flags [P.], seq 1:10, ack 1,"))
     }
 
-    /// With -S the Ethernet and SLL captures print exactly as `TZ=UTC tcpdump -nn -S -r` does.
-    @Test(arguments: ["lo-usec.pcap", "lo-nsec.pcap", "any-sll.pcap", "be-usec.pcap", "mix.pcap"])
+    /// With -S the Ethernet, SLL and SLL2 captures print exactly as `TZ=UTC tcpdump -nn -S -r` does (SLL2 lines
+    /// start with the interface and the direction: In, Out, B, M, P; "?" for an index this machine lacks).
+    @Test(arguments: [
+        "lo-usec.pcap", "lo-nsec.pcap", "any-sll.pcap", "any-sll2.pcap", "sll2-directions.pcap", "be-usec.pcap",
+        "mix.pcap",
+    ])
     func absoluteTextIsTcpdumpText(_ file: String) throws {
         guard let expected = try run("tcpdump", ["-nn", "-S", "-r", fixture(file)], environment: ["TZ": "UTC"])
         else {
