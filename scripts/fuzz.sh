@@ -10,6 +10,7 @@ seconds=${1:-60}
 targets="
 files:PacketWire,PacketFiles:Fuzz/FuzzFiles.swift:Tests/Fixtures
 decoder:PacketWire,Timeline,Render:Fuzz/FuzzDecoder.swift:Tests/Fixtures
+netlink:PacketWire,Sockets:Fuzz/FuzzNetlink.swift:Tests/Fixtures/netlink
 "
 build=.build-fuzz
 flags="-sanitize=fuzzer,address -parse-as-library -O -g"

@@ -68,6 +68,14 @@ public enum SocketDiag {
         }
     }
 
+    /// One datagram of a dump's replies, read by the same code as a live dump: the sockets in it, whether it ended
+    /// the dump (NLMSG_DONE), or nil when it is malformed or an NLMSG_ERROR. For tests and fuzzing.
+    public static func parseReply(_ bytes: UnsafeRawBufferPointer) -> (entries: [KernelTCPTable.Entry], done: Bool)? {
+        var entries: [KernelTCPTable.Entry] = []
+        guard let done = parse(ByteView(bytes), into: &entries) else { return nil }
+        return (entries, done)
+    }
+
     /// One datagram of netlink messages: true after NLMSG_DONE, false when more follow, nil when malformed or an
     /// NLMSG_ERROR.
     static func parse(_ data: ByteView, into out: inout [KernelTCPTable.Entry]) -> Bool? {

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Sockets
 import Testing
@@ -43,5 +44,29 @@ import Testing
         #expect(rows.contains { $0.inode == Self.inode(server) })
         let none = try #require(SocketDiag.tcpSockets(inStates: [.synSent]))
         #expect(!none.contains { $0.inode == Self.inode(server) })
+    }
+
+    /// Replies recorded from the kernel (Tests/Fixtures/netlink, also the fuzz target's seeds): a v4 dump of
+    /// ESTABLISHED and LISTEN sockets with a loopback connection in it, a v6 dump of a listener on ::1.
+    @Test func recordedRepliesParse() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/netlink")
+        let v4 = try Data(contentsOf: dir.appendingPathComponent("inet-established-listen.bin"))
+        let four = try #require(v4.withUnsafeBytes { SocketDiag.parseReply($0) })
+        #expect(four.done)
+        #expect(four.entries.contains { $0.state == .listen && $0.local.ip == .loopbackV4 })
+        #expect(four.entries.filter { $0.state == .established && $0.local.ip == .loopbackV4 }.count >= 2)
+        #expect(four.entries.allSatisfy { $0.state == .established || $0.state == .listen })
+        let v6 = try Data(contentsOf: dir.appendingPathComponent("inet6-listen.bin"))
+        let six = try #require(v6.withUnsafeBytes { SocketDiag.parseReply($0) })
+        #expect(six.done)
+        #expect(six.entries.contains { $0.state == .listen && $0.local.ip == .loopbackV6 && $0.local.port != 0 })
+        // Cut anywhere inside a message, a reply is refused, never read past its end.
+        for cut in stride(from: 1, to: v4.count, by: 7) {
+            let prefix = v4.prefix(cut)
+            if let partial = prefix.withUnsafeBytes({ SocketDiag.parseReply($0) }) {
+                #expect(partial.entries.count <= four.entries.count)
+            }
+        }
     }
 }
