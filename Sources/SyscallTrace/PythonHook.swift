@@ -108,8 +108,23 @@ public enum PythonHook {
                 if hasattr(socket.socket, name):
                     wrap(name)
 
+        def _pf_chain():
+            # The sitecustomize this file shadows (one further on PYTHONPATH, or the distribution's, such as
+            # Debian's /usr/lib/python3.X/sitecustomize.py) still runs, and is what `import sitecustomize` gives.
+            import importlib.machinery
+            import importlib.util
+            here = _pf_os.path.dirname(_pf_os.path.abspath(__file__))
+            rest = [p for p in _pf_sys.path if _pf_os.path.abspath(p or ".") != here]
+            spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+            if spec is None or spec.loader is None:
+                return
+            module = importlib.util.module_from_spec(spec)
+            _pf_sys.modules["sitecustomize"] = module
+            spec.loader.exec_module(module)
+
         _pf_install()
         del _pf_install
+        _pf_chain()
         """#
 
     /// True when argv[0]'s basename looks like a Python interpreter (python, python3, python3.11).
@@ -117,6 +132,31 @@ public enum PythonHook {
         guard let first = command.first else { return false }
         let base = first.split(separator: "/").last.map(String.init) ?? first
         return base.hasPrefix("python")
+    }
+
+    /// The interpreter option that keeps the hook from loading (`-I` and `-E` ignore PYTHONPATH, `-S` skips the
+    /// site module that imports sitecustomize), or nil. Options end at the script, `-c` or `-m`.
+    public static func disablingOption(in command: [String]) -> String? {
+        var i = 1
+        while i < command.count {
+            let arg = command[i]
+            guard arg.hasPrefix("-"), arg.count > 1, arg != "-c", arg != "-m" else { return nil }
+            if arg.hasPrefix("--") {
+                if arg == "--check-hash-based-pycs" { i += 1 }
+            } else {
+                for letter in arg.dropFirst() {
+                    if letter == "I" || letter == "E" || letter == "S" { return "-\(letter)" }
+                    // -W and -X take a value: the rest of this argument, or the next one.
+                    if letter == "W" || letter == "X" {
+                        if arg.count == 2 { i += 1 }
+                        break
+                    }
+                    if letter == "c" || letter == "m" { return nil }
+                }
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// Writes the hook into a new private directory and returns it (remove it with ``remove(_:)``).

@@ -94,6 +94,10 @@ struct TraceCommand: ParsableCommand {
         options.environment = Self.currentEnvironment()
         var hookDirectory: String?
         if pid == nil, PythonHook.applies(to: cmd) {
+            if let option = PythonHook.disablingOption(in: cmd) {
+                warn("\(cmd[0]) \(option) does not load the hook that names source lines: calls will have none "
+                    + "(run without \(option) to get them)")
+            }
             if let dir = PythonHook.install() {
                 hookDirectory = dir
                 options.environment = PythonHook.environment(options.environment, hookDirectory: dir)

@@ -371,6 +371,36 @@ import Testing
             ja ? "6 回の呼び出し、2 パケット (うちカーネルが自ら送信: 1)" : "6 calls, 2 packets (1 sent by a kernel on its own)"))
     }
 
+    @Test func theProgramsOwnSitecustomizeStillRunsBesideTheHook() throws {
+        let scripts = Scripts()
+        _ = scripts.write("sitecustomize.py", "import builtins\nbuiltins.USER_SITE_RAN = True\n")
+        // The user's PYTHONPATH reaches packetflow, which puts the hook's directory before it.
+        let run = try Running([
+            "/usr/bin/env", "PYTHONPATH=\(scripts.dir)", Seed.packetflow, "trace", "--format", "jsonl", "--",
+            "python3", "-c",
+            "import builtins, socket, sitecustomize\nprint('user site', getattr(builtins, 'USER_SITE_RAN', False), "
+                + "sitecustomize.__file__)\ns = socket.socket()\ns.close()",
+        ])
+        try run.stdin.fileHandleForWriting.close()
+        let output = run.finish()
+        let events = Seed.jsonLines(output)
+        #expect(run.process.terminationStatus == 0)
+        #expect(output.contains("user site True \(scripts.dir)/sitecustomize.py"))
+        let socket = try #require(Seed.calls(events, "socket").first)
+        #expect(socket["source"] as? String == "<string>:3")
+    }
+
+    @Test func pythonWithIsolatedModeSaysWhyThereAreNoSourceLines() throws {
+        let run = try Running([Seed.packetflow, "trace", "--format", "jsonl", "--", "python3", "-I", "-c",
+                               "import socket; socket.socket().close()"])
+        try run.stdin.fileHandleForWriting.close()
+        let events = Seed.jsonLines(run.finish())
+        #expect(run.process.terminationStatus == 0)
+        #expect(run.errors.contains("python3 -I does not load the hook that names source lines"))
+        let socket = try #require(Seed.calls(events, "socket").first)
+        #expect(socket["source"] is NSNull)
+    }
+
     @Test func packetsAfterTheProgramExitedAreStillReported() throws {
         let scripts = Scripts()
         // The peer closes its side 30 ms after the traced client has closed and exited.
