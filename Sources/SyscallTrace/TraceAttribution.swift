@@ -148,7 +148,7 @@ public struct TraceAttributor {
     public func attribute(_ packets: inout [PacketEvent]) -> Set<Int> {
         var related: Set<Int> = []
         let ledgers = ledgers()
-        var directions: [String: DirectionState] = [:]
+        var directions: [StreamDirection: DirectionState] = [:]
         var udpSendUsed: Set<Int> = []
         var udpRecvUsed: Set<Int> = []
         let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
@@ -198,9 +198,9 @@ public struct TraceAttributor {
                 packets[i] = p
                 continue
             }
-            let key = "\(p.stream ?? -1) \(src)"
+            let key = StreamDirection(stream: p.stream ?? -1, fromSource: src)
             var mine = directions[key] ?? DirectionState()
-            let theirs = directions["\(p.stream ?? -1) \(dst)"] ?? DirectionState()
+            let theirs = directions[StreamDirection(stream: p.stream ?? -1, fromSource: dst)] ?? DirectionState()
             let space = UInt32(p.length) + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
             let next = seq &+ space
             let retransmission = mine.seen && space > 0 && Int32(bitPattern: next &- mine.highestNext) <= 0

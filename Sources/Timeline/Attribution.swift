@@ -23,14 +23,9 @@ public struct Attributor: Sendable {
         var probing = false
     }
 
-    struct Key: Hashable {
-        var stream: Int
-        var fromSource: Endpoint
-    }
-
     /// Fills `call`, `sender`, `byKernel` and `reason` of each packet. `calls` must be in execution order.
     public func attribute(_ packets: inout [PacketEvent], calls: [CallEvent]) {
-        var directions: [Key: DirectionState] = [:]
+        var directions: [StreamDirection: DirectionState] = [:]
         let starts = calls.map(\.start)
         for i in packets.indices {
             var p = packets[i]
@@ -60,8 +55,8 @@ public struct Attributor: Sendable {
             if p.proto == "TCP", let flags = p.flags, let stream = p.stream, let src = p.sourceEndpoint,
                 let dst = p.destinationEndpoint, let seq = p.seq, let ack = p.ack
             {
-                let mineKey = Key(stream: stream, fromSource: src)
-                let theirsKey = Key(stream: stream, fromSource: dst)
+                let mineKey = StreamDirection(stream: stream, fromSource: src)
+                let theirsKey = StreamDirection(stream: stream, fromSource: dst)
                 var mine = directions[mineKey] ?? DirectionState()
                 let theirs = directions[theirsKey] ?? DirectionState()
                 let spaceLength =

@@ -34,6 +34,18 @@ public struct ConversationKey: Hashable, Sendable {
     }
 }
 
+/// One direction of one TCP stream: the stream's index and the endpoint that sends in that direction. The key of
+/// the per-direction state the attributors keep (next sequence number, last ACK, window).
+public struct StreamDirection: Hashable, Sendable {
+    public var stream: Int
+    public var fromSource: Endpoint
+
+    public init(stream: Int, fromSource: Endpoint) {
+        self.stream = stream
+        self.fromSource = fromSource
+    }
+}
+
 public struct Endpoint: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var address: IPAddress
     public var port: UInt16
