@@ -30,6 +30,16 @@ public enum KernelTCPTable {
     /// lists it (a socket neither bound to a port nor connected). The same three answers getsockname,
     /// getpeername and TCP_INFO give, for a socket of another process when its descriptor cannot be duplicated.
     public static func socket(inode: UInt64, inNetworkOf pid: Int32) -> (entry: Entry, family: Int32, type: Int32)? {
+        // sock_diag first: /proc/net/tcp also lists every TIME_WAIT connection, tens of thousands after a busy
+        // minute, and this is asked at every call. It answers for this process's network namespace, which is the
+        // program's unless it moved; the /proc tables of `pid` below are the program's own.
+        for (proto, type) in [(UInt8(IPPROTO_TCP), Int32(1)), (UInt8(IPPROTO_UDP), Int32(2))] {
+            if let entry = SocketDiag.sockets(protocol: proto, inStates: SocketDiag.statesWithDescriptors)?
+                .first(where: { $0.inode == inode })
+            {
+                return (entry, entry.local.ip.isIPv6 ? 10 : 2, type)
+            }
+        }
         let tables: [(String, Int32, Int32)] = [("tcp", 2, 1), ("tcp6", 10, 1), ("udp", 2, 2), ("udp6", 10, 2)]
         for (name, family, type) in tables {
             if let entry = entries("/proc/\(pid)/net/\(name)").first(where: { $0.inode == inode }) {

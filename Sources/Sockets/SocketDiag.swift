@@ -11,19 +11,31 @@ public enum SocketDiag {
     /// TCP sockets (IPv4 and IPv6) whose state is one of `states`; nil when the kernel cannot be asked (no netlink,
     /// or a seccomp profile that refuses it).
     public static func tcpSockets(inStates states: [TCPState]) -> [KernelTCPTable.Entry]? {
+        sockets(protocol: UInt8(IPPROTO_TCP), inStates: states)
+    }
+
+    /// Every state but TIME_WAIT: the sockets that can have a descriptor (a TIME_WAIT one has none).
+    public static let statesWithDescriptors: [TCPState] = [
+        .established, .synSent, .synReceived, .finWait1, .finWait2, .closed, .closeWait, .lastAck, .listen,
+        .closing, .newSynReceived,
+    ]
+
+    /// Sockets of `protocol` (IPPROTO_TCP, or IPPROTO_UDP where the kernel has udp_diag) in `states`.
+    public static func sockets(protocol: UInt8, inStates states: [TCPState]) -> [KernelTCPTable.Entry]? {
         let mask = states.reduce(UInt32(0)) { $0 | (1 << UInt32($1.rawValue & 31)) }
         let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var out: [KernelTCPTable.Entry] = []
         for family in [UInt8(AF_INET), UInt8(AF_INET6)] {
-            guard send(fd, request(family: family, states: mask)), receive(fd, into: &out) else { return nil }
+            guard send(fd, request(family: family, protocol: `protocol`, states: mask)), receive(fd, into: &out)
+            else { return nil }
         }
         return out
     }
 
-    /// nlmsghdr + inet_diag_req_v2 for a dump of one family's TCP sockets in `states`.
-    static func request(family: UInt8, states: UInt32) -> [UInt8] {
+    /// nlmsghdr + inet_diag_req_v2 for a dump of one family's sockets of one protocol in `states`.
+    static func request(family: UInt8, protocol: UInt8, states: UInt32) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: 16 + 56)
         func put32(_ value: UInt32, at offset: Int) {
             for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
@@ -34,7 +46,7 @@ public enum SocketDiag {
         bytes[7] = 0x03  // NLM_F_DUMP (0x300)
         put32(1, at: 8)  // nlmsg_seq
         bytes[16] = family
-        bytes[17] = UInt8(IPPROTO_TCP)
+        bytes[17] = `protocol`
         put32(states, at: 20)  // idiag_states
         return bytes
     }

@@ -91,9 +91,17 @@ public struct TraceAttributor {
         var connected: [UInt32: [SocketRecord]] = [:]
         /// local port -> unconnected UDP sockets.
         var unconnectedUDP: [UInt16: [SocketRecord]] = [:]
+        /// remote port -> TCP sockets that connect(2)ed without their local port ever being learnt: a refused
+        /// connect leaves the socket in no kernel table, so where getsockname cannot be asked (a container
+        /// without CAP_SYS_PTRACE) only its SYN and the RST can tell, matched by the connect call's time.
+        var portless: [UInt16: [SocketRecord]] = [:]
 
         init(_ sockets: [UInt64: SocketRecord]) {
             for s in sockets.values {
+                if s.isTCP, let r = s.remote, (s.local?.port ?? 0) == 0 {
+                    portless[r.port, default: []].append(s)
+                    continue
+                }
                 if let l = s.local, let r = s.remote {
                     connected[UInt32(l.port) << 16 | UInt32(r.port), default: []].append(s)
                 } else if s.isUDP, s.remote == nil, let l = s.local {
@@ -105,7 +113,8 @@ public struct TraceAttributor {
 
     /// The traced socket that sent (`outgoing`) or receives a packet between `src` and `dst`.
     func socket(local: Endpoint, remote: Endpoint, at time: Timestamp, ledgers: [UInt64: Ledger], udp: Bool = false,
-                index: PortIndex? = nil) -> SocketRecord?
+                index: PortIndex? = nil, connectWindows: [UInt64: (start: Timestamp, end: Timestamp)]? = nil)
+        -> SocketRecord?
     {
         let index = index ?? PortIndex(sockets)
         // A connect(2) the peer refused leaves the socket's local address reset to any (the port stays): its SYN
@@ -120,6 +129,12 @@ public struct TraceAttributor {
             matches = (index.unconnectedUDP[local.port] ?? []).filter {
                 guard $0.isUDP, $0.remote == nil, let l = $0.local else { return false }
                 return l.port == local.port && (Self.isAny(l.ip) || Self.same(l.ip, local.address))
+            }
+        }
+        if matches.isEmpty && !udp, let windows = connectWindows {
+            matches = (index.portless[remote.port] ?? []).filter {
+                guard let r = $0.remote, Self.same(r.ip, remote.address), let w = windows[$0.inode] else { return false }
+                return w.start <= time && time <= w.end
             }
         }
         if matches.count <= 1 { return matches.first }
@@ -153,6 +168,11 @@ public struct TraceAttributor {
         var udpRecvUsed: Set<Int> = []
         let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
         let index = PortIndex(sockets)
+        // The time of each port-less socket's connect(2), during which its SYN and the peer's answer pass.
+        var windows: [UInt64: (start: Timestamp, end: Timestamp)] = [:]
+        for s in index.portless.values.joined() {
+            if let id = ledgers[s.inode]?.connect, let c = byId[id] { windows[s.inode] = (c.start, c.end) }
+        }
         for i in packets.indices {
             var p = packets[i]
             guard let src = p.sourceEndpoint, let dst = p.destinationEndpoint else {
@@ -175,8 +195,12 @@ public struct TraceAttributor {
                 continue
             }
             let udp = p.proto == "UDP"
-            let sender = socket(local: src, remote: dst, at: p.timestamp, ledgers: ledgers, udp: udp, index: index)
-            let receiver = socket(local: dst, remote: src, at: p.timestamp, ledgers: ledgers, udp: udp, index: index)
+            let sender = socket(
+                local: src, remote: dst, at: p.timestamp, ledgers: ledgers, udp: udp, index: index,
+                connectWindows: windows)
+            let receiver = socket(
+                local: dst, remote: src, at: p.timestamp, ledgers: ledgers, udp: udp, index: index,
+                connectWindows: windows)
             if sender != nil || receiver != nil { related.insert(p.frame) }
             p.sender = sender?.owner ?? src.description
             let out = sender.flatMap { ledgers[$0.inode] }

@@ -104,7 +104,7 @@ public final class Tracer {
         var injection: Injection?
         /// Where this thread's Python hook keeps the line of the socket method it is in (see PythonHook).
         var noteAddress: UInt64?
-        /// The last line read from that buffer, as bytes and as text: most calls repeat their thread's last line.
+        /// The last line read from that buffer, as bytes and as text: a loop's calls repeat it.
         var lastNote: (bytes: [UInt8], text: String)?
         /// A call a signal interrupted with a kernel restart code: the kernel runs it again (then it is one call
         /// that started here) or the program sees EINTR (then it is recorded so at the thread's next call).
@@ -795,8 +795,12 @@ public final class Tracer {
 
     /// Where a socket is and its TCP state from the kernel's tables when its descriptor cannot be duplicated.
     func refreshFromKernelTables(inode: UInt64, pid: Int32) {
-        guard var s = sockets[inode], let (entry, family, type) = KernelTCPTable.socket(inode: inode, inNetworkOf: pid)
-        else { return }
+        guard var s = sockets[inode] else { return }
+        guard let (entry, family, type) = KernelTCPTable.socket(inode: inode, inNetworkOf: pid) else {
+            // The kernel hashes every TCP socket but a CLOSED one (fresh, merely bound, refused, or reset).
+            if s.isTCP { lastState = .closed }
+            return
+        }
         if s.family == 0 { s.family = family }
         if s.type == 0 { s.type = type }
         if entry.local.port != 0 || s.local == nil { s.local = entry.local }
@@ -806,8 +810,8 @@ public final class Tracer {
     }
 
     /// Set when pidfd_open(2) or pidfd_getfd(2) is refused (a container's seccomp profile without CAP_SYS_PTRACE
-    /// answers EPERM; kernels before 5.3 and 5.6 lack them): descriptors are then told apart through /proc/PID/fd and sockets found in
-    /// /proc/PID/net, and the call is not tried again.
+    /// answers EPERM; kernels before 5.3 and 5.6 lack them): descriptors are then told apart through
+    /// /proc/PID/fd, sockets are found by inode through sock_diag or /proc/PID/net, and the call is not tried again.
     var duplicatesRefused = false
 
     /// The duplicate of one tracee descriptor that the current stop works on: what the descriptor is (fstat) and
