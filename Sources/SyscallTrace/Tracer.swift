@@ -82,6 +82,8 @@ public final class Tracer {
         var entry: FDEntry?
         var sendPreview: [UInt8]?
         var address: SocketAddress?
+        /// The address as shown: "127.0.0.2:49152", a Unix socket's path, "@name" for an abstract one.
+        var addressText: String?
         var stateBefore: TCPState?
     }
 
@@ -501,9 +503,9 @@ public final class Tracer {
         }
         switch call {
         case .connect, .bind:
-            pending.address = Self.readAddress(tid, regs.rsi, Int(regs.rdx))
+            (pending.address, pending.addressText) = Self.readAddress(tid, regs.rsi, Int(regs.rdx))
         case .sendto:
-            if regs.r8 != 0 { pending.address = Self.readAddress(tid, regs.r8, Int(regs.r9)) }
+            if regs.r8 != 0 { (pending.address, pending.addressText) = Self.readAddress(tid, regs.r8, Int(regs.r9)) }
         default: break
         }
         thread?.pending = pending
@@ -681,7 +683,7 @@ public final class Tracer {
             guard inode != nil else { return }
             call.args = [("fd", .int(Int(pending.fd ?? -1)))]
         case .connect, .bind:
-            call.args = [("fd", .int(Int(pending.fd ?? -1))), ("addr", .string(pending.address?.description ?? "?"))]
+            call.args = [("fd", .int(Int(pending.fd ?? -1))), ("addr", .string(pending.addressText ?? "?"))]
         case .listen:
             call.args = [("fd", .int(Int(pending.fd ?? -1))), ("backlog", .int(Int(Int32(truncatingIfNeeded: r.rsi))))]
             if ok, let i = inode { sockets[i]?.listening = true }
@@ -696,7 +698,7 @@ public final class Tracer {
             let count = ok ? Int(result) : Int(r.rdx)
             let data = Self.readMemory(tid, r.rsi, min(count, 256))
             call.args = [("fd", .int(Int(pending.fd ?? -1))), ("data", .bytes(count: count, preview: TextEscaper.preview(data, limit: 256)))]
-            if let a = pending.address { call.args.append(("addr", .string(a.description))) }
+            if let a = pending.addressText { call.args.append(("addr", .string(a))) }
         case .read, .recvfrom:
             call.args = [("fd", .int(Int(pending.fd ?? -1))), ("size", .int(Int(r.rdx)))]
             if ok {
@@ -885,12 +887,27 @@ public final class Tracer {
         return buffer
     }
 
-    static func readAddress(_ pid: Int32, _ address: UInt64, _ length: Int) -> SocketAddress? {
+    /// A sockaddr in the tracee's memory: the IP address and port when it is one, and how to show it.
+    static func readAddress(_ pid: Int32, _ address: UInt64, _ length: Int) -> (SocketAddress?, String?) {
         let bytes = readMemory(pid, address, min(max(length, 0), MemoryLayout<sockaddr_storage>.size))
-        guard bytes.count >= 2 else { return nil }
+        guard bytes.count >= 2 else { return (nil, nil) }
         var storage = sockaddr_storage()
         withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: bytes) }
-        return SocketAddress(storage: storage)
+        if let ip = SocketAddress(storage: storage) { return (ip, ip.description) }
+        return (nil, describeAddress(bytes))
+    }
+
+    /// A sockaddr that is not an IP one: a Unix socket's path (glibc's name-service lookups connect to
+    /// /var/run/nscd/socket, for instance), "@name" for an abstract one, or its family.
+    static func describeAddress(_ bytes: [UInt8]) -> String {
+        let family = bytes.count >= 2 ? Int(bytes[0]) | Int(bytes[1]) << 8 : -1
+        guard family == Int(AF_UNIX) else { return "family \(family)" }
+        let path = bytes.dropFirst(2)
+        guard let first = path.first else { return "(unnamed)" }
+        if first == 0 {
+            return "@" + TextEscaper.escape(path.dropFirst().prefix { $0 != 0 })
+        }
+        return TextEscaper.escape(path.prefix { $0 != 0 })
     }
 
     /// /proc/PID/fd/N -> "socket:[inode]" or anything else; nil when the number is not open.
