@@ -24,7 +24,64 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     static func formatV4(_ a: UInt32) -> String {
-        "\(a >> 24).\((a >> 16) & 0xff).\((a >> 8) & 0xff).\(a & 0xff)"
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 21) { buffer in
+            let n = writeV4(a, port: nil, into: buffer)
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self)
+        }
+    }
+
+    /// "127.0.0.1:61867" or "[::1]:61867": an address with its port, as every view of an endpoint prints it.
+    public static func describe(_ ip: IPAddress, port: UInt16) -> String {
+        switch ip {
+        case .v4(let a):
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 21) { buffer in
+                let n = writeV4(a, port: port, into: buffer)
+                return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self)
+            }
+        case .v6: "[\(ip)]:\(port)"
+        }
+    }
+
+    /// "a.b.c.d" (and ":port" when given) into `buffer` (21 bytes suffice); returns the length. Traces and
+    /// timelines format tens of thousands of addresses, and string interpolation costs ~10 times more.
+    public static func writeV4(_ a: UInt32, port: UInt16?, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var n = 0
+        func put(_ v: UInt32) {
+            if v >= 100 {
+                buffer[n] = UInt8(48 + v / 100)
+                n += 1
+            }
+            if v >= 10 {
+                buffer[n] = UInt8(48 + v / 10 % 10)
+                n += 1
+            }
+            buffer[n] = UInt8(48 + v % 10)
+            n += 1
+        }
+        for shift in stride(from: 24, through: 0, by: -8) {
+            put((a >> UInt32(shift)) & 0xff)
+            if shift > 0 {
+                buffer[n] = 0x2e  // "."
+                n += 1
+            }
+        }
+        if let port {
+            buffer[n] = 0x3a  // ":"
+            n += 1
+            var digits = 1
+            var p = UInt32(port)
+            while p >= 10 {
+                digits += 1
+                p /= 10
+            }
+            p = UInt32(port)
+            for i in stride(from: n + digits - 1, through: n, by: -1) {
+                buffer[i] = UInt8(48 + p % 10)
+                p /= 10
+            }
+            n += digits
+        }
+        return n
     }
 
     static func formatV6(_ hi: UInt64, _ lo: UInt64) -> String {

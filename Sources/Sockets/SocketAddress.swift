@@ -151,12 +151,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         self.init(ip: ip, port: port)
     }
 
-    public var description: String {
-        switch ip {
-        case .v4: "\(ip):\(port)"
-        case .v6: "[\(ip)]:\(port)"
-        }
-    }
+    public var description: String { IPAddress.describe(ip, port: port) }
 
     /// `AF_INET` or `AF_INET6`.
     public var family: Int32 { ip.family }

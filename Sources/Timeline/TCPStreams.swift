@@ -58,9 +58,7 @@ public struct Endpoint: Hashable, Sendable, Comparable, CustomStringConvertible 
     public static func < (l: Endpoint, r: Endpoint) -> Bool { (l.address, l.port) < (r.address, r.port) }
 
     /// "127.0.0.1:61867" or "[::1]:61867".
-    public var description: String {
-        address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
-    }
+    public var description: String { IPAddress.describe(address, port: port) }
 }
 
 /// What the conversation tracker says about one TCP segment.

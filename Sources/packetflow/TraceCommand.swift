@@ -149,9 +149,12 @@ struct TraceCommand: ParsableCommand {
         let text: String
         switch display.effectiveFormat {
         case .jsonl:
-            var events: [TimelineEvent] = calls.map { .call($0) } + shown.map { .packet($0) }
-            events.sort { $0.timestamp < $1.timestamp }
-            text = events.map { JSONLines.line($0) + "\n" }.joined()
+            text = TimelineEvent.order(calls: calls, packets: shown).map {
+                switch $0 {
+                case .call(let i): JSONLines.line(.call(calls[i])) + "\n"
+                case .packet(let j): JSONLines.line(.packet(shown[j])) + "\n"
+                }
+            }.joined()
         case .text:
             text = TraceText(language: display.lang, color: display.useColor).render(
                 command: title, calls: calls, packets: shown, captured: capture != nil)
@@ -239,13 +242,18 @@ struct TraceText {
         var out = (ja ? "PacketFlow トレース: " : "PacketFlow trace: ") + command + "\n"
         out.reserveCapacity(out.utf8.count + 110 * (calls.count + packets.count))
         let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
-        var events: [TimelineEvent] = calls.map { .call($0) } + packets.map { .packet($0) }
-        events.sort { $0.timestamp < $1.timestamp }
-        let t0 = events.first?.timestamp ?? Timestamp(seconds: 0, nanoseconds: 0)
+        let order = TimelineEvent.order(calls: calls, packets: packets)
+        let t0: Timestamp
+        switch order.first {
+        case .call(let i)?: t0 = calls[i].start
+        case .packet(let j)?: t0 = packets[j].timestamp
+        case nil: t0 = Timestamp(seconds: 0, nanoseconds: 0)
+        }
         let diagram = SequenceDiagram(leftActor: "", rightActor: "", language: language, color: false)
-        for e in events {
-            switch e {
-            case .call(let c):
+        for position in order {
+            switch position {
+            case .call(let i):
+                let c = calls[i]
                 appendOffset(c.start, t0, to: &out)
                 out += " "
                 out += bold
@@ -288,7 +296,8 @@ struct TraceText {
                     out += reset
                     out += "\n"
                 }
-            case .packet(let p):
+            case .packet(let j):
+                let p = packets[j]
                 out += dim
                 appendOffset(p.timestamp, t0, to: &out)
                 out += reset

@@ -203,6 +203,17 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(try #require(IPAddress(input)).description == expected)
     }
 
+    @Test(arguments: [
+        ("0.0.0.0", 0, "0.0.0.0:0"), ("255.255.255.255", 65535, "255.255.255.255:65535"),
+        ("10.0.100.9", 80, "10.0.100.9:80"), ("1.20.3.199", 7, "1.20.3.199:7"), ("127.0.0.2", 49152, "127.0.0.2:49152"),
+        ("::1", 49152, "[::1]:49152"),
+    ])
+    func addressesWithPortsPrintEveryDigit(address: String, port: Int, expected: String) throws {
+        let ip = try #require(IPAddress(address))
+        #expect(IPAddress.describe(ip, port: UInt16(port)) == expected)
+        #expect(ip.description == address)
+    }
+
     @Test func ipv4AndBadInput() {
         #expect(IPAddress("127.0.0.2") == .v4(0x7f00_0002))
         #expect(IPAddress("127.0.0.2")?.description == "127.0.0.2")
