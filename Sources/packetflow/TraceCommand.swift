@@ -226,6 +226,61 @@ struct TraceCommand: ParsableCommand {
     }
 }
 
+/// Where the text timeline draws each packet: the program's end in a left column (its process and socket, padded
+/// to one width, so the program's sockets line up), the other end on the right, and an arrow from sender to
+/// receiver. A flow keeps the sides its first packet gave it: when both ends are traced (a client and a server
+/// in the same trace), the end that sent first, usually the client, stays on the left. An end is the program's
+/// when the attribution found a traced socket sending from it.
+struct PacketColumns {
+    struct Row {
+        var left: String
+        var right: String
+        /// The packet goes from the left end to the right one.
+        var rightward: Bool
+    }
+
+    /// One per packet; nil for a packet without ports (ICMP, ARP), drawn as "source → destination".
+    var rows: [Row?] = []
+    var width = 0
+
+    /// One end of one flow.
+    private struct End: Hashable {
+        var flow: ConversationKey
+        var endpoint: Endpoint
+    }
+
+    init(packets: [PacketEvent]) {
+        // Who owns each end of each flow: the attribution names the traced process whose socket sent a packet
+        // (`sender`), or leaves the source address there when no traced socket did.
+        var owners: [End: String] = [:]
+        // The key orders its two ends itself.
+        func flow(_ s: Endpoint, _ d: Endpoint) -> ConversationKey { ConversationKey(s, d, proto: 0) }
+        for p in packets {
+            guard let s = p.sourceEndpoint, let d = p.destinationEndpoint, let sender = p.sender,
+                sender != s.description
+            else { continue }
+            owners[End(flow: flow(s, d), endpoint: s)] = sender
+        }
+        var leftEnd: [ConversationKey: Endpoint] = [:]
+        rows.reserveCapacity(packets.count)
+        for p in packets {
+            guard let s = p.sourceEndpoint, let d = p.destinationEndpoint else {
+                rows.append(nil)
+                continue
+            }
+            let key = flow(s, d)
+            func owner(_ end: Endpoint) -> String? { owners[End(flow: key, endpoint: end)] }
+            let left = leftEnd[key] ?? (owner(s) != nil || owner(d) == nil ? s : d)
+            leftEnd[key] = left
+            let right = left == s ? d : s
+            func label(_ end: Endpoint) -> String { owner(end).map { "\($0) \(end)" } ?? end.description }
+            let row = Row(left: label(left), right: label(right), rightward: left == s)
+            width = max(width, row.left.count)
+            rows.append(row)
+        }
+    }
+}
+
 /// The text timeline of a trace: calls and packets in time order, each packet with the call that sent it or the
 /// reason a kernel sent it, and the call that consumed its data.
 struct TraceText {
@@ -250,6 +305,7 @@ struct TraceText {
         case nil: t0 = Timestamp(seconds: 0, nanoseconds: 0)
         }
         let diagram = SequenceDiagram(leftActor: "", rightActor: "", language: language, color: false)
+        let columns = PacketColumns(packets: packets)
         for position in order {
             switch position {
             case .call(let i):
@@ -303,11 +359,20 @@ struct TraceText {
                 out += reset
                 out += "   "
                 let src = p.sourceEndpoint?.description ?? p.source?.description ?? "?"
-                out += src
-                out += " → "
-                out += p.destinationEndpoint?.description ?? p.destination?.description ?? "?"
-                out += " "
-                diagram.appendLabel(p, to: &out)
+                if let row = columns.rows[j] {
+                    out += row.left
+                    for _ in row.left.count..<columns.width { out += " " }
+                    out += row.rightward ? " ── " : " <── "
+                    diagram.appendLabel(p, to: &out)
+                    out += row.rightward ? " ──> " : " ── "
+                    out += row.right
+                } else {
+                    out += src
+                    out += " → "
+                    out += p.destinationEndpoint?.description ?? p.destination?.description ?? "?"
+                    out += " "
+                    diagram.appendLabel(p, to: &out)
+                }
                 if p.byKernel {
                     out += "  "
                     out += dim

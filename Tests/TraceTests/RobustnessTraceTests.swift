@@ -358,12 +358,15 @@ import Testing
         #expect(lines[connect].contains(/^ +\+\d+\.\d{3}ms #\d+ python3\[\d+\] connect\(\d+, 127\.0\.0\.1:\d+\) = -1 ECONNREFUSED  0\.0\.0\.0:\d+ → 127\.0\.0\.1:\d+  CLOSED$/))
         #expect(lines[connect + 1] == "               refused.py:4 s.connect_ex((\"127.0.0.1\", closed))")
         let id = try #require(lines[connect].firstMatch(of: /#(\d+) python3/).map { String($0.1) })
-        // Packets: time, ends, flags and numbers, then the call that sent it or why a kernel did.
+        // Packets: time, the program's process and socket on the left, an arrow from sender to receiver labelled
+        // with flags and numbers, the peer; then the call that sent it or why a kernel did.
         let syn = try #require(lines.first { $0.contains(" SYN seq=0 ") })
         let sentBy = ja ? "  ← #\(id) connect が送信" : "  ← sent by #\(id) connect"
-        #expect(syn.contains(/^ +\+\d+\.\d{3}ms   127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+ SYN seq=0 win=\d+ \[mss \d+.*\]/))
+        #expect(syn.contains(
+            /^ +\+\d+\.\d{3}ms   python3\[\d+\] 127\.0\.0\.1:\d+ ── SYN seq=0 win=\d+ \[mss \d+[^\]]*\] ──> 127\.0\.0\.1:\d+  ←/))
         #expect(syn.hasSuffix(sentBy))
         let rst = try #require(lines.first { $0.contains(" RST/ACK seq=1 ack=1 win=0") })
+        #expect(rst.contains(/\ python3\[\d+\] 127\.0\.0\.1:\d+ <── RST\/ACK seq=1 ack=1 win=0 ── 127\.0\.0\.1:\d+  \(/))
         #expect(rst.hasSuffix(
             ja ? "  (カーネルが送信: RST: このポートで待ち受けるソケットがない)" : "  (kernel: RST: no socket listening on this port)"))
         // socket, bind, close of the probe; socket, connect, close (and, without HOME, glibc's two tries at the
