@@ -6,10 +6,12 @@ import Sockets
 /// retransmission. Those belong in the trace, so the capture goes on until the wire is quiet; but once every
 /// connection the program had is in TIME_WAIT or gone, on both ends where the peer is on this host, nothing more
 /// is coming and the wait can end at once. Any other state (a handshake, data or a FIN not yet acknowledged, a
-/// peer that has not closed, a descriptor a child still holds) keeps the quiet-wire wait.
+/// peer that has not closed, a descriptor a child still holds) keeps the quiet-wire wait, and so does any UDP
+/// socket: no table says whether an answer or an ICMP error is still on its way.
 public struct TraceSettling: Sendable {
     /// (local, remote) of each traced TCP socket, and the same pair reversed for a peer on this host.
     let ends: Set<Pair>
+    let hasUDP: Bool
 
     struct Pair: Hashable, Sendable {
         var local: SocketAddress
@@ -24,6 +26,7 @@ public struct TraceSettling: Sendable {
             ends.insert(Pair(local: remote, remote: local))
         }
         self.ends = ends
+        hasUDP = sockets.values.contains { $0.isUDP }
     }
 
     /// The states in which a connection can still send by itself.
@@ -34,6 +37,7 @@ public struct TraceSettling: Sendable {
     /// True when no socket of these connections is in a state that can still send (asked through sock_diag, which
     /// filters in the kernel: /proc/net/tcp after a busy minute lists tens of thousands of TIME_WAIT rows).
     public func settled() -> Bool {
+        if hasUDP { return false }
         if ends.isEmpty { return true }
         guard let busy = SocketDiag.tcpSockets(inStates: Self.sending) else { return false }
         return !busy.contains { ends.contains(Pair(local: $0.local, remote: $0.remote)) }

@@ -454,6 +454,27 @@ import Testing
         #expect((lastAck?["ts"] as? Double ?? 0) >= fin["ts"] as? Double ?? 0)
     }
 
+    @Test func aDatagramThatAnswersAfterTheProgramExitedIsStillReported() throws {
+        let scripts = Scripts()
+        let echo = scripts.write("late.py", Self.listener("""
+            import time
+            data, addr = srv.recvfrom(64)
+            time.sleep(0.03)
+            srv.sendto(b"late", addr)
+            time.sleep(1)
+            """, type: "SOCK_DGRAM"))
+        let (server, port) = try Self.start(["/usr/bin/env", "python3", echo])
+        defer { server.kill() }
+        let (status, events, _) = try Self.trace(["python3", "-c", """
+            import socket, sys
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hi", ("127.0.0.1", \(port)))
+            """])
+        #expect(status == 0)
+        let udp = Self.packets(events, proto: "UDP")
+        #expect(udp.contains { $0["dport"] as? Int == port && $0["len"] as? Int == 2 })
+        #expect(udp.contains { $0["sport"] as? Int == port && $0["len"] as? Int == 4 }, "the answer, 30 ms after the exit")
+    }
+
     @Test func ipv6ConnectSendsTheSYNOnLoopback() throws {
         let scripts = Scripts()
         let sink = scripts.write("sink6.py", Self.listener("c, _ = srv.accept(); c.recv(64); c.close()", family: "AF_INET6", host: "::1"))
