@@ -69,4 +69,18 @@ import Testing
             }
         }
     }
+
+    /// The lookup trace falls back to when it cannot duplicate a program's descriptor: by inode, TCP or UDP.
+    @Test func socketsAreFoundByInodeWithTheirFamilyAndType() throws {
+        let (client, _, listener) = try connectedPair()
+        let udp = try Socket(family: .ipv6, type: .datagram)
+        try udp.bind(to: SocketAddress(ip: .loopbackV6, port: 0))
+        for (socket, family, type) in [(client, Int32(2), Int32(1)), (listener, 2, 1), (udp, 10, 2)] {
+            let found = try #require(KernelTCPTable.socket(inode: Self.inode(socket), inNetworkOf: getpid()))
+            #expect(found.family == family && found.type == type)
+            #expect(found.entry.local == (try socket.localAddress))
+        }
+        let rows = try #require(SocketDiag.sockets(protocol: UInt8(IPPROTO_UDP), inStates: SocketDiag.statesWithDescriptors))
+        #expect(rows.contains { $0.inode == Self.inode(udp) && $0.local == (try? udp.localAddress) })
+    }
 }
