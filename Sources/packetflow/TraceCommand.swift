@@ -123,9 +123,12 @@ struct TraceCommand: ParsableCommand {
         var linkType: LinkType?
         if let capture {
             // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture: wait
-            // for a quiet wire, or only until every traced connection has nothing left to send.
-            let connections = TraceSettling(result.sockets)
-            capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
+            // for a quiet wire, or only until every traced connection has nothing left to send. A program we
+            // detached from goes on talking, and what it sends now no call of ours caused: no wait then.
+            if !result.detached || result.exitStatus != nil {
+                let connections = TraceSettling(result.sockets)
+                capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
+            }
             linkType = capture.linkType
             do {
                 let stopped = try capture.stop(closeInBackground: true)
