@@ -80,7 +80,6 @@ public final class Tracer {
         var start: Timestamp
         var fd: Int32?
         var entry: FDEntry?
-        var sendPreview: [UInt8]?
         var address: SocketAddress?
         /// The address as shown: "127.0.0.2:49152", a Unix socket's path, "@name" for an abstract one.
         var addressText: String?
