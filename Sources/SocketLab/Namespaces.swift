@@ -101,16 +101,7 @@ public final class LabNamespaces: @unchecked Sendable {
 
     /// Names of namespaces whose directory under /run/netns starts with the lab's prefix (for tests and leftovers).
     public static func existing() -> [String] {
-        guard let dir = opendir("/run/netns") else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name.hasPrefix(prefix) { names.append(name) }
-        }
-        return names
+        ProcFiles.names(in: "/run/netns").filter { $0.hasPrefix(prefix) }
     }
 
     // MARK: Cleanup on SIGINT / SIGTERM

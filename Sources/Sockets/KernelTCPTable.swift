@@ -51,7 +51,7 @@ public enum KernelTCPTable {
 
     /// Every row of one table file.
     public static func entries(_ path: String) -> [Entry] {
-        guard let text = readSmallFile(path) else { return [] }
+        guard let text = ProcFiles.contents(path) else { return [] }
         var out: [Entry] = []
         for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -85,20 +85,5 @@ public enum KernelTCPTable {
         default:
             return nil
         }
-    }
-
-    static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            if n <= 0 { break }
-            data.append(contentsOf: buffer[0..<n])
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 }

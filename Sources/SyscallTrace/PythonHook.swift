@@ -1,4 +1,5 @@
 import Glibc
+import Sockets
 
 /// The start-up hook that makes CPython tell the tracer which line of the program made each socket call.
 ///
@@ -174,14 +175,8 @@ public enum PythonHook {
         unlink(dir + "/sitecustomize.py")
         // Python may have left its bytecode cache next to the hook.
         let cache = dir + "/__pycache__"
-        if let d = opendir(cache) {
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name != "." && name != ".." { unlink(cache + "/" + name) }
-            }
-            closedir(d)
-            rmdir(cache)
-        }
+        for name in ProcFiles.names(in: cache) { unlink(cache + "/" + name) }
+        rmdir(cache)
         rmdir(dir)
     }
 

@@ -230,7 +230,7 @@ public final class Tracer {
         // Threads may start while we attach; read the task list until it stops growing.
         var attached: Set<Int32> = []
         for _ in 0..<3 {
-            let tids = Self.listDirectory("/proc/\(pid)/task").compactMap { Int32($0) }
+            let tids = ProcFiles.names(in: "/proc/\(pid)/task").compactMap { Int32($0) }
             let fresh = tids.filter { !attached.contains($0) }
             if fresh.isEmpty { break }
             for tid in fresh {
@@ -251,7 +251,7 @@ public final class Tracer {
             }
         }
         // Descriptors opened before we came: learn the sockets among them.
-        for name in Self.listDirectory("/proc/\(pid)/fd") {
+        for name in ProcFiles.names(in: "/proc/\(pid)/fd") {
             guard let fd = Int32(name), let entry = Self.fdEntry(pid: pid, fd: fd) else { continue }
             process.fds[fd] = entry
             if case .socket(let inode) = entry { learnSocket(inode: inode, pid: pid, fd: fd, family: 0, type: 0) }
@@ -596,7 +596,7 @@ public final class Tracer {
 
     /// Sockets of ours a launched program inherits (open without close-on-exec).
     static func inheritedSockets() -> [Int32] {
-        listDirectory("/proc/self/fd").compactMap { name -> Int32? in
+        ProcFiles.names(in: "/proc/self/fd").compactMap { name -> Int32? in
             guard let fd = Int32(name), fcntl(fd, F_GETFD) & FD_CLOEXEC == 0,
                 case .socket? = fdEntry(pid: getpid(), fd: fd)
             else { return nil }
@@ -911,11 +911,7 @@ public final class Tracer {
 
     /// /proc/PID/fd/N -> "socket:[inode]" or anything else; nil when the number is not open.
     static func fdEntry(pid: Int32, fd: Int32) -> FDEntry? {
-        guard fd >= 0 else { return nil }
-        var buffer = [CChar](repeating: 0, count: 128)
-        let n = readlink("/proc/\(pid)/fd/\(fd)", &buffer, 127)
-        guard n > 0 else { return nil }
-        let target = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard fd >= 0, let target = ProcFiles.linkTarget("/proc/\(pid)/fd/\(fd)") else { return nil }
         return parseLink(target)
     }
 
@@ -943,19 +939,6 @@ public final class Tracer {
             if line.hasPrefix("Tgid:") { return Int32(line.dropFirst(5).trimmingSpaces) }
         }
         return nil
-    }
-
-    static func listDirectory(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var out: [String] = []
-        while let e = readdir(dir) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { out.append(name) }
-        }
-        return out
     }
 
     static func familyName(_ f: Int32) -> String {

@@ -4,6 +4,7 @@ import PacketCapture
 import PacketFiles
 import PacketWire
 import Render
+import Sockets
 import SyscallTrace
 import Timeline
 
@@ -200,22 +201,9 @@ struct TraceCommand: ParsableCommand {
         if let status = result.exitStatus, status != 0 { throw ExitCode(status) }
     }
 
-    static func openDescriptors() -> Set<Int32> {
-        guard let dir = opendir("/proc/self/fd") else { return [] }
-        defer { closedir(dir) }
-        var out: Set<Int32> = []
-        while let e = readdir(dir) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let fd = Int32(name) { out.insert(fd) }
-        }
-        return out
-    }
+    static func openDescriptors() -> Set<Int32> { Set(ProcFiles.names(in: "/proc/self/fd").compactMap { Int32($0) }) }
 
-    static func isEventFD(_ fd: Int32) -> Bool {
-        var buffer = [CChar](repeating: 0, count: 64)
-        let n = readlink("/proc/self/fd/\(fd)", &buffer, 63)
-        return n > 0 && String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "anon_inode:[eventfd]"
-    }
+    static func isEventFD(_ fd: Int32) -> Bool { ProcFiles.linkTarget("/proc/self/fd/\(fd)") == "anon_inode:[eventfd]" }
 
     static func currentEnvironment() -> [String: String] {
         var env: [String: String] = [:]
