@@ -152,7 +152,7 @@ public struct FlowDiagram: Sendable {
 }
 
 /// Texts shared by the Mermaid and HTML renderers, so both say the same thing as the terminal diagram.
-enum FlowText {
+public enum FlowText {
     /// "5 connect(127.0.0.2:49152) = 0", "3 connect(…) = -1 ECONNREFUSED".
     static func call(_ c: CallEvent) -> String { "\(c.id) \(c.name)(\(arguments(c))) = \(result(c))" }
 
@@ -215,7 +215,7 @@ enum FlowText {
     }
 
     /// "+12.345ms" from the diagram's origin.
-    static func offset(_ t: Timestamp, _ origin: Timestamp) -> String {
+    public static func offset(_ t: Timestamp, _ origin: Timestamp) -> String {
         let micros = (t.totalNanoseconds - origin.totalNanoseconds) / 1000
         let a = abs(micros)
         let frac = String(a % 1000)

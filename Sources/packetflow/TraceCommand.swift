@@ -395,19 +395,11 @@ struct TraceText {
         return out
     }
 
-    /// "   +12.345ms", right-aligned in 12 columns.
+    /// "   +12.345ms": the diagrams' time offset, right-aligned in 12 columns.
     func appendOffset(_ t: Timestamp, _ t0: Timestamp, to out: inout String) {
-        let micros = (t.totalNanoseconds - t0.totalNanoseconds) / 1000
-        let whole = String(micros / 1000)
-        let frac = String(abs(micros) % 1000)
-        let width = 1 + whole.utf8.count + 1 + 3 + 2
-        for _ in width..<max(width, 12) { out += " " }
-        out += "+"
-        out += whole
-        out += "."
-        for _ in frac.utf8.count..<3 { out += "0" }
-        out += frac
-        out += "ms"
+        let text = FlowText.offset(t, t0)
+        for _ in text.utf8.count..<max(12, text.utf8.count) { out += " " }
+        out += text
     }
 
     /// The pcapng comment of a packet: who sent it and from which line, or why a kernel did.
