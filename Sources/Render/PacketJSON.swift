@@ -21,20 +21,7 @@ public enum PacketJSON {
         o.append(#","proto":"#)
         string(p.proto, into: &o)
         o.append(#","flags":"#)
-        if let flags = p.flags {
-            o.byte(UInt8(ascii: "["))
-            var first = true
-            for (flag, name) in TCPFlags.ordered where flags.contains(flag) {
-                if !first { o.byte(UInt8(ascii: ",")) }
-                first = false
-                o.byte(UInt8(ascii: "\""))
-                o.append(name)
-                o.byte(UInt8(ascii: "\""))
-            }
-            o.byte(UInt8(ascii: "]"))
-        } else {
-            o.append("null")
-        }
+        flags(p.flags, into: &o)
         o.append(#","seq":"#)
         number(p.seq.map(UInt64.init), into: &o)
         o.append(#","ack":"#)
@@ -119,24 +106,7 @@ public enum PacketJSON {
             }
         }
         o.append(#"","flags":"#)
-        if let flags {
-            o.byte(UInt8(ascii: "["))
-            var first = true
-            @inline(__always) func flag(_ f: TCPFlags, _ name: StaticString) {
-                guard flags.contains(f) else { return }
-                if !first { o.byte(UInt8(ascii: ",")) }
-                first = false
-                o.byte(UInt8(ascii: "\""))
-                o.append(name)
-                o.byte(UInt8(ascii: "\""))
-            }
-            // TCPFlags.ordered, without touching its array of strings.
-            flag(.fin, "FIN"); flag(.syn, "SYN"); flag(.rst, "RST"); flag(.psh, "PSH")
-            flag(.ack, "ACK"); flag(.urg, "URG"); flag(.ece, "ECE"); flag(.cwr, "CWR")
-            o.byte(UInt8(ascii: "]"))
-        } else {
-            o.append("null")
-        }
+        Self.flags(flags, into: &o)
         o.append(#","seq":"#)
         number(t.hasStream ? UInt64(t.relativeSeq) : nil, into: &o)
         o.append(#","ack":"#)
@@ -154,13 +124,7 @@ public enum PacketJSON {
         if !t.analysis.isEmpty {
             o.append(#","analysis":["#)
             var first = true
-            t.analysis.forEachName { name in
-                if !first { o.byte(UInt8(ascii: ",")) }
-                first = false
-                o.byte(UInt8(ascii: "\""))
-                o.append(name)
-                o.byte(UInt8(ascii: "\""))
-            }
+            t.analysis.forEachName { element($0, first: &first, into: &o) }
             o.byte(UInt8(ascii: "]"))
         }
         if PacketEventBuilder.isTruncated(info, d) { o.append(#","truncated":true"#) }
@@ -169,6 +133,29 @@ public enum PacketJSON {
             string(problem.description, into: &o)
         }
         o.byte(UInt8(ascii: "}"))
+    }
+
+    /// `["SYN","ACK"]` in TCPFlags.ordered's order, or null: the one writer of both packet paths.
+    static func flags(_ flags: TCPFlags?, into o: inout OutputBuffer) {
+        guard let flags else { return o.append("null") }
+        o.byte(UInt8(ascii: "["))
+        var first = true
+        @inline(__always) func flag(_ f: TCPFlags, _ name: StaticString) {
+            if flags.contains(f) { element(name, first: &first, into: &o) }
+        }
+        // TCPFlags.ordered, without touching its array of strings.
+        flag(.fin, "FIN"); flag(.syn, "SYN"); flag(.rst, "RST"); flag(.psh, "PSH")
+        flag(.ack, "ACK"); flag(.urg, "URG"); flag(.ece, "ECE"); flag(.cwr, "CWR")
+        o.byte(UInt8(ascii: "]"))
+    }
+
+    /// One name (no escaping needed) as the next element of an array.
+    @inline(__always) static func element(_ name: StaticString, first: inout Bool, into o: inout OutputBuffer) {
+        if !first { o.byte(UInt8(ascii: ",")) }
+        first = false
+        o.byte(UInt8(ascii: "\""))
+        o.append(name)
+        o.byte(UInt8(ascii: "\""))
     }
 
     static func address(_ a: IPAddress?, into o: inout OutputBuffer) {
