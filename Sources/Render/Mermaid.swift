@@ -40,18 +40,28 @@ public enum MermaidDiagram {
     /// statement, `#` starts an entity, `:` separates a message, `<` `>` are HTML to GitHub, `%%` starts a
     /// comment, and a newline ends the line.
     public static func escape(_ s: String) -> String {
-        var out = ""
-        for ch in s {
-            switch ch {
-            case ";": out += "#59;"
-            case "#": out += "#35;"
-            case ":": out += "#58;"
-            case "<": out += "#lt;"
-            case ">": out += "#gt;"
-            case "%": out += "#37;"
-            case "\n", "\r": out += " "
-            default: out.append(ch)
+        s.substituting {
+            switch $0 {
+            case ";": "#59;"
+            case "#": "#35;"
+            case ":": "#58;"
+            case "<": "#lt;"
+            case ">": "#gt;"
+            case "%": "#37;"
+            case "\n", "\r": " "
+            default: nil
             }
+        }
+    }
+}
+
+extension String {
+    /// The string with each character `replacement` names replaced (the escapers of Mermaid and HTML).
+    func substituting(_ replacement: (Character) -> String?) -> String {
+        var out = ""
+        out.reserveCapacity(utf8.count)
+        for ch in self {
+            if let r = replacement(ch) { out += r } else { out.append(ch) }
         }
         return out
     }
