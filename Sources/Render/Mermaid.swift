@@ -48,7 +48,7 @@ public enum MermaidDiagram {
             case "<": "#lt;"
             case ">": "#gt;"
             case "%": "#37;"
-            case "\n", "\r": " "
+            case "\n", "\r", "\r\n": " "
             default: nil
             }
         }

@@ -65,6 +65,8 @@ struct MermaidArrow {
     @Test func escapeKeepsLabelsFromBeingSyntax() {
         #expect(MermaidDiagram.escape("a;b#c:d<e>f%%g\nh") == "a#59;b#35;c#58;d#lt;e#gt;f#37;#37;g h")
         #expect(MermaidDiagram.escape("こんにちは") == "こんにちは")
+        // "\r\n" is one Character in Swift: it must end no line either (a `python -c` script in a trace's title).
+        #expect(MermaidDiagram.escape("a\r\nb\rc") == "a b c")
     }
 
     @Test func captureWithoutActorsGetsALifelinePerEndpoint() {
