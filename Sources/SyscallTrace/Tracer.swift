@@ -923,22 +923,12 @@ public final class Tracer {
     }
 
     static func comm(of pid: Int32) -> String {
-        guard let f = fopen("/proc/\(pid)/comm", "r") else { return "?" }
-        defer { fclose(f) }
-        var buffer = [CChar](repeating: 0, count: 64)
-        guard fgets(&buffer, 64, f) != nil else { return "?" }
-        return String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        ProcFiles.contents("/proc/\(pid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
     }
 
     static func tgid(of tid: Int32) -> Int32? {
-        guard let f = fopen("/proc/\(tid)/status", "r") else { return nil }
-        defer { fclose(f) }
-        var buffer = [CChar](repeating: 0, count: 256)
-        while fgets(&buffer, 256, f) != nil {
-            let line = String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if line.hasPrefix("Tgid:") { return Int32(line.dropFirst(5).trimmingSpaces) }
-        }
-        return nil
+        let status = ProcFiles.contents("/proc/\(tid)/status") ?? ""
+        return status.split(separator: "\n").first { $0.hasPrefix("Tgid:") }.flatMap { Int32($0.dropFirst(5).trimmingSpaces) }
     }
 
     static func familyName(_ f: Int32) -> String {
