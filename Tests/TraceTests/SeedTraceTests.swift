@@ -9,16 +9,7 @@ import TestSupport
     static let seed = root.appendingPathComponent("Tests/Fixtures/seed")
 
     /// The packetflow binary built next to the test bundle.
-    static var packetflow: String {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        while dir.path != "/" {
-            let candidate = dir.appendingPathComponent("packetflow").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return root.appendingPathComponent(".build-trace/debug/packetflow").path
-    }
+    static var packetflow: String { packetflowBinary().path }
 
     /// A running process whose stdout is read line by line until a marker appears.
     final class Running {
