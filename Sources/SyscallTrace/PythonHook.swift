@@ -20,6 +20,29 @@ public enum PythonHook {
         import os as _pf_os
         import sys as _pf_sys
 
+        def _pf_dash_c_command(argv):
+            # The program text of `python -c CMD` (also `-Ic CMD`, `-cCMD`), as lines; None for a script or `-m`.
+            # Options that take a value (-W, -X) may hide a "c" in it, so the letters are walked as CPython does.
+            i = 1
+            while i < len(argv):
+                a = argv[i]
+                if not a.startswith("-") or a == "-" or a == "--":
+                    return None
+                for j in range(1, len(a)):
+                    letter = a[j]
+                    if letter in "cmWX":
+                        value = a[j + 1:]
+                        if not value:
+                            i += 1
+                            value = argv[i] if i < len(argv) else ""
+                        if letter == "c":
+                            return value.splitlines()
+                        if letter == "m":
+                            return None
+                        break
+                i += 1
+            return None
+
         def _pf_install():
             try:
                 fd = int(_pf_os.environ.get("PACKETFLOW_NOTE_FD", ""))
@@ -36,6 +59,7 @@ public enum PythonHook {
             state = threading.local()
             getframe = _pf_sys._getframe
             lines = {}  # (code object, instruction offset) -> b"file:line statement"
+            command = _pf_dash_c_command(getattr(_pf_sys, "orig_argv", [])) if _pf_sys.argv[:1] == ["-c"] else None
 
             def note(data):
                 try:
@@ -61,8 +85,10 @@ public enum PythonHook {
                 if line is None:
                     name = f.f_code.co_filename
                     text = linecache.getline(name, f.f_lineno).strip()
+                    if not text and command is not None and name == "<string>" and 0 < f.f_lineno <= len(command):
+                        text = command[f.f_lineno - 1].strip()  # python -c: the line of the command itself
                     line = "%s:%d" % (_pf_os.path.basename(name), f.f_lineno)
-                    if text:  # python -c has no source file to quote
+                    if text:
                         line += " " + text
                     line = line.encode("utf-8", "backslashreplace")[:1023]
                     if len(lines) < 65536:
@@ -124,7 +150,7 @@ public enum PythonHook {
             spec.loader.exec_module(module)
 
         _pf_install()
-        del _pf_install
+        del _pf_install, _pf_dash_c_command
         _pf_chain()
         """#
 

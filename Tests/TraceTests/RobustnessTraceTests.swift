@@ -396,7 +396,21 @@ import Testing
         #expect(run.process.terminationStatus == 0)
         #expect(output.contains("user site True \(scripts.dir)/sitecustomize.py"))
         let socket = try #require(Seed.calls(events, "socket").first)
-        #expect(socket["source"] as? String == "<string>:3")
+        #expect(socket["source"] as? String == "<string>:3 s = socket.socket()", "python -c: the line is quoted from the command itself")
+    }
+
+    /// `python -c` has no file for linecache: the hook quotes the command's own line, finding it among options as
+    /// CPython parses them (a -W value may contain a "c"; "-cCODE" glues the code to its option).
+    @Test(arguments: [["-W", "ignore::DeprecationWarning", "-c"], ["-X", "dev", "-c"], ["-Bc"], []])
+    func pythonDashCQuotesTheCommandsLines(options: [String]) throws {
+        let code = "import socket\ns = socket.socket()\ns.close()"
+        let arguments = options.isEmpty ? ["-c" + code] : options + [code]
+        let run = try Running([Seed.packetflow, "trace", "--format", "jsonl", "--", "python3"] + arguments)
+        try run.stdin.fileHandleForWriting.close()
+        let events = Seed.jsonLines(run.finish())
+        #expect(run.process.terminationStatus == 0)
+        #expect(Seed.calls(events, "socket").last?["source"] as? String == "<string>:2 s = socket.socket()")
+        #expect(Seed.calls(events, "close").last?["source"] as? String == "<string>:3 s.close()")
     }
 
     @Test func pythonWithIsolatedModeSaysWhyThereAreNoSourceLines() throws {
