@@ -36,6 +36,10 @@ public struct FlowDiagram: Sendable {
     /// The transport payload of each packet, by frame number, for the HTML details panel. Optional: a packet
     /// without an entry shows its `payloadPreview` only.
     public var payloads: [Int: [UInt8]]
+    /// When the calls' TCP states were read: false when the wire was quiet after each call (the lab waits for
+    /// that), true when the call returned (trace). It decides where a state change is drawn: before the next call,
+    /// or right after the call's own packets (close's FIN, before the peer's ACK of it).
+    public var statesAtReturn = false
 
     public init(
         title: String, language: Language = .en, lifelines: [Lifeline], calls: [CallEvent] = [],
@@ -109,38 +113,59 @@ public struct FlowDiagram: Sendable {
     /// One thing drawn on one row of the diagram.
     public enum Row: Sendable {
         case call(CallEvent)
-        /// TCP states that changed with this call: (lifeline id, new state). An initial CLOSED is not a change.
+        /// TCP states that changed with this call: (lifeline id, new state). An initial CLOSED is not a change. A
+        /// state keyed by something other than a lifeline (a trace's "fd 3") is on the call's actor's line, as
+        /// "fd 3: ESTABLISHED".
         case states(call: Int, [(actor: String, state: String)])
         case packet(PacketEvent)
     }
 
-    /// Calls and packets in drawing order: packets with no call (or a call not in `calls`) by time, each call
-    /// followed by its packets and then its TCP state changes.
+    /// Calls and packets in the order they happened (a call by its start, as the text timeline and JSON Lines
+    /// order them); each call's TCP state changes come before the next call, or after its own packets
+    /// (`statesAtReturn`).
+    /// Ordering by time rather than grouping a call's packets under it keeps a kernel's packet in place: the
+    /// SYN/ACK a traced client receives belongs to no call of its own, but falls between its SYN and its ACK.
     public var rows: [Row] {
-        let callIDs = Set(calls.map(\.id))
-        var byCall: [Int: [PacketEvent]] = [:]
-        var loose: [PacketEvent] = []
-        for p in packets {
-            if let c = p.call, callIDs.contains(c) { byCall[c, default: []].append(p) } else { loose.append(p) }
-        }
         var out: [Row] = []
-        var li = 0
+        out.reserveCapacity(calls.count * 2 + packets.count)
         var last: [String: String] = [:]
-        for c in calls {
-            while li < loose.count, loose[li].timestamp < c.start {
-                out.append(.packet(loose[li]))
-                li += 1
+        var pendingStates: (row: Row, call: Int, end: Timestamp)?
+        // Where a call's state change goes when states are read at its return: after the last packet the call
+        // sent (close's FIN, then the peer's ACK of it), or else before the first packet after the return.
+        var lastSent: [Int: Int] = [:]
+        if statesAtReturn { for (j, p) in packets.enumerated() { if let c = p.call { lastSent[c] = j } } }
+        for position in TimelineEvent.order(calls: calls, packets: packets) {
+            switch position {
+            case .packet(let j):
+                if let states = pendingStates, lastSent[states.call] == nil, packets[j].timestamp > states.end,
+                    statesAtReturn
+                {
+                    out.append(states.row)
+                    pendingStates = nil
+                }
+                out.append(.packet(packets[j]))
+                if let states = pendingStates, lastSent[states.call] == j {
+                    out.append(states.row)
+                    pendingStates = nil
+                }
+            case .call(let i):
+                if let states = pendingStates { out.append(states.row) }
+                pendingStates = nil
+                let c = calls[i]
+                out.append(.call(c))
+                var changed: [(actor: String, state: String)] = []
+                for (key, state) in c.tcpStates {
+                    // The lab names its two actors; a trace names the socket ("fd 3"), drawn on the process's line.
+                    let own = hasLifeline(key)
+                    let track = own ? key : c.actor + " " + key
+                    guard last[track] != state else { continue }
+                    if last[track] != nil || state != "CLOSED" { changed.append(own ? (key, state) : (c.actor, "\(key): \(state)")) }
+                    last[track] = state
+                }
+                if !changed.isEmpty { pendingStates = (.states(call: c.id, changed), c.id, c.end) }
             }
-            out.append(.call(c))
-            for p in byCall[c.id] ?? [] { out.append(.packet(p)) }
-            var changed: [(actor: String, state: String)] = []
-            for (actor, state) in c.tcpStates where last[actor] != state {
-                if last[actor] != nil || state != "CLOSED" { changed.append((actor, state)) }
-                last[actor] = state
-            }
-            if !changed.isEmpty { out.append(.states(call: c.id, changed)) }
         }
-        out += loose[li...].map { .packet($0) }
+        if let states = pendingStates { out.append(states.row) }
         return out
     }
 

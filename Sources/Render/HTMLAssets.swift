@@ -61,6 +61,8 @@ extension HTMLPage {
         #details pre.hex { white-space: pre; overflow-x: auto; word-break: normal; }
         .hint { color: var(--muted); }
         .kernelnote { color: var(--kern); font-style: italic; }
+        .call .source { font-size: 11px; fill: var(--muted); }
+        .callref { white-space: pre-wrap; }
         svg { display: block; font-size: 12px; }
         svg text { fill: var(--fg); }
         .lane { stroke: var(--lane); stroke-width: 1.2; stroke-dasharray: 4 4; }
@@ -209,7 +211,7 @@ extension HTMLPage {
             var LEFT = 120, gap = 260;
             rows.forEach(function (r) {
               if (r.kind === 'packet') gap = Math.max(gap, width(r.label) + 60, width(r.kernel, 11) + 40);
-              else if (r.kind === 'call') gap = Math.max(gap, width(r.text) + 48);
+              else if (r.kind === 'call') gap = Math.max(gap, width(r.text) + 48, width(r.source, 11) * 1.2 + 48);
             });
             var heads = lanes.map(function (l) {
               return Math.max(width(l.label, 13, 600), width(l.address, 11)) + 24;
@@ -233,13 +235,19 @@ extension HTMLPage {
             rows.forEach(function (r) {
               if (r.kind === 'call') {
                 var g = el('g', { 'class': 'call' + (/= -1 /.test(r.text) ? ' failed' : ''), 'data-call': r.id }, null, body);
-                if (r.note) el('title', {}, r.note, g);
+                if (r.note || r.source) el('title', {}, [r.note, r.source].filter(Boolean).join('\n'), g);
                 var lx = x[r.actor] != null ? x[r.actor] : x0, end = r.actor === lastLane && lanes.length > 1;
                 var tw = width(r.text), tx = end ? lx - 14 - tw : lx + 14;
                 el('text', { x: 8, y: y + 4, 'class': 'time mono' }, r.t, g);
                 el('rect', { x: tx - 6, y: y - 11, width: tw + 12, height: 21, rx: 4, 'class': 'callbox' }, null, g);
                 el('rect', { x: lx - 4, y: y - 10, width: 8, height: 20, rx: 2, 'class': 'act' }, null, g);
                 el('text', { x: tx, y: y + 4 }, r.text, g);
+                // The program's line that made the call (trace of a Python program), under its box.
+                if (r.source) {
+                  var sw = width(r.source, 11), sx = end ? lx - 14 - sw : lx + 14;
+                  el('text', { x: sx, y: y + 23, 'class': 'source mono' }, r.source, g);
+                  y += 16;
+                }
                 y += 30;
               } else if (r.kind === 'state') {
                 var g = el('g', { 'class': 'state', 'data-call': r.call }, null, body);
@@ -331,7 +339,7 @@ extension HTMLPage {
             if (!r) { h('p', S.hint, details, 'hint'); return; }
             if (r.kernel) h('p', S.kernel + ': ' + r.kernel.replace(/^[^:]*: /, ''), details, 'kernelnote');
             h('h3', S.call, details);
-            h('p', r.call || S.noCall, details, r.call ? 'mono' : 'hint');
+            h('p', r.call || S.noCall, details, r.call ? 'mono callref' : 'hint');
             h('h3', S.fields, details);
             var t = h('table', null, details);
             r.fields.forEach(function (f) {

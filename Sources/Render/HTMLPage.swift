@@ -68,7 +68,9 @@ public enum HTMLPage {
         }
         w.endArray()
         let origin = d.origin
-        let callText = Dictionary(d.calls.map { ($0.id, "\(l.actorName($0.actor)): \(FlowText.call($0))") }) { a, _ in a }
+        let callText = Dictionary(d.calls.map {
+            ($0.id, "\(l.actorName($0.actor)): \(FlowText.call($0))" + ($0.source.map { "\n\($0)" } ?? ""))
+        }) { a, _ in a }
         w.beginArray("rows")
         for row in d.rows {
             w.beginObject()
@@ -79,7 +81,8 @@ public enum HTMLPage {
                 w.field("actor", c.actor)
                 w.field("text", FlowText.call(c))
                 w.field("t", FlowText.offset(c.start, origin))
-                w.field("note", [c.note, c.source].compactMap { $0 }.joined(separator: "\n"))
+                w.field("note", c.note)
+                w.field("source", c.source)
             case .states(let call, let changes):
                 w.field("kind", "state")
                 w.field("call", call)

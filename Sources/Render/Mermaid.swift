@@ -19,7 +19,9 @@ public enum MermaidDiagram {
                 // A call by an actor with no lifeline (a trace's helper process) still shows, over everyone.
                 let over = ids[c.actor] ?? (d.lifelines.isEmpty ? nil : "p0,p\(d.lifelines.count - 1)")
                 guard let over else { continue }
-                out += "    Note over \(over): \(escape(FlowText.call(c)))\n"
+                // The program's line (trace of a Python program) on a second line of the note.
+                let source = c.source.map { "<br/>" + escape($0) } ?? ""
+                out += "    Note over \(over): \(escape(FlowText.call(c)))\(source)\n"
             case .states(_, let changes):
                 for (actor, state) in changes {
                     guard let id = ids[actor] else { continue }

@@ -167,10 +167,11 @@ struct TraceCommand: ParsableCommand {
             // endpoints.
             var actors: [String] = []
             for c in calls where !actors.contains(c.actor) { actors.append(c.actor) }
-            let diagram = FlowDiagram(
+            var diagram = FlowDiagram(
                 title: "packetflow trace — \(title)", language: display.lang,
                 lifelines: actors.map { Lifeline(id: $0, label: $0) }, calls: calls, packets: shown,
                 payloads: FlowDiagram.payloads(of: raw))
+            diagram.statesAtReturn = true
             text = display.effectiveFormat == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
         }
         do {

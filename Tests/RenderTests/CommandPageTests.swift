@@ -79,5 +79,18 @@ import TestSupport
         #expect(arrowFrames(dom) == packets.compactMap { $0["frame"] as? Int })
         #expect(dom.matches(of: /class="packet[^"]* kernel"/).count > 0)
         #expect(dom.matches(of: /<g class="call/).count == calls.count)
+        // Each of the script's calls shows its line under its box; packets are drawn in capture (time) order.
+        let scriptCalls = calls.filter { ($0["source"] as? String)?.hasPrefix("<string>:") == true }
+        #expect(scriptCalls.count >= 8, "socket, bind, listen, accept, connect, sendall, recv, close…")
+        #expect(dom.matches(of: /<text[^>]*class="source mono"[^>]*>&lt;string&gt;:\d+[ ]/).count == scriptCalls.count)
+        let frames = packets.compactMap { $0["frame"] as? Int }
+        #expect(frames == frames.sorted())
+        // TCP states of the program's sockets ("fd 4: ESTABLISHED") sit on its own lifeline.
+        let lanes = Set((data["lifelines"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String })
+        let states = rows.filter { $0["kind"] as? String == "state" }
+            .flatMap { $0["changes"] as? [[String: Any]] ?? [] }
+        #expect(states.contains { ($0["state"] as? String)?.hasSuffix(": ESTABLISHED") == true })
+        #expect(states.allSatisfy { lanes.contains($0["actor"] as? String ?? "") })
+        #expect(dom.matches(of: /class="statepill"/).count == states.count)
     }
 }
