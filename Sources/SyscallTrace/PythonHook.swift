@@ -130,8 +130,8 @@ public enum PythonHook {
                 setattr(socket.socket, name, method)
 
             for name in ("__init__", "connect", "connect_ex", "bind", "listen", "accept", "send", "sendall",
-                         "sendto", "sendmsg", "recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg",
-                         "shutdown", "close", "setsockopt", "detach"):
+                         "sendto", "sendmsg", "sendfile", "recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg",
+                         "recvmsg_into", "shutdown", "close", "setsockopt", "getsockopt", "detach"):
                 if hasattr(socket.socket, name):
                     wrap(name)
 

@@ -691,8 +691,7 @@ public final class Tracer {
             call.how = how
             call.args = [("fd", .int(Int(pending.fd ?? -1))), ("how", .string(["SHUT_RD", "SHUT_WR", "SHUT_RDWR"][Int(max(0, min(how, 2)))]))]
         case .setsockopt, .getsockopt:
-            call.args = [("fd", .int(Int(pending.fd ?? -1))), ("level", .int(Int(Int32(truncatingIfNeeded: r.rsi)))),
-                         ("optname", .int(Int(Int32(truncatingIfNeeded: r.rdx))))]
+            call.args = [("fd", .int(Int(pending.fd ?? -1)))] + Self.socketOption(tid: tid, pending.syscall, r, ok: ok)
         case .write, .sendto:
             let count = ok ? Int(result) : Int(r.rdx)
             let data = Self.readMemory(tid, r.rsi, min(count, 256))
@@ -929,6 +928,42 @@ public final class Tracer {
     static func tgid(of tid: Int32) -> Int32? {
         let status = ProcFiles.contents("/proc/\(tid)/status") ?? ""
         return status.split(separator: "\n").first { $0.hasPrefix("Tgid:") }.flatMap { Int32($0.dropFirst(5).trimmingSpaces) }
+    }
+
+    /// A socket option call's level, option and value as strace shows them: names where known (`SOL_TCP`,
+    /// `TCP_NODELAY`), an int value, `SO_LINGER`'s two fields, or the text of `TCP_CONGESTION`. A value is read
+    /// from the program's memory: what setsockopt was given, or what getsockopt returned.
+    static func socketOption(tid: Int32, _ call: Syscall, _ r: ctrace_regs, ok: Bool) -> [(String, ArgumentValue)] {
+        let level = Int32(truncatingIfNeeded: r.rsi)
+        let option = Int32(truncatingIfNeeded: r.rdx)
+        var args: [(String, ArgumentValue)] = [
+            ("level", SocketOptionNames.level(level).map { .string($0) } ?? .int(Int(level))),
+            ("option", SocketOptionNames.option(level: level, option).map { .string($0) } ?? .int(Int(option))),
+        ]
+        guard ok, r.r10 != 0 else { return args }
+        var length = Int(Int32(truncatingIfNeeded: r.r8))
+        if call == .getsockopt {
+            let bytes = readMemory(tid, r.r8, 4)
+            guard bytes.count == 4 else { return args }
+            length = Int(bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) })
+        }
+        guard length > 0 else { return args }
+        if SocketOptionNames.isText(level: level, option) {
+            let bytes = readMemory(tid, r.r10, min(length, 64))
+            args.append(("value", .string(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self))))
+        } else if SocketOptionNames.isLinger(level: level, option), length >= 8 {
+            let bytes = readMemory(tid, r.r10, 8)
+            guard bytes.count == 8 else { return args }
+            bytes.withUnsafeBytes { raw in
+                args.append(("l_onoff", .int(Int(raw.loadUnaligned(fromByteOffset: 0, as: Int32.self)))))
+                args.append(("l_linger", .int(Int(raw.loadUnaligned(fromByteOffset: 4, as: Int32.self)))))
+            }
+        } else if length == 4 {
+            let bytes = readMemory(tid, r.r10, 4)
+            guard bytes.count == 4 else { return args }
+            args.append(("value", .int(Int(bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }))))
+        }
+        return args
     }
 
     static func familyName(_ f: Int32) -> String {

@@ -149,7 +149,7 @@ struct TraceCommand: ParsableCommand {
         }
 
         let calls = result.calls.map(\.event)
-        let title = pid.map { "pid \($0)" } ?? cmd.joined(separator: " ")
+        let title = pid.map { "pid \($0)" } ?? shellCommandLine(cmd)
         let text: String
         switch display.effectiveFormat {
         case .jsonl:
@@ -423,4 +423,30 @@ struct TraceText {
         }
         return parts.joined(separator: "; ")
     }
+}
+
+/// The command as one line a shell would run again: plain words as they are, others in single quotes, and
+/// those with a newline or another control character in bash's $'…' (a `python3 -c` script stays one line).
+func shellCommandLine(_ words: [String]) -> String {
+    let plain = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-".unicodeScalars)
+    return words.map { word -> String in
+        if !word.isEmpty, word.unicodeScalars.allSatisfy({ plain.contains($0) || $0.value >= 0x80 }) { return word }
+        guard word.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            return "'" + word.map { $0 == "'" ? "'\\''" : String($0) }.joined() + "'"
+        }
+        var out = "$'"
+        for scalar in word.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case "'": out += "\\'"
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+                out += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "'"
+    }.joined(separator: " ")
 }

@@ -413,6 +413,51 @@ import Testing
         #expect(Seed.calls(events, "close").last?["source"] as? String == "<string>:3 s.close()")
     }
 
+    /// Socket options as strace names them, with the value set or got (read from the program's memory), and the
+    /// Python line of getsockopt too.
+    @Test func socketOptionsAreNamedWithTheirValues() throws {
+        let scripts = Scripts()
+        let options = scripts.write("options.py", """
+            import socket, struct
+            s = socket.socket()
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"reno")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            got = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            print("rcvbuf", got)
+            s.close()
+            """)
+        let run = try Running([Seed.packetflow, "trace", "--format", "jsonl", "--", "python3", options])
+        try run.stdin.fileHandleForWriting.close()
+        let output = run.finish()
+        let events = Seed.jsonLines(output)
+        #expect(run.process.terminationStatus == 0)
+        let got = try #require(output.firstMatch(of: /rcvbuf (\d+)/).flatMap { Int($0.1) })
+        func args(_ c: [String: Any]) -> [String: String] {
+            (c["args"] as? [String: Any] ?? [:]).mapValues { "\($0)" }
+        }
+        let set = Seed.calls(events, "setsockopt").map(args)
+        #expect(set.count == 4)
+        #expect(set.first == ["fd": "3", "level": "SOL_TCP", "option": "TCP_NODELAY", "value": "1"])
+        #expect(set.dropFirst().first == ["fd": "3", "level": "SOL_SOCKET", "option": "SO_LINGER", "l_onoff": "1", "l_linger": "0"])
+        #expect(set.dropFirst(2).first == ["fd": "3", "level": "SOL_TCP", "option": "TCP_CONGESTION", "value": "reno"])
+        #expect(set.last == ["fd": "3", "level": "SOL_SOCKET", "option": "SO_RCVBUF", "value": "65536"])
+        let get = try #require(Seed.calls(events, "getsockopt").last)
+        #expect(args(get) == ["fd": "3", "level": "SOL_SOCKET", "option": "SO_RCVBUF", "value": "\(got)"])
+        #expect(get["source"] as? String == "options.py:7 got = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)")
+    }
+
+    /// The timeline's first line names the command as a shell would run it again, on one line.
+    @Test func aMultiLineCommandIsShownOnOneLine() throws {
+        let run = try Running([Seed.packetflow, "trace", "--", "python3", "-c", "import socket\nprint('it\\'s')"])
+        try run.stdin.fileHandleForWriting.close()
+        let text = run.finish()
+        #expect(run.process.terminationStatus == 0)
+        #expect(text.split(separator: "\n").first { $0.hasPrefix("PacketFlow trace:") }
+            == #"PacketFlow trace: python3 -c $'import socket\nprint(\'it\\\'s\')'"#)
+    }
+
     @Test func pythonWithIsolatedModeSaysWhyThereAreNoSourceLines() throws {
         let run = try Running([Seed.packetflow, "trace", "--format", "jsonl", "--", "python3", "-I", "-c",
                                "import socket; socket.socket().close()"])
