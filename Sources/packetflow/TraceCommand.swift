@@ -94,8 +94,11 @@ struct TraceCommand: ParsableCommand {
         options.command = cmd
         options.environment = Self.currentEnvironment()
         var hookDirectory: String?
-        if pid == nil, PythonHook.applies(to: cmd) {
-            if let option = PythonHook.disablingOption(in: cmd) {
+        // The hook goes into every command's environment, not only a `python3 …` one: a shebang script (pytest),
+        // `sh -c "python3 …"` or a Makefile start Python processes that should name their lines too. Other
+        // programs only inherit a PYTHONPATH entry that holds a sitecustomize.py.
+        if pid == nil {
+            if PythonHook.applies(to: cmd), let option = PythonHook.disablingOption(in: cmd) {
                 warn("\(cmd[0]) \(option) does not load the hook that names source lines: calls will have none "
                     + "(run without \(option) to get them)")
             }

@@ -458,6 +458,19 @@ import Testing
             == #"PacketFlow trace: python3 -c $'import socket\nprint(\'it\\\'s\')'"#)
     }
 
+    /// Python started by something else (a shell here; a shebang script, pytest or make alike) names its lines too.
+    @Test func pythonStartedByAShellStillNamesItsLines() throws {
+        let scripts = Scripts()
+        let script = scripts.write("inner.py", "import socket\ns = socket.socket()\ns.close()\n")
+        let run = try Running([Seed.packetflow, "trace", "--format", "jsonl", "--", "sh", "-c", "python3 \(script)"])
+        try run.stdin.fileHandleForWriting.close()
+        let events = Seed.jsonLines(run.finish())
+        #expect(run.process.terminationStatus == 0)
+        let socket = try #require(Seed.calls(events, "socket").last)
+        #expect(socket["comm"] as? String == "python3")
+        #expect(socket["source"] as? String == "inner.py:2 s = socket.socket()")
+    }
+
     @Test func pythonWithIsolatedModeSaysWhyThereAreNoSourceLines() throws {
         let run = try Running([Seed.packetflow, "trace", "--format", "jsonl", "--", "python3", "-I", "-c",
                                "import socket; socket.socket().close()"])
