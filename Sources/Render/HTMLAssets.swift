@@ -63,6 +63,7 @@ extension HTMLPage {
         .kernelnote { color: var(--kern); font-style: italic; }
         .call .source { font-size: 11px; fill: var(--muted); }
         .callref { white-space: pre-wrap; }
+        .pcomment { font-size: 11px; fill: var(--muted); }
         svg { display: block; font-size: 12px; }
         svg text { fill: var(--fg); }
         .lane { stroke: var(--lane); stroke-width: 1.2; stroke-dasharray: 4 4; }
@@ -201,6 +202,9 @@ extension HTMLPage {
             document.getElementById('theme').textContent = S.theme;
           }
 
+          // The line under an arrow: why a kernel sent it, else the packet's first pcapng comment.
+          function note(r) { return r.kernel != null ? r.kernel : (r.comments ? r.comments[0] : null); }
+
           function draw() {
             var all = streamRows(), pages = paginate(all);
             st.page = Math.min(st.page, pages.length - 1);
@@ -210,7 +214,7 @@ extension HTMLPage {
 
             var LEFT = 120, gap = 260;
             rows.forEach(function (r) {
-              if (r.kind === 'packet') gap = Math.max(gap, width(r.label) + 60, width(r.kernel, 11) + 40);
+              if (r.kind === 'packet') gap = Math.max(gap, width(r.label) + 60, width(note(r), 11) + 40);
               else if (r.kind === 'call') gap = Math.max(gap, width(r.text) + 48, width(r.source, 11) * 1.2 + 48);
             });
             var heads = lanes.map(function (l) {
@@ -260,7 +264,7 @@ extension HTMLPage {
                 });
                 y += 26;
               } else {
-                var k = r.kernel != null, top = y - 16, hgt = k ? 44 : 32;
+                var k = r.kernel != null, n = note(r), top = y - 16, hgt = n != null ? 44 : 32;
                 var g = el('g', {
                   'class': 'packet ' + (r.cls || '') + (k ? ' kernel' : ''), 'data-frame': r.frame,
                   'data-stream': r.stream == null ? '' : r.stream
@@ -283,7 +287,7 @@ extension HTMLPage {
                     'class': 'head'
                   }, null, g);
                   el('text', { x: (x1 + x2) / 2, y: ly - 6, 'text-anchor': 'middle', 'class': 'plabel' }, r.label, g);
-                  if (k) el('text', { x: (x1 + x2) / 2, y: ly + 15, 'text-anchor': 'middle', 'class': 'kreason' }, r.kernel, g);
+                  if (n != null) el('text', { x: (x1 + x2) / 2, y: ly + 15, 'text-anchor': 'middle', 'class': k ? 'kreason' : 'pcomment' }, n, g);
                 }
                 y += hgt;
               }
@@ -340,6 +344,10 @@ extension HTMLPage {
             if (r.kernel) h('p', S.kernel + ': ' + r.kernel.replace(/^[^:]*: /, ''), details, 'kernelnote');
             h('h3', S.call, details);
             h('p', r.call || S.noCall, details, r.call ? 'mono callref' : 'hint');
+            if (r.comments) {
+              h('h3', S.comments, details);
+              r.comments.forEach(function (c) { h('p', c, details, 'mono callref'); });
+            }
             h('h3', S.fields, details);
             var t = h('table', null, details);
             r.fields.forEach(function (f) {

@@ -106,6 +106,11 @@ public enum HTMLPage {
                 w.field("cls", style(p))
                 w.field("callId", p.call)
                 w.field("call", p.call.flatMap { callText[$0] })
+                if !p.comments.isEmpty {
+                    w.beginArray("comments")
+                    for c in p.comments { w.string(c) }
+                    w.endArray()
+                }
                 w.beginArray("fields")
                 for (k, v) in fields(p, origin: origin) {
                     w.beginObject()
@@ -171,7 +176,7 @@ public enum HTMLPage {
                 ("fields", "Decoded fields"), ("call", "Sent during call"), ("noCall", "No call in this timeline"),
                 ("kernel", "Sent by a kernel on its own"), ("payload", "Payload"), ("hex", "Hex"),
                 ("text", "UTF-8 text"), ("noPayload", "No payload"), ("bytes", "bytes"), ("shown", "first"),
-                ("packets", "packets"), ("calls", "calls"), ("state", l.statesLabel),
+                ("packets", "packets"), ("calls", "calls"), ("state", l.statesLabel), ("comments", "Packet comments"),
             ]
         case .ja:
             [
@@ -181,7 +186,7 @@ public enum HTMLPage {
                 ("fields", "デコードしたフィールド"), ("call", "送信した呼び出し"), ("noCall", "このタイムラインに呼び出しなし"),
                 ("kernel", "カーネルが自ら送信"), ("payload", "ペイロード"), ("hex", "16進"), ("text", "UTF-8 テキスト"),
                 ("noPayload", "ペイロードなし"), ("bytes", "バイト"), ("shown", "先頭"), ("packets", "パケット"),
-                ("calls", "呼び出し"), ("state", l.statesLabel),
+                ("calls", "呼び出し"), ("state", l.statesLabel), ("comments", "パケットのコメント"),
             ]
         }
     }

@@ -216,6 +216,11 @@ public enum JSONLines {
         }
         if p.truncated { w.field("truncated", true) }
         if let problem = p.problem { w.field("problem", problem) }
+        if !p.comments.isEmpty {
+            w.beginArray("comments")
+            for c in p.comments { w.string(c) }
+            w.endArray()
+        }
         w.endObject()
     }
 }

@@ -26,6 +26,7 @@ public enum Language: String, Sendable, CaseIterable {
     public var statesLabel: String { self == .ja ? "TCP状態" : "TCP state" }
     public var noPackets: String { self == .ja ? "(パケットなし)" : "(no packets)" }
     public var stepLabel: String { self == .ja ? "ステップ" : "step" }
+    public var commentLabel: String { self == .ja ? "コメント" : "comment" }
 
     /// Translates an attribution reason; unknown reasons pass through.
     public func reason(_ r: String) -> String {

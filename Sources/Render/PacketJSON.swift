@@ -49,13 +49,15 @@ public enum PacketJSON {
             o.append(#","problem":"#)
             string(problem, into: &o)
         }
+        comments(p.comments, into: &o)
         o.byte(UInt8(ascii: "}"))
     }
 
     /// The same object straight from the decoded packet and its `PacketTrack` (what `read --format jsonl` uses):
     /// byte for byte `write(builder.event(...))`, without building the event's strings and arrays.
     public static func write(
-        frame: Int, _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, into o: inout OutputBuffer
+        frame: Int, _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, comments: [String] = [],
+        into o: inout OutputBuffer
     ) {
         o.append(#"{"type":"packet","frame":"#)
         o.decimal(frame)
@@ -132,7 +134,19 @@ public enum PacketJSON {
             o.append(#","problem":"#)
             string(problem.description, into: &o)
         }
+        Self.comments(comments, into: &o)
         o.byte(UInt8(ascii: "}"))
+    }
+
+    /// `,"comments":["…"]` when a pcapng packet has comments; nothing otherwise.
+    static func comments(_ comments: [String], into o: inout OutputBuffer) {
+        guard !comments.isEmpty else { return }
+        o.append(#","comments":["#)
+        for (i, c) in comments.enumerated() {
+            if i > 0 { o.byte(UInt8(ascii: ",")) }
+            string(c, into: &o)
+        }
+        o.byte(UInt8(ascii: "]"))
     }
 
     /// `["SYN","ACK"]` in TCPFlags.ordered's order, or null: the one writer of both packet paths.

@@ -129,8 +129,12 @@ public struct SequenceDiagram {
         if let problem = p.problem { note += "  \(yellow)[\(problem)]\(reset)" }
         let frame = pad("#\(p.frame)", 5)
         let time = pad(FlowText.offset(p.timestamp, origin), 13)
+        var comments = ""
+        for c in p.comments {
+            comments += "                 \(dim)\(language.commentLabel): \(c.split(whereSeparator: \.isNewline).joined(separator: " "))\(reset)\n"
+        }
         return "  \(dim)\(frame)\(time)\(reset)\(language.column(leftActor)) \(tint)\(arrow)\(reset) "
-            + "\(language.column(rightActor))\(note)\n"
+            + "\(language.column(rightActor))\(note)\n\(comments)"
     }
 
 }

@@ -112,6 +112,9 @@ public struct PacketEvent: Sendable {
     /// For an ICMP error: the ends of the datagram it quotes (the one that could not be delivered).
     public var quotedSource: Endpoint?
     public var quotedDestination: Endpoint?
+    /// The packet's comments in a pcapng file (what Wireshark shows as packet comments; a trace's `-w` writes the
+    /// call that sent each packet there).
+    public var comments: [String] = []
 
     public init(frame: Int, timestamp: Timestamp, proto: String, length: Int) {
         self.frame = frame

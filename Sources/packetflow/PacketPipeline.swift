@@ -84,7 +84,7 @@ struct PacketPipeline: ~Copyable {
 
     /// Handles one packet. Every packet is decoded and tracked (so stream indexes and relative numbers agree
     /// with tshark's, which numbers all packets); only those that pass the filter are shown.
-    mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView) throws(CaptureError) {
+    mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView, comments: [String] = []) throws(CaptureError) {
         if done { return }
         var show = true
         if let f = try filter(for: info.linkType) {
@@ -115,7 +115,7 @@ struct PacketPipeline: ~Copyable {
                 text.write(t, info: info, decoded: decoded, bytes: bytes, into: &out)
             case .jsonl:
                 // Byte for byte JSONLines.write(builder.event(...), into:, lab: false), without the event.
-                PacketJSON.write(frame: frame, t, info: info, decoded: decoded, into: &out)
+                PacketJSON.write(frame: frame, t, info: info, decoded: decoded, comments: comments, into: &out)
                 out.byte(0x0a)
             }
             if out.count >= 1 << 16 { flush() }
@@ -124,6 +124,7 @@ struct PacketPipeline: ~Copyable {
                                   payload: Self.payload(decoded, bytes, limit: 80))
             guard show, let stream = e.stream, only == nil || only == stream else { return }
             e.sender = e.sourceEndpoint?.description
+            e.comments = comments
             flows[stream, default: []].append(e)
             if picture == .html {
                 let p = Self.payload(decoded, bytes, limit: Self.pictureBytes)

@@ -92,7 +92,8 @@ struct ReadCommand: ParsableCommand {
                 var handleError: CaptureError?
                 _ = try reader.forEachPacket { record in
                     do throws(CaptureError) {
-                        try pipeline.handle(frame: record.frameNumber, info: record.info, bytes: record.bytes)
+                        try pipeline.handle(
+                            frame: record.frameNumber, info: record.info, bytes: record.bytes, comments: record.comments)
                     } catch {
                         handleError = error
                         return false

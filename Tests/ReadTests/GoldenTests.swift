@@ -240,6 +240,7 @@ import Timeline
         var e = PacketEvent(frame: 1, timestamp: Timestamp(seconds: 1, nanoseconds: 5), proto: "x\"\\\n\u{1}", length: 0)
         e.problem = "tab\there"
         e.analysis = ["retransmission"]
+        e.comments = ["pid 1 python3 #2 connect at \"x.py\":3\n", "two"]
         var w = JSONWriter()
         JSONLines.write(e, into: &w, lab: false)
         var o = OutputBuffer()

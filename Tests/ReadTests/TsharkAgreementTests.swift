@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The JSON Lines of `packetflow read --format jsonl` against tshark's fields, packet by packet.
 @Suite struct TsharkAgreementTests {
@@ -96,5 +97,27 @@ import Testing
             #expect(got == expected, "\(file) frame \(obj["frame"] ?? "?")")
         }
         if file == "mix.pcap" { #expect(flagged >= 20, "the fixture is meant to exercise the analysis") }
+    }
+
+    /// pcapng packet comments (a trace's `-w` puts the call that sent each packet there) reach `read`'s JSON Lines
+    /// as tshark's `frame.comment` has them, and the flow diagram shows them under their arrows.
+    @Test func packetCommentsAgreeWithTshark() throws {
+        let file = fixture("comments.pcapng")
+        guard let table = try run("tshark", ["-r", file, "-T", "fields", "-e", "frame.comment"]) else {
+            Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
+            return
+        }
+        let theirs = table.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        let json = try runProcess(packetflowBinary(), ["read", "--format", "jsonl", file])
+        #expect(json.status == 0)
+        let ours = try json.stdout.split(separator: "\n").map { line in
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            // tshark joins several comments of one packet with a comma.
+            return (obj?["comments"] as? [String] ?? []).joined(separator: ",")
+        }
+        #expect(ours == theirs)
+        #expect(ours.contains { !$0.isEmpty })
+        let flow = try runProcess(packetflowBinary(), ["read", "--flow", file])
+        for comment in theirs where !comment.isEmpty { #expect(flow.stdout.contains("comment: \(comment)\n")) }
     }
 }
