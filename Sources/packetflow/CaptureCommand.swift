@@ -38,7 +38,21 @@ struct CaptureCommand: ParsableCommand {
 
     @OptionGroup var display: DisplayOptions
 
+    @Argument(help: ArgumentHelp(
+        "A BPF filter as tcpdump takes it, after the options (packetflow capture -i lo tcp port 49152).",
+        valueName: "expression"))
+    var expression: [String] = []
+
+    /// -f, or the words after the options, as tcpdump joins them.
+    var filter: String? {
+        if expression.isEmpty { return packets.filter }
+        return expression.joined(separator: " ")
+    }
+
     func validate() throws {
+        if packets.filter != nil && !expression.isEmpty {
+            throw ValidationError("give the filter once: with -f, or after the options")
+        }
         if let b = bufferSize, !(1...(1 << 21)).contains(b) {
             throw ValidationError("-B takes 1 to 2097152 KiB")
         }
@@ -52,7 +66,7 @@ struct CaptureCommand: ParsableCommand {
     func run() throws {
         let capture: LiveCapture
         do {
-            var options = LiveCapture.Options(interface: interface, filter: packets.filter)
+            var options = LiveCapture.Options(interface: interface, filter: filter)
             options.bufferSize = bufferSize.map { $0 * 1024 }
             capture = try LiveCapture(options)
         } catch {

@@ -13,8 +13,9 @@ struct DisplayOptions: ParsableArguments {
     @Option(
         name: .long,
         help: """
-            Output format: text (a sequence diagram), jsonl (one JSON object per line), mermaid (a Mermaid \
-            sequenceDiagram for Markdown) or html (one self-contained page with an SVG diagram).
+            Output format: text (for the terminal: packet lines, or a sequence diagram), jsonl (one JSON object \
+            per line), mermaid (a Mermaid sequenceDiagram for Markdown) or html (one self-contained page with an \
+            SVG diagram).
             """)
     var format: OutputFormat = .text
 

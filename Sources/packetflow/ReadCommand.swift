@@ -22,6 +22,9 @@ struct PacketOutputOptions: ParsableArguments {
     @Flag(name: .customShort("X"), help: "Print each packet's bytes in hex and ASCII.")
     var hex = false
 
+    @Flag(name: .customShort("n"), help: "Numeric addresses and ports, as tcpdump -n/-nn: always so here.")
+    var numeric: Int
+
     func validate() throws {
         if let count, count < 1 { throw ValidationError("-c needs a positive number of packets") }
     }
@@ -47,8 +50,14 @@ struct ReadCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "Capture files to read; - reads standard input.")
-    var files: [String]
+    @Argument(help: ArgumentHelp("Capture files to read; - reads standard input.", valueName: "files"))
+    var arguments: [String] = []
+
+    @Option(name: .customShort("r"), help: ArgumentHelp("A capture file, as tcpdump -r (may be repeated).", valueName: "file"))
+    var readFiles: [String] = []
+
+    /// The files in the order given: those after -r, then the positional ones.
+    var files: [String] { readFiles + arguments }
 
     @OptionGroup var packets: PacketOutputOptions
 

@@ -69,6 +69,58 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         #expect(mixed.status != 0 && mixed.stderr.contains("both be IPv4 or both IPv6"))
     }
 
+    /// What tcpdump's users type by habit: `read -nn -r FILE`, and `capture` with the filter after the options.
+    @Test func tcpdumpHabitsWork() throws {
+        let bin = try packetflowBinaryChecked()
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/lo-usec.pcap").path
+        let plain = try runProcess(bin, ["read", file])
+        let habit = try runProcess(bin, ["read", "-nn", "-r", file])
+        #expect(plain.status == 0 && habit.status == 0)
+        #expect(!plain.stdout.isEmpty && habit.stdout == plain.stdout)
+        let twice = try runProcess(bin, ["read", "-r", file, file])
+        #expect(twice.stdout == plain.stdout + plain.stdout)
+        let both = try runProcess(bin, ["capture", "-f", "tcp", "udp", "port", "9"])
+        #expect(both.status != 0 && both.stderr.contains("give the filter once"))
+
+        try #require(geteuid() == 0, "capture needs CAP_NET_RAW: run the tests as root (CI does)")
+        let port = 49_320
+        let capture = Process()
+        capture.executableURL = bin
+        capture.arguments = ["capture", "-c", "2", "-i", "lo", "--format", "jsonl", "udp", "and", "dst", "port", "\(port)"]
+        let out = Pipe()
+        capture.standardOutput = out
+        capture.standardError = Pipe()
+        try capture.run()
+        defer { if capture.isRunning { kill(capture.processIdentifier, SIGKILL) } }
+        // Datagrams to the filtered port and to another one, until two matching ones were captured.
+        let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(sender) }
+        func send(to p: Int) {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = in_port_t(UInt16(p).bigEndian)
+            a.sin_addr.s_addr = in_addr_t(0x7f00_0001).bigEndian
+            _ = withUnsafePointer(to: &a) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(sender, "x", 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        let deadline = Date().addingTimeInterval(20)
+        while capture.isRunning && Date() < deadline {
+            send(to: port + 1)
+            send(to: port)
+            usleep(50_000)
+        }
+        capture.waitUntilExit()
+        #expect(capture.terminationStatus == 0)
+        let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.allSatisfy { $0.contains("\"dport\":\(port),") })
+    }
+
     @Test func labJSONLinesIsOneObjectPerLine() throws {
         let r = try runProcess(
             try packetflowBinaryChecked(), ["lab", "--server", "127.0.0.2:49314", "--format", "jsonl", "--settle", "60"])
