@@ -56,6 +56,16 @@ public enum Language: String, Sendable, CaseIterable {
 
 /// Terminal display width: East Asian wide characters take two cells.
 public func displayWidth(_ s: String) -> Int {
+    // Printable ASCII, most labels: one cell a byte.
+    var ascii = 0
+    for b in s.utf8 {
+        guard b >= 0x20 && b < 0x7f else { return scalarWidth(s) }
+        ascii += 1
+    }
+    return ascii
+}
+
+private func scalarWidth(_ s: String) -> Int {
     var w = 0
     for scalar in s.unicodeScalars {
         let v = scalar.value

@@ -222,12 +222,19 @@ public struct PacketEventBuilder: Sendable {
     public mutating func event(frame: Int, info: CaptureInfo, decoded d: DecodedPacket, payload: ArraySlice<UInt8>)
         -> PacketEvent
     {
+        Self.event(frame: frame, info: info, decoded: d, payload: payload, track: track(info: info, decoded: d))
+    }
+
+    /// The event of a packet already tracked: a reader that needs the full event of a few packets only (one TCP
+    /// stream) tracks every packet, which is cheap, and builds events for the ones it keeps.
+    public static func event(
+        frame: Int, info: CaptureInfo, decoded d: DecodedPacket, payload: ArraySlice<UInt8>, track t: PacketTrack
+    ) -> PacketEvent {
         var e = PacketEvent(frame: frame, timestamp: info.timestamp, proto: "?", length: d.payloadLength)
         e.source = d.source
         e.destination = d.destination
         e.truncated = Self.isTruncated(info, d)
         if let problem = d.problem { e.problem = problem.description }
-        let t = track(info: info, decoded: d)
         switch d.transport {
         case .tcp(let tcp):
             e.proto = "TCP"
@@ -309,28 +316,38 @@ public enum TextEscaper {
                 var it = all[i..<(i + width)].makeIterator()
                 var decoder = UTF8()
                 if case .scalarValue(let scalar) = decoder.decode(&it) {
-                    out += escapeScalar(scalar)
+                    appendEscaped(scalar, to: &out)
                     i += width
                     continue
                 }
             }
-            out += "\\x" + (lead < 16 ? "0" : "") + String(lead, radix: 16)
+            appendHex(lead, to: &out)
             i += 1
         }
         return out
     }
 
-    static func escapeScalar(_ s: Unicode.Scalar) -> String {
+    static let hexDigits = Array("0123456789abcdef".unicodeScalars)
+
+    /// `\xNN` for a byte or a control character.
+    static func appendHex(_ value: UInt8, to out: inout String) {
+        out += "\\x"
+        out.unicodeScalars.append(hexDigits[Int(value >> 4)])
+        out.unicodeScalars.append(hexDigits[Int(value & 0xf)])
+    }
+
+    static func appendEscaped(_ s: Unicode.Scalar, to out: inout String) {
         switch s {
-        case "\n": return "\\n"
-        case "\r": return "\\r"
-        case "\t": return "\\t"
-        case "\\": return "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\\": out += "\\\\"
         default:
             if s.value < 0x20 || s.value == 0x7f || (s.value >= 0x80 && s.value < 0xa0) {
-                return "\\x" + (s.value < 16 ? "0" : "") + String(s.value, radix: 16)
+                appendHex(UInt8(s.value), to: &out)
+            } else {
+                out.unicodeScalars.append(s)
             }
-            return String(s)
         }
     }
 }

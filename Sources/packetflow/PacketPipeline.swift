@@ -63,6 +63,8 @@ struct PacketPipeline: ~Copyable {
         conversations = ConversationTable()
         flows = [:]
         payloads = [:]
+        streamEnds = nil
+        nextStream = 0
     }
 
     var done: Bool { remaining.map { $0 <= 0 } ?? false }
@@ -120,12 +122,16 @@ struct PacketPipeline: ~Copyable {
             }
             if out.count >= 1 << 16 { flush() }
         case .flow(let only, let picture):
-            var e = builder.event(frame: frame, info: info, decoded: decoded,
-                                  payload: Self.payload(decoded, bytes, limit: 80))
-            guard show, let stream = e.stream, only == nil || only == stream else { return }
+            // Every packet is tracked (stream numbers depend on all of them); only the shown ones become events.
+            let t = builder.track(info: info, decoded: decoded)
+            guard show, t.hasStream, only == nil || only == t.stream else { return }
+            let stream = t.stream
+            var e = PacketEventBuilder.event(
+                frame: frame, info: info, decoded: decoded, payload: Self.payload(decoded, bytes, limit: 80), track: t)
             e.sender = e.sourceEndpoint?.description
             e.comments = comments
             flows[stream, default: []].append(e)
+            if picture == nil { printCompleteStreams(after: frame) }
             if picture == .html {
                 let p = Self.payload(decoded, bytes, limit: Self.pictureBytes)
                 if !p.isEmpty { payloads[frame] = Array(p) }
@@ -165,27 +171,48 @@ struct PacketPipeline: ~Copyable {
                 self.picture = picture == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
                 return
             }
-            for stream in flows.keys.sorted() {
-                let events = flows[stream]!
-                guard let first = events.first, let a = first.sourceEndpoint, let b = first.destinationEndpoint
-                else { continue }
-                // The initiator on the left: the sender of the first SYN without ACK, else the first sender.
-                var left = a, right = b
-                if let syn = events.first(where: { $0.flags == .syn }), let s = syn.sourceEndpoint,
-                    let d = syn.destinationEndpoint
-                {
-                    left = s
-                    right = d
-                }
-                var diagram = SequenceDiagram(leftActor: left.description, rightActor: right.description,
-                                              language: language, color: color)
-                diagram.arrowWidth = 56
-                out.append("\nTCP stream \(stream)\n")
-                out.append(diagram.header(left: nil, right: nil))
-                out.append(diagram.render(calls: [], packets: events, origin: first.timestamp))
-                flush()
-            }
+            for stream in flows.keys.sorted() { printStream(stream, flows[stream]!, color: color, language: language) }
+            flows = [:]
         }
+        flush()
+    }
+
+    /// The last frame of each TCP stream of the file being read (index = stream), from a first pass over it
+    /// (`ReadCommand.streamEnds(of:)`): with it the terminal flow diagrams of every stream are printed as soon as a stream
+    /// and all before it are complete, so memory follows the streams open at once, not the packets of the file.
+    var streamEnds: [Int]?
+    /// The colour and language of terminal flow diagrams printed while reading.
+    var diagramStyle: (color: Bool, language: Language) = (false, .en)
+    private var nextStream = 0
+
+    /// Prints the buffered streams that are complete once `frame` has been handled, in stream order.
+    private mutating func printCompleteStreams(after frame: Int) {
+        guard let ends = streamEnds else { return }
+        while nextStream < ends.count, ends[nextStream] <= frame {
+            if let events = flows.removeValue(forKey: nextStream) {
+                printStream(nextStream, events, color: diagramStyle.color, language: diagramStyle.language)
+            }
+            nextStream += 1
+        }
+    }
+
+    /// One stream's terminal diagram, the initiator on the left.
+    private mutating func printStream(_ stream: Int, _ events: [PacketEvent], color: Bool, language: Language) {
+        guard let first = events.first, let a = first.sourceEndpoint, let b = first.destinationEndpoint else { return }
+        // The initiator on the left: the sender of the first SYN without ACK, else the first sender.
+        var left = a, right = b
+        if let syn = events.first(where: { $0.flags == .syn }), let s = syn.sourceEndpoint,
+            let d = syn.destinationEndpoint
+        {
+            left = s
+            right = d
+        }
+        var diagram = SequenceDiagram(leftActor: left.description, rightActor: right.description,
+                                      language: language, color: color)
+        diagram.arrowWidth = 56
+        out.append("\nTCP stream \(stream)\n")
+        out.append(diagram.header(left: nil, right: nil))
+        out.append(diagram.render(calls: [], packets: events, origin: first.timestamp))
         flush()
     }
 

@@ -4,6 +4,7 @@ import PacketCapture
 import PacketFiles
 import PacketWire
 import Render
+import Timeline
 
 /// Flags shared by `read` and `capture`: what to print about each packet.
 struct PacketOutputOptions: ParsableArguments {
@@ -84,6 +85,22 @@ struct ReadCommand: ParsableCommand {
         if picture && conversations { throw ValidationError("--conversations is a table: use --format text") }
     }
 
+    /// The last frame of each TCP stream of a capture file, numbered as the pipeline numbers them; as far as the
+    /// file is readable (the reading pass reports where it is not).
+    static func streamEnds(of path: String) -> [Int] {
+        var ends: [Int] = []
+        var builder = PacketEventBuilder()
+        guard let reader = try? CaptureFileReader(path: path) else { return [] }
+        _ = try? reader.forEachPacket { record in
+            let t = builder.track(info: record.info, decoded: PacketDecoder.decode(record.bytes, linkType: record.info.linkType))
+            if t.hasStream {
+                if t.stream == ends.count { ends.append(record.frameNumber) } else { ends[t.stream] = record.frameNumber }
+            }
+            return true
+        }
+        return ends
+    }
+
     func run() throws {
         let mode = PipelineMode.make(
             display.effectiveFormat, conversations: conversations, flow: flow, stream: stream)
@@ -96,6 +113,10 @@ struct ReadCommand: ParsableCommand {
         for path in files {
             if pipeline.done { break }
             pipeline.reset()
+            if case .flow(nil, nil) = mode, path != "-" {
+                pipeline.streamEnds = Self.streamEnds(of: path)
+                pipeline.diagramStyle = (display.useColor, display.lang)
+            }
             do {
                 let reader = try CaptureFileReader(path: path)
                 var handleError: CaptureError?

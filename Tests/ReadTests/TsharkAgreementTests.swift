@@ -120,4 +120,23 @@ import TestSupport
         let flow = try runProcess(packetflowBinary(), ["read", "--flow", file])
         for comment in theirs where !comment.isEmpty { #expect(flow.stdout.contains("comment: \(comment)\n")) }
     }
+
+    /// `read --flow FILE` prints each stream as soon as it and those before it are complete (a first pass finds
+    /// where each stream ends), so its memory follows the open streams; standard input, read once, keeps them all
+    /// to the end. Both print the same diagrams in stream order, filter or not.
+    @Test(arguments: [[], ["-f", "tcp port 80 or tcp port 443"], ["-c", "100"]])
+    func flowOfAFileEqualsFlowOfStandardInput(_ options: [String]) throws {
+        let file = fixture("mix.pcap")
+        let bin = packetflowBinary()
+        let streamed = try runProcess(bin, ["read", "--flow"] + options + [file])
+        let shell = (["read", "--flow"] + options + ["-"]).map { "'\($0)'" }.joined(separator: " ")
+        let whole = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "'\(bin.path)' \(shell) < '\(file)'"])
+        #expect(streamed.status == 0 && whole.status == 0)
+        #expect(streamed.stdout == whole.stdout)
+        let streams = streamed.stdout.split(separator: "\n").compactMap { line in
+            line.hasPrefix("TCP stream ") ? Int(line.dropFirst(11)) : nil
+        }
+        #expect(streams.count > 1)
+        #expect(streams == streams.sorted())
+    }
 }
