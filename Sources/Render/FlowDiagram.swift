@@ -28,7 +28,12 @@ public struct Lifeline: Sendable, Equatable {
 public struct FlowDiagram: Sendable {
     public var title: String
     public var language: Language
-    public private(set) var lifelines: [Lifeline]
+    public private(set) var lifelines: [Lifeline] {
+        didSet { index = LifelineIndex(lifelines) }
+    }
+    /// Lifelines by id and by address, so a capture with thousands of endpoints is not searched line by line for
+    /// every packet.
+    private var index: LifelineIndex
     /// Calls in order; each is drawn on the lifeline named by its `actor`.
     public var calls: [CallEvent]
     /// Packets in capture order.
@@ -48,14 +53,46 @@ public struct FlowDiagram: Sendable {
         self.title = title
         self.language = language
         self.lifelines = lifelines
+        self.index = LifelineIndex(lifelines)
         self.calls = calls
         self.packets = packets
         self.payloads = payloads
+        // Endpoints no lifeline claims get their own (appended through the index, not re-indexing each time).
+        var all = lifelines
         for p in packets {
             if resolve(p.sourceEndpoint, p.source) == nil && !(p.sender.map(hasLifeline) ?? false) {
-                self.lifelines.append(Self.endpointLifeline(p.sourceEndpoint, p.source))
+                let l = Self.endpointLifeline(p.sourceEndpoint, p.source)
+                index.add(l, at: all.count)
+                all.append(l)
             }
-            if receiver(of: p) == nil { self.lifelines.append(Self.endpointLifeline(p.destinationEndpoint, p.destination)) }
+            if receiver(of: p, count: all.count) == nil {
+                let l = Self.endpointLifeline(p.destinationEndpoint, p.destination)
+                index.add(l, at: all.count)
+                all.append(l)
+            }
+        }
+        self.lifelines = all
+    }
+
+    /// The first lifeline with each id, and with each address or id (what ``resolve(_:_:)`` matches).
+    struct LifelineIndex: Sendable {
+        var ids: [String: Int] = [:]
+        var idsOrAddresses: [String: Int] = [:]
+        var addresses: [String: Int] = [:]
+        var idAt: [String] = []
+
+        init(_ lifelines: [Lifeline]) {
+            for (i, l) in lifelines.enumerated() { add(l, at: i) }
+        }
+
+        mutating func add(_ l: Lifeline, at i: Int) {
+            idAt.append(l.id)
+            if ids[l.id] == nil { ids[l.id] = i }
+            if idsOrAddresses[l.id] == nil { idsOrAddresses[l.id] = i }
+            if let a = l.address {
+                if idsOrAddresses[a] == nil { idsOrAddresses[a] = i }
+                if addresses[a] == nil { addresses[a] = i }
+            }
         }
     }
 
@@ -72,9 +109,10 @@ public struct FlowDiagram: Sendable {
     /// One lifeline per endpoint, in order of first appearance: what `read` draws for a capture with no calls.
     public static func endpointLifelines(for packets: [PacketEvent]) -> [Lifeline] {
         var seen: [Lifeline] = []
+        var ids: Set<String> = []
         for p in packets {
             for l in [endpointLifeline(p.sourceEndpoint, p.source), endpointLifeline(p.destinationEndpoint, p.destination)]
-            where !seen.contains(where: { $0.id == l.id }) {
+            where ids.insert(l.id).inserted {
                 seen.append(l)
             }
         }
@@ -86,13 +124,13 @@ public struct FlowDiagram: Sendable {
         return Lifeline(id: name, label: name, address: name == "?" ? nil : name)
     }
 
-    func hasLifeline(_ id: String) -> Bool { lifelines.contains { $0.id == id } }
+    func hasLifeline(_ id: String) -> Bool { index.ids[id] != nil }
 
-    /// The lifeline whose address is this endpoint, or else this bare address.
+    /// The lifeline whose address (or id) is this endpoint, or else whose address is this bare address.
     func resolve(_ endpoint: Endpoint?, _ address: IPAddress?) -> String? {
         let name = endpoint?.description ?? address?.description ?? "?"
-        if let l = lifelines.first(where: { $0.address == name || $0.id == name }) { return l.id }
-        if let address, let l = lifelines.first(where: { $0.address == address.description }) { return l.id }
+        if let i = index.idsOrAddresses[name] { return index.idAt[i] }
+        if let address, let i = index.addresses[address.description] { return index.idAt[i] }
         return nil
     }
 
@@ -104,9 +142,17 @@ public struct FlowDiagram: Sendable {
 
     /// The lifeline `p` went to: the one owning its destination, else (two lifelines) the other one.
     public func receiver(of p: PacketEvent) -> String? {
+        receiver(of: p, count: lifelines.count)
+    }
+
+    /// ``receiver(of:)`` while the lifelines are being gathered (`count` of them so far).
+    private func receiver(of p: PacketEvent, count: Int) -> String? {
         let from = sender(of: p)
         if let to = resolve(p.destinationEndpoint, p.destination), to != from { return to }
-        if lifelines.count == 2, let from { return lifelines.first { $0.id != from }?.id }
+        if count == 2, let from {
+            // The other of the two.
+            return index.idAt.first { $0 != from }
+        }
         return resolve(p.destinationEndpoint, p.destination)
     }
 
