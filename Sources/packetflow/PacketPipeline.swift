@@ -65,9 +65,17 @@ struct PacketPipeline: ~Copyable {
         payloads = [:]
         streamEnds = nil
         nextStream = 0
+        pictured = 0
     }
 
-    var done: Bool { remaining.map { $0 <= 0 } ?? false }
+    var done: Bool { remaining.map { $0 <= 0 } ?? false || pictureTooLarge }
+
+    /// The most packets one Mermaid or HTML picture holds. 100 000 packets make a 180 MB page; beyond that a
+    /// browser struggles and Mermaid gives up long before, so the reader is asked to pick a stream or a count.
+    static let pictureLimit = 100_000
+    /// Set (and reading stops) when a picture would hold more than `pictureLimit` packets.
+    private(set) var pictureTooLarge = false
+    private var pictured = 0
 
     /// Compiles the filter for a link type (once per link type); throws when libpcap rejects it.
     mutating func filter(for link: LinkType) throws(CaptureError) -> BPFFilter? {
@@ -126,6 +134,13 @@ struct PacketPipeline: ~Copyable {
             let t = builder.track(info: info, decoded: decoded)
             guard show, t.hasStream, only == nil || only == t.stream else { return }
             let stream = t.stream
+            if picture != nil {
+                pictured += 1
+                if pictured > Self.pictureLimit {
+                    pictureTooLarge = true
+                    return
+                }
+            }
             var e = PacketEventBuilder.event(
                 frame: frame, info: info, decoded: decoded, payload: Self.payload(decoded, bytes, limit: 80), track: t)
             e.sender = e.sourceEndpoint?.description

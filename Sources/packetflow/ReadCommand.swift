@@ -76,9 +76,11 @@ struct ReadCommand: ParsableCommand {
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one capture file (or - for standard input)") }
         if conversations && flow { throw ValidationError("--conversations and --flow are separate views; pick one") }
-        if stream != nil && !flow { throw ValidationError("--stream selects a stream for --flow; add --flow") }
-        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input (-) can be read only once") }
         let picture = display.effectiveFormat == .mermaid || display.effectiveFormat == .html
+        if stream != nil && !flow && !picture {
+            throw ValidationError("--stream selects a stream for --flow or a picture; add --flow")
+        }
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input (-) can be read only once") }
         if picture && files.count > 1 {
             throw ValidationError("--format \(display.effectiveFormat.rawValue) draws one file at a time; name one file")
         }
@@ -134,6 +136,12 @@ struct ReadCommand: ParsableCommand {
                     return !pipeline.done
                 }
                 if let handleError { throw handleError }
+                if pipeline.pictureTooLarge {
+                    throw CLIError(
+                        "\(path): \(display.effectiveFormat == .html ? "an HTML page" : "a Mermaid diagram") holds at most "
+                            + "\(PacketPipeline.pictureLimit) packets; pick a TCP stream (--stream N; "
+                            + "--conversations lists them) or a count (-c N)")
+                }
                 if progress { warnProgress("\u{1b}[2K") }
                 pipeline.finishFile(color: display.useColor, language: display.lang, title: "packetflow read — \(path)")
                 if let picture = pipeline.picture { try display.deliver(picture, name: "read") }
