@@ -83,7 +83,9 @@ public final class LiveCapture {
             do throws(CaptureError) {
                 try Self.apply(filter: filter, to: h)
             } catch {
-                pcap_close(h)
+                // Every property is set, so deinit runs after this throw: close through close(), which deinit's
+                // own call then skips (pcap_close here as well was a double free).
+                close()
                 throw error
             }
         }

@@ -69,6 +69,25 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         #expect(mixed.status != 0 && mixed.stderr.contains("both be IPv4 or both IPv6"))
     }
 
+    /// A filter libpcap cannot compile is one line and exit status 1 for every command that takes one (capture
+    /// used to free its pcap handle twice and abort).
+    @Test func aBadFilterIsOneLineForEveryCommand() throws {
+        let bin = try packetflowBinaryChecked()
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/lo-usec.pcap").path
+        var runs = [["read", "-f", "bad ((", file]]
+        if geteuid() == 0 {
+            runs += [["capture", "-f", "bad (("], ["capture", "tcp", "port"], ["trace", "-f", "bad ((", "--", "true"]]
+        }
+        for arguments in runs {
+            let r = try runProcess(bin, arguments)
+            #expect(r.status == 1, "\(arguments)")
+            #expect(r.stderr.contains("bad filter '"), "\(arguments)")
+            #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1,
+                    "\(arguments): \(r.stderr)")
+        }
+    }
+
     /// What tcpdump's users type by habit: `read -nn -r FILE`, and `capture` with the filter after the options.
     @Test func tcpdumpHabitsWork() throws {
         let bin = try packetflowBinaryChecked()
