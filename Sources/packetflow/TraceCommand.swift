@@ -49,6 +49,22 @@ struct TraceCommand: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The command to run, after --.")
     var command: [String] = []
 
+    /// Why `name` cannot be executed (searched on PATH when it has no slash, as execvp does), or nil.
+    static func cannotRun(_ name: String) -> String? {
+        func problem(_ path: String) -> String? {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return String(cString: strerror(errno)) }
+            if st.st_mode & S_IFMT == S_IFDIR { return String(cString: strerror(EISDIR)) }
+            return access(path, X_OK) == 0 ? nil : String(cString: strerror(errno))
+        }
+        if name.contains("/") { return problem(name) }
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
+            if problem((dir.isEmpty ? "." : String(dir)) + "/" + name) == nil { return nil }
+        }
+        return "command not found"
+    }
+
     func validate() throws {
         var cmd = command
         if cmd.first == "--" { cmd.removeFirst() }
@@ -61,6 +77,11 @@ struct TraceCommand: ParsableCommand {
         var cmd = command
         if cmd.first == "--" { cmd.removeFirst() }
         guard tracingSupported else { throw CLIError("packetflow trace: unsupported architecture (x86_64 only)") }
+        if pid == nil, let problem = Self.cannotRun(cmd[0]) {
+            // As a shell says it, before anything is traced or printed (strace does the same).
+            warn("cannot run \(cmd[0]): \(problem)")
+            throw ExitCode(problem == "command not found" || problem == "No such file or directory" ? 127 : 126)
+        }
         installTraceSignalHandlers()
 
         let inherited = Self.openDescriptors()

@@ -88,6 +88,24 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         }
     }
 
+    /// A command that cannot run is one line, with a shell's exit status, and no empty timeline on stdout.
+    @Test func traceOfACommandThatCannotRunIsOneLine() throws {
+        let bin = try packetflowBinaryChecked()
+        let plain = FileManager.default.temporaryDirectory.appendingPathComponent("not-executable-\(getpid())").path
+        try #require(FileManager.default.createFile(
+            atPath: plain, contents: Data("echo\n".utf8), attributes: [.posixPermissions: 0o644]))
+        defer { try? FileManager.default.removeItem(atPath: plain) }
+        for (command, status, why) in [
+            ("no-such-command-here", 127, "command not found"), ("/no/such/file", 127, "No such file or directory"),
+            (plain, 126, "Permission denied"),
+        ] {
+            let r = try runProcess(bin, ["trace", "--", command])
+            #expect(r.status == Int32(status), "\(command)")
+            #expect(r.stdout.isEmpty, "\(command)")
+            #expect(r.stderr == "packetflow: cannot run \(command): \(why)\n")
+        }
+    }
+
     /// What tcpdump's users type by habit: `read -nn -r FILE`, and `capture` with the filter after the options.
     @Test func tcpdumpHabitsWork() throws {
         let bin = try packetflowBinaryChecked()
