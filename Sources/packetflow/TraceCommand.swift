@@ -103,6 +103,17 @@ struct TraceCommand: ParsableCommand {
                 throw CLIError("cannot capture on \(interface): \(error)")
             }
         }
+        // The -w file is created before the program runs, so a bad path fails at once, not after a long trace.
+        var writer: PcapngWriter?
+        if let write, let capture {
+            do {
+                writer = try PcapngWriter(path: write)
+                try writer?.addInterface(linkType: capture.linkType, name: interface)
+            } catch {
+                _ = try? capture.stop()
+                throw CLIError("\(error)")
+            }
+        }
 
         // Our own descriptors (the capture socket) must not leak into the traced program; the user's inherited
         // ones must. The Swift runtime's eventfd is ours too, though it was open before we looked.
@@ -145,7 +156,6 @@ struct TraceCommand: ParsableCommand {
         var packets: [PacketEvent] = []
         var shown: [PacketEvent] = []
         var raw: [CapturedPacket] = []
-        var linkType: LinkType?
         if let capture {
             // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture: wait
             // for a quiet wire, or only until every traced connection has nothing left to send. A program we
@@ -154,7 +164,6 @@ struct TraceCommand: ParsableCommand {
                 let connections = TraceSettling(result.sockets)
                 capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
             }
-            linkType = capture.linkType
             do {
                 let stopped = try capture.stop(closeInBackground: true)
                 raw = stopped.packets
@@ -205,10 +214,8 @@ struct TraceCommand: ParsableCommand {
             // and let the defers remove the hook directory.
         }
 
-        if let write, let linkType {
+        if let write, let writer {
             do {
-                let writer = try PcapngWriter(path: write)
-                try writer.addInterface(linkType: linkType, name: interface)
                 let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
                 for (packet, event) in zip(raw, packets) {
                     try packet.bytes.withUnsafeBytes {

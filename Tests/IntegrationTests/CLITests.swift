@@ -106,6 +106,17 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         }
     }
 
+    /// trace -w to a path that cannot be written fails before the program runs, not after a long trace.
+    @Test func traceWithAnUnwritablePcapngFailsBeforeRunning() throws {
+        try #require(geteuid() == 0, "trace needs ptrace and capture: run the tests as root (CI does)")
+        let r = try runProcess(
+            try packetflowBinaryChecked(), ["trace", "-w", "/nonexistent-dir/x.pcapng", "--", "sh", "-c", "echo ran"])
+        #expect(r.status == 1)
+        #expect(!r.stdout.contains("ran"))
+        #expect(r.stderr.contains("/nonexistent-dir/x.pcapng: byte 0: cannot create: No such file or directory"))
+        #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+    }
+
     /// What tcpdump's users type by habit: `read -nn -r FILE`, and `capture` with the filter after the options.
     @Test func tcpdumpHabitsWork() throws {
         let bin = try packetflowBinaryChecked()
