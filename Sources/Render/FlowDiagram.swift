@@ -205,7 +205,9 @@ public struct FlowDiagram: Sendable {
                     let own = hasLifeline(key)
                     let track = own ? key : c.actor + " " + key
                     guard last[track] != state else { continue }
-                    if last[track] != nil || state != "CLOSED" { changed.append(own ? (key, state) : (c.actor, "\(key): \(state)")) }
+                    if last[track] != nil || state != "CLOSED" {
+                        changed.append(own ? (key, state) : (c.actor, "\(key): \(state)"))
+                    }
                     last[track] = state
                 }
                 if !changed.isEmpty { pendingStates = (.states(call: c.id, changed), c.id, c.end) }

@@ -287,7 +287,10 @@ extension HTMLPage {
                     'class': 'head'
                   }, null, g);
                   el('text', { x: (x1 + x2) / 2, y: ly - 6, 'text-anchor': 'middle', 'class': 'plabel' }, r.label, g);
-                  if (n != null) el('text', { x: (x1 + x2) / 2, y: ly + 15, 'text-anchor': 'middle', 'class': k ? 'kreason' : 'pcomment' }, n, g);
+                  if (n != null) {
+                    var cls = k ? 'kreason' : 'pcomment';
+                    el('text', { x: (x1 + x2) / 2, y: ly + 15, 'text-anchor': 'middle', 'class': cls }, n, g);
+                  }
                 }
                 y += hgt;
               }

@@ -131,7 +131,8 @@ public struct SequenceDiagram {
         let time = pad(FlowText.offset(p.timestamp, origin), 13)
         var comments = ""
         for c in p.comments {
-            comments += "                 \(dim)\(language.commentLabel): \(c.split(whereSeparator: \.isNewline).joined(separator: " "))\(reset)\n"
+            let line = c.split(whereSeparator: \.isNewline).joined(separator: " ")
+            comments += "                 \(dim)\(language.commentLabel): \(line)\(reset)\n"
         }
         return "  \(dim)\(frame)\(time)\(reset)\(language.column(leftActor)) \(tint)\(arrow)\(reset) "
             + "\(language.column(rightActor))\(note)\n\(comments)"

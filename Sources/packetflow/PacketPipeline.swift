@@ -193,8 +193,8 @@ struct PacketPipeline: ~Copyable {
     }
 
     /// The last frame of each TCP stream of the file being read (index = stream), from a first pass over it
-    /// (`ReadCommand.streamEnds(of:)`): with it the terminal flow diagrams of every stream are printed as soon as a stream
-    /// and all before it are complete, so memory follows the streams open at once, not the packets of the file.
+    /// (`ReadCommand.streamEnds(of:)`): with it the terminal flow diagrams of every stream are printed as soon as
+    /// a stream and all before it are complete, so memory follows the streams open at once, not the file's packets.
     var streamEnds: [Int]?
     /// The colour and language of terminal flow diagrams printed while reading.
     var diagramStyle: (color: Bool, language: Language) = (false, .en)

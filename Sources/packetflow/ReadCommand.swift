@@ -54,7 +54,9 @@ struct ReadCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Capture files to read; - reads standard input.", valueName: "files"))
     var arguments: [String] = []
 
-    @Option(name: .customShort("r"), help: ArgumentHelp("A capture file, as tcpdump -r (may be repeated).", valueName: "file"))
+    @Option(
+        name: .customShort("r"),
+        help: ArgumentHelp("A capture file, as tcpdump -r (may be repeated).", valueName: "file"))
     var readFiles: [String] = []
 
     /// The files in the order given: those after -r, then the positional ones.
@@ -94,7 +96,8 @@ struct ReadCommand: ParsableCommand {
         var builder = PacketEventBuilder()
         guard let reader = try? CaptureFileReader(path: path) else { return [] }
         _ = try? reader.forEachPacket { record in
-            let t = builder.track(info: record.info, decoded: PacketDecoder.decode(record.bytes, linkType: record.info.linkType))
+            let decoded = PacketDecoder.decode(record.bytes, linkType: record.info.linkType)
+            let t = builder.track(info: record.info, decoded: decoded)
             if t.hasStream {
                 if t.stream == ends.count { ends.append(record.frameNumber) } else { ends[t.stream] = record.frameNumber }
             }
@@ -125,7 +128,8 @@ struct ReadCommand: ParsableCommand {
                 _ = try reader.forEachPacket { record in
                     do throws(CaptureError) {
                         try pipeline.handle(
-                            frame: record.frameNumber, info: record.info, bytes: record.bytes, comments: record.comments)
+                            frame: record.frameNumber, info: record.info, bytes: record.bytes,
+                            comments: record.comments)
                     } catch {
                         handleError = error
                         return false
@@ -137,8 +141,9 @@ struct ReadCommand: ParsableCommand {
                 }
                 if let handleError { throw handleError }
                 if pipeline.pictureTooLarge {
+                    let picture = display.effectiveFormat == .html ? "an HTML page" : "a Mermaid diagram"
                     throw CLIError(
-                        "\(path): \(display.effectiveFormat == .html ? "an HTML page" : "a Mermaid diagram") holds at most "
+                        "\(path): \(picture) holds at most "
                             + "\(PacketPipeline.pictureLimit) packets; pick a TCP stream (--stream N; "
                             + "--conversations lists them) or a count (-c N)")
                 }
