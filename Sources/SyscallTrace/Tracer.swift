@@ -158,7 +158,19 @@ public final class Tracer {
         loop()
         for p in processes.values where p.pidfd >= 0 { Glibc.close(p.pidfd) }
         return TraceResult(
-            calls: calls, sockets: sockets, exitStatus: exitStatus, detached: options.attach != nil, warnings: warnings)
+            calls: Self.numberedByStart(calls), sockets: sockets, exitStatus: exitStatus,
+            detached: options.attach != nil, warnings: warnings)
+    }
+
+    /// A call is recorded when it returns, so with several threads or processes the numbers followed the order of
+    /// returns: a recv that waited got a higher number than calls that started after it. The timeline reads top
+    /// to bottom by start, so the calls are numbered by start (ties by return); the array keeps return order,
+    /// which the byte accounting of attribution follows.
+    static func numberedByStart(_ calls: [TracedCall]) -> [TracedCall] {
+        var out = calls
+        let order = calls.indices.sorted { (calls[$0].start, calls[$0].id) < (calls[$1].start, calls[$1].id) }
+        for (n, i) in order.enumerated() { out[i].id = n + 1 }
+        return out
     }
 
     // MARK: starting

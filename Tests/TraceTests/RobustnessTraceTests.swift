@@ -245,6 +245,30 @@ import Testing
         #expect(Seed.calls(events, "close").contains { Self.id($0) == fin["call"] as? Int })
     }
 
+    /// A recv that waits returns after calls that started later; calls are numbered in the order they started, the
+    /// order they are printed in, not the order they returned.
+    @Test func callsAreNumberedInTheOrderTheyStarted() throws {
+        let scripts = Scripts()
+        let script = scripts.write("waiting.py", """
+            import socket, threading, time
+            srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+            s = socket.create_connection(srv.getsockname()); c, _ = srv.accept()
+            t = threading.Thread(target=lambda: c.recv(64)); t.start()
+            time.sleep(0.2)
+            s.send(b"x"); t.join()
+            """)
+        let run = try Running([Seed.packetflow, "trace", "--format", "jsonl", "--", "python3", script])
+        try run.stdin.fileHandleForWriting.close()
+        let events = Seed.jsonLines(run.finish())
+        #expect(run.process.terminationStatus == 0)
+        let calls = events.filter { $0["type"] as? String == "call" }
+        #expect(calls.compactMap(Self.id) == Array(1...calls.count))
+        let recv = try #require(Seed.calls(events, "recvfrom").first)
+        let send = try #require(Seed.calls(events, "sendto").first)
+        #expect(try #require(Self.id(recv)) < #require(Self.id(send)))
+        #expect((recv["ts_end"] as? Double ?? 0) > (send["ts_end"] as? Double ?? .infinity), "the recv returned last")
+    }
+
     @Test func execKeepsTracingTheNewProgram() throws {
         let scripts = Scripts()
         let sink = scripts.write("sink.py", Self.listener("c, _ = srv.accept(); c.recv(64); c.close()"))
