@@ -43,6 +43,18 @@ import TestSupport
         #expect(arrowFrames(picked) == Array(expected.prefix(200)))
     }
 
+    /// A pcapng's packet comments (a trace's -w file carries the call that sent each packet) are drawn under
+    /// their arrows, and the details panel lists them.
+    @Test func readOfAPcapngDrawsItsPacketComments() throws {
+        let capture = Self.fixtures.appendingPathComponent("comments.pcapng").path
+        let page = try scratchDirectory("command-pages").appendingPathComponent("read-comments.html")
+        _ = try Self.packetflow(["read", "--format", "html", "-o", page.path, capture])
+        let dom = try Chromium.dumpDOM(page)
+        #expect(dom.contains(#"class="pcomment">first comment</text>"#))
+        let detail = try Chromium.dumpDOM(URL(string: page.absoluteString + "#frame=1")!)
+        #expect(detail.contains(#"<p class="mono callref">first comment</p>"#))
+    }
+
     @Test func traceOfARealProgramDrawsItsPacketsAndCalls() throws {
         try #require(geteuid() == 0, "trace needs ptrace and capture: run the tests as root (CI does)")
         // A program that is its own server and client, so the trace sees both ends of one connection.
