@@ -10,6 +10,8 @@ enum PipelineMode {
     case conversations
     /// Sequence diagrams of TCP streams: in the terminal, or (`picture`) one Mermaid or HTML diagram of them all.
     case flow(stream: Int?, picture: PictureFormat?)
+    /// Nothing printed: the caller writes the packets that `handle` accepts to a file (`read -w`).
+    case select
 
     enum LineFormat { case text, jsonl }
     enum PictureFormat { case mermaid, html }
@@ -93,12 +95,23 @@ struct PacketPipeline: ~Copyable {
     }
 
     /// Handles one packet. Every packet is decoded and tracked (so stream indexes and relative numbers agree
-    /// with tshark's, which numbers all packets); only those that pass the filter are shown.
-    mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView, comments: [String] = []) throws(CaptureError) {
-        if done { return }
+    /// with tshark's, which numbers all packets); only those that pass the filter are shown. Returns whether it
+    /// was (within `-c`), which is all `.select` does.
+    @discardableResult
+    mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView, comments: [String] = []) throws(CaptureError)
+        -> Bool
+    {
+        if done { return false }
         var show = true
         if let f = try filter(for: info.linkType) {
             show = f.matches(bytes, capturedLength: info.capturedLength, originalLength: info.originalLength)
+        }
+        if case .select = mode {
+            if show {
+                printed += 1
+                if let r = remaining { remaining = r - 1 }
+            }
+            return show
         }
         if case .conversations = mode {
             // Addresses, ports and TCP flags are all a conversation needs: peek, decode fully only when unsure.
@@ -111,15 +124,15 @@ struct PacketPipeline: ~Copyable {
                 printed += 1
                 if let r = remaining { remaining = r - 1 }
             }
-            return
+            return show
         }
         let decoded = PacketDecoder.decode(bytes, linkType: info.linkType)
         switch mode {
-        case .conversations:
+        case .conversations, .select:
             break
         case .lines(let format):
             let t = builder.track(info: info, decoded: decoded)
-            guard show else { return }
+            guard show else { return false }
             switch format {
             case .text:
                 text.write(t, info: info, decoded: decoded, bytes: bytes, into: &out)
@@ -132,13 +145,13 @@ struct PacketPipeline: ~Copyable {
         case .flow(let only, let picture):
             // Every packet is tracked (stream numbers depend on all of them); only the shown ones become events.
             let t = builder.track(info: info, decoded: decoded)
-            guard show, t.hasStream, only == nil || only == t.stream else { return }
+            guard show, t.hasStream, only == nil || only == t.stream else { return false }
             let stream = t.stream
             if picture != nil {
                 pictured += 1
                 if pictured > Self.pictureLimit {
                     pictureTooLarge = true
-                    return
+                    return false
                 }
             }
             var e = PacketEventBuilder.event(
@@ -154,6 +167,7 @@ struct PacketPipeline: ~Copyable {
         }
         if show, let r = remaining { remaining = r - 1 }
         if show { printed += 1 }
+        return show
     }
 
     private static func payload(_ d: DecodedPacket, _ bytes: ByteView, limit: Int) -> ArraySlice<UInt8> {
@@ -165,7 +179,7 @@ struct PacketPipeline: ~Copyable {
     /// Prints what is collected until the end of a file (conversation tables, flow diagrams) and flushes.
     mutating func finishFile(color: Bool, language: Language, title: String = "PacketFlow") {
         switch mode {
-        case .lines: break
+        case .lines, .select: break
         case .conversations:
             let drain: (inout OutputBuffer) -> Void = { o in
                 o.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }

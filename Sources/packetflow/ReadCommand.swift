@@ -47,6 +47,7 @@ struct ReadCommand: ParsableCommand {
               packetflow read --format jsonl trace.pcap      the JSON Lines contract, one packet per line
               packetflow read --conversations trace.pcap     like tshark -q -z conv,tcp -z conv,udp
               packetflow read --flow --stream 0 trace.pcap   the sequence diagram of TCP stream 0
+              packetflow read -f 'tcp port 443' -w https.pcapng big.pcap   keep only some packets
               tcpdump -w - -i lo | packetflow read -
             """
     )
@@ -73,10 +74,31 @@ struct ReadCommand: ParsableCommand {
     @Option(name: .long, help: "With --flow: only this TCP stream (tcp.stream in Wireshark).")
     var stream: Int?
 
+    @Option(
+        name: .short,
+        help: ArgumentHelp(
+            "Write the packets that pass -f and -c to this pcapng file (- for stdout) instead of printing them, "
+                + "with their interfaces and comments, as tcpdump -r IN -w OUT.", valueName: "file"))
+    var write: String?
+
     @OptionGroup var display: DisplayOptions
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one capture file (or - for standard input)") }
+        if let write {
+            if conversations || flow || stream != nil || display.format != .text || display.output != nil
+                || display.open || packets.payload || packets.hex
+            {
+                throw ValidationError("-w writes the selected packets to a file: drop the options that print them")
+            }
+            var out = stat()
+            var input = stat()
+            if write != "-", stat(write, &out) == 0,
+                files.contains(where: { $0 != "-" && stat($0, &input) == 0 && input.st_ino == out.st_ino && input.st_dev == out.st_dev })
+            {
+                throw ValidationError("-w \(write) is also an input file: writing would erase it")
+            }
+        }
         if conversations && flow { throw ValidationError("--conversations and --flow are separate views; pick one") }
         let picture = display.effectiveFormat == .mermaid || display.effectiveFormat == .html
         if stream != nil && !flow && !picture {
@@ -107,8 +129,12 @@ struct ReadCommand: ParsableCommand {
     }
 
     func run() throws {
-        let mode = PipelineMode.make(
+        let mode = write != nil ? PipelineMode.select : PipelineMode.make(
             display.effectiveFormat, conversations: conversations, flow: flow, stream: stream)
+        var writer: PcapngWriter?
+        if let write {
+            do { writer = try PcapngWriter(path: write) } catch { throw CLIError(error.description) }
+        }
         // Lines and tables stream to stdout; -o sends stdout to the file (pictures are delivered whole below).
         if display.picture == nil { try display.redirectStandardOutput() }
         var pipeline = PacketPipeline(mode: mode, text: packets.packetText, filter: packets.filter,
@@ -124,12 +150,27 @@ struct ReadCommand: ParsableCommand {
             }
             do {
                 let reader = try CaptureFileReader(path: path)
-                var handleError: CaptureError?
+                var handleError: Error?
+                // -w: each input interface becomes an interface of the output, described when first used.
+                var outputInterface: [Int: Int] = [:]
                 _ = try reader.forEachPacket { record in
-                    do throws(CaptureError) {
-                        try pipeline.handle(
+                    do {
+                        let selected = try pipeline.handle(
                             frame: record.frameNumber, info: record.info, bytes: record.bytes,
                             comments: record.comments)
+                        if selected, let writer {
+                            let index = record.info.interfaceIndex
+                            if outputInterface[index] == nil {
+                                let described = reader.interfaces.indices.contains(index) ? reader.interfaces[index] : nil
+                                outputInterface[index] = try writer.addInterface(
+                                    linkType: record.info.linkType, snapLength: described?.snapLength ?? 0,
+                                    name: described?.name)
+                            }
+                            try writer.writePacket(
+                                record.bytes, timestamp: record.info.timestamp,
+                                originalLength: record.info.originalLength, interface: outputInterface[index]!,
+                                comments: record.comments)
+                        }
                     } catch {
                         handleError = error
                         return false
@@ -159,6 +200,9 @@ struct ReadCommand: ParsableCommand {
                 pipeline.flush()
                 throw CLIError(error.description)
             }
+        }
+        if let writer {
+            do { try writer.close() } catch { throw CLIError(error.description) }
         }
         if failed { throw ExitCode.failure }
     }

@@ -139,4 +139,38 @@ import TestSupport
         #expect(streams.count > 1)
         #expect(streams == streams.sorted())
     }
+
+    /// `read -f FILTER -w OUT` keeps the packets tcpdump's `-r IN -w OUT FILTER` keeps (tcpdump reads both files
+    /// the same), each input interface as an output interface, and packet comments.
+    @Test func writingSelectedPacketsKeepsWhatTcpdumpKeeps() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("read-w-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bin = packetflowBinary()
+        let selected = dir.appendingPathComponent("port4000.pcapng").path
+        let w = try runProcess(bin, ["read", "-f", "tcp port 4000", "-w", selected, fixture("mix.pcap")])
+        #expect(w.status == 0 && w.stdout.isEmpty)
+        guard let ours = try run("tcpdump", ["-nn", "-S", "-r", selected], environment: ["TZ": "UTC"]),
+            let theirs = try run("tcpdump", ["-nn", "-S", "-r", fixture("mix.pcap"), "tcp port 4000"],
+                                 environment: ["TZ": "UTC"])
+        else {
+            Issue.record("tcpdump is not installed: apt-get install tcpdump (CI installs it)")
+            return
+        }
+        #expect(!ours.isEmpty && ours == theirs)
+
+        // Two files, three interfaces, comments: all kept.
+        let merged = dir.appendingPathComponent("merged.pcapng").path
+        let m = try runProcess(bin, ["read", "-w", merged, fixture("comments.pcapng"), fixture("two-interfaces.pcapng")])
+        #expect(m.status == 0)
+        let table = try #require(try run("tshark", ["-r", merged, "-T", "fields", "-e", "frame.interface_id",
+                                                    "-e", "frame.comment"]))
+        let rows = table.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        #expect(Set(rows.map { $0[0] }) == ["0", "1", "2"])
+        #expect(rows.contains { $0.count > 1 && $0[1] == "first comment" })
+
+        // The output may not be an input: writing it would erase it first.
+        let same = try runProcess(bin, ["read", "-w", selected, selected])
+        #expect(same.status != 0 && same.stderr.contains("is also an input file"))
+    }
 }
