@@ -11,6 +11,7 @@ targets="
 files:PacketWire,PacketFiles:Fuzz/FuzzFiles.swift:Tests/Fixtures
 decoder:PacketWire,Timeline,Render:Fuzz/FuzzDecoder.swift:Tests/Fixtures
 netlink:PacketWire,Sockets:Fuzz/FuzzNetlink.swift:Tests/Fixtures/netlink
+read:PacketWire,PacketFiles,Timeline,Render:Fuzz/FuzzRead.swift:Tests/Fixtures
 "
 build=.build-fuzz
 flags="-sanitize=fuzzer,address -parse-as-library -O -g"

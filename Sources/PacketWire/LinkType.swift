@@ -57,6 +57,16 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         self.init(seconds: s, nanoseconds: UInt32(r))
     }
 
+    /// `self - earlier` in nanoseconds, saturating at Int64's range instead of trapping: a garbled capture file can
+    /// hold any seconds value (two packets 2^62 seconds apart), and every time difference shown goes through here.
+    public func nanoseconds(since earlier: Timestamp) -> Int64 {
+        let (seconds, o1) = self.seconds.subtractingReportingOverflow(earlier.seconds)
+        let (scaled, o2) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let (total, o3) = scaled.addingReportingOverflow(Int64(nanoseconds) - Int64(earlier.nanoseconds))
+        if o1 || o2 || o3 { return self < earlier ? .min : .max }
+        return total
+    }
+
     public static func < (a: Timestamp, b: Timestamp) -> Bool {
         (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
     }

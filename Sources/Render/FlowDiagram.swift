@@ -289,8 +289,8 @@ public enum FlowText {
 
     /// "+12.345ms" from the diagram's origin.
     public static func offset(_ t: Timestamp, _ origin: Timestamp) -> String {
-        let micros = (t.totalNanoseconds - origin.totalNanoseconds) / 1000
-        let a = abs(micros)
+        let micros = t.nanoseconds(since: origin) / 1000
+        let a = micros.magnitude
         let frac = String(a % 1000)
         return "\(micros < 0 ? "-" : "+")\(a / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)ms"
     }

@@ -416,10 +416,10 @@ public enum ConversationReport {
             o.append("  ")
             counts(row.frames, row.bytes, into: &o)
             o.append("  ")
-            let start = row.first.totalNanoseconds - origin.totalNanoseconds
+            let start = row.first.nanoseconds(since: origin)
             fixed(seconds: seconds(start), decimals: 9, width: 14, into: &o)
             // tshark subtracts the two relative times as doubles; so do we, to round alike.
-            let stop = row.last.totalNanoseconds - origin.totalNanoseconds
+            let stop = row.last.nanoseconds(since: origin)
             fixed(seconds: seconds(stop) - seconds(start), decimals: 4, width: 15, into: &o)
             o.byte(0x0a)
             if o.count >= 1 << 16 { drain(&o) }

@@ -95,6 +95,8 @@ public struct TCPAnalyzer: Sendable {
     private static func analyze(
         _ s: inout Stream, _ info: TCPSegmentInfo, tcp: TCPHeader, payloadLength: Int, time: Timestamp
     ) -> TCPAnalysisFlags {
+        // Wrapping nanoseconds: differences below are `&-`, exact for real captures, and a garbled file's far-apart
+        // timestamps give odd flags instead of an overflow trap.
         let now = time.totalNanoseconds
         let fromInitiator = info.fromInitiator
         var fwd = fromInitiator ? s.initiator : s.responder
@@ -116,7 +118,7 @@ public struct TCPAnalyzer: Sendable {
                 rev.shift = rev.synScale
             }
         } else if fromInitiator, f.contains(.ack), s.firstRTT == nil, let t = s.synTime {
-            s.firstRTT = now - t
+            s.firstRTT = now &- t
         }
 
         let probe = seglen == 1 && fwd.hasNext && seq == fwd.nextSeq && rev.hasWindow && rev.window == 0
@@ -139,9 +141,9 @@ public struct TCPAnalyzer: Sendable {
             && Self.lt(seq, fwd.nextSeq)
         {
             let threshold = s.firstRTT ?? Self.defaultOutOfOrderThreshold
-            if rev.dupAcks >= 2 && rev.hasAck && rev.lastAck == seq && now - rev.lastAckTime < Self.fastRetransmitWindow {
+            if rev.dupAcks >= 2 && rev.hasAck && rev.lastAck == seq && now &- rev.lastAckTime < Self.fastRetransmitWindow {
                 r.formUnion([.fastRetransmission, .retransmission])
-            } else if now - fwd.nextSeqTime < threshold && fwd.nextSeq != seq &+ seglen {
+            } else if now &- fwd.nextSeqTime < threshold && fwd.nextSeq != seq &+ seglen {
                 r.insert(.outOfOrder)
             } else if rev.hasAck && Self.le(seq &+ seglen, rev.lastAck) {
                 r.formUnion([.spuriousRetransmission, .retransmission])

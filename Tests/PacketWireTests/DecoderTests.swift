@@ -226,3 +226,15 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(MACAddress(0x0011_22aa_bbcc).description == "00:11:22:aa:bb:cc")
     }
 }
+
+@Test func timeDifferencesSaturateInsteadOfTrapping() {
+    let a = Timestamp(seconds: 1_795_776_074, nanoseconds: 12_000)
+    let b = Timestamp(seconds: 1_795_776_075, nanoseconds: 11_000)
+    #expect(b.nanoseconds(since: a) == 999_999_000)
+    #expect(a.nanoseconds(since: b) == -999_999_000)
+    // Tens of thousands of years apart (a garbled file): more nanoseconds than Int64 holds.
+    let far = Timestamp(seconds: 46_550_297_371, nanoseconds: 7_096_000)
+    #expect(far.nanoseconds(since: a) == .max)
+    #expect(a.nanoseconds(since: far) == .min)
+    #expect(Timestamp(seconds: .max, nanoseconds: 0).nanoseconds(since: Timestamp(seconds: .min, nanoseconds: 0)) == .max)
+}

@@ -42,3 +42,26 @@ import TestSupport
         #expect(small.stdout.split(separator: "\n").filter { $0.contains("->>") }.count == 3)
     }
 }
+
+/// Every view of every malformed file ends with output and, at worst, one error line: never a trap. Two of the
+/// files hold timestamps tens of thousands of years apart, whose difference in nanoseconds overflows Int64 (the
+/// conversation table and the flow diagram trapped on them).
+@Suite struct MalformedViewsTests {
+    static let views: [[String]] = [
+        [], ["--format", "jsonl"], ["--conversations"], ["--flow"], ["--payload", "-X"], ["--format", "mermaid"],
+        ["--format", "html", "-o", "/dev/null"],
+    ]
+
+    @Test func everyViewOfEveryMalformedFileEndsCleanly() throws {
+        let dir = fixtures.appendingPathComponent("malformed")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        #expect(files.contains("time-overflow-a.pcapng") && files.contains("time-overflow-b.pcapng"))
+        for file in files {
+            for view in Self.views {
+                let r = try runProcess(packetflowBinary(), ["read"] + view + [dir.appendingPathComponent(file).path])
+                #expect(r.status == 0 || r.status == 1, "\(file) \(view): status \(r.status)")
+                #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("crashed"), "\(file) \(view)")
+            }
+        }
+    }
+}
