@@ -182,7 +182,10 @@ public final class BPFFilter {
 
     public init(_ expression: String, linkType: LinkType, snapshotLength: Int32 = 262_144) throws(CaptureError) {
         self.expression = expression
-        guard let dead = pcap_open_dead(Int32(bitPattern: linkType.rawValue), snapshotLength) else {
+        // Files carry LINKTYPE_ values and libpcap takes DLT_ ones; they differ for raw IP (101 in files, DLT_RAW
+        // 12 on Linux), the one such link type the decoder reads.
+        let dlt = linkType.rawValue == 101 ? 12 : Int32(bitPattern: linkType.rawValue)
+        guard let dead = pcap_open_dead(dlt, snapshotLength) else {
             throw CaptureError(.other, "libpcap cannot compile filters for link type \(linkType)")
         }
         defer { pcap_close(dead) }

@@ -67,6 +67,8 @@ struct LabCommand: ParsableCommand {
                 "unknown scenario '\(scenario)'; known: \(LabScenario.all.map(\.name).joined(separator: ", "))")
         }
         guard (1...5000).contains(settle) else { throw ValidationError("--settle must be 1 to 5000 milliseconds") }
+        // sendall of nothing sends nothing, and the server's recv would wait for ever.
+        if message?.isEmpty == true { throw ValidationError("--message needs at least one character to send") }
     }
 
     func run() throws {

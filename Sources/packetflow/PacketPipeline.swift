@@ -254,5 +254,11 @@ struct PacketPipeline: ~Copyable {
 
 /// Writes everything; when the reader of stdout has gone (`| head`), stops quietly like tcpdump.
 func writeAllOrExit(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) {
-    if writeAll(fd, buffer) != 0 { exit(0) }
+    let error = writeAll(fd, buffer)
+    if error == EPIPE { exit(0) }
+    // Any other failure (a full disk, /dev/full) loses output: say so, and fail.
+    if error != 0 {
+        warn("cannot write the output: \(String(cString: strerror(error)))")
+        exit(1)
+    }
 }

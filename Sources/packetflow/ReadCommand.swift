@@ -91,13 +91,10 @@ struct ReadCommand: ParsableCommand {
             {
                 throw ValidationError("-w writes the selected packets to a file: drop the options that print them")
             }
-            var out = stat()
-            var input = stat()
-            if write != "-", stat(write, &out) == 0,
-                files.contains(where: { $0 != "-" && stat($0, &input) == 0 && input.st_ino == out.st_ino && input.st_dev == out.st_dev })
-            {
-                throw ValidationError("-w \(write) is also an input file: writing would erase it")
-            }
+            if isInput(write) { throw ValidationError("-w \(write) is also an input file: writing would erase it") }
+        }
+        if let output = display.output, isInput(output) {
+            throw ValidationError("-o \(output) is also an input file: writing would erase it")
         }
         if conversations && flow { throw ValidationError("--conversations and --flow are separate views; pick one") }
         let picture = display.effectiveFormat == .mermaid || display.effectiveFormat == .html
@@ -109,6 +106,17 @@ struct ReadCommand: ParsableCommand {
             throw ValidationError("--format \(display.effectiveFormat.rawValue) draws one file at a time; name one file")
         }
         if picture && conversations { throw ValidationError("--conversations is a table: use --format text") }
+    }
+
+    /// Whether `path` names an existing file that is also one of the inputs (same inode), which writing would
+    /// truncate before it is read.
+    func isInput(_ path: String) -> Bool {
+        var out = stat()
+        var input = stat()
+        guard path != "-", stat(path, &out) == 0 else { return false }
+        return files.contains {
+            $0 != "-" && stat($0, &input) == 0 && input.st_ino == out.st_ino && input.st_dev == out.st_dev
+        }
     }
 
     /// The last frame of each TCP stream of a capture file, numbered as the pipeline numbers them; as far as the

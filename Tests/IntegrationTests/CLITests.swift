@@ -67,6 +67,33 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         #expect(badServer.status != 0 && badServer.stderr.contains("--server"))
         let mixed = try runProcess(bin, ["lab", "--no-capture", "--server", "[::1]:49313"])
         #expect(mixed.status != 0 && mixed.stderr.contains("both be IPv4 or both IPv6"))
+        // An empty message: sendall sends nothing and the server's recv would wait for ever.
+        let empty = try runProcess(bin, ["lab", "--no-capture", "--message", ""], timeout: 20)
+        #expect(empty.status == 64 && empty.stderr.contains("--message needs at least one character"))
+    }
+
+    /// Output that cannot be written is an error, not a quiet success; an output that is an input is refused
+    /// before it is erased; a filter compiles for every link type a file holds (raw IP is 101 in files, 12 in
+    /// libpcap).
+    @Test func readReportsLostOutputAndProtectsItsInput() throws {
+        let bin = try packetflowBinaryChecked()
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures")
+        let file = fixtures.appendingPathComponent("mix.pcap").path
+        let full = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "'\(bin.path)' read '\(file)' > /dev/full"])
+        #expect(full.status == 1)
+        #expect(full.stderr == "packetflow: cannot write the output: No space left on device\n")
+
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("read-o-\(getpid()).pcap").path
+        try FileManager.default.copyItem(atPath: file, toPath: copy)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        let same = try runProcess(bin, ["read", "-o", copy, copy])
+        #expect(same.status != 0 && same.stderr.contains("-o \(copy) is also an input file"))
+        #expect((try? FileManager.default.attributesOfItem(atPath: copy)[.size] as? Int) == 449_128)
+
+        let raw = try runProcess(bin, ["read", "-f", "ip", fixtures.appendingPathComponent("synthetic.pcapng").path])
+        #expect(raw.status == 0, "\(raw.stderr)")
+        #expect(!raw.stderr.contains("unknown data link type"))
     }
 
     /// A filter libpcap cannot compile is one line and exit status 1 for every command that takes one (capture
