@@ -139,6 +139,9 @@ public final class Tracer {
     var exitStatus: Int32?
     var useSeccomp = true
     var detaching = false
+    /// Threads sent a SIGSTOP to bring them to a stop for detaching: a launched program's processes are traced
+    /// through PTRACE_TRACEME, not seized, so PTRACE_INTERRUPT cannot stop them. That SIGSTOP is not passed on.
+    var stoppedToDetach: Set<Int32> = []
     /// Children reported by fork/clone events whose first stop has not been seen, and stops seen before the event.
     var unknownStops: Set<Int32> = []
     /// Socket descriptors a finished call produced: they must be covered by the filter (launch mode).
@@ -288,11 +291,18 @@ public final class Tracer {
 
     func handleInterrupt(_ flag: Int) {
         traceInterrupt.store(0, ordering: .relaxed)
-        if options.attach != nil {
+        // After the command itself has exited, what is left are processes it started and left running (`sleep &`):
+        // signalling the command does nothing then, so Ctrl-C (or SIGTERM) detaches from them, as strace does,
+        // and they go on untraced.
+        let commandGone = options.attach == nil && exitStatus != nil
+        if options.attach != nil || commandGone {
             // Detach: each thread must be in a ptrace stop to be released, so interrupt them all and release each
             // at its next stop.
             detaching = true
-            for tid in threads.keys { _ = ctrace_ptrace(PT.interrupt, tid, 0, 0) }
+            for (tid, thread) in threads where ctrace_ptrace(PT.interrupt, tid, 0, 0) != 0 {
+                stoppedToDetach.insert(tid)
+                _ = ctrace_tgkill(thread.tgid, tid, SIGSTOP)
+            }
         } else if traceInterruptCount.load(ordering: .relaxed) >= 2 {
             kill(mainPid, SIGKILL)
         } else if flag == 2 {
@@ -399,8 +409,9 @@ public final class Tracer {
             unknownStops.remove(tid)
             resume(tid)
         default:
-            // A signal for the program: deliver it.
-            resume(tid, signal: sig)
+            // A signal for the program: deliver it (but not the SIGSTOP that only brought it here to detach).
+            let ours = sig == SIGSTOP && stoppedToDetach.remove(tid) != nil
+            resume(tid, signal: ours ? 0 : sig)
         }
     }
 

@@ -684,6 +684,28 @@ import Testing
         #expect(syn["consumed_by"] as? Int == Self.id(accept))
     }
 
+    /// The command exits and leaves a process running (`sleep &`): trace follows it, and Ctrl-C, which can no
+    /// longer be passed to the command, detaches from it: trace ends with the command's status and the process
+    /// runs on untraced.
+    @Test func ctrlCAfterTheCommandExitedDetachesFromWhatItLeftRunning() throws {
+        let run = try Running([Seed.packetflow, "trace", "--no-capture", "--", "sh", "-c", "sleep 30 & echo $!; exit 3"])
+        defer { run.kill() }
+        try #require(run.waitFor("\n"))
+        let pid = try #require(Int32(String(decoding: run.buffer, as: UTF8.self).split(separator: "\n")[0]))
+        defer { kill(pid, SIGKILL) }
+        usleep(300_000)
+        #expect(run.process.isRunning, "the left-running sleep is still traced")
+        kill(run.process.processIdentifier, SIGINT)
+        let deadline = Date().addingTimeInterval(10)
+        while run.process.isRunning && Date() < deadline { usleep(20_000) }
+        #expect(!run.process.isRunning, "Ctrl-C ended the trace")
+        _ = run.finish()
+        #expect(run.process.terminationStatus == 3)
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        #expect(status.contains("TracerPid:\t0\n"), "sleep runs on, detached")
+        #expect(!status.contains("State:\tt"), "and not stopped")
+    }
+
     @Test func exitCodeIsPassedThrough() throws {
         let (status, _, _) = try Self.trace(["sh", "-c", "exit 7"], extra: ["--no-capture"])
         #expect(status == 7)
