@@ -157,6 +157,9 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         #expect(twice.stdout == plain.stdout + plain.stdout)
         let both = try runProcess(bin, ["capture", "-f", "tcp", "udp", "port", "9"])
         #expect(both.status != 0 && both.stderr.contains("give the filter once"))
+        // A ring too small for one packet captured nothing and counted every packet as dropped.
+        let tiny = try runProcess(bin, ["capture", "-B", "64"])
+        #expect(tiny.status == 64 && tiny.stderr.contains("-B takes 128 to 2097152 KiB"))
 
         try #require(geteuid() == 0, "capture needs CAP_NET_RAW: run the tests as root (CI does)")
         let port = 49_320
