@@ -51,7 +51,8 @@ let package = Package(
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire", "TestSupport"]),
         .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab", "TestSupport"]),
-        .testTarget(name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets"]),
+        .testTarget(
+            name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets", "TestSupport"]),
         .testTarget(
             name: "RenderTests",
             dependencies: ["Render", "Timeline", "PacketWire", "SocketLab", "Sockets", "TestSupport"],

@@ -46,11 +46,13 @@ public final class LabNamespaces: @unchecked Sendable {
                 throw LabError("`ip \(args.joined(separator: " "))` failed (status \(status)); is iproute2 installed?")
             }
         }
+        // Armed before anything exists, so a signal at any point removes what was made so far (removing what
+        // was not made yet fails harmlessly).
+        LabNamespaces.armCleanup(namespaces: [serverName, clientName], link: serverInterface)
         try ip("netns", "add", serverName)
         made.append(serverName)
         try ip("netns", "add", clientName)
         made.append(clientName)
-        LabNamespaces.armCleanup([serverName, clientName])
         try ip("link", "add", serverInterface, "type", "veth", "peer", "name", clientInterface)
         try ip("link", "set", serverInterface, "netns", serverName)
         try ip("link", "set", clientInterface, "netns", clientName)
@@ -104,26 +106,36 @@ public final class LabNamespaces: @unchecked Sendable {
         ProcFiles.names(in: "/run/netns").filter { $0.hasPrefix(prefix) }
     }
 
-    // MARK: Cleanup on SIGINT / SIGTERM
+    // MARK: Cleanup on SIGINT / SIGTERM / SIGHUP
 
-    /// argv arrays for `ip netns del`, built before the handler is installed: a handler must not allocate.
+    /// argv arrays for `ip link del` (the veth pair, while it is still outside the namespaces) and `ip netns del`,
+    /// built before the handler is installed: a handler must not allocate.
     nonisolated(unsafe) static var cleanupArgv: [UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>] = []
 
-    static func armCleanup(_ names: [String]) {
-        cleanupArgv = names.map { name in
-            let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 5)
-            argv[0] = strdup("ip")
-            argv[1] = strdup("netns")
-            argv[2] = strdup("del")
-            argv[3] = strdup(name)
-            argv[4] = nil
+    static let cleanupSignals = [SIGINT, SIGTERM, SIGHUP]
+
+    /// stderr of the cleanup's `ip` to /dev/null (deleting what is already gone complains), set up in advance.
+    nonisolated(unsafe) static var cleanupActions: posix_spawn_file_actions_t = {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        return actions
+    }()
+
+    static func armCleanup(namespaces: [String], link: String) {
+        let commands = [["ip", "link", "del", link]] + namespaces.map { ["ip", "netns", "del", $0] }
+        cleanupArgv = commands.map { words in
+            let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: words.count + 1)
+            for (i, w) in words.enumerated() { argv[i] = strdup(w) }
+            argv[words.count] = nil
             return argv
         }
+        _ = cleanupActions
         let handler: @convention(c) (Int32) -> Void = { signal in
             for argv in LabNamespaces.cleanupArgv {
                 var pid = pid_t()
-                if posix_spawn(&pid, "/usr/sbin/ip", nil, nil, argv, environ) == 0 || posix_spawn(
-                    &pid, "/sbin/ip", nil, nil, argv, environ) == 0
+                if posix_spawn(&pid, "/usr/sbin/ip", &LabNamespaces.cleanupActions, nil, argv, environ) == 0
+                    || posix_spawn(&pid, "/sbin/ip", &LabNamespaces.cleanupActions, nil, argv, environ) == 0
                 {
                     var status: Int32 = 0
                     waitpid(pid, &status, 0)
@@ -132,13 +144,11 @@ public final class LabNamespaces: @unchecked Sendable {
             Glibc.signal(signal, SIG_DFL)
             raise(signal)
         }
-        Glibc.signal(SIGINT, handler)
-        Glibc.signal(SIGTERM, handler)
+        for s in cleanupSignals { Glibc.signal(s, handler) }
     }
 
     static func disarmCleanup() {
-        Glibc.signal(SIGINT, SIG_DFL)
-        Glibc.signal(SIGTERM, SIG_DFL)
+        for s in cleanupSignals { Glibc.signal(s, SIG_DFL) }
         cleanupArgv = []
     }
 }

@@ -3,6 +3,8 @@ import PacketWire
 import Render
 import SocketLab
 import Sockets
+import Foundation
+import TestSupport
 import Testing
 import Timeline
 
@@ -194,6 +196,27 @@ struct ScenarioTests {
         #expect(r.serverAddress.hasPrefix("10.200.0.2"))
         #expect(r.packets.contains { $0.flags == [.syn, .ack] })
         #expect(LabNamespaces.existing().isEmpty)
+    }
+
+    /// A signal at any moment of a `--hosts netns` run (hang-up included, and right at the start, while the
+    /// namespaces and the veth pair are being made) leaves no namespace and no veth link behind.
+    @Test(arguments: [(SIGHUP, 0.0), (SIGHUP, 0.03), (SIGINT, 0.01), (SIGTERM, 0.8)])
+    func aSignalDuringANetnsRunLeavesNothingBehind(signal: Int32, after seconds: Double) throws {
+        try #require(geteuid() == 0, "the netns test must run as root")
+        let lab = Process()
+        lab.executableURL = packetflowBinary()
+        lab.arguments = ["lab", "--hosts", "netns", "--settle", "200", "--no-color"]
+        lab.standardOutput = FileHandle.nullDevice
+        lab.standardError = FileHandle.nullDevice
+        try lab.run()
+        defer { if lab.isRunning { kill(lab.processIdentifier, SIGKILL) } }
+        let pid = lab.processIdentifier
+        if seconds > 0 { usleep(UInt32(seconds * 1_000_000)) }
+        kill(pid, signal)
+        lab.waitUntilExit()
+        #expect(LabNamespaces.existing().filter { $0.contains("\(pid)") }.isEmpty)
+        let links = (try? String(contentsOfFile: "/proc/net/dev", encoding: .utf8)) ?? ""
+        #expect(!links.contains("pfs\(pid)") && !links.contains("pfc\(pid)"))
     }
 
     func taskCount() -> Int {
