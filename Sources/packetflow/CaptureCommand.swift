@@ -53,10 +53,10 @@ struct CaptureCommand: ParsableCommand {
         if packets.filter != nil && !expression.isEmpty {
             throw ValidationError("give the filter once: with -f, or after the options")
         }
-        // Measured on lo: with a ring of 64 KiB the kernel drops every packet (it cannot hold one frame of the
-        // 256 KiB snapshot length in immediate mode); 100 KiB and more capture.
+        // Measured on lo in immediate mode: with a ring of 64 KiB the kernel dropped every packet; with 100 KiB and
+        // more it captured them.
         if let b = bufferSize, !(128...(1 << 21)).contains(b) {
-            throw ValidationError("-B takes 128 to 2097152 KiB (a smaller ring holds no packet: the kernel drops all)")
+            throw ValidationError("-B takes 128 to 2097152 KiB (with 64 KiB the kernel dropped every packet on lo)")
         }
         if display.picture != nil {
             throw ValidationError(
