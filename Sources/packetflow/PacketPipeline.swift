@@ -51,12 +51,18 @@ struct PacketPipeline: ~Copyable {
     private(set) var picture: String?
     private var filters: [UInt32: BPFFilter] = [:]
     private var lastFilter: (link: UInt32, filter: BPFFilter)?
+    /// Colour and language of the flow diagrams and pictures.
+    let color: Bool
+    let language: Language
 
-    init(mode: PipelineMode, text: PacketText, filter: String?, count: Int?) {
+    init(mode: PipelineMode, text: PacketText, filter: String?, count: Int?, color: Bool = false,
+         language: Language = .en) {
         self.mode = mode
         self.text = text
         self.filterExpression = filter
         self.remaining = count
+        self.color = color
+        self.language = language
     }
 
     /// A fresh file: stream indexes, relative numbers and conversations start again (as tshark numbers them).
@@ -177,7 +183,7 @@ struct PacketPipeline: ~Copyable {
     }
 
     /// Prints what is collected until the end of a file (conversation tables, flow diagrams) and flushes.
-    mutating func finishFile(color: Bool, language: Language, title: String = "PacketFlow") {
+    mutating func finishFile(title: String = "PacketFlow") {
         switch mode {
         case .lines, .select: break
         case .conversations:
@@ -200,7 +206,7 @@ struct PacketPipeline: ~Copyable {
                 self.picture = picture == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
                 return
             }
-            for stream in flows.keys.sorted() { printStream(stream, flows[stream]!, color: color, language: language) }
+            for stream in flows.keys.sorted() { printStream(stream, flows[stream]!) }
             flows = [:]
         }
         flush()
@@ -210,23 +216,19 @@ struct PacketPipeline: ~Copyable {
     /// (`ReadCommand.streamEnds(of:)`): with it the terminal flow diagrams of every stream are printed as soon as
     /// a stream and all before it are complete, so memory follows the streams open at once, not the file's packets.
     var streamEnds: [Int]?
-    /// The colour and language of terminal flow diagrams printed while reading.
-    var diagramStyle: (color: Bool, language: Language) = (false, .en)
     private var nextStream = 0
 
     /// Prints the buffered streams that are complete once `frame` has been handled, in stream order.
     private mutating func printCompleteStreams(after frame: Int) {
         guard let ends = streamEnds else { return }
         while nextStream < ends.count, ends[nextStream] <= frame {
-            if let events = flows.removeValue(forKey: nextStream) {
-                printStream(nextStream, events, color: diagramStyle.color, language: diagramStyle.language)
-            }
+            if let events = flows.removeValue(forKey: nextStream) { printStream(nextStream, events) }
             nextStream += 1
         }
     }
 
     /// One stream's terminal diagram, the initiator on the left.
-    private mutating func printStream(_ stream: Int, _ events: [PacketEvent], color: Bool, language: Language) {
+    private mutating func printStream(_ stream: Int, _ events: [PacketEvent]) {
         guard let first = events.first, let a = first.sourceEndpoint, let b = first.destinationEndpoint else { return }
         // The initiator on the left: the sender of the first SYN without ACK, else the first sender.
         var left = a, right = b

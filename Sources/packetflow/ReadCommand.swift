@@ -146,16 +146,13 @@ struct ReadCommand: ParsableCommand {
         // Lines and tables stream to stdout; -o sends stdout to the file (pictures are delivered whole below).
         if display.picture == nil { try display.redirectStandardOutput() }
         var pipeline = PacketPipeline(mode: mode, text: packets.packetText, filter: packets.filter,
-                                      count: packets.count)
+                                      count: packets.count, color: display.useColor, language: display.lang)
         let progress = isatty(STDERR_FILENO) == 1 && isatty(STDOUT_FILENO) == 0
         var failed = false
         for path in files {
             if pipeline.done { break }
             pipeline.reset()
-            if case .flow(nil, nil) = mode, path != "-" {
-                pipeline.streamEnds = Self.streamEnds(of: path)
-                pipeline.diagramStyle = (display.useColor, display.lang)
-            }
+            if case .flow(nil, nil) = mode, path != "-" { pipeline.streamEnds = Self.streamEnds(of: path) }
             do {
                 let reader = try CaptureFileReader(path: path)
                 var handleError: Error?
@@ -197,11 +194,11 @@ struct ReadCommand: ParsableCommand {
                             + "--conversations lists them) or a count (-c N)")
                 }
                 if progress { warnProgress("\u{1b}[2K") }
-                pipeline.finishFile(color: display.useColor, language: display.lang, title: "packetflow read — \(path)")
+                pipeline.finishFile(title: "packetflow read — \(path)")
                 if let picture = pipeline.picture { try display.deliver(picture, name: "read") }
             } catch let error as CaptureFileError {
                 // Every valid record has been shown; say where the file went bad.
-                pipeline.finishFile(color: display.useColor, language: display.lang)
+                pipeline.finishFile()
                 warn(error.description)
                 failed = true
             } catch let error as CaptureError {
