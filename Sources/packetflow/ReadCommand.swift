@@ -164,17 +164,23 @@ struct ReadCommand: ParsableCommand {
                             frame: record.frameNumber, info: record.info, bytes: record.bytes,
                             comments: record.comments)
                         if selected, let writer {
-                            let index = record.info.interfaceIndex
-                            if outputInterface[index] == nil {
-                                let described = reader.interfaces.indices.contains(index) ? reader.interfaces[index] : nil
-                                outputInterface[index] = try writer.addInterface(
-                                    linkType: record.info.linkType, snapLength: described?.snapLength ?? 0,
-                                    name: described?.name)
+                            // A failure here is the output's (a full disk), not the input's: it ends the run.
+                            do throws(CaptureFileError) {
+                                let index = record.info.interfaceIndex
+                                if outputInterface[index] == nil {
+                                    let described = reader.interfaces.indices.contains(index)
+                                        ? reader.interfaces[index] : nil
+                                    outputInterface[index] = try writer.addInterface(
+                                        linkType: record.info.linkType, snapLength: described?.snapLength ?? 0,
+                                        name: described?.name)
+                                }
+                                try writer.writePacket(
+                                    record.bytes, timestamp: record.info.timestamp,
+                                    originalLength: record.info.originalLength, interface: outputInterface[index]!,
+                                    comments: record.comments)
+                            } catch {
+                                throw CLIError(error.description)
                             }
-                            try writer.writePacket(
-                                record.bytes, timestamp: record.info.timestamp,
-                                originalLength: record.info.originalLength, interface: outputInterface[index]!,
-                                comments: record.comments)
                         }
                     } catch {
                         handleError = error

@@ -169,6 +169,12 @@ import TestSupport
         #expect(Set(rows.map { $0[0] }) == ["0", "1", "2"])
         #expect(rows.contains { $0.count > 1 && $0[1] == "first comment" })
 
+        // A full disk is the output's failure: one line, and reading stops (it is not blamed on an input).
+        let full = try runProcess(bin, ["read", "-w", "/dev/full", fixture("mix.pcap"), fixture("lo-usec.pcap")])
+        #expect(full.status == 1)
+        #expect(full.stderr.hasPrefix("Error: /dev/full: ") && full.stderr.contains("No space left on device"))
+        #expect(full.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+
         // The output may not be an input: writing it would erase it first.
         let same = try runProcess(bin, ["read", "-w", selected, selected])
         #expect(same.status != 0 && same.stderr.contains("is also an input file"))
