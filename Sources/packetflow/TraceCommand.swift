@@ -49,20 +49,22 @@ struct TraceCommand: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The command to run, after --.")
     var command: [String] = []
 
-    /// Why `name` cannot be executed (searched on PATH when it has no slash, as execvp does), or nil.
-    static func cannotRun(_ name: String) -> String? {
-        func problem(_ path: String) -> String? {
+    /// Why `name` cannot be executed (searched on PATH when it has no slash, as execvp does) and the status a
+    /// shell exits with for it (127 not found, 126 found but not runnable), or nil.
+    static func cannotRun(_ name: String) -> (reason: String, status: Int32)? {
+        func problem(_ path: String) -> Int32? {
             var st = stat()
-            guard stat(path, &st) == 0 else { return String(cString: strerror(errno)) }
-            if st.st_mode & S_IFMT == S_IFDIR { return String(cString: strerror(EISDIR)) }
-            return access(path, X_OK) == 0 ? nil : String(cString: strerror(errno))
+            guard stat(path, &st) == 0 else { return errno }
+            if st.st_mode & S_IFMT == S_IFDIR { return EISDIR }
+            return access(path, X_OK) == 0 ? nil : errno
         }
-        if name.contains("/") { return problem(name) }
+        func failure(_ error: Int32) -> (String, Int32) { (String(cString: strerror(error)), error == ENOENT ? 127 : 126) }
+        if name.contains("/") { return problem(name).map(failure) }
         let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
         for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
             if problem((dir.isEmpty ? "." : String(dir)) + "/" + name) == nil { return nil }
         }
-        return "command not found"
+        return ("command not found", 127)
     }
 
     func validate() throws {
@@ -79,8 +81,8 @@ struct TraceCommand: ParsableCommand {
         guard tracingSupported else { throw CLIError("packetflow trace: unsupported architecture (x86_64 only)") }
         if pid == nil, let problem = Self.cannotRun(cmd[0]) {
             // As a shell says it, before anything is traced or printed (strace does the same).
-            warn("cannot run \(cmd[0]): \(problem)")
-            throw ExitCode(problem == "command not found" || problem == "No such file or directory" ? 127 : 126)
+            warn("cannot run \(cmd[0]): \(problem.reason)")
+            throw ExitCode(problem.status)
         }
         installTraceSignalHandlers()
 
