@@ -58,7 +58,9 @@ struct TraceCommand: ParsableCommand {
             if st.st_mode & S_IFMT == S_IFDIR { return EISDIR }
             return access(path, X_OK) == 0 ? nil : errno
         }
-        func failure(_ error: Int32) -> (String, Int32) { (String(cString: strerror(error)), error == ENOENT ? 127 : 126) }
+        func failure(_ error: Int32) -> (String, Int32) {
+            (String(cString: strerror(error)), error == ENOENT ? 127 : 126)
+        }
         if name.contains("/") { return problem(name).map(failure) }
         let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
         for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
