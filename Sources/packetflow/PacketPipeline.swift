@@ -113,10 +113,7 @@ struct PacketPipeline: ~Copyable {
             show = f.matches(bytes, capturedLength: info.capturedLength, originalLength: info.originalLength)
         }
         if case .select = mode {
-            if show {
-                printed += 1
-                if let r = remaining { remaining = r - 1 }
-            }
+            if show { count() }
             return show
         }
         if case .conversations = mode {
@@ -127,8 +124,7 @@ struct PacketPipeline: ~Copyable {
                 case .noFlow: conversations.add(noFlow: info)
                 case .undecided: conversations.add(PacketDecoder.decode(bytes, linkType: info.linkType), info: info)
                 }
-                printed += 1
-                if let r = remaining { remaining = r - 1 }
+                count()
             }
             return show
         }
@@ -171,9 +167,14 @@ struct PacketPipeline: ~Copyable {
                 if !p.isEmpty { payloads[frame] = Array(p) }
             }
         }
-        if show, let r = remaining { remaining = r - 1 }
-        if show { printed += 1 }
+        if show { count() }
         return show
+    }
+
+    /// One more packet shown, towards `-c`.
+    private mutating func count() {
+        printed += 1
+        if let r = remaining { remaining = r - 1 }
     }
 
     private static func payload(_ d: DecodedPacket, _ bytes: ByteView, limit: Int) -> ArraySlice<UInt8> {
