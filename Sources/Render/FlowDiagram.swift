@@ -28,9 +28,8 @@ public struct Lifeline: Sendable, Equatable {
 public struct FlowDiagram: Sendable {
     public var title: String
     public var language: Language
-    public private(set) var lifelines: [Lifeline] {
-        didSet { index = LifelineIndex(lifelines) }
-    }
+    /// Set once, by init (with `index`).
+    public private(set) var lifelines: [Lifeline]
     /// Lifelines by id and by address, so a capture with thousands of endpoints is not searched line by line for
     /// every packet.
     private var index: LifelineIndex
