@@ -663,13 +663,7 @@ public final class Tracer {
         case .socketpair:
             var pair: [Int32] = [-1, -1]
             if ok {
-                let bytes = Self.readMemory(tid, r.r10, 8)
-                if bytes.count == 8 {
-                    pair = bytes.withUnsafeBytes { raw in
-                        [raw.loadUnaligned(fromByteOffset: 0, as: Int32.self),
-                         raw.loadUnaligned(fromByteOffset: 4, as: Int32.self)]
-                    }
-                }
+                pair = Self.readInt32s(tid, r.r10, 2) ?? pair
                 for fd in pair where fd >= 0 {
                     if let e = self.entry(pid: tgid, fd: fd), case .socket(let i) = e {
                         process.fds.opened(fd, socket: i)
@@ -964,29 +958,26 @@ public final class Tracer {
             ("option", SocketOptionNames.option(level: level, option).map { .string($0) } ?? .int(Int(option))),
         ]
         guard ok, r.r10 != 0 else { return args }
-        var length = Int(Int32(truncatingIfNeeded: r.r8))
-        if call == .getsockopt {
-            let bytes = readMemory(tid, r.r8, 4)
-            guard bytes.count == 4 else { return args }
-            length = Int(bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) })
-        }
-        guard length > 0 else { return args }
+        // setsockopt is given the length; getsockopt returns it through a pointer.
+        guard let length = call == .getsockopt ? readInt32s(tid, r.r8, 1)?[0] : Int32(truncatingIfNeeded: r.r8),
+            length > 0
+        else { return args }
         if SocketOptionNames.isText(level: level, option) {
-            let bytes = readMemory(tid, r.r10, min(length, 64))
+            let bytes = readMemory(tid, r.r10, min(Int(length), 64))
             args.append(("value", .string(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self))))
-        } else if SocketOptionNames.isLinger(level: level, option), length >= 8 {
-            let bytes = readMemory(tid, r.r10, 8)
-            guard bytes.count == 8 else { return args }
-            bytes.withUnsafeBytes { raw in
-                args.append(("l_onoff", .int(Int(raw.loadUnaligned(fromByteOffset: 0, as: Int32.self)))))
-                args.append(("l_linger", .int(Int(raw.loadUnaligned(fromByteOffset: 4, as: Int32.self)))))
-            }
-        } else if length == 4 {
-            let bytes = readMemory(tid, r.r10, 4)
-            guard bytes.count == 4 else { return args }
-            args.append(("value", .int(Int(bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }))))
+        } else if SocketOptionNames.isLinger(level: level, option), length >= 8, let l = readInt32s(tid, r.r10, 2) {
+            args += [("l_onoff", .int(Int(l[0]))), ("l_linger", .int(Int(l[1])))]
+        } else if length == 4, let v = readInt32s(tid, r.r10, 1) {
+            args.append(("value", .int(Int(v[0]))))
         }
         return args
+    }
+
+    /// `n` ints from the program's memory (a socketpair's descriptors, a socket option), or nil when unreadable.
+    static func readInt32s(_ pid: Int32, _ address: UInt64, _ n: Int) -> [Int32]? {
+        let bytes = readMemory(pid, address, 4 * n)
+        guard bytes.count == 4 * n else { return nil }
+        return bytes.withUnsafeBytes { raw in (0..<n).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) } }
     }
 
     static func familyName(_ f: Int32) -> String {
