@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Render", targets: ["Render"]),
         .library(name: "SocketLab", targets: ["SocketLab"]),
         .library(name: "SyscallTrace", targets: ["SyscallTrace"]),
+        .library(name: "PacketReading", targets: ["PacketReading"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -37,11 +38,13 @@ let package = Package(
         // The C calls Swift cannot make: variadic ptrace, prctl/seccomp, fork+exec with PTRACE_TRACEME.
         .target(name: "CTraceShims"),
         .target(name: "SyscallTrace", dependencies: ["CTraceShims", "PacketWire", "Sockets", "Timeline"]),
+        // The read engine of `read` and `capture`: filter, decode, track streams, render, write.
+        .target(name: "PacketReading", dependencies: ["PacketWire", "PacketFiles", "PacketCapture", "Timeline", "Render"]),
         .executableTarget(
             name: "packetflow",
             dependencies: [
                 "PacketWire", "PacketFiles", "PacketCapture", "Sockets", "Timeline", "Render", "SocketLab",
-                "SyscallTrace",
+                "SyscallTrace", "PacketReading",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

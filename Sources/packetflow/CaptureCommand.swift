@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import PacketCapture
 import PacketFiles
+import PacketReading
 import PacketWire
 
 /// Set by SIGINT/SIGTERM; the capture loop checks it between `dispatch` calls.

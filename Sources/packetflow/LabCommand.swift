@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import PacketReading
 import PacketWire
 import Render
 import SocketLab

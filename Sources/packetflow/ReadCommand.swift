@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import PacketCapture
 import PacketFiles
+import PacketReading
 import PacketWire
 import Render
 import Timeline
@@ -216,6 +217,19 @@ struct ReadCommand: ParsableCommand {
             do { try writer.close() } catch { throw CLIError(error.description) }
         }
         if failed { throw ExitCode.failure }
+    }
+}
+
+extension PipelineMode {
+    /// The mode for an output format, given the view flags.
+    static func make(_ format: OutputFormat, conversations: Bool, flow: Bool, stream: Int?) -> PipelineMode {
+        if conversations { return .conversations }
+        switch format {
+        case .mermaid: return .flow(stream: stream, picture: .mermaid)
+        case .html: return .flow(stream: stream, picture: .html)
+        case .text: return flow ? .flow(stream: stream, picture: nil) : .lines(.text)
+        case .jsonl: return flow ? .flow(stream: stream, picture: nil) : .lines(.jsonl)
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import PacketReading
 import PacketCapture
 import PacketFiles
 import PacketWire

@@ -5,7 +5,7 @@ import Render
 import Timeline
 
 /// What `read` and `capture` print for a stream of packets.
-enum PipelineMode {
+public enum PipelineMode: Sendable {
     case lines(LineFormat)
     case conversations
     /// Sequence diagrams of TCP streams: in the terminal, or (`picture`) one Mermaid or HTML diagram of them all.
@@ -13,32 +13,22 @@ enum PipelineMode {
     /// Nothing printed: the caller writes the packets that `handle` accepts to a file (`read -w`).
     case select
 
-    enum LineFormat { case text, jsonl }
-    enum PictureFormat { case mermaid, html }
+    public enum LineFormat: Sendable { case text, jsonl }
+    public enum PictureFormat: Sendable { case mermaid, html }
 
-    /// The mode for an output format, given the view flags.
-    static func make(_ format: OutputFormat, conversations: Bool, flow: Bool, stream: Int?) -> PipelineMode {
-        if conversations { return .conversations }
-        switch format {
-        case .mermaid: return .flow(stream: stream, picture: .mermaid)
-        case .html: return .flow(stream: stream, picture: .html)
-        case .text: return flow ? .flow(stream: stream, picture: nil) : .lines(.text)
-        case .jsonl: return flow ? .flow(stream: stream, picture: nil) : .lines(.jsonl)
-        }
-    }
 }
 
 /// The per-packet path shared by `read` and `capture`: filter, decode, track streams, render into one reusable
 /// buffer that goes out in large `write(2)`s. Nothing here allocates per packet for IPv4 TCP/UDP text output.
 /// A struct held in the caller's local variable (not a class), so the per-packet path reaches its state without
 /// dynamic exclusivity checks.
-struct PacketPipeline: ~Copyable {
-    let mode: PipelineMode
-    let text: PacketText
-    let filterExpression: String?
+public struct PacketPipeline: ~Copyable {
+    public let mode: PipelineMode
+    public let text: PacketText
+    public let filterExpression: String?
     /// Packets still to print (`-c`); nil for no limit.
-    var remaining: Int?
-    private(set) var printed = 0
+    public var remaining: Int?
+    public private(set) var printed = 0
 
     private var out = OutputBuffer(capacity: 1 << 17)
     private var builder = PacketEventBuilder()
@@ -48,14 +38,14 @@ struct PacketPipeline: ~Copyable {
     private var payloads: [Int: [UInt8]] = [:]
     private static let pictureBytes = 4096
     /// The Mermaid or HTML text once a file is finished in picture mode.
-    private(set) var picture: String?
+    public private(set) var picture: String?
     private var filters: [UInt32: BPFFilter] = [:]
     private var lastFilter: (link: UInt32, filter: BPFFilter)?
     /// Colour and language of the flow diagrams and pictures.
-    let color: Bool
-    let language: Language
+    public let color: Bool
+    public let language: Language
 
-    init(mode: PipelineMode, text: PacketText, filter: String?, count: Int?, color: Bool = false,
+    public init(mode: PipelineMode, text: PacketText, filter: String?, count: Int?, color: Bool = false,
          language: Language = .en) {
         self.mode = mode
         self.text = text
@@ -66,7 +56,7 @@ struct PacketPipeline: ~Copyable {
     }
 
     /// A fresh file: stream indexes, relative numbers and conversations start again (as tshark numbers them).
-    mutating func reset() {
+    public mutating func reset() {
         builder = PacketEventBuilder()
         conversations = ConversationTable()
         flows = [:]
@@ -76,17 +66,17 @@ struct PacketPipeline: ~Copyable {
         pictured = 0
     }
 
-    var done: Bool { remaining.map { $0 <= 0 } ?? false || pictureTooLarge }
+    public var done: Bool { remaining.map { $0 <= 0 } ?? false || pictureTooLarge }
 
     /// The most packets one Mermaid or HTML picture holds. 100 000 packets make a 180 MB page; beyond that a
     /// browser struggles and Mermaid gives up long before, so the reader is asked to pick a stream or a count.
-    static let pictureLimit = 100_000
+    public static let pictureLimit = 100_000
     /// Set (and reading stops) when a picture would hold more than `pictureLimit` packets.
-    private(set) var pictureTooLarge = false
+    public private(set) var pictureTooLarge = false
     private var pictured = 0
 
     /// Compiles the filter for a link type (once per link type); throws when libpcap rejects it.
-    mutating func filter(for link: LinkType) throws(CaptureError) -> BPFFilter? {
+    public mutating func filter(for link: LinkType) throws(CaptureError) -> BPFFilter? {
         guard let expression = filterExpression, !expression.isEmpty else { return nil }
         if let last = lastFilter, last.link == link.rawValue { return last.filter }
         let f: BPFFilter
@@ -104,7 +94,7 @@ struct PacketPipeline: ~Copyable {
     /// with tshark's, which numbers all packets); only those that pass the filter are shown. Returns whether it
     /// was (within `-c`), which is all `.select` does.
     @discardableResult
-    mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView, comments: [String] = []) throws(CaptureError)
+    public mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView, comments: [String] = []) throws(CaptureError)
         -> Bool
     {
         if done { return false }
@@ -184,7 +174,7 @@ struct PacketPipeline: ~Copyable {
     }
 
     /// Prints what is collected until the end of a file (conversation tables, flow diagrams) and flushes.
-    mutating func finishFile(title: String = "PacketFlow") {
+    public mutating func finishFile(title: String = "PacketFlow") {
         switch mode {
         case .lines, .select: break
         case .conversations:
@@ -216,7 +206,7 @@ struct PacketPipeline: ~Copyable {
     /// The last frame of each TCP stream of the file being read (index = stream), from a first pass over it
     /// (`ReadCommand.streamEnds(of:)`): with it the terminal flow diagrams of every stream are printed as soon as
     /// a stream and all before it are complete, so memory follows the streams open at once, not the file's packets.
-    var streamEnds: [Int]?
+    public var streamEnds: [Int]?
     private var nextStream = 0
 
     /// Prints the buffered streams that are complete once `frame` has been handled, in stream order.
@@ -248,7 +238,7 @@ struct PacketPipeline: ~Copyable {
         flush()
     }
 
-    mutating func flush() {
+    public mutating func flush() {
         guard out.count > 0 else { return }
         out.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }
         out.clear()
@@ -256,7 +246,7 @@ struct PacketPipeline: ~Copyable {
 }
 
 /// Writes everything; when the reader of stdout has gone (`| head`), stops quietly like tcpdump.
-func writeAllOrExit(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) {
+public func writeAllOrExit(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) {
     let error = writeAll(fd, buffer)
     if error == EPIPE { exit(0) }
     // Any other failure (a full disk, /dev/full) loses output: say so, and fail.
