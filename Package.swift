@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "SocketLab", targets: ["SocketLab"]),
         .library(name: "SyscallTrace", targets: ["SyscallTrace"]),
         .library(name: "PacketReading", targets: ["PacketReading"]),
+        .library(name: "Tracing", targets: ["Tracing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,11 +41,15 @@ let package = Package(
         .target(name: "SyscallTrace", dependencies: ["CTraceShims", "PacketWire", "Sockets", "Timeline"]),
         // The read engine of `read` and `capture`: filter, decode, track streams, render, write.
         .target(name: "PacketReading", dependencies: ["PacketWire", "PacketFiles", "PacketCapture", "Timeline", "Render"]),
+        // One trace end to end: an engine's calls, the capture, attribution, the pcapng with comments.
+        .target(
+            name: "Tracing",
+            dependencies: ["SyscallTrace", "PacketCapture", "PacketFiles", "PacketWire", "Sockets", "Timeline"]),
         .executableTarget(
             name: "packetflow",
             dependencies: [
                 "PacketWire", "PacketFiles", "PacketCapture", "Sockets", "Timeline", "Render", "SocketLab",
-                "SyscallTrace", "PacketReading",
+                "SyscallTrace", "PacketReading", "Tracing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,0 +1,262 @@
+/// Tracing: one trace, end to end. A ``TraceSession`` starts (or attaches to) a program through a trace engine,
+/// captures the wire meanwhile, waits for the packets that follow the program's end, and attributes every packet
+/// to the call that sent it or to the kernel. The result is a ``TraceRun`` that any renderer draws, as
+/// `LabScenario.run` gives a `LabResult` for the lab.
+///
+/// Engines (``TraceEngine``) produce calls; the session does the rest, so a second engine changes nothing here but
+/// the engine it is given.
+import Glibc
+import PacketCapture
+import PacketFiles
+import PacketWire
+import Sockets
+import SyscallTrace
+import Timeline
+
+/// What to trace and what to keep.
+public struct TraceOptions: Sendable {
+    /// The program to run, or empty with `attach`.
+    public var command: [String] = []
+    /// Attach to this running process instead of starting one.
+    public var attach: Int32?
+    /// The program's environment (the session adds the Python hook's entries).
+    public var environment: [String: String] = [:]
+    /// The interface to capture on, or nil for calls only (`--no-capture`).
+    public var interface: String? = "lo"
+    /// A capture filter in pcap-filter syntax.
+    public var filter: String?
+    /// Keep packets of sockets the program does not own too.
+    public var allPackets = false
+    /// Write every captured packet to this pcapng file, each with a comment naming its call.
+    public var pcapngPath: String?
+    /// Install the start-up hook that names Python source lines.
+    public var pythonHook = true
+
+    public init() {}
+}
+
+/// What one trace saw: the calls, the packets with their causes, what went wrong on the way, and how the program
+/// ended.
+public struct TraceRun: Sendable {
+    /// The calls, numbered by start (the order the timeline prints them).
+    public var calls: [CallEvent]
+    /// The packets to show: those of the program's sockets (every packet with `allPackets`), attributed.
+    public var packets: [PacketEvent]
+    /// Every captured packet, attributed, in capture order (what `-w` writes).
+    public var allPackets: [PacketEvent]
+    /// The captured packets themselves, in capture order (`allPackets[i]` is `captured[i]`).
+    public var captured: [CapturedPacket]
+    /// Whether packets were captured at all.
+    public var capturing: Bool
+    /// The kernel's capture counters at the end.
+    public var statistics: CaptureStatistics?
+    /// The traced program's exit status (128 + signal when killed), nil after a detach.
+    public var exitStatus: Int32?
+    public var detached: Bool
+}
+
+/// Runs one trace. Messages that cannot wait for the end (the Python hook cannot be installed, packets were
+/// dropped) go to `warn` as they happen, one line each.
+public final class TraceSession {
+    public let options: TraceOptions
+    /// Makes the engine for a set of tracer options; ptrace's ``Tracer`` by default.
+    let makeEngine: @Sendable (Tracer.Options) -> any TraceEngine
+    let warn: (String) -> Void
+
+    public init(
+        _ options: TraceOptions, engine: @escaping @Sendable (Tracer.Options) -> any TraceEngine = { Tracer($0) },
+        warn: @escaping (String) -> Void
+    ) {
+        self.options = options
+        self.makeEngine = engine
+        self.warn = warn
+    }
+
+    /// Why `name` cannot be executed (searched on PATH when it has no slash, as execvp does) and the status a
+    /// shell exits with for it (127 not found, 126 found but not runnable), or nil.
+    public static func cannotRun(_ name: String) -> (reason: String, status: Int32)? {
+        func problem(_ path: String) -> Int32? {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return errno }
+            if st.st_mode & S_IFMT == S_IFDIR { return EISDIR }
+            return access(path, X_OK) == 0 ? nil : errno
+        }
+        func failure(_ error: Int32) -> (String, Int32) {
+            (String(cString: strerror(error)), error == ENOENT ? 127 : 126)
+        }
+        if name.contains("/") { return problem(name).map(failure) }
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
+            if problem((dir.isEmpty ? "." : String(dir)) + "/" + name) == nil { return nil }
+        }
+        return ("command not found", 127)
+    }
+
+    /// Traces until the program has ended (or, attached, until Ctrl-C detached from it), then attributes.
+    public func run() throws(TraceError) -> TraceRun {
+        let cmd = options.command
+        guard tracingSupported else { throw TraceError("packetflow trace: unsupported architecture (x86_64 only)") }
+
+        let inherited = Self.openDescriptors()
+        var capture: BackgroundCapture?
+        if let interface = options.interface {
+            do {
+                // Not immediate mode: the kernel hands packets over in blocks (when one fills or every 10 ms), so
+                // the capture thread wakes a hundred times a second instead of once per packet and leaves the two
+                // stops per traced call their CPU. Attribution is by content, so the later delivery changes nothing.
+                var captureOptions = LiveCapture.Options(interface: interface, filter: options.filter)
+                captureOptions.immediate = false
+                captureOptions.readTimeoutMilliseconds = 10
+                capture = try BackgroundCapture(captureOptions)
+            } catch {
+                if error.kind == .permission {
+                    throw TraceError(
+                        "capturing on \(interface) needs root or CAP_NET_RAW: run with sudo, or use --no-capture")
+                }
+                throw TraceError("cannot capture on \(interface): \(error)")
+            }
+        }
+        // The -w file is created before the program runs, so a bad path fails at once, not after a long trace.
+        var writer: PcapngWriter?
+        if let path = options.pcapngPath, let capture {
+            do {
+                writer = try PcapngWriter(path: path)
+                try writer?.addInterface(linkType: capture.linkType, name: options.interface)
+            } catch {
+                _ = try? capture.stop()
+                throw TraceError("\(error)")
+            }
+        }
+
+        // Our own descriptors (the capture socket) must not leak into the traced program; the user's inherited
+        // ones must. The Swift runtime's eventfd is ours too, though it was open before we looked.
+        for fd in Self.openDescriptors() where !inherited.contains(fd) || Self.isEventFD(fd) {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+
+        var tracerOptions = Tracer.Options()
+        tracerOptions.attach = options.attach
+        tracerOptions.command = cmd
+        tracerOptions.environment = options.environment
+        var hookDirectory: String?
+        // The hook goes into every command's environment, not only a `python3 …` one: a shebang script (pytest),
+        // `sh -c "python3 …"` or a Makefile start Python processes that should name their lines too. Other
+        // programs only inherit a PYTHONPATH entry that holds a sitecustomize.py.
+        if options.attach == nil && options.pythonHook {
+            if PythonHook.applies(to: cmd), let option = PythonHook.disablingOption(in: cmd) {
+                warn("\(cmd[0]) \(option) does not load the hook that names source lines: calls will have none "
+                    + "(run without \(option) to get them)")
+            }
+            if let dir = PythonHook.install() {
+                hookDirectory = dir
+                tracerOptions.environment = PythonHook.environment(tracerOptions.environment, hookDirectory: dir)
+                tracerOptions.noteFD = PythonHook.noteFD
+            } else {
+                warn("cannot write the Python hook to /tmp: calls will have no source lines")
+            }
+        }
+        defer { if let hookDirectory { PythonHook.remove(hookDirectory) } }
+
+        let result: TraceResult
+        do {
+            result = try makeEngine(tracerOptions).run()
+        } catch {
+            _ = try? capture?.stop()
+            throw error
+        }
+        for line in result.warnings { warn(line) }
+
+        var packets: [PacketEvent] = []
+        var shown: [PacketEvent] = []
+        var raw: [CapturedPacket] = []
+        var statistics: CaptureStatistics?
+        if let capture {
+            // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture: wait
+            // for a quiet wire, or only until every traced connection has nothing left to send. A program we
+            // detached from goes on talking, and what it sends now no call of ours caused: no wait then.
+            if !result.detached || result.exitStatus != nil {
+                let connections = TraceSettling(result.sockets)
+                capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
+            }
+            do {
+                let stopped = try capture.stop(closeInBackground: true)
+                raw = stopped.packets
+                statistics = stopped.statistics
+                // Nothing is lost silently: a packet the kernel dropped cannot be attributed.
+                if let stats = stopped.statistics, stats.droppedByKernel > 0 || stats.droppedByInterface > 0 {
+                    warn("the kernel dropped \(stats.droppedByKernel) packets (interface: \(stats.droppedByInterface)); "
+                        + "some calls may show fewer packets than they sent")
+                }
+            } catch {
+                throw TraceError("capture failed: \(error)")
+            }
+            var builder = PacketEventBuilder()
+            packets = raw.map { builder.event(for: $0) }
+            let related = TraceAttributor(calls: result.calls, sockets: result.sockets).attribute(&packets)
+            shown = options.allPackets ? packets : packets.filter { related.contains($0.frame) }
+        }
+
+        let run = TraceRun(
+            calls: result.calls.map(\.event), packets: shown, allPackets: packets, captured: raw,
+            capturing: capture != nil, statistics: statistics, exitStatus: result.exitStatus,
+            detached: result.detached)
+        if let writer, let path = options.pcapngPath {
+            do {
+                try Self.write(run, to: writer)
+            } catch {
+                throw TraceError("\(path): \(error)")
+            }
+        }
+        return run
+    }
+
+    /// Every captured packet, each with a comment naming the call that sent it (Wireshark shows packet comments).
+    static func write(_ run: TraceRun, to writer: PcapngWriter) throws {
+        let byId = Dictionary(uniqueKeysWithValues: run.calls.map { ($0.id, $0) })
+        for (packet, event) in zip(run.captured, run.allPackets) {
+            try packet.bytes.withUnsafeBytes {
+                try writer.writePacket(
+                    $0, timestamp: packet.info.timestamp, originalLength: packet.info.originalLength,
+                    comments: [Self.comment(event, calls: byId)])
+            }
+        }
+        try writer.close()
+    }
+
+    /// The pcapng comment of a packet: who sent it and from which line, or why a kernel did.
+    public static func comment(_ p: PacketEvent, calls: [Int: CallEvent]) -> String {
+        var parts: [String] = []
+        if p.byKernel {
+            parts.append("kernel: \(p.reason ?? "")")
+        } else if let c = p.call, let call = calls[c] {
+            var s = "pid \(call.pid ?? 0) \(call.comm ?? "?") #\(c) \(call.name)"
+            if let src = call.source { s += " at \(src)" }
+            parts.append(s)
+        }
+        if let c = p.consumedBy, let call = calls[c] {
+            var s = "consumed by pid \(call.pid ?? 0) \(call.comm ?? "?") #\(c) \(call.name)"
+            if let src = call.source { s += " at \(src)" }
+            parts.append(s)
+        }
+        if parts.isEmpty || (p.call == nil && !p.byKernel) {
+            parts.insert("sent by \(p.sender ?? "?") (not traced)", at: 0)
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    static func openDescriptors() -> Set<Int32> { Set(ProcFiles.names(in: "/proc/self/fd").compactMap { Int32($0) }) }
+
+    static func isEventFD(_ fd: Int32) -> Bool { ProcFiles.linkTarget("/proc/self/fd/\(fd)") == "anon_inode:[eventfd]" }
+
+    /// This process's environment, for a traced program that should see what a shell would give it.
+    public static func currentEnvironment() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return env
+    }
+}
