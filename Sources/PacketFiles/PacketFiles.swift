@@ -76,16 +76,3 @@ public struct InterfaceInfo: Equatable, Sendable {
         self.section = section
     }
 }
-
-/// One packet of a capture file. `bytes` views the reader's buffer and is valid only until the reader
-/// moves on (the end of the `forEach` body, or the next call to `next()`).
-public struct PacketRecord {
-    /// `interfaceIndex` indexes `CaptureFileReader.interfaces`: interfaces are numbered across all
-    /// sections of a pcapng file in the order they were described (0 for classic pcap).
-    public var info: CaptureInfo
-    public var bytes: ByteView
-    /// `opt_comment` options, in file order; empty (and not allocated) when there are none.
-    public var comments: [String]
-    /// 1 for the first packet in the file.
-    public var frameNumber: Int
-}

@@ -24,6 +24,10 @@ public enum PipelineMode: Sendable {
 /// dynamic exclusivity checks.
 public struct PacketPipeline: ~Copyable {
     public let mode: PipelineMode
+    /// Where the lines, tables and terminal diagrams go.
+    public let sink: OutputSink
+    /// One line for the reader, outside the output (an empty stream selection).
+    let warn: (String) -> Void
     public let text: PacketText
     public let filterExpression: String?
     /// Packets still to print (`-c`); nil for no limit.
@@ -45,9 +49,14 @@ public struct PacketPipeline: ~Copyable {
     public let color: Bool
     public let language: Language
 
-    public init(mode: PipelineMode, text: PacketText, filter: String?, count: Int?, color: Bool = false,
-         language: Language = .en) {
+    public init(
+        mode: PipelineMode, text: PacketText, filter: String?, count: Int?, color: Bool = false,
+        language: Language = .en, sink: OutputSink = OutputSink(fileDescriptor: STDOUT_FILENO),
+        warn: @escaping (String) -> Void = { _ in }
+    ) {
         self.mode = mode
+        self.sink = sink
+        self.warn = warn
         self.text = text
         self.filterExpression = filter
         self.remaining = count
@@ -94,12 +103,14 @@ public struct PacketPipeline: ~Copyable {
     /// with tshark's, which numbers all packets); only those that pass the filter are shown. Returns whether it
     /// was (within `-c`), which is all `.select` does.
     @discardableResult
-    public mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView, comments: [String] = []) throws(CaptureError)
-        -> Bool
+    public mutating func handle(frame: Int, info: CaptureInfo, bytes: ByteView, comments: [String] = [])
+        throws(ReadError) -> Bool
     {
         if done { return false }
         var show = true
-        if let f = try filter(for: info.linkType) {
+        let filter: BPFFilter?
+        do throws(CaptureError) { filter = try self.filter(for: info.linkType) } catch { throw .filter(error) }
+        if let f = filter {
             show = f.matches(bytes, capturedLength: info.capturedLength, originalLength: info.originalLength)
         }
         if case .select = mode {
@@ -133,7 +144,9 @@ public struct PacketPipeline: ~Copyable {
                 PacketJSON.write(frame: frame, t, info: info, decoded: decoded, comments: comments, into: &out)
                 out.byte(0x0a)
             }
-            if out.count >= 1 << 16 { flush() }
+            if out.count >= 1 << 16 {
+                do throws(OutputError) { try flush() } catch { throw .output(error) }
+            }
         case .flow(let only, let picture):
             // Every packet is tracked (stream numbers depend on all of them); only the shown ones become events.
             let t = builder.track(info: info, decoded: decoded)
@@ -151,7 +164,9 @@ public struct PacketPipeline: ~Copyable {
             e.sender = e.sourceEndpoint?.description
             e.comments = comments
             flows[stream, default: []].append(e)
-            if picture == nil { printCompleteStreams(after: frame) }
+            if picture == nil {
+                do throws(OutputError) { try printCompleteStreams(after: frame) } catch { throw .output(error) }
+            }
             if picture == .html {
                 let p = Self.payload(decoded, bytes, limit: Self.pictureBytes)
                 if !p.isEmpty { payloads[frame] = Array(p) }
@@ -174,16 +189,17 @@ public struct PacketPipeline: ~Copyable {
     }
 
     /// Prints what is collected until the end of a file (conversation tables, flow diagrams) and flushes.
-    public mutating func finishFile(title: String = "PacketFlow") {
+    public mutating func finishFile(title: String = "PacketFlow") throws(OutputError) {
         switch mode {
         case .lines, .select: break
         case .conversations:
-            let drain: (inout OutputBuffer) -> Void = { o in
-                o.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }
+            let sink = self.sink
+            let drain: (inout OutputBuffer) throws(OutputError) -> Void = { (o) throws(OutputError) in
+                try o.withBytes { (bytes) throws(OutputError) in try sink.write(bytes) }
                 o.clear()
             }
-            ConversationReport.write(conversations, proto: 6, into: &out, drain: drain)
-            ConversationReport.write(conversations, proto: 17, into: &out, drain: drain)
+            try ConversationReport.write(conversations, proto: 6, into: &out, drain: drain)
+            try ConversationReport.write(conversations, proto: 17, into: &out, drain: drain)
         case .flow(let only, let picture):
             if flows.isEmpty, let only {
                 warn("no TCP stream \(only) in this input")
@@ -197,10 +213,10 @@ public struct PacketPipeline: ~Copyable {
                 self.picture = picture == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
                 return
             }
-            for stream in flows.keys.sorted() { printStream(stream, flows[stream]!) }
+            for stream in flows.keys.sorted() { try printStream(stream, flows[stream]!) }
             flows = [:]
         }
-        flush()
+        try flush()
     }
 
     /// The last frame of each TCP stream of the file being read (index = stream), from a first pass over it
@@ -210,16 +226,16 @@ public struct PacketPipeline: ~Copyable {
     private var nextStream = 0
 
     /// Prints the buffered streams that are complete once `frame` has been handled, in stream order.
-    private mutating func printCompleteStreams(after frame: Int) {
+    private mutating func printCompleteStreams(after frame: Int) throws(OutputError) {
         guard let ends = streamEnds else { return }
         while nextStream < ends.count, ends[nextStream] <= frame {
-            if let events = flows.removeValue(forKey: nextStream) { printStream(nextStream, events) }
+            if let events = flows.removeValue(forKey: nextStream) { try printStream(nextStream, events) }
             nextStream += 1
         }
     }
 
     /// One stream's terminal diagram, the initiator on the left.
-    private mutating func printStream(_ stream: Int, _ events: [PacketEvent]) {
+    private mutating func printStream(_ stream: Int, _ events: [PacketEvent]) throws(OutputError) {
         guard let first = events.first, let a = first.sourceEndpoint, let b = first.destinationEndpoint else { return }
         // The initiator on the left: the sender of the first SYN without ACK, else the first sender.
         var left = a, right = b
@@ -235,23 +251,14 @@ public struct PacketPipeline: ~Copyable {
         out.append("\nTCP stream \(stream)\n")
         out.append(diagram.header(left: nil, right: nil))
         out.append(diagram.render(calls: [], packets: events, origin: first.timestamp))
-        flush()
+        try flush()
     }
 
-    public mutating func flush() {
+    /// Writes what the buffer holds to the sink.
+    public mutating func flush() throws(OutputError) {
         guard out.count > 0 else { return }
-        out.withBytes { writeAllOrExit(STDOUT_FILENO, $0) }
+        let sink = self.sink
+        try out.withBytes { (bytes) throws(OutputError) in try sink.write(bytes) }
         out.clear()
-    }
-}
-
-/// Writes everything; when the reader of stdout has gone (`| head`), stops quietly like tcpdump.
-public func writeAllOrExit(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) {
-    let error = writeAll(fd, buffer)
-    if error == EPIPE { exit(0) }
-    // Any other failure (a full disk, /dev/full) loses output: say so, and fail.
-    if error != 0 {
-        warn("cannot write the output: \(String(cString: strerror(error)))")
-        exit(1)
     }
 }

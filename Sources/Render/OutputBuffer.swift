@@ -19,7 +19,7 @@ public struct OutputBuffer: ~Copyable {
     public mutating func clear() { used = 0 }
 
     /// The bytes written so far, valid only inside `body`.
-    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try body(UnsafeRawBufferPointer(start: base, count: used))
     }
 

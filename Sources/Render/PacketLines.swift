@@ -10,7 +10,7 @@ import Timeline
 /// what `TZ=UTC tcpdump -nn -S` prints.
 ///
 /// Everything is written into an `OutputBuffer`; nothing allocates for an IPv4 TCP or UDP packet.
-public struct PacketText {
+public struct PacketText: Sendable {
     public var absoluteSequence = false
     /// Payload as text after the line (UTF-8 as is, Japanese included; control and invalid bytes escaped).
     public var payload = false
@@ -392,8 +392,14 @@ extension ConversationReport {
 /// `tshark -q -z conv,tcp` / `conv,udp` tables, column for column.
 public enum ConversationReport {
     /// `drain` is called whenever the buffer holds 64 KiB, so a table of a million rows needs no more memory.
-    public static func write(_ table: ConversationTable, proto: UInt8, into o: inout OutputBuffer,
-                             drain: (inout OutputBuffer) -> Void = { _ in }) {
+    public static func write(_ table: ConversationTable, proto: UInt8, into o: inout OutputBuffer) {
+        write(table, proto: proto, into: &o) { (_: inout OutputBuffer) throws(Never) in }
+    }
+
+    public static func write<E: Error>(
+        _ table: ConversationTable, proto: UInt8, into o: inout OutputBuffer,
+        drain: (inout OutputBuffer) throws(E) -> Void
+    ) throws(E) {
         let rule = String(repeating: "=", count: 80)
         o.append(rule + "\n")
         o.append(proto == 6 ? "TCP Conversations\n" : "UDP Conversations\n")
@@ -422,7 +428,7 @@ public enum ConversationReport {
             let stop = row.last.nanoseconds(since: origin)
             fixed(seconds: seconds(stop) - seconds(start), decimals: 4, width: 15, into: &o)
             o.byte(0x0a)
-            if o.count >= 1 << 16 { drain(&o) }
+            if o.count >= 1 << 16 { try drain(&o) }
         }
         o.append(rule + "\n")
     }

@@ -98,30 +98,44 @@ struct CaptureCommand: ParsableCommand {
         var captured = 0
         var writeError: CaptureFileError?
         let limit = packets.count ?? Int.max
-        loop: while stopRequested == 0 && captured < limit && writeError == nil {
+        let source = LivePackets(capture)
+        var outputError: OutputError?
+        loop: while stopRequested == 0 && captured < limit && writeError == nil && outputError == nil {
+            source.batch = Int32(clamping: min(limit - captured, 1 << 16))
             do {
-                try capture.dispatch(maxPackets: Int32(clamping: min(limit - captured, 1 << 16))) { info, bytes in
-                    guard captured < limit else { return }
+                _ = try source.readPackets { record in
+                    guard captured < limit else { return false }
                     captured += 1
                     if let writer {
                         do throws(CaptureFileError) {
-                            try writer.writePacket(bytes, timestamp: info.timestamp,
-                                                   originalLength: info.originalLength)
+                            try writer.writePacket(record.bytes, timestamp: record.info.timestamp,
+                                                   originalLength: record.info.originalLength)
                         } catch {
                             writeError = error
                         }
                     } else {
-                        try? pipeline.handle(frame: captured, info: info, bytes: bytes)
+                        do throws(ReadError) {
+                            try pipeline.handle(frame: record.frameNumber, info: record.info, bytes: record.bytes)
+                        } catch {
+                            if case .output(let e) = error {
+                                outputError = e
+                                return false
+                            }
+                        }
                     }
+                    return true
                 }
             } catch {
-                warn(error.description)
+                warn("\(error)")
                 break loop
             }
-            pipeline.flush()
+            do throws(OutputError) { try pipeline.flush() } catch { outputError = error }
             if writer != nil, isatty(STDERR_FILENO) == 1 { warnProgress("\(captured) packets\r") }
         }
-        pipeline.flush()
+        if outputError == nil {
+            do throws(OutputError) { try pipeline.flush() } catch { outputError = error }
+        }
+        if let outputError { throw outputFailure(outputError) }
         let stats = capture.statistics()
         if let writer {
             writer.setStatistics(interface: 0, received: stats?.received, dropped: stats?.droppedByKernel)

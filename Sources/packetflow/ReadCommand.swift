@@ -120,103 +120,32 @@ struct ReadCommand: ParsableCommand {
         }
     }
 
-    /// The last frame of each TCP stream of a capture file, numbered as the pipeline numbers them; as far as the
-    /// file is readable (the reading pass reports where it is not).
-    static func streamEnds(of path: String) -> [Int] {
-        var ends: [Int] = []
-        var builder = PacketEventBuilder()
-        guard let reader = try? CaptureFileReader(path: path) else { return [] }
-        _ = try? reader.forEachPacket { record in
-            let decoded = PacketDecoder.decode(record.bytes, linkType: record.info.linkType)
-            let t = builder.track(info: record.info, decoded: decoded)
-            if t.hasStream {
-                if t.stream == ends.count { ends.append(record.frameNumber) } else { ends[t.stream] = record.frameNumber }
-            }
-            return true
-        }
-        return ends
-    }
-
     func run() throws {
-        let mode = write != nil ? PipelineMode.select : PipelineMode.make(
-            display.effectiveFormat, conversations: conversations, flow: flow, stream: stream)
-        var writer: PcapngWriter?
-        if let write {
-            do { writer = try PcapngWriter(path: write) } catch { throw CLIError(error.description) }
-        }
-        // Lines and tables stream to stdout; -o sends stdout to the file (pictures are delivered whole below).
+        var options = ReadOptions(
+            files: files,
+            mode: write != nil
+                ? .select
+                : .make(display.effectiveFormat, conversations: conversations, flow: flow, stream: stream))
+        options.text = packets.packetText
+        options.filter = packets.filter
+        options.count = packets.count
+        options.color = display.useColor
+        options.language = display.lang
+        options.pcapngPath = write
+        options.progress = isatty(STDERR_FILENO) == 1 && isatty(STDOUT_FILENO) == 0
+        // Lines and tables stream to stdout; -o sends stdout to the file (pictures are delivered whole).
         if display.picture == nil { try display.redirectStandardOutput() }
-        var pipeline = PacketPipeline(mode: mode, text: packets.packetText, filter: packets.filter,
-                                      count: packets.count, color: display.useColor, language: display.lang)
-        let progress = isatty(STDERR_FILENO) == 1 && isatty(STDOUT_FILENO) == 0
-        var failed = false
-        for path in files {
-            if pipeline.done { break }
-            pipeline.reset()
-            if case .flow(nil, nil) = mode, path != "-" { pipeline.streamEnds = Self.streamEnds(of: path) }
-            do {
-                let reader = try CaptureFileReader(path: path)
-                var handleError: Error?
-                // -w: each input interface becomes an interface of the output, described when first used.
-                var outputInterface: [Int: Int] = [:]
-                _ = try reader.forEachPacket { record in
-                    do {
-                        let selected = try pipeline.handle(
-                            frame: record.frameNumber, info: record.info, bytes: record.bytes,
-                            comments: record.comments)
-                        if selected, let writer {
-                            // A failure here is the output's (a full disk), not the input's: it ends the run.
-                            do throws(CaptureFileError) {
-                                let index = record.info.interfaceIndex
-                                if outputInterface[index] == nil {
-                                    let described = reader.interfaces.indices.contains(index)
-                                        ? reader.interfaces[index] : nil
-                                    outputInterface[index] = try writer.addInterface(
-                                        linkType: record.info.linkType, snapLength: described?.snapLength ?? 0,
-                                        name: described?.name)
-                                }
-                                try writer.writePacket(
-                                    record.bytes, timestamp: record.info.timestamp,
-                                    originalLength: record.info.originalLength, interface: outputInterface[index]!,
-                                    comments: record.comments)
-                            } catch {
-                                throw CLIError(error.description)
-                            }
-                        }
-                    } catch {
-                        handleError = error
-                        return false
-                    }
-                    if progress, record.frameNumber & 0x3_FFFF == 0 {
-                        warnProgress("\(reader.path): \(record.frameNumber) packets\r")
-                    }
-                    return !pipeline.done
-                }
-                if let handleError { throw handleError }
-                if pipeline.pictureTooLarge {
-                    let picture = display.effectiveFormat == .html ? "an HTML page" : "a Mermaid diagram"
-                    throw CLIError(
-                        "\(path): \(picture) holds at most "
-                            + "\(PacketPipeline.pictureLimit) packets; pick a TCP stream (--stream N; "
-                            + "--conversations lists them) or a count (-c N)")
-                }
-                if progress { warnProgress("\u{1b}[2K") }
-                pipeline.finishFile(title: "packetflow read — \(path)")
-                if let picture = pipeline.picture { try display.deliver(picture, name: "read") }
-            } catch let error as CaptureFileError {
-                // Every valid record has been shown; say where the file went bad.
-                pipeline.finishFile()
-                warn(error.description)
-                failed = true
-            } catch let error as CaptureError {
-                pipeline.flush()
-                throw CLIError(error.description)
-            }
+        let complete: Bool
+        do {
+            complete = try CaptureFiles(options).run(
+                sink: OutputSink(fileDescriptor: STDOUT_FILENO), deliver: { try display.deliver($0, name: "read") },
+                warn: warn)
+        } catch ReadFilesError.read(.output(let error)) {
+            throw outputFailure(error)
+        } catch let error as ReadFilesError {
+            throw CLIError(error.description)
         }
-        if let writer {
-            do { try writer.close() } catch { throw CLIError(error.description) }
-        }
-        if failed { throw ExitCode.failure }
+        if !complete { throw ExitCode.failure }
     }
 }
 
@@ -231,6 +160,14 @@ extension PipelineMode {
         case .jsonl: return flow ? .flow(stream: stream, picture: nil) : .lines(.jsonl)
         }
     }
+}
+
+/// How a command ends when its output cannot be written: quietly when the reader left (`| head`), as tcpdump does;
+/// with one line and status 1 when output is lost (a full disk).
+func outputFailure(_ error: OutputError) -> Error {
+    if error == .closed { return ExitCode.success }
+    warn(error.description)
+    return ExitCode.failure
 }
 
 /// Progress text on stderr without a newline (it is overwritten by the next update).
