@@ -179,7 +179,7 @@ public struct FlowDiagram: Sendable {
         // sent (close's FIN, then the peer's ACK of it), or else before the first packet after the return.
         var lastSent: [Int: Int] = [:]
         if statesAtReturn { for (j, p) in packets.enumerated() { if let c = p.call { lastSent[c] = j } } }
-        for position in TimelineEvent.order(calls: calls, packets: packets) {
+        for position in TimelineEvent.order(calls: calls, packets: packets, by: .byTime) {
             switch position {
             case .packet(let j):
                 if let states = pendingStates, lastSent[states.call] == nil, packets[j].timestamp > states.end,

@@ -122,6 +122,16 @@ public func epochString(_ t: Timestamp) -> String {
 
 /// The JSON Lines contract: one `call` or `packet` object per line.
 public enum JSONLines {
+    /// Calls and packets, one object per line, in the timeline's order (``TimelineEvent/order(calls:packets:by:)``).
+    public static func lines(calls: [CallEvent], packets: [PacketEvent], order: TimelineEvent.Order) -> String {
+        TimelineEvent.order(calls: calls, packets: packets, by: order).map {
+            switch $0 {
+            case .call(let i): line(.call(calls[i])) + "\n"
+            case .packet(let j): line(.packet(packets[j])) + "\n"
+            }
+        }.joined()
+    }
+
     public static func line(_ event: TimelineEvent) -> String {
         var w = JSONWriter()
         switch event {

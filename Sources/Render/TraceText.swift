@@ -77,7 +77,7 @@ public struct TraceText {
         var out = (ja ? "PacketFlow トレース: " : "PacketFlow trace: ") + command + "\n"
         out.reserveCapacity(out.utf8.count + 110 * (calls.count + packets.count))
         let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
-        let order = TimelineEvent.order(calls: calls, packets: packets)
+        let order = TimelineEvent.order(calls: calls, packets: packets, by: .byTime)
         let t0: Timestamp
         switch order.first {
         case .call(let i)?: t0 = calls[i].start
@@ -237,4 +237,21 @@ public func shellCommandLine(_ words: [String]) -> String {
         }
         return out + "'"
     }.joined(separator: " ")
+}
+
+extension FlowDiagram {
+    /// A trace as the Mermaid and HTML renderers draw it: a lifeline per traced process (the calls' actors), in
+    /// order of their first call; the peers it talked to get theirs from their endpoints. States are read when a
+    /// call returns.
+    public static func trace(
+        title: String, language: Language, calls: [CallEvent], packets: [PacketEvent], payloads: [Int: [UInt8]]
+    ) -> FlowDiagram {
+        var actors: [String] = []
+        for c in calls where !actors.contains(c.actor) { actors.append(c.actor) }
+        var diagram = FlowDiagram(
+            title: "packetflow trace — \(title)", language: language,
+            lifelines: actors.map { Lifeline(id: $0, label: $0) }, calls: calls, packets: packets, payloads: payloads)
+        diagram.statesAtReturn = true
+        return diagram
+    }
 }

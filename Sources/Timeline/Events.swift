@@ -156,7 +156,37 @@ extension TimelineEvent {
         case packet(Int)
     }
 
-    public static func order(calls: [CallEvent], packets: [PacketEvent]) -> [Position] {
+    /// How calls and packets are put in one sequence.
+    public enum Order: Sendable {
+        /// As they happened: a call at its start, a packet at its capture (a trace, where calls overlap).
+        case byTime
+        /// Each call followed by the packets attributed to it, packets of no call first (the lab, which runs one
+        /// call at a time and attributes each packet to the call during which it was sent).
+        case byCall
+    }
+
+    /// The one rule for the order of events, used by every output that lists them (JSON Lines, the timelines).
+    public static func order(calls: [CallEvent], packets: [PacketEvent], by order: Order) -> [Position] {
+        switch order {
+        case .byTime:
+            return byTime(calls: calls, packets: packets)
+        case .byCall:
+            var byCall: [Int: [Int]] = [:]
+            var out: [Position] = []
+            out.reserveCapacity(calls.count + packets.count)
+            for (j, p) in packets.enumerated() {
+                if let c = p.call { byCall[c, default: []].append(j) } else { out.append(.packet(j)) }
+            }
+            for (i, c) in calls.enumerated() {
+                out.append(.call(i))
+                // A call id appears once; its packets go under its first appearance.
+                for j in byCall.removeValue(forKey: c.id) ?? [] { out.append(.packet(j)) }
+            }
+            return out
+        }
+    }
+
+    private static func byTime(calls: [CallEvent], packets: [PacketEvent]) -> [Position] {
         var keys: [(time: Timestamp, position: Int)] = []
         keys.reserveCapacity(calls.count + packets.count)
         for (i, c) in calls.enumerated() { keys.append((c.start, i)) }

@@ -112,17 +112,17 @@ struct LabCommand: ParsableCommand {
         } catch {
             throw CLIError(error.description)
         }
+        let report = LabReport(
+            scenario: scenario.name, summary: display.lang == .ja ? scenario.summaryJa : scenario.summary,
+            calls: result.calls, packets: result.packets, captured: result.captured,
+            serverAddress: result.serverAddress, clientAddress: result.clientAddress,
+            droppedByKernel: result.statistics?.droppedByKernel)
         let text: String
         switch display.effectiveFormat {
-        case .jsonl:
-            text = LabOutput.events(result).map { JSONLines.line($0) + "\n" }.joined()
-        case .text:
-            text = LabOutput.text(
-                result, scenario: scenario, language: display.lang, color: display.useColor, explain: explain)
-        case .mermaid:
-            text = MermaidDiagram.render(LabOutput.diagram(result, scenario: scenario, language: display.lang))
-        case .html:
-            text = HTMLPage.render(LabOutput.diagram(result, scenario: scenario, language: display.lang))
+        case .jsonl: text = report.jsonLines
+        case .text: text = report.text(language: display.lang, color: display.useColor, explain: explain)
+        case .mermaid: text = MermaidDiagram.render(report.diagram(language: display.lang))
+        case .html: text = HTMLPage.render(report.diagram(language: display.lang))
         }
         try display.deliver(text, name: "lab-\(scenario.name)")
         if let stats = result.statistics, stats.droppedByKernel > 0 || stats.droppedByInterface > 0 {
@@ -138,52 +138,5 @@ extension String {
 
     var trimmingBrackets: Substring {
         hasPrefix("[") && hasSuffix("]") ? dropFirst().dropLast() : self[...]
-    }
-}
-
-/// Turns a lab result into what the commands print.
-enum LabOutput {
-    /// Calls and packets in order: each call followed by the packets sent during it.
-    static func events(_ r: LabResult) -> [TimelineEvent] {
-        var out: [TimelineEvent] = r.packets.filter { $0.call == nil }.map { .packet($0) }
-        for c in r.calls {
-            out.append(.call(c))
-            out += r.packets.filter { $0.call == c.id }.map { .packet($0) }
-        }
-        return out
-    }
-
-    /// The lab as the Mermaid and HTML renderers draw it: the server's lifeline on the left, as the seed draws it.
-    static func diagram(_ r: LabResult, scenario: LabScenario, language: Language) -> FlowDiagram {
-        let title = (language == .ja ? "PacketFlow ラボ" : "PacketFlow lab") + " — \(scenario.name)"
-        return FlowDiagram(
-            title: title, language: language,
-            lifelines: [
-                Lifeline(id: "server", label: language.lifelineLabel("server"), address: r.serverAddress),
-                Lifeline(id: "client", label: language.lifelineLabel("client"), address: r.clientAddress),
-            ],
-            calls: r.calls, packets: r.packets, payloads: FlowDiagram.payloads(of: r.captured))
-    }
-
-    static func text(
-        _ r: LabResult, scenario: LabScenario, language: Language, color: Bool, explain: Bool = false
-    ) -> String {
-        var d = SequenceDiagram(leftActor: "server", rightActor: "client", language: language, color: color)
-        d.explain = explain
-        let title = language == .ja ? "PacketFlow ラボ" : "PacketFlow lab"
-        let summary = language == .ja ? scenario.summaryJa : scenario.summary
-        var out = "\(title): \(scenario.name) — \(summary)\n"
-        out += d.header(left: r.serverAddress, right: r.clientAddress)
-        out += d.render(calls: r.calls, packets: r.packets)
-        out += "\n"
-        if let stats = r.statistics {
-            let kernel = r.packets.filter(\.byKernel).count
-            out += language == .ja
-                ? "\(r.packets.count) パケット (うちカーネルが自ら送信: \(kernel))、カーネルでの取りこぼし \(stats.droppedByKernel)\n"
-                : "\(r.packets.count) packets (\(kernel) sent by a kernel on its own), \(stats.droppedByKernel) dropped by the kernel\n"
-        } else {
-            out += language == .ja ? "キャプチャなし (--no-capture)\n" : "no capture (--no-capture): calls and TCP states only\n"
-        }
-        return out
     }
 }

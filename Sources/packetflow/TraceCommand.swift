@@ -91,25 +91,14 @@ struct TraceCommand: ParsableCommand {
         let text: String
         switch display.effectiveFormat {
         case .jsonl:
-            text = TimelineEvent.order(calls: calls, packets: shown).map {
-                switch $0 {
-                case .call(let i): JSONLines.line(.call(calls[i])) + "\n"
-                case .packet(let j): JSONLines.line(.packet(shown[j])) + "\n"
-                }
-            }.joined()
+            text = JSONLines.lines(calls: calls, packets: shown, order: .byTime)
         case .text:
             text = TraceText(language: display.lang, color: display.useColor).render(
                 command: title, calls: calls, packets: shown, captured: run.capturing)
         case .mermaid, .html:
-            // A lifeline per traced process (the calls' actors); the peers it talked to get theirs from their
-            // endpoints.
-            var actors: [String] = []
-            for c in calls where !actors.contains(c.actor) { actors.append(c.actor) }
-            var diagram = FlowDiagram(
-                title: "packetflow trace — \(title)", language: display.lang,
-                lifelines: actors.map { Lifeline(id: $0, label: $0) }, calls: calls, packets: shown,
+            let diagram = FlowDiagram.trace(
+                title: title, language: display.lang, calls: calls, packets: shown,
                 payloads: FlowDiagram.payloads(of: run.captured))
-            diagram.statesAtReturn = true
             text = display.effectiveFormat == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
         }
         do {

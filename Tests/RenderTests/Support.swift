@@ -24,15 +24,13 @@ enum Seed {
         }
     }
 
-    /// What `packetflow lab --format html|mermaid` draws (LabOutput.diagram in the CLI).
+    /// What `packetflow lab --format html|mermaid` draws.
     static func diagram(_ r: LabResult, _ language: Language) -> FlowDiagram {
-        FlowDiagram(
-            title: (language == .ja ? "PacketFlow ラボ" : "PacketFlow lab") + " — basic", language: language,
-            lifelines: [
-                Lifeline(id: "server", label: language.lifelineLabel("server"), address: r.serverAddress),
-                Lifeline(id: "client", label: language.lifelineLabel("client"), address: r.clientAddress),
-            ],
-            calls: r.calls, packets: r.packets, payloads: FlowDiagram.payloads(of: r.captured))
+        LabReport(
+            scenario: "basic", summary: LabScenario.basic.summary, calls: r.calls, packets: r.packets,
+            captured: r.captured, serverAddress: r.serverAddress, clientAddress: r.clientAddress,
+            droppedByKernel: r.statistics?.droppedByKernel
+        ).diagram(language: language)
     }
 }
 
