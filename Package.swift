@@ -69,7 +69,9 @@ let package = Package(
         .testTarget(name: "TraceTests",
                     dependencies: ["SyscallTrace", "Timeline", "PacketWire", "Sockets", "TestSupport"]),
         .testTarget(name: "ReadTests",
-                    dependencies: ["Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire", "TestSupport"]),
+                    dependencies: [
+                        "Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire", "PacketReading", "TestSupport",
+                    ]),
         .testTarget(name: "IntegrationTests",
                     dependencies: [
                         "SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire", "TestSupport",

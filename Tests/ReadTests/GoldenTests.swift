@@ -1,37 +1,72 @@
 import Foundation
 import PacketFiles
+import TestSupport
 import PacketWire
 @testable import Render
 import Testing
 import Timeline
+
+/// One line of Tests/Fixtures/golden/TESTLIST.
+struct GoldenCase: CustomTestStringConvertible, Sendable {
+    var name: String
+    var input: String
+    var expected: String
+    var options: [String]
+    var testDescription: String { name }
+
+    /// Every test of the list, in order (comments and blank lines skipped).
+    static let all: [GoldenCase] = {
+        let list = (try? String(contentsOfFile: fixture("golden/TESTLIST"), encoding: .utf8)) ?? ""
+        return list.split(separator: "\n").compactMap { line in
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let first = words.first, !first.hasPrefix("#"), words.count >= 3 else { return nil }
+            return GoldenCase(name: first, input: words[1], expected: words[2], options: Array(words.dropFirst(3)))
+        }
+    }()
+}
 
 @Suite struct ReadGoldenTests {
     func golden(_ name: String) throws -> String {
         try String(contentsOfFile: fixture("golden/" + name), encoding: .utf8)
     }
 
-    @Test(arguments: goldenCaptures)
-    func textMatchesGolden(_ file: String) throws {
-        let r = render(fixture(file), .text)
-        #expect(r.error == nil)
-        #expect(r.output == (try golden(file.split(separator: ".")[0] + ".txt")))
+    /// The list is there and every file it names exists: a table that lost its lines would pass every test.
+    @Test func listIsComplete() throws {
+        #expect(GoldenCase.all.count >= 29)
+        for c in GoldenCase.all {
+            #expect(FileManager.default.fileExists(atPath: fixture(c.input)), "\(c.name): no \(c.input)")
+            #expect(FileManager.default.fileExists(atPath: fixture("golden/" + c.expected)), "\(c.name)")
+        }
     }
 
-    @Test(arguments: goldenCaptures)
-    func jsonLinesMatchGolden(_ file: String) throws {
-        let r = render(fixture(file), .jsonl)
-        #expect(r.output == (try golden(file.split(separator: ".")[0] + ".jsonl")))
+    /// The product itself, run as a user runs it, from the fixtures' directory (a picture's title names the file
+    /// as given).
+    @Test(arguments: GoldenCase.all)
+    func readMatchesGolden(_ c: GoldenCase) throws {
+        let bin = packetflowBinary()
+        try #require(FileManager.default.isExecutableFile(atPath: bin.path), "build packetflow first: swift build")
+        let r = try runProcess(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", "cd \"$1\" && shift && exec \"$@\"", "sh", fixtures.path, bin.path, "read"] + c.options + [c.input],
+            environment: ["TZ": "UTC", "NO_COLOR": "1"])
+        #expect(r.status == 0, "\(c.name): \(r.stderr)")
+        #expect(r.stderr == "", "\(c.name)")
+        #expect(r.stdout == (try golden(c.expected)), "\(c.name)")
     }
 
+    /// The library engine writes what the binary writes (the binary is the engine behind flags).
     @Test(arguments: goldenCaptures)
-    func conversationsMatchGolden(_ file: String) throws {
-        let r = render(fixture(file), .conversations)
-        #expect(r.output == (try golden(file.split(separator: ".")[0] + ".conv")))
+    func engineMatchesGolden(_ file: String) throws {
+        let stem = String(file.split(separator: ".")[0])
+        let text = render(fixture(file), .text)
+        #expect(text.warnings.isEmpty)
+        #expect(text.output == (try golden(stem + ".txt")))
+        #expect(render(fixture(file), .jsonl).output == (try golden(stem + ".jsonl")))
+        #expect(render(fixture(file), .conversations).output == (try golden(stem + ".conv")))
     }
 
     @Test func payloadAndHexOfMalformedPackets() throws {
         let r = render(fixture("bad-packets.pcap"), .payloadHex)
-        #expect(r.output == (try golden("bad-packets-payload.txt")))
         // Malformed and truncated packets are shown as such and reading goes on to the last record.
         #expect(r.output.contains("[malformed network header: header length 12 < 20]"))
         #expect(r.output.contains("[truncated transport header]"))
@@ -43,8 +78,8 @@ import Timeline
     @Test func truncatedFileKeepsValidRecords() throws {
         let r = render(fixture("malformed/truncated-record.pcap"), .text)
         #expect(r.output.split(separator: "\n").count == 2)
-        #expect(r.error?.description == "\(fixture("malformed/truncated-record.pcap")): byte 204: "
-            + "truncated packet record (needs 82 bytes, 26 left)")
+        #expect(r.warnings == ["\(fixture("malformed/truncated-record.pcap")): byte 204: "
+            + "truncated packet record (needs 82 bytes, 26 left)"])
     }
 
     /// Without a SYN, the first segment of each direction is seq 1, and acks are relative to the peer's base.
@@ -117,32 +152,6 @@ import Timeline
         #expect(ConversationReport.size(9999) == "9999 bytes")
         #expect(ConversationReport.size(10_000) == "10 kB")
         #expect(ConversationReport.size(12_345_678) == "12 MB")
-    }
-}
-
-@Suite struct FlowDiagramTests {
-    /// `--flow --stream 0`: the lab's diagram with the stream's two endpoints as the columns.
-    @Test func streamZeroOfTheMix() throws {
-        var builder = PacketEventBuilder()
-        var events: [PacketEvent] = []
-        let reader = try CaptureFileReader(path: fixture("mix.pcap"))
-        while let r = try reader.next() {
-            let d = PacketDecoder.decode(r.bytes, linkType: r.info.linkType)
-            let payload = d.capturedPayloadLength > 0
-                ? (r.bytes.slice(d.payloadOffset, min(d.capturedPayloadLength, 80))?.copyBytes() ?? [])[...] : []
-            var e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: payload)
-            guard e.stream == 0 else { continue }
-            e.sender = e.sourceEndpoint?.description
-            events.append(e)
-        }
-        let left = events[0].sourceEndpoint!.description, right = events[0].destinationEndpoint!.description
-        var diagram = SequenceDiagram(leftActor: left, rightActor: right)
-        diagram.arrowWidth = 56
-        let text = "\nTCP stream 0\n" + diagram.header(left: nil, right: nil)
-            + diagram.render(calls: [], packets: events, origin: events[0].timestamp)
-        let golden = try String(contentsOfFile: fixture("golden/mix-flow-0.txt"), encoding: .utf8)
-        #expect(text == golden)
-        #expect(text.contains("<── SYN/ACK"))
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import PacketFiles
+import PacketReading
 import PacketWire
 import Render
 import Timeline
@@ -12,46 +13,34 @@ func fixture(_ name: String) -> String { fixtures.appendingPathComponent(name).p
 
 enum View { case text, jsonl, conversations, payloadHex }
 
-/// What `packetflow read` prints for a file, built from the same library calls as the CLI's pipeline,
-/// followed by the reader's error line (if any) as the CLI writes it on stderr.
-func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: String, error: CaptureFileError?) {
-    var out = OutputBuffer()
-    var builder = PacketEventBuilder()
-    var table = ConversationTable()
-    var json = JSONWriter()
-    let text = PacketText(absoluteSequence: absolute, payload: view == .payloadHex, hex: view == .payloadHex)
-    var failure: CaptureFileError?
-    do throws(CaptureFileError) {
-        let reader = try CaptureFileReader(path: path)
-        while let r = try reader.next() {
-            let d = PacketDecoder.decode(r.bytes, linkType: r.info.linkType)
-            switch view {
-            case .conversations:
-                // As the CLI does it: peek at the addressing, decode fully only when the peek is unsure.
-                switch PacketDecoder.peekFlow(r.bytes, linkType: r.info.linkType) {
-                case .flow(let f): table.add(f, info: r.info)
-                case .noFlow: table.add(noFlow: r.info)
-                case .undecided: table.add(d, info: r.info)
-                }
-            case .text, .payloadHex:
-                let t = builder.track(info: r.info, decoded: d)
-                text.write(t, info: r.info, decoded: d, bytes: r.bytes, into: &out)
-            case .jsonl:
-                let e = builder.event(frame: r.frameNumber, info: r.info, decoded: d, payload: [])
-                json.bytes.removeAll(keepingCapacity: true)
-                JSONLines.write(e, into: &json, lab: false)
-                out.append(json.bytes)
-                out.byte(0x0a)
-            }
+/// What `packetflow read` prints for a file, through the same engine as the CLI (CaptureFiles, writing to a
+/// temporary file), and the lines it reports on stderr (a file that went bad).
+func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: String, warnings: [String]) {
+    let mode: PipelineMode =
+        switch view {
+        case .text, .payloadHex: .lines(.text)
+        case .jsonl: .lines(.jsonl)
+        case .conversations: .conversations
         }
+    var options = ReadOptions(files: [path], mode: mode)
+    options.text = PacketText(absoluteSequence: absolute, payload: view == .payloadHex, hex: view == .payloadHex)
+    var template = Array("/tmp/packetflow-read-test-XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    precondition(fd >= 0, "mkstemp failed")
+    let name = String(cString: template)
+    defer {
+        close(fd)
+        unlink(name)
+    }
+    var warnings: [String] = []
+    do {
+        _ = try CaptureFiles(options).run(
+            sink: OutputSink(fileDescriptor: fd), deliver: { _ in }, warn: { warnings.append($0) })
     } catch {
-        failure = error
+        warnings.append("\(error)")
     }
-    if view == .conversations {
-        ConversationReport.write(table, proto: 6, into: &out)
-        ConversationReport.write(table, proto: 17, into: &out)
-    }
-    return (out.text, failure)
+    let output = (try? String(contentsOfFile: name, encoding: .utf8)) ?? ""
+    return (output, warnings)
 }
 
 /// Runs a tool and returns its stdout; nil when the tool is not installed.
