@@ -67,7 +67,7 @@ let package = Package(
             exclude: ["png_colors.py"]
         ),
         .testTarget(name: "TraceTests",
-                    dependencies: ["SyscallTrace", "Timeline", "PacketWire", "Sockets", "TestSupport"]),
+                    dependencies: ["SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "TestSupport"]),
         .testTarget(name: "ReadTests",
                     dependencies: [
                         "Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire", "PacketReading", "TestSupport",

@@ -3,6 +3,7 @@ import PacketWire
 import Sockets
 import Testing
 import Timeline
+import Tracing
 
 @testable import SyscallTrace
 

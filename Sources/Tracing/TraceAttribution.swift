@@ -1,5 +1,6 @@
 import PacketWire
 import Sockets
+import SyscallTrace
 import Timeline
 
 /// Attributes captured packets to traced calls by content, not by timing.

@@ -1,4 +1,5 @@
 import Sockets
+import SyscallTrace
 
 /// Whether the traced program's TCP connections can still put packets on the wire after it exited.
 ///
