@@ -11,25 +11,30 @@ public enum Explanations {
 
     public static func meaning(of p: PacketEvent) -> Meaning? {
         if p.proto == "UDP" { return .datagram }
-        if p.proto.hasPrefix("ICMP") { return p.reason?.contains("port unreachable") == true ? .portUnreachable : nil }
+        if p.proto.hasPrefix("ICMP") {
+            if case .icmp(let summary?, _)? = p.kernel, summary.contains("port unreachable") { return .portUnreachable }
+            return nil
+        }
         guard let flags = p.flags else { return nil }
-        let reason = p.reason ?? ""
-        if reason.hasPrefix("SYN retransmitted") { return .synRetransmit }
-        if reason == "keep-alive probe" { return .keepAliveProbe }
-        if reason == "ACK of keep-alive probe" { return .keepAliveAck }
+        switch p.kernel {
+        case .synRetransmission?: return .synRetransmit
+        case .keepAliveProbe?: return .keepAliveProbe
+        case .keepAliveAck?: return .keepAliveAck
+        default: break
+        }
         if flags.contains(.rst) {
-            if reason.hasPrefix("RST: no socket") { return .refusedReset }
+            if p.kernel == .refusedReset { return .refusedReset }
             return p.byKernel ? .reset : .abortReset
         }
         if flags.contains(.syn) { return flags.contains(.ack) ? .synAck : .syn }
-        if reason == "retransmission" { return .retransmission }
+        if case .retransmission? = p.kernel { return .retransmission }
         if flags.contains(.fin) { return .fin }
         if p.length > 0 { return .data }
-        switch reason {
-        case "ACK of FIN": return .finAck
-        case "ACK of data": return .dataAck
-        case "window update": return .windowUpdate
-        case "duplicate ACK": return .duplicateAck
+        switch p.kernel {
+        case .ackOfFIN?: return .finAck
+        case .ackOfData?: return .dataAck
+        case .windowUpdate?: return .windowUpdate
+        case .duplicateAck?: return .duplicateAck
         default: return .handshakeAck
         }
     }

@@ -282,8 +282,8 @@ public enum FlowText {
 
     /// "kernel: ACK of data" / "カーネルが送信: 受信データへのACK", or nil for a packet a call sent.
     static func kernel(_ p: PacketEvent, _ language: Language) -> String? {
-        guard p.byKernel else { return nil }
-        return "\(language.kernelPrefix): \(language.reason(p.reason ?? ""))"
+        guard let kernel = p.kernel else { return nil }
+        return "\(language.kernelPrefix): \(kernel.text(language))"
     }
 
     /// "+12.345ms" from the diagram's origin.

@@ -1,7 +1,6 @@
-/// The language of labels and notes. Packet fields (flags, seq, ack) stay as Wireshark prints them in both.
-public enum Language: String, Sendable, CaseIterable {
-    case en, ja
+import Timeline
 
+extension Language {
     /// "[Server]" / "[サーバー]" for the lab's actors; other actor names pass through.
     public func column(_ actor: String) -> String {
         switch (self, actor) {
@@ -27,31 +26,6 @@ public enum Language: String, Sendable, CaseIterable {
     public var noPackets: String { self == .ja ? "(パケットなし)" : "(no packets)" }
     public var stepLabel: String { self == .ja ? "ステップ" : "step" }
     public var commentLabel: String { self == .ja ? "コメント" : "comment" }
-
-    /// Translates an attribution reason; unknown reasons pass through.
-    public func reason(_ r: String) -> String {
-        guard self == .ja else { return r }
-        let table: [String: String] = [
-            "SYN/ACK of a listening socket": "待ち受けソケットのカーネルが返すSYN/ACK",
-            "ACK of data": "受信データへのACK",
-            "ACK of FIN": "FINへのACK",
-            "window update": "ウィンドウ更新",
-            "duplicate ACK": "重複ACK",
-            "retransmission": "再送",
-            "SYN retransmitted: no SYN/ACK yet": "SYN再送(SYN/ACKが来ない)",
-            "keep-alive probe": "キープアライブ",
-            "RST: no socket listening on this port": "RST: このポートで待ち受けるソケットがない",
-            "ICMP port unreachable": "ICMP ポート到達不能",
-            "ARP: address resolution": "ARP: アドレス解決",
-            "ACK of keep-alive probe": "キープアライブへのACK",
-            "ACK completing the handshake": "ハンドシェイクを完了するACK",
-            "RST: close aborted the connection": "RST: close が接続を中断",
-        ]
-        if let t = table[r] { return t }
-        if r.hasPrefix("RST from the ") { return "相手側カーネルからのRST" }
-        if r.hasPrefix("sent by the ") { return "相手側カーネルが送信" }
-        return r
-    }
 }
 
 /// Terminal display width: East Asian wide characters take two cells.

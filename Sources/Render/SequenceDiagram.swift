@@ -124,7 +124,7 @@ public struct SequenceDiagram {
         if p.byKernel { tint = dim + tint }
         var note = ""
         if p.byKernel {
-            note = "  \(dim)(\(language.kernelPrefix): \(language.reason(p.reason ?? "")))\(reset)"
+            note = "  \(dim)(\(language.kernelPrefix): \(p.kernel?.text(language) ?? ""))\(reset)"
         }
         if let problem = p.problem { note += "  \(yellow)[\(problem)]\(reset)" }
         let frame = pad("#\(p.frame)", 5)

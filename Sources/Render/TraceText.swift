@@ -159,7 +159,7 @@ public struct TraceText {
                     out += "("
                     out += language.kernelPrefix
                     out += ": "
-                    out += language.reason(p.reason ?? "")
+                    out += p.kernel?.text(language) ?? ""
                     out += ")"
                     out += reset
                 } else if let c = p.call, let call = byId[c] {
@@ -189,27 +189,6 @@ public struct TraceText {
         let text = FlowText.offset(t, t0)
         for _ in text.utf8.count..<max(12, text.utf8.count) { out += " " }
         out += text
-    }
-
-    /// The pcapng comment of a packet: who sent it and from which line, or why a kernel did.
-    public static func comment(_ p: PacketEvent, calls: [Int: CallEvent]) -> String {
-        var parts: [String] = []
-        if p.byKernel {
-            parts.append("kernel: \(p.reason ?? "")")
-        } else if let c = p.call, let call = calls[c] {
-            var s = "pid \(call.pid ?? 0) \(call.comm ?? "?") #\(c) \(call.name)"
-            if let src = call.source { s += " at \(src)" }
-            parts.append(s)
-        }
-        if let c = p.consumedBy, let call = calls[c] {
-            var s = "consumed by pid \(call.pid ?? 0) \(call.comm ?? "?") #\(c) \(call.name)"
-            if let src = call.source { s += " at \(src)" }
-            parts.append(s)
-        }
-        if parts.isEmpty || (p.call == nil && !p.byKernel) {
-            parts.insert("sent by \(p.sender ?? "?") (not traced)", at: 0)
-        }
-        return parts.joined(separator: "; ")
     }
 }
 

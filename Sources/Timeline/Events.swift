@@ -102,9 +102,12 @@ public struct PacketEvent: Sendable {
     public var call: Int?
     /// "server" / "client" in the lab; the sending side's actor in a trace.
     public var sender: String?
+    /// Why a kernel sent the packet by itself rather than as the direct effect of a call; nil for a call's packet.
+    public var kernel: KernelReason?
     /// True when a kernel sent the packet by itself rather than as the direct effect of a call.
-    public var byKernel: Bool = false
-    public var reason: String?
+    public var byKernel: Bool { kernel != nil }
+    /// The kernel's reason as the JSON Lines contract words it.
+    public var reason: String? { kernel?.text(.en) }
     public var consumedBy: Int?
     public var problem: String?
     public var truncated: Bool = false

@@ -78,9 +78,9 @@ public struct TCPAnalyzer: Sendable {
 
     public init() {}
 
-    @inline(__always) static func gt(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) > 0 }
-    @inline(__always) static func lt(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) < 0 }
-    @inline(__always) static func le(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) <= 0 }
+    @inline(__always) static func gt(_ a: UInt32, _ b: UInt32) -> Bool { SequenceNumber(a) > SequenceNumber(b) }
+    @inline(__always) static func lt(_ a: UInt32, _ b: UInt32) -> Bool { SequenceNumber(a) < SequenceNumber(b) }
+    @inline(__always) static func le(_ a: UInt32, _ b: UInt32) -> Bool { SequenceNumber(a) <= SequenceNumber(b) }
 
     public mutating func analyze(_ info: TCPSegmentInfo, tcp: TCPHeader, payloadLength: Int, time: Timestamp)
         -> TCPAnalysisFlags
@@ -124,7 +124,12 @@ public struct TCPAnalyzer: Sendable {
         let probe = seglen == 1 && fwd.hasNext && seq == fwd.nextSeq && rev.hasWindow && rev.window == 0
         if tcp.window == 0 && !control { r.insert(.zeroWindow) }
         if fwd.hasNext && Self.gt(seq, fwd.nextSeq) && !rst { r.insert(.lostSegment) }
-        if seglen <= 1 && !control && fwd.hasNext && seq == fwd.nextSeq &- 1 { r.insert(.keepAlive) }
+        // The attributors' keep-alive rule, against Wireshark's next expected sequence number.
+        if fwd.hasNext && SegmentDirection.isKeepAlive(
+            seq: SequenceNumber(seq), length: Int(seglen), flags: f, next: SequenceNumber(fwd.nextSeq))
+        {
+            r.insert(.keepAlive)
+        }
         let sameAsLast = seglen == 0 && window != 0 && fwd.hasWindow && fwd.hasNext && seq == fwd.nextSeq
             && fwd.hasAck && ack == fwd.lastAck && !control
         if sameAsLast && window != fwd.window { r.insert(.windowUpdate) }

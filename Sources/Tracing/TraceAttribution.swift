@@ -41,13 +41,10 @@ public struct TraceAttributor {
         var receivedTotal = 0
     }
 
+    /// Per direction of a TCP stream: what it sent, and how many pure ACKs (the first may complete connect).
     struct DirectionState {
-        var highestNext: UInt32 = 0
-        var seen = false
-        var lastAck: UInt32?
-        var lastWindow: UInt16?
+        var sent = SegmentDirection()
         var pureAcks = 0
-        var finNext: UInt32?
     }
 
     func ledgers() -> [UInt64: Ledger] {
@@ -158,7 +155,7 @@ public struct TraceAttributor {
 
     func actorName(_ record: SocketRecord?) -> String? { record?.owner }
 
-    /// Fills `call`, `sender`, `byKernel`, `reason` and `consumedBy` of each packet (in capture order), and returns
+    /// Fills `call`, `sender`, `kernel` and `consumedBy` of each packet (in capture order), and returns
     /// the frames that touch a traced socket (the rest is other traffic on the interface).
     @discardableResult
     public func attribute(_ packets: inout [PacketEvent]) -> Set<Int> {
@@ -178,19 +175,19 @@ public struct TraceAttributor {
             var p = packets[i]
             guard let src = p.sourceEndpoint, let dst = p.destinationEndpoint else {
                 if p.proto.hasPrefix("ICMP") {
-                    p.byKernel = true
-                    p.reason = p.summary.map { "ICMP \($0)" } ?? "ICMP"
+                    p.kernel = .icmp(summary: p.summary, undelivered: nil)
                     // An error about a datagram a traced socket sent belongs to the program's picture.
                     if let qs = p.quotedSource, let qd = p.quotedDestination,
                         let owner = socket(local: qs, remote: qd, at: p.timestamp, ledgers: ledgers, udp: true,
                                            index: index)
                     {
                         related.insert(p.frame)
-                        p.reason = (p.reason ?? "ICMP") + ": the datagram \(owner.owner) sent to \(qd) was not delivered"
+                        p.kernel = .icmp(
+                            summary: p.summary,
+                            undelivered: .init(sender: owner.owner, destination: qd.description))
                     }
                 } else if p.proto == "ARP" {
-                    p.byKernel = true
-                    p.reason = "ARP: address resolution"
+                    p.kernel = .arp
                 }
                 packets[i] = p
                 continue
@@ -219,84 +216,71 @@ public struct TraceAttributor {
                 packets[i] = p
                 continue
             }
-            guard p.proto == "TCP", let flags = p.flags, let seq = p.seq, let ack = p.ack else {
+            guard p.proto == "TCP", let flags = p.flags, let rawSeq = p.seq, let rawAck = p.ack else {
                 packets[i] = p
                 continue
             }
+            let seq = SequenceNumber(rawSeq), ack = SequenceNumber(rawAck)
             let key = StreamDirection(stream: p.stream ?? -1, fromSource: src)
             var mine = directions[key] ?? DirectionState()
             let theirs = directions[StreamDirection(stream: p.stream ?? -1, fromSource: dst)] ?? DirectionState()
-            let space = UInt32(p.length) + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
-            let next = seq &+ space
-            let retransmission = mine.seen && space > 0 && Int32(bitPattern: next &- mine.highestNext) <= 0
-                && !flags.contains(.rst)
-            let keepAlive = mine.seen && p.length <= 1 && !flags.contains(.syn) && !flags.contains(.fin)
-                && !flags.contains(.rst) && seq == mine.highestNext &- 1
+            let retransmission = mine.sent.isRetransmission(seq: seq, length: p.length, flags: flags)
+            let keepAlive = mine.sent.isKeepAlive(seq: seq, length: p.length, flags: flags)
             var call: Int?
-            var reason: String?
+            var reason: KernelReason?
             // Byte offset in the direction's stream (relative seq 1 is the first byte after the SYN).
-            let offset = Int(seq) - 1
+            let offset = Int(rawSeq) - 1
 
             if keepAlive {
-                reason = "keep-alive probe"
+                reason = .keepAliveProbe
             } else if flags.contains(.syn) && !flags.contains(.ack) {
                 call = out?.connect
-                if retransmission { reason = "SYN retransmitted: no SYN/ACK yet" }
+                if retransmission { reason = .synRetransmission }
                 if let inn, let a = inn.accept { p.consumedBy = a }
             } else if flags.contains(.syn) {
-                reason = retransmission ? "SYN/ACK retransmitted" : "SYN/ACK of a listening socket"
+                reason = retransmission ? .synAckRetransmission : .synAckOfListener
             } else if flags.contains(.rst) {
-                if !mine.seen && flags.contains(.ack) {
-                    reason = "RST: no socket listening on this port"
+                if !mine.sent.hasSent && flags.contains(.ack) {
+                    reason = .refusedReset
                 } else if let c = out?.closed {
                     call = c  // close(2) with unread data (or SO_LINGER 0) aborts the connection
                 } else {
-                    reason = "RST from \(p.sender ?? "the peer")'s kernel"
+                    reason = .resetFrom(sender.map { .process($0.owner) } ?? .endpoint(src.description))
                 }
             } else if p.length > 0 {
                 call = out?.sent.first { offset >= $0.1 && offset < $0.2 }?.0
-                if retransmission { reason = "retransmission" + (call.map { " of bytes from call #\($0)" } ?? "") }
+                if retransmission { reason = .retransmission(call: call) }
                 p.consumedBy = inn?.received.first { offset >= $0.1 && offset < $0.2 }?.0
                 if flags.contains(.fin), reason == nil, call == nil { call = out?.closeOrShutdown ?? out?.closed }
             } else if flags.contains(.fin) {
                 if retransmission {
-                    reason = "FIN retransmitted"
+                    reason = .finRetransmission
                 } else if let c = out?.closeOrShutdown ?? out?.closed {
                     call = c
                 } else if sender != nil {
-                    reason = "FIN sent when the process exited: the kernel closed the socket"
+                    reason = .finAtExit
                 }
                 if let inn, let eof = inn.eofRead { p.consumedBy = eof }
             } else {
                 // A pure ACK.
-                if mine.pureAcks == 0, seq == 1, ack == 1, theirs.finNext == nil,
+                if mine.pureAcks == 0, rawSeq == 1, rawAck == 1, theirs.sent.finNext == nil,
                     let c = out?.connect
                 {
                     call = c  // the handshake's last ACK completes connect(2)
                 } else {
-                    reason = PureACK.reason(
-                        ack: ack, previousAck: mine.lastAck, peerFINNext: theirs.finNext, window: p.window,
-                        previousWindow: mine.lastWindow)
+                    reason = mine.sent.pureAckReason(ack: ack, window: p.window, peer: theirs.sent)
                 }
-                if mine.pureAcks == 0, seq == 1, ack == 1, call == nil, reason == "ACK of data" {
-                    reason = "ACK completing the handshake"
+                if mine.pureAcks == 0, rawSeq == 1, rawAck == 1, call == nil, reason == .ackOfData {
+                    reason = .handshakeAck
                 }
                 mine.pureAcks += 1
             }
             p.call = call
-            p.byKernel = reason != nil
-            if reason == nil && call == nil && sender != nil {
-                p.byKernel = true
-                reason = "sent by the kernel"
-            }
-            p.reason = reason
+            if reason == nil && call == nil && sender != nil { reason = .sentBy(nil) }
+            p.kernel = reason
             if let c = call, let callEvent = byId[c] { p.sender = callEvent.actor }
 
-            if !mine.seen || Int32(bitPattern: next &- mine.highestNext) > 0 { mine.highestNext = next }
-            mine.seen = true
-            if flags.contains(.fin) { mine.finNext = next }
-            mine.lastWindow = p.window
-            if flags.contains(.ack) { mine.lastAck = ack }
+            mine.sent.record(seq: seq, length: p.length, flags: flags, ack: ack, window: p.window)
             directions[key] = mine
             packets[i] = p
         }

@@ -226,8 +226,8 @@ public final class TraceSession {
     /// The pcapng comment of a packet: who sent it and from which line, or why a kernel did.
     public static func comment(_ p: PacketEvent, calls: [Int: CallEvent]) -> String {
         var parts: [String] = []
-        if p.byKernel {
-            parts.append("kernel: \(p.reason ?? "")")
+        if let kernel = p.kernel {
+            parts.append("kernel: \(kernel.text(.en))")
         } else if let c = p.call, let call = calls[c] {
             var s = "pid \(call.pid ?? 0) \(call.comm ?? "?") #\(c) \(call.name)"
             if let src = call.source { s += " at \(src)" }

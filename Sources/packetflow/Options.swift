@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import PacketReading
 import Render
+import Timeline
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case text, jsonl, mermaid, html

@@ -21,7 +21,7 @@ import Timeline
         p.stream = 0
         p.call = call
         p.sender = fromClient ? process : nil
-        p.byKernel = call == nil
+        p.kernel = call == nil ? .ackOfData : nil
         return p
     }
 
