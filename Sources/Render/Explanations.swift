@@ -10,8 +10,8 @@ public enum Explanations {
     }
 
     public static func meaning(of p: PacketEvent) -> Meaning? {
-        if p.proto == "UDP" { return .datagram }
-        if p.proto.hasPrefix("ICMP") {
+        if p.proto == .udp { return .datagram }
+        if p.proto.isICMP {
             if case .icmp(let summary?, _)? = p.kernel, summary.contains("port unreachable") { return .portUnreachable }
             return nil
         }

@@ -268,12 +268,12 @@ public enum FlowText {
                 out += String(p.length)
             }
         } else {
-            out += p.proto
+            out += p.proto.description
             if let s = p.summary {
                 out += " "
                 out += s
             }
-            if p.proto == "UDP" {
+            if p.proto == .udp {
                 out += " len="
                 out += String(p.length)
             }

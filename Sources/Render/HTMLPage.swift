@@ -139,7 +139,7 @@ public enum HTMLPage {
     }
 
     static func style(_ p: PacketEvent) -> String {
-        if p.flags?.contains(.rst) == true || p.proto.hasPrefix("ICMP") { return "rst" }
+        if p.flags?.contains(.rst) == true || p.proto.isICMP { return "rst" }
         if p.flags?.contains(.syn) == true { return "syn" }
         if p.flags?.contains(.fin) == true { return "fin" }
         return p.length > 0 ? "data" : ""
@@ -151,7 +151,7 @@ public enum HTMLPage {
         f.append(("Timestamp", epochString(p.timestamp)))
         f.append(("Source", p.sourceEndpoint?.description ?? p.source?.description ?? "?"))
         f.append(("Destination", p.destinationEndpoint?.description ?? p.destination?.description ?? "?"))
-        f.append(("Protocol", p.proto))
+        f.append(("Protocol", p.proto.description))
         if let flags = p.flags { f.append(("Flags", flags.names.joined(separator: ", "))) }
         if let seq = p.seq { f.append(("Seq (relative)", "\(seq)")) }
         if let ack = p.ack { f.append(("Ack (relative)", "\(ack)")) }

@@ -197,7 +197,7 @@ public enum JSONLines {
         w.field("dst", p.destination?.description)
         w.field("sport", p.sourcePort)
         w.field("dport", p.destinationPort)
-        w.field("proto", p.proto)
+        w.field("proto", p.proto.description)
         if let flags = p.flags {
             w.beginArray("flags")
             for name in flags.names { w.string(name) }

@@ -19,7 +19,7 @@ public enum PacketJSON {
         o.append(#","dport":"#)
         number(p.destinationPort.map(UInt64.init), into: &o)
         o.append(#","proto":"#)
-        string(p.proto, into: &o)
+        string(p.proto.description, into: &o)
         o.append(#","flags":"#)
         flags(p.flags, into: &o)
         o.append(#","seq":"#)

@@ -120,7 +120,7 @@ public struct SequenceDiagram {
             arrow = String(repeating: "─", count: leftFill) + text + String(repeating: "─", count: rightFill) + ">"
         }
         var tint = toLeft ? cyan : green
-        if p.flags?.contains(.rst) == true || p.proto.hasPrefix("ICMP") { tint = red }
+        if p.flags?.contains(.rst) == true || p.proto.isICMP { tint = red }
         if p.byKernel { tint = dim + tint }
         var note = ""
         if p.byKernel {

@@ -51,7 +51,7 @@ public struct Attributor: Sendable {
             let step = stepIndex.map { calls[$0] }
             p.call = step?.id
 
-            if p.proto == "TCP", let flags = p.flags, let stream = p.stream, let src = p.sourceEndpoint,
+            if p.proto == .tcp, let flags = p.flags, let stream = p.stream, let src = p.sourceEndpoint,
                 let dst = p.destinationEndpoint, let rawSeq = p.seq, let rawAck = p.ack
             {
                 let seq = SequenceNumber(rawSeq), ack = SequenceNumber(rawAck)
@@ -100,9 +100,9 @@ public struct Attributor: Sendable {
                 mine.probing = isKeepAlive
                 mine.sent.record(seq: seq, length: p.length, flags: flags, ack: ack, window: p.window)
                 directions[mineKey] = mine
-            } else if p.proto == "ICMP" || p.proto == "ICMPv6" {
+            } else if p.proto.isICMP {
                 p.kernel = .icmp(summary: p.summary, undelivered: nil)
-            } else if p.proto == "ARP" {
+            } else if p.proto == .arp {
                 p.kernel = .arp
             } else if let actor = step?.actor, let sender = p.sender, actor != sender {
                 p.kernel = .sentBy(.role(sender))

@@ -84,8 +84,8 @@ public struct PacketEvent: Sendable {
     public var destination: IPAddress?
     public var sourcePort: UInt16?
     public var destinationPort: UInt16?
-    /// "TCP", "UDP", "ICMP", "ICMPv6", "ARP", or the protocol number.
-    public var proto: String
+    /// What the packet carries above the network layer.
+    public var proto: PacketProtocol
     public var flags: TCPFlags?
     public var seq: UInt32?
     public var ack: UInt32?
@@ -119,7 +119,7 @@ public struct PacketEvent: Sendable {
     /// call that sent each packet there).
     public var comments: [String] = []
 
-    public init(frame: Int, timestamp: Timestamp, proto: String, length: Int) {
+    public init(frame: Int, timestamp: Timestamp, proto: PacketProtocol, length: Int) {
         self.frame = frame
         self.timestamp = timestamp
         self.proto = proto
@@ -135,6 +135,34 @@ public struct PacketEvent: Sendable {
         guard let destination, let destinationPort else { return nil }
         return Endpoint(destination, destinationPort)
     }
+}
+
+/// What a packet carries above the network layer, as the timeline names it.
+public enum PacketProtocol: Hashable, Sendable, CustomStringConvertible {
+    case tcp, udp, icmp, icmpv6, arp
+    /// Another IP protocol, by number.
+    case ip(UInt8)
+    /// A link-layer frame of another ethertype.
+    case ethertype(UInt16)
+    /// Nothing decoded above the link layer.
+    case unknown
+
+    /// The JSON Lines `proto`: "TCP", "UDP", "ICMP", "ICMPv6", "ARP", the protocol number, "ethertype 0x86dd", "?".
+    public var description: String {
+        switch self {
+        case .tcp: "TCP"
+        case .udp: "UDP"
+        case .icmp: "ICMP"
+        case .icmpv6: "ICMPv6"
+        case .arp: "ARP"
+        case .ip(let n): String(n)
+        case .ethertype(let type): "ethertype 0x" + String(type, radix: 16)
+        case .unknown: "?"
+        }
+    }
+
+    /// ICMP for IPv4 or IPv6.
+    public var isICMP: Bool { self == .icmp || self == .icmpv6 }
 }
 
 public enum TimelineEvent: Sendable {
@@ -263,14 +291,14 @@ public struct PacketEventBuilder: Sendable {
     public static func event(
         frame: Int, info: CaptureInfo, decoded d: DecodedPacket, payload: ArraySlice<UInt8>, track t: PacketTrack
     ) -> PacketEvent {
-        var e = PacketEvent(frame: frame, timestamp: info.timestamp, proto: "?", length: d.payloadLength)
+        var e = PacketEvent(frame: frame, timestamp: info.timestamp, proto: .unknown, length: d.payloadLength)
         e.source = d.source
         e.destination = d.destination
         e.truncated = Self.isTruncated(info, d)
         if let problem = d.problem { e.problem = problem.description }
         switch d.transport {
         case .tcp(let tcp):
-            e.proto = "TCP"
+            e.proto = .tcp
             e.sourcePort = tcp.sourcePort
             e.destinationPort = tcp.destinationPort
             e.flags = tcp.flags
@@ -283,11 +311,11 @@ public struct PacketEventBuilder: Sendable {
             }
             if tcp.flags.contains(.syn) { e.synOptions = Self.describeSYNOptions(tcp.options) }
         case .udp(let udp):
-            e.proto = "UDP"
+            e.proto = .udp
             e.sourcePort = udp.sourcePort
             e.destinationPort = udp.destinationPort
         case .icmp(let icmp):
-            e.proto = icmp.isV6 ? "ICMPv6" : "ICMP"
+            e.proto = icmp.isV6 ? .icmpv6 : .icmp
             e.summary = icmp.summary
             e.length = 0
             if let q = icmp.quoted, let sp = q.sourcePort, let dp = q.destinationPort {
@@ -295,16 +323,16 @@ public struct PacketEventBuilder: Sendable {
                 e.quotedDestination = Endpoint(q.destination, dp)
             }
         case .unknown(let proto):
-            e.proto = "\(proto)"
+            e.proto = .ip(proto)
         case nil:
             switch d.network {
-            case .arp: e.proto = "ARP"
-            case .unknown(let type): e.proto = "ethertype 0x" + String(type, radix: 16)
-            default: e.proto = "?"
+            case .arp: e.proto = .arp
+            case .unknown(let type): e.proto = .ethertype(type)
+            default: e.proto = .unknown
             }
             e.length = 0
         }
-        if !payload.isEmpty, e.proto == "TCP" || e.proto == "UDP" {
+        if !payload.isEmpty, e.proto == .tcp || e.proto == .udp {
             e.payloadPreview = TextEscaper.preview(payload, limit: 64)
         }
         return e

@@ -174,7 +174,7 @@ public struct TraceAttributor {
         for i in packets.indices {
             var p = packets[i]
             guard let src = p.sourceEndpoint, let dst = p.destinationEndpoint else {
-                if p.proto.hasPrefix("ICMP") {
+                if p.proto.isICMP {
                     p.kernel = .icmp(summary: p.summary, undelivered: nil)
                     // An error about a datagram a traced socket sent belongs to the program's picture.
                     if let qs = p.quotedSource, let qd = p.quotedDestination,
@@ -186,13 +186,13 @@ public struct TraceAttributor {
                             summary: p.summary,
                             undelivered: .init(sender: owner.owner, destination: qd.description))
                     }
-                } else if p.proto == "ARP" {
+                } else if p.proto == .arp {
                     p.kernel = .arp
                 }
                 packets[i] = p
                 continue
             }
-            let udp = p.proto == "UDP"
+            let udp = p.proto == .udp
             let sender = socket(
                 local: src, remote: dst, at: p.timestamp, ledgers: ledgers, udp: udp, index: index,
                 connectWindows: windows)
@@ -204,7 +204,7 @@ public struct TraceAttributor {
             let out = sender.flatMap { ledgers[$0.inode] }
             let inn = receiver.flatMap { ledgers[$0.inode] }
 
-            if p.proto == "UDP" {
+            if p.proto == .udp {
                 if let out {
                     p.call = out.sent.first { !udpSendUsed.contains($0.0) && $0.2 - $0.1 == p.length }?.0
                     if let c = p.call { udpSendUsed.insert(c) }
@@ -216,7 +216,7 @@ public struct TraceAttributor {
                 packets[i] = p
                 continue
             }
-            guard p.proto == "TCP", let flags = p.flags, let rawSeq = p.seq, let rawAck = p.ack else {
+            guard p.proto == .tcp, let flags = p.flags, let rawSeq = p.seq, let rawAck = p.ack else {
                 packets[i] = p
                 continue
             }

@@ -150,9 +150,9 @@ struct ScenarioTests {
 
     @Test func udp() throws {
         let r = try run("udp")
-        #expect(!r.packets.contains { $0.proto == "TCP" })
+        #expect(!r.packets.contains { $0.proto == .tcp })
         #expect(!r.packets.contains { flags($0).contains(.syn) || flags($0).contains(.fin) })
-        #expect(r.packets.contains { $0.proto == "ICMP" && $0.summary == "port unreachable" && $0.sender == "server" })
+        #expect(r.packets.contains { $0.proto == .icmp && $0.summary == "port unreachable" && $0.sender == "server" })
         #expect(try call(r, "client", "recv").errno == "ECONNREFUSED")
     }
 

@@ -246,8 +246,8 @@ struct GoldenCase: CustomTestStringConvertible, Sendable {
     }
 
     @Test func escapesLikeJSONWriter() {
-        var e = PacketEvent(frame: 1, timestamp: Timestamp(seconds: 1, nanoseconds: 5), proto: "x\"\\\n\u{1}", length: 0)
-        e.problem = "tab\there"
+        var e = PacketEvent(frame: 1, timestamp: Timestamp(seconds: 1, nanoseconds: 5), proto: .tcp, length: 0)
+        e.problem = "tab\there x\"\\\n\u{1}"
         e.analysis = ["retransmission"]
         e.comments = ["pid 1 python3 #2 connect at \"x.py\":3\n", "two"]
         var w = JSONWriter()

@@ -14,7 +14,7 @@ import Timeline
     }
 
     static func packet(_ frame: Int, _ t: Int, _ flags: TCPFlags, fromClient: Bool, call: Int?) -> PacketEvent {
-        var p = PacketEvent(frame: frame, timestamp: at(t), proto: "TCP", length: 0)
+        var p = PacketEvent(frame: frame, timestamp: at(t), proto: .tcp, length: 0)
         let (from, to) = fromClient ? (client, server) : (server, client)
         (p.source, p.sourcePort, p.destination, p.destinationPort) = (from.address, from.port, to.address, to.port)
         p.flags = flags

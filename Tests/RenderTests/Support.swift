@@ -56,7 +56,7 @@ enum Synthetic {
                 let payload = i >= 3 && fromClient ? Array("GET /\(s)/\(i) HTTP/1.1\r\n".utf8) : []
                 var p = PacketEvent(
                     frame: frame, timestamp: Timestamp(seconds: 1_700_000_000, nanoseconds: UInt32(frame * 1000)),
-                    proto: "TCP", length: payload.count)
+                    proto: .tcp, length: payload.count)
                 (p.source, p.sourcePort) = fromClient ? (client.address, client.port) : (server.address, server.port)
                 (p.destination, p.destinationPort) =
                     fromClient ? (server.address, server.port) : (client.address, client.port)

@@ -79,7 +79,7 @@ func example(_ kind: KernelReason.Kind) -> [KernelReason] {
         for (i, reason) in reasons.enumerated() {
             var p = PacketEvent(
                 frame: i + 1, timestamp: Timestamp(seconds: t0.seconds, nanoseconds: UInt32(i + 1) * 1000),
-                proto: "TCP", length: 0)
+                proto: .tcp, length: 0)
             (p.source, p.sourcePort) = (IPAddress("127.0.0.1")!, 40000)
             (p.destination, p.destinationPort) = (IPAddress("127.0.0.2")!, 49152)
             p.flags = [.ack]

@@ -25,7 +25,7 @@ import Tracing
 
     static func packet(_ frame: Int, from: SocketAddress, to: SocketAddress, _ flags: TCPFlags, seq: UInt32,
                        ack: UInt32, len: Int = 0, at us: Int64, win: UInt16 = 64) -> PacketEvent {
-        var p = PacketEvent(frame: frame, timestamp: t(us), proto: "TCP", length: len)
+        var p = PacketEvent(frame: frame, timestamp: t(us), proto: .tcp, length: len)
         p.source = from.ip
         p.destination = to.ip
         p.sourcePort = from.port
