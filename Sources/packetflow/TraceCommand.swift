@@ -53,6 +53,11 @@ struct TraceCommand: ParsableCommand {
 
     func validate() throws {
         var cmd = command
+        // The command is taken as it comes, options and all, so an option of ours that is misspelled before `--`
+        // arrives here as the command's first word: it must be refused, never executed.
+        if let first = cmd.first, first != "--", first.hasPrefix("-") {
+            throw ValidationError("Unknown option '\(first)'")
+        }
         if cmd.first == "--" { cmd.removeFirst() }
         if pid == nil && cmd.isEmpty { throw ValidationError("give a command after -- or attach with -p PID") }
         if pid != nil && !cmd.isEmpty { throw ValidationError("-p attaches to a running process: drop the command") }

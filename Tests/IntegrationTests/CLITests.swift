@@ -133,6 +133,21 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         }
     }
 
+    /// An option of ours misspelled before `--` is refused as every command refuses one, and never executed; after
+    /// `--` the same word is the command.
+    @Test func traceNeverRunsAMisspelledOption() throws {
+        let bin = try packetflowBinaryChecked()
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("bogus-ran-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        let r = try runProcess(bin, ["trace", "--bogus", "--", "touch", marker])
+        #expect(r.status == 64)
+        #expect(r.stderr.hasPrefix("Error: Unknown option '--bogus'\n"))
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        let after = try runProcess(bin, ["trace", "--no-capture", "--", "--bogus"])
+        #expect(after.status == 127)
+        #expect(after.stderr == "packetflow: cannot run --bogus: command not found\n")
+    }
+
     /// trace -w to a path that cannot be written fails before the program runs, not after a long trace.
     @Test func traceWithAnUnwritablePcapngFailsBeforeRunning() throws {
         try #require(geteuid() == 0, "trace needs ptrace and capture: run the tests as root (CI does)")
