@@ -81,17 +81,38 @@ extension DisplayOptions {
     }
 
     func deliver(_ text: String, name: String) throws {
-        var path = output
-        if open && path == nil {
-            path = "/tmp/packetflow-\(name)-\(getpid()).html"
+        if open && output == nil {
+            // A page of our own for the browser: a fresh name (the tool usually runs as root, and a predictable name
+            // in /tmp lets anyone plant a symlink there that the write would follow).
+            let path = try writeTemporaryPage(text, name: name)
+            openInBrowser(path)
+            return
         }
-        guard let path else {
+        guard let path = output else {
             try emit(text)
             return
         }
         try writeFile(path, text)
         if open { openInBrowser(path) }
     }
+}
+
+/// Writes `text` to a new file $TMPDIR/packetflow-NAME-XXXXXX.html created as mkstemps(3) creates it (O_EXCL, so
+/// never through a planted symlink), readable by all like any page, and returns its path.
+func writeTemporaryPage(_ text: String, name: String) throws -> String {
+    let directory = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    var template = Array("\(directory)/packetflow-\(name)-XXXXXX.html".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 5) }
+    guard fd >= 0 else {
+        throw CLIError("cannot create a page in \(directory): \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    let path = String(cString: template)
+    _ = fchmod(fd, 0o644)
+    var t = text
+    let failure = t.withUTF8 { writeAll(fd, UnsafeRawBufferPointer($0)) }
+    if failure != 0 { throw CLIError("cannot write \(path): \(String(cString: strerror(failure)))") }
+    return path
 }
 
 /// Creates or truncates `path` and writes `text` to it.

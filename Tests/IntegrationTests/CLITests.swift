@@ -148,6 +148,33 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         #expect(after.stderr == "packetflow: cannot run --bogus: command not found\n")
     }
 
+    /// --open writes its page to a fresh, unpredictable file (the tool runs as root: a predictable name in /tmp is a
+    /// symlink attack), never to the old /tmp/packetflow-NAME-PID.html, and says where it is without a desktop.
+    @Test func openWritesItsPageToAFreshFile() throws {
+        let bin = try packetflowBinaryChecked()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("open-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/lo-usec.pcap").path
+        var pages: [String] = []
+        for _ in 0..<2 {
+            let r = try runProcess(
+                URL(fileURLWithPath: "/usr/bin/env"),
+                ["-u", "DISPLAY", "-u", "WAYLAND_DISPLAY", "TMPDIR=\(dir)", bin.path, "read", "--open", input])
+            #expect(r.status == 0)
+            let prefix = "packetflow: no browser to open it with; the page is "
+            try #require(r.stderr.hasPrefix(prefix) && r.stderr.hasSuffix("\n"), "\(r.stderr)")
+            let page = String(r.stderr.dropFirst(prefix.count).dropLast())
+            #expect(page.hasPrefix(dir + "/packetflow-read-") && page.hasSuffix(".html"))
+            let attributes = try FileManager.default.attributesOfItem(atPath: page)
+            #expect(attributes[.type] as? FileAttributeType == .typeRegular)
+            #expect(try String(contentsOfFile: page, encoding: .utf8).contains("<svg"))
+            pages.append(page)
+        }
+        #expect(pages[0] != pages[1])
+    }
+
     /// trace -w to a path that cannot be written fails before the program runs, not after a long trace.
     @Test func traceWithAnUnwritablePcapngFailsBeforeRunning() throws {
         try #require(geteuid() == 0, "trace needs ptrace and capture: run the tests as root (CI does)")
