@@ -135,7 +135,6 @@ struct CaptureCommand: ParsableCommand {
         if outputError == nil {
             do throws(OutputError) { try pipeline.flush() } catch { outputError = error }
         }
-        if let outputError { throw outputFailure(outputError) }
         let stats = capture.statistics()
         if let writer {
             writer.setStatistics(interface: 0, received: stats?.received, dropped: stats?.droppedByKernel)
@@ -143,6 +142,7 @@ struct CaptureCommand: ParsableCommand {
         }
         capture.close()
         warn("\(captured) packets captured, \(stats?.droppedByKernel ?? 0) dropped by kernel")
+        if let outputError { throw outputFailure(outputError) }
         if let writeError { throw CLIError(writeError.description) }
     }
 }

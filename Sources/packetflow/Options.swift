@@ -54,15 +54,24 @@ struct DisplayOptions: ParsableArguments {
     }
 }
 
-/// Writes to stdout without buffering surprises when the reader is a pipe that goes away.
-///
-/// When the reader has closed (EPIPE, e.g. `| head`) it throws `ExitCode.success` rather than calling exit(3), so
-/// the command unwinds and its cleanup (`defer`: temp files, the traced program's hook directory) still runs; the
-/// command then stops quietly like tcpdump. SIGPIPE is ignored for the first write so that EPIPE is what we see.
-func emit(_ text: String) throws(ExitCode) {
-    signal(SIGPIPE, SIG_IGN)
-    var t = text
-    if t.withUTF8({ writeAll(STDOUT_FILENO, UnsafeRawBufferPointer($0)) }) != 0 { throw ExitCode.success }
+/// The reader of standard output has gone (`| head`): the command stops writing, runs its cleanup (the trace's
+/// hook directory, a capture's counts) as the error unwinds, and `PacketFlow.main` then ends the process as a
+/// closed pipe ends any program: by SIGPIPE (status 141 in a shell), as cat and grep do.
+struct OutputClosed: Error {}
+
+/// Writes `text` to standard output.
+func emit(_ text: String) throws {
+    do throws(OutputError) { try OutputSink(fileDescriptor: STDOUT_FILENO).write(text) } catch {
+        throw outputFailure(error)
+    }
+}
+
+/// How a command ends when its output cannot be written: as a closed pipe ends a program when the reader left;
+/// with one line and status 1 when output is lost (a full disk).
+func outputFailure(_ error: OutputError) -> Error {
+    if error == .closed { return OutputClosed() }
+    warn(error.description)
+    return ExitCode.failure
 }
 
 extension DisplayOptions {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 @main
 struct PacketFlow: ParsableCommand {
@@ -17,6 +18,23 @@ struct PacketFlow: ParsableCommand {
             ClientCommand.self,
         ]
     )
+
+    static func main() {
+        // A write to a reader that has gone fails with EPIPE instead of killing the process, so every command
+        // stops writing and cleans up; then it ends as a closed pipe ends a program (the traced program gets the
+        // default disposition back before exec).
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch is OutputClosed {
+            signal(SIGPIPE, SIG_DFL)
+            raise(SIGPIPE)
+            Glibc.exit(128 + SIGPIPE)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// An error the user can act on: printed as one line on stderr, exit status 1.

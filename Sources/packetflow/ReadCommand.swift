@@ -162,14 +162,6 @@ extension PipelineMode {
     }
 }
 
-/// How a command ends when its output cannot be written: quietly when the reader left (`| head`), as tcpdump does;
-/// with one line and status 1 when output is lost (a full disk).
-func outputFailure(_ error: OutputError) -> Error {
-    if error == .closed { return ExitCode.success }
-    warn(error.description)
-    return ExitCode.failure
-}
-
 /// Progress text on stderr without a newline (it is overwritten by the next update).
 func warnProgress(_ text: String) {
     var t = text

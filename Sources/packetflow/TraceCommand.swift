@@ -106,11 +106,7 @@ struct TraceCommand: ParsableCommand {
                 payloads: FlowDiagram.payloads(of: run.captured))
             text = display.effectiveFormat == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
         }
-        do {
-            try display.deliver(text, name: "trace")
-        } catch let stop as ExitCode where stop == .success {
-            // stdout's reader left (`| head`): say nothing more, but pass the exit code through.
-        }
+        try display.deliver(text, name: "trace")
 
         if let status = run.exitStatus, status != 0 { throw ExitCode(status) }
     }

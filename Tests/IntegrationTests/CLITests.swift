@@ -80,9 +80,12 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures")
         let file = fixtures.appendingPathComponent("mix.pcap").path
-        let full = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "'\(bin.path)' read '\(file)' > /dev/full"])
-        #expect(full.status == 1)
-        #expect(full.stderr == "packetflow: cannot write the output: No space left on device\n")
+        // Every command, whether it streams (read) or writes its output whole (a picture, the lab's list).
+        for arguments in ["read '\(file)'", "read --format html '\(file)'", "lab --list"] {
+            let full = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "'\(bin.path)' \(arguments) > /dev/full"])
+            #expect(full.status == 1, "\(arguments)")
+            #expect(full.stderr == "packetflow: cannot write the output: No space left on device\n", "\(arguments)")
+        }
 
         let copy = FileManager.default.temporaryDirectory.appendingPathComponent("read-o-\(getpid()).pcap").path
         try FileManager.default.copyItem(atPath: file, toPath: copy)
@@ -173,6 +176,36 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
             pages.append(page)
         }
         #expect(pages[0] != pages[1])
+    }
+
+    /// Every view whose reader has gone (`| head`) stops and ends as a closed pipe ends a program: by SIGPIPE, with
+    /// nothing on stderr. The pipe's read end is closed before the command starts, so its first write finds no
+    /// reader, whatever the timing.
+    @Test func everyViewEndsAsAClosedPipeDoes() throws {
+        let bin = try packetflowBinaryChecked()
+        let input = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/mix.pcap").path
+        var views: [[String]] = [
+            ["read", input], ["read", "--format", "jsonl", input], ["read", "--conversations", input],
+            ["read", "--flow", input], ["read", "--format", "mermaid", input], ["read", "--format", "html", input],
+            ["lab", "--no-capture", "--settle", "5", "--server", "127.0.0.2:49314"], ["lab", "--list"],
+        ]
+        if geteuid() == 0 { views.append(["trace", "--no-capture", "--", "true"]) }
+        for arguments in views {
+            let p = Process()
+            p.executableURL = bin
+            p.arguments = arguments
+            let out = Pipe(), err = Pipe()
+            try out.fileHandleForReading.close()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            try out.fileHandleForWriting.close()
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGPIPE, "\(arguments)")
+            #expect(stderr == "", "\(arguments)")
+        }
     }
 
     /// trace -w to a path that cannot be written fails before the program runs, not after a long trace.
