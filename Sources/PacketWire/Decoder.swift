@@ -248,7 +248,7 @@ public enum PacketDecoder {
                         p.problem = .truncated(.network)
                         return
                     }
-                    h.fragment = (offset: Int(fo >> 3) * 8, more: fo & 1 != 0, identification: ident)
+                    h.fragment = .init(offset: Int(fo >> 3) * 8, more: fo & 1 != 0, identification: ident)
                     if fo >> 3 != 0 { nonFirstFragment = true }
                 case 51: length = (Int(lenField) + 2) * 4  // AH counts 4-byte words
                 default: length = (Int(lenField) + 1) * 8
@@ -383,7 +383,7 @@ public enum PacketDecoder {
                     j += 8
                 }
             case (8, 10):
-                if let v = b.u32(i + 2), let e = b.u32(i + 6) { o.timestamp = (v, e) }
+                if let v = b.u32(i + 2), let e = b.u32(i + 6) { o.timestamp = .init(value: v, echoReply: e) }
             case (2, _), (3, _), (4, _), (5, _), (8, _):
                 o.malformed = true
                 return o

@@ -65,18 +65,17 @@ public struct IPv6Header: Sendable, Equatable {
     public var extensionLength: Int
     /// The upper-layer protocol after the chain (59 = no next header).
     public var upperLayerProtocol: UInt8
-    /// Set when a Fragment header was present: offset in bytes and the M flag.
-    public var fragment: (offset: Int, more: Bool, identification: UInt32)?
+    /// Set when a Fragment header was present.
+    public var fragment: Fragment?
+
+    /// An IPv6 Fragment header: the offset in bytes, the M (more fragments) flag and the identification.
+    public struct Fragment: Sendable, Equatable {
+        public var offset: Int
+        public var more: Bool
+        public var identification: UInt32
+    }
 
     public var isFragment: Bool { fragment.map { $0.more || $0.offset != 0 } ?? false }
-
-    public static func == (a: IPv6Header, b: IPv6Header) -> Bool {
-        a.trafficClass == b.trafficClass && a.flowLabel == b.flowLabel && a.payloadLength == b.payloadLength
-            && a.nextHeader == b.nextHeader && a.hopLimit == b.hopLimit && a.source == b.source
-            && a.destination == b.destination && a.extensionHeaders == b.extensionHeaders
-            && a.extensionLength == b.extensionLength && a.upperLayerProtocol == b.upperLayerProtocol
-            && a.fragment?.offset == b.fragment?.offset && a.fragment?.more == b.fragment?.more
-    }
 }
 
 public struct ARPHeader: Sendable, Equatable {
@@ -147,20 +146,6 @@ public struct TCPFlags: OptionSet, Sendable, Hashable {
         if contains(.cwr) { parts.append("CWR") }
         return parts.isEmpty ? "none" : parts.joined(separator: "/")
     }
-
-    /// tcpdump's compact form: `S`, `S.`, `P.`, `F.`, `R.`, `.`.
-    public var tcpdumpLabel: String {
-        var s = ""
-        if contains(.fin) { s += "F" }
-        if contains(.syn) { s += "S" }
-        if contains(.rst) { s += "R" }
-        if contains(.psh) { s += "P" }
-        if contains(.urg) { s += "U" }
-        if contains(.ece) { s += "E" }
-        if contains(.cwr) { s += "W" }
-        if contains(.ack) { s += "." }
-        return s.isEmpty ? "none" : s
-    }
 }
 
 /// A selective-acknowledgement block (left edge inclusive, right edge exclusive).
@@ -175,7 +160,7 @@ public struct TCPOptions: Sendable, Equatable {
     public var windowScale: UInt8?
     public var sackPermitted = false
     public var sackBlocks: [SACKBlock] = []
-    public var timestamp: (value: UInt32, echoReply: UInt32)?
+    public var timestamp: Timestamps?
     public var hasNOP = false
     /// Kinds that PacketWire does not decode (first 4 kept), e.g. TCP Fast Open (34) or MPTCP (30).
     public var unknownKinds: [UInt8] = []
@@ -184,16 +169,15 @@ public struct TCPOptions: Sendable, Equatable {
 
     public init() {}
 
+    /// The Timestamps option: the sender's clock and the echo of the peer's.
+    public struct Timestamps: Sendable, Equatable {
+        public var value: UInt32
+        public var echoReply: UInt32
+    }
+
     public var isEmpty: Bool {
         mss == nil && windowScale == nil && !sackPermitted && sackBlocks.isEmpty && timestamp == nil
             && unknownKinds.isEmpty && !malformed
-    }
-
-    public static func == (a: TCPOptions, b: TCPOptions) -> Bool {
-        a.mss == b.mss && a.windowScale == b.windowScale && a.sackPermitted == b.sackPermitted
-            && a.sackBlocks == b.sackBlocks && a.timestamp?.value == b.timestamp?.value
-            && a.timestamp?.echoReply == b.timestamp?.echoReply && a.unknownKinds == b.unknownKinds
-            && a.malformed == b.malformed
     }
 }
 

@@ -68,11 +68,14 @@ public struct CallEvent: Sendable, Equatable {
         self.tcpStates = tcpStates
     }
 
+    /// Every field (written out only because tuples are not Equatable).
     public static func == (a: CallEvent, b: CallEvent) -> Bool {
         a.id == b.id && a.actor == b.actor && a.name == b.name && a.args.map(\.0) == b.args.map(\.0)
             && a.args.map(\.1) == b.args.map(\.1) && a.result == b.result && a.errno == b.errno
             && a.start == b.start && a.end == b.end && a.local == b.local && a.remote == b.remote
             && a.tcpStates.map(\.0) == b.tcpStates.map(\.0) && a.tcpStates.map(\.1) == b.tcpStates.map(\.1)
+            && a.note == b.note && a.pid == b.pid && a.tid == b.tid && a.comm == b.comm && a.fd == b.fd
+            && a.source == b.source
     }
 }
 
