@@ -4,7 +4,9 @@ import PackageDescription
 // Dependencies point one way:
 //   PacketWire <- PacketFiles, PacketCapture, Sockets, Timeline
 //   Timeline <- Render;  Sockets + PacketCapture + Timeline <- SocketLab;  Sockets + Timeline <- SyscallTrace
-//   everything <- packetflow (the thin CLI)
+//   PacketFiles + PacketCapture + Render <- PacketReading (read's engine)
+//   SyscallTrace (engines) + PacketCapture + PacketFiles <- Tracing (a trace session)
+//   everything <- packetflow (the thin CLI: flags, validation, delivery)
 let package = Package(
     name: "PacketFlow",
     products: [
@@ -35,7 +37,7 @@ let package = Package(
         .target(name: "Sockets", dependencies: ["PacketWire"]),
         .target(name: "Timeline", dependencies: ["PacketWire"]),
         .target(name: "Render", dependencies: ["Timeline", "PacketWire"]),
-        .target(name: "SocketLab", dependencies: ["Sockets", "PacketCapture", "Timeline"]),
+        .target(name: "SocketLab", dependencies: ["Sockets", "PacketCapture", "PacketWire", "Timeline"]),
         // The C calls Swift cannot make: variadic ptrace, prctl/seccomp, fork+exec with PTRACE_TRACEME.
         .target(name: "CTraceShims"),
         .target(name: "SyscallTrace", dependencies: ["CTraceShims", "PacketWire", "Sockets", "Timeline"]),

@@ -1,5 +1,10 @@
-/// Render: the ways a timeline reaches people. JSON Lines (the contract other tools read), the terminal sequence
-/// diagram, and (later) Mermaid and HTML. Renderers only format; they never decide what a packet means.
+/// Render: the ways a timeline reaches people. JSON Lines (the contract other tools read), packet lines as tcpdump
+/// prints them, the terminal sequence diagram and trace timeline, Mermaid and a self-contained HTML page.
+///
+/// Renderers decide how things look (columns, arrows, colours, words), never why a packet was sent: that is the
+/// attribution's `KernelReason` or call, decided in Timeline and Tracing, and every renderer words it from
+/// `KernelReason.text(_:)`. The `--explain` notes (``Explanations``) only choose a sentence from what the packet
+/// and its cause already say.
 import PacketWire
 import Timeline
 

@@ -10,7 +10,8 @@
 /// - Sending never raises `SIGPIPE`: `send` uses `MSG_NOSIGNAL`, so writing to a reset connection is the error
 ///   ``Errno/brokenPipe`` ("EPIPE") instead of the death of the process.
 ///
-/// The module imports only Glibc; it knows nothing about packets or about the lab built on top of it.
+/// The module imports Glibc, and PacketWire only for the address values it shares with packets (`IPAddress`); it
+/// knows nothing about captures or about the lab built on top of it.
 import Glibc
 
 /// The one seam every system call in this module goes through.
