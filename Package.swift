@@ -55,6 +55,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The library's examples (docs/library.md shows them; a test checks the two agree and runs them).
+        .executableTarget(name: "whosent", dependencies: ["Tracing", "Timeline"], path: "Examples/whosent"),
+        .executableTarget(
+            name: "streams", dependencies: ["PacketFiles", "PacketWire", "Timeline"], path: "Examples/streams"),
         // Shared by test targets only: running child processes, the lock on the seed's fixed port.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
