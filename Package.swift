@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "SyscallTrace", targets: ["SyscallTrace"]),
         .library(name: "PacketReading", targets: ["PacketReading"]),
         .library(name: "Tracing", targets: ["Tracing"]),
+        .library(name: "KernelTrace", targets: ["KernelTrace"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -47,6 +48,23 @@ let package = Package(
         .target(
             name: "Tracing",
             dependencies: ["SyscallTrace", "PacketCapture", "PacketFiles", "PacketWire", "Sockets", "Timeline"]),
+        // The eBPF engine: libbpf as a system library like CPcap (Debian: libbpf-dev); the record layouts and the
+        // few C calls (fork+exec gated on registration, pidfd_open, libbpf's log); and the kernel program in
+        // CKernelTrace/bpf, which SwiftPM does not compile for the host: the BPFProgram plugin compiles it with
+        // the toolchain's `clang -target bpf` and embeds the object in KernelTrace through BPFEmbed.
+        .systemLibrary(
+            name: "CLibBPF",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev"])]
+        ),
+        .target(name: "CKernelTrace", dependencies: ["CLibBPF"], exclude: ["bpf"]),
+        .executableTarget(name: "BPFEmbed"),
+        .plugin(name: "BPFProgram", capability: .buildTool(), dependencies: ["BPFEmbed"]),
+        .target(
+            name: "KernelTrace",
+            dependencies: ["CKernelTrace", "CLibBPF", "PacketWire", "Sockets", "Timeline", "SyscallTrace"],
+            plugins: ["BPFProgram"]
+        ),
         .executableTarget(
             name: "packetflow",
             dependencies: [

@@ -1,0 +1,244 @@
+import CKernelTrace
+import CLibBPF
+import Glibc
+import PacketWire
+import Sockets
+import Synchronization
+
+/// Set by ``KernelTracer/requestStop(forward:)`` (and so from a signal handler): 1 = stop requested, 2 = also pass
+/// the signal on to the launched program (it came from kill(1), not from the terminal, which already sent it).
+let kernelTraceInterrupt = Atomic<Int>(0)
+/// How many stop requests arrived: the second one kills a launched program.
+let kernelTraceInterruptCount = Atomic<Int>(0)
+
+/// Runs or attaches to a program and records its socket calls and the kernel context of its packets with the
+/// eBPF engine, without stopping the program at any call.
+///
+/// Creating a tracer loads and attaches the BPF program, so a machine where the engine cannot work is known before
+/// anything runs (``KernelTraceUnavailable``); ``run(started:settle:)`` then launches the command (or registers the
+/// running process) and drains the records until every traced process has exited. The launched child is
+/// registered with the program before it execs (it waits on a pipe until a task storage entry exists for it,
+/// created through its pidfd): pids are not enough, since the tracer and the program may be in different pid
+/// namespaces, and a pidfd names the task itself. Its children and threads are followed in the kernel from
+/// sched_process_fork on. Dropping the tracer (or the death of this process) detaches everything.
+/// One tracer per process at a time: stop requests go through process-wide flags, as signals do.
+public final class KernelTracer {
+    public struct Options: Sendable {
+        /// The command to launch (argv; the first word is looked up in PATH).
+        public var command: [String] = []
+        /// A running process to follow instead (all its threads, and what it forks from now on).
+        public var attach: Int32?
+        /// The launched command's environment (default: this process's).
+        public var environment: [String: String] = KernelTracer.currentEnvironment()
+        /// The descriptor number whose write(2)s carry the Python hook's notes (``SyscallTrace/PythonHook``).
+        public var noteFD: Int32?
+        /// Size of the ring buffer between the program and this process (rounded up to a power of two).
+        public var ringBufferBytes = 4 << 20
+        /// How often records are drained: the program wakes the reader only when the ring is a quarter full, since
+        /// a wake-up per record nearly doubled the traced program's run time.
+        public var drainIntervalMilliseconds: Int32 = 10
+        public init() {}
+    }
+
+    let options: Options
+    let program: KernelProgram
+
+    /// Loads and attaches the BPF program; throws why the engine cannot work here.
+    public init(_ options: Options) throws(KernelTraceUnavailable) {
+        self.options = options
+        program = try KernelProgram(noteFD: options.noteFD, ringBytes: options.ringBufferBytes)
+    }
+
+    /// Whether the engine can load here, without tracing anything: nil when it can, else why not.
+    public static func availability() -> KernelTraceUnavailable? {
+        do {
+            _ = try KernelProgram(noteFD: nil, ringBytes: 1 << 16)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Asks a running ``run(started:settle:)`` to stop, from any thread or a signal handler: a launched program gets the
+    /// signal itself from the terminal (or, with `forward`, from here); once it has exited, or for an attached
+    /// process, the tracer detaches and what is left runs on untraced; a second request kills a launched program.
+    public static func requestStop(forward: Bool = false) {
+        kernelTraceInterruptCount.add(1, ordering: .relaxed)
+        kernelTraceInterrupt.store(forward ? 2 : 1, ordering: .relaxed)
+    }
+
+    /// Launches the command or registers the attached process (then calls `started`), drains records until every
+    /// traced process has exited (or a stop request detaches), then calls `settle` (the session waits there for
+    /// the wire to go quiet: packets sent after the exit, such as the ACK of a FIN, are still recorded meanwhile)
+    /// and detaches.
+    public func run(started: () -> Void = {}, settle: () -> Void = {}) throws(KernelTraceError) -> KernelTraceRun {
+        kernelTraceInterrupt.store(0, ordering: .relaxed)
+        kernelTraceInterruptCount.store(0, ordering: .relaxed)
+        let collector = Collector(offset: Clocks.realtimeOffset())
+        let context = Unmanaged.passUnretained(collector).toOpaque()
+        guard let ring = ring_buffer__new(program.eventsFD, { ctx, data, size in
+            guard let ctx, let data else { return 0 }
+            Unmanaged<Collector>.fromOpaque(ctx).takeUnretainedValue().take(UnsafeRawPointer(data), size)
+            return 0
+        }, context, nil) else {
+            throw .failed("cannot read the BPF ring buffer: \(Errno(rawValue: errno).message)")
+        }
+        defer { ring_buffer__free(ring) }
+
+        var root = options.attach != nil ? try attach(options.attach!, collector) : try launch()
+        defer { if root.pidfd >= 0 { close(root.pidfd) } }
+        started()
+        var leftRunning = false
+        while true {
+            _ = ring_buffer__poll(ring, options.drainIntervalMilliseconds)
+            collector.offset = Clocks.realtimeOffset()
+            _ = ring_buffer__consume(ring)
+            if root.alive { root.check() }
+            let live = program.globals()?.live_processes ?? 0
+            if !root.alive && live <= 0 { break }
+            let flag = kernelTraceInterrupt.exchange(0, ordering: .relaxed)
+            if flag != 0 {
+                if options.attach != nil || !root.alive {
+                    leftRunning = !root.alive
+                    break
+                } else if kernelTraceInterruptCount.load(ordering: .relaxed) >= 2 {
+                    kill(root.pid, SIGKILL)
+                } else if flag == 2 {
+                    kill(root.pid, SIGINT)
+                }
+            }
+        }
+        settle()
+        collector.offset = Clocks.realtimeOffset()
+        _ = ring_buffer__consume(ring)
+        program.detach()
+        _ = ring_buffer__consume(ring)
+        if leftRunning, let live = program.globals()?.live_processes, live > 0 {
+            collector.warnings.append("\(live) processes the command started go on running untraced")
+        }
+        return collector.finish(exitStatus: root.exitStatus, detached: options.attach != nil, globals: program.globals())
+    }
+
+    /// The launched command or attached process, watched for its end.
+    struct Root {
+        var pid: Int32
+        var pidfd: Int32
+        var isChild: Bool
+        var alive = true
+        var exitStatus: Int32?
+
+        mutating func check() {
+            if isChild {
+                var status: Int32 = 0
+                let r = waitpid(pid, &status, WNOHANG)
+                guard r == pid || (r < 0 && errno == ECHILD) else { return }
+                alive = false
+                if r == pid { exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
+            } else {
+                // A pidfd is readable once the process has exited.
+                var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                if pidfd < 0 ? kill(pid, 0) != 0 && errno == ESRCH : poll(&p, 1, 0) > 0 { alive = false }
+            }
+        }
+    }
+
+    func launch() throws(KernelTraceError) -> Root {
+        guard let file = options.command.first else { throw .failed("no command given") }
+        var argv: [UnsafeMutablePointer<CChar>?] = options.command.map { strdup($0) } + [nil]
+        var env: [UnsafeMutablePointer<CChar>?] = options.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in env { free(p) }
+        }
+        var release: Int32 = -1
+        let pid = argv.withUnsafeMutableBufferPointer { a in
+            env.withUnsafeMutableBufferPointer { e in kt_spawn_gated(file, a.baseAddress, e.baseAddress, &release) }
+        }
+        if pid < 0 { throw .failed("fork failed: \(Errno(rawValue: errno).message)") }
+        let pidfd = kt_pidfd_open(pid, 0)
+        let refused = pidfd < 0 ? Errno(rawValue: errno) : program.register(pidfd: pidfd)
+        if let refused {
+            // The child exits without running the command: nothing runs untraced.
+            close(release)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            if pidfd >= 0 { close(pidfd) }
+            throw .unavailable(.registrationRefused(refused))
+        }
+        var go: UInt8 = 1
+        _ = write(release, &go, 1)
+        close(release)
+        return Root(pid: pid, pidfd: pidfd, isChild: true)
+    }
+
+    func attach(_ pid: Int32, _ collector: Collector) throws(KernelTraceError) -> Root {
+        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else {
+            throw .failed("no process \(pid): \(Errno(rawValue: errno).message)")
+        }
+        let leader = kt_pidfd_open(pid, 0)
+        if leader < 0 {
+            let e = errno
+            if e == ESRCH { throw .failed("no process \(pid): \(Errno(rawValue: e).message)") }
+            throw .unavailable(.registrationRefused(Errno(rawValue: e)))
+        }
+        if let refused = program.register(pidfd: leader) {
+            close(leader)
+            throw .unavailable(.registrationRefused(refused))
+        }
+        // Threads may start while we register; read the task list until it stops growing. A thread started after
+        // its creator was registered is followed by the program itself.
+        var registered: Set<Int32> = [pid]
+        for _ in 0..<3 {
+            let fresh = ProcFiles.names(in: "/proc/\(pid)/task").compactMap { Int32($0) }.filter {
+                !registered.contains($0)
+            }
+            if fresh.isEmpty { break }
+            for tid in fresh {
+                registered.insert(tid)
+                let fd = kt_pidfd_open(tid, UInt32(KT_PIDFD_THREAD))
+                let refused = fd < 0 ? Errno(rawValue: errno) : program.register(pidfd: fd)
+                if fd >= 0 { close(fd) }
+                if let refused, refused.rawValue != ESRCH {
+                    collector.warnings.append(
+                        "thread \(tid) of \(pid) is not followed (\(refused.message)): its calls are missing")
+                }
+            }
+        }
+        return Root(pid: pid, pidfd: leader, isChild: false)
+    }
+
+    public static func currentEnvironment() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                env[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            p += 1
+        }
+        return env
+    }
+}
+
+/// Turns the program's CLOCK_MONOTONIC times (bpf_ktime_get_ns) into CLOCK_REALTIME, libpcap's clock.
+enum Clocks {
+    /// REALTIME - MONOTONIC, from the tightest of three monotonic/realtime/monotonic readings. The two clocks slew
+    /// together; only a step of the wall clock changes the difference, so it is read again at every drain.
+    static func realtimeOffset() -> Int64 {
+        var best: (gap: Int64, offset: Int64) = (.max, 0)
+        for _ in 0..<3 {
+            var a = timespec()
+            var r = timespec()
+            var b = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &a)
+            clock_gettime(CLOCK_REALTIME, &r)
+            clock_gettime(CLOCK_MONOTONIC, &b)
+            let m1 = Int64(a.tv_sec) * 1_000_000_000 + Int64(a.tv_nsec)
+            let m2 = Int64(b.tv_sec) * 1_000_000_000 + Int64(b.tv_nsec)
+            let real = Int64(r.tv_sec) * 1_000_000_000 + Int64(r.tv_nsec)
+            if m2 - m1 < best.gap { best = (m2 - m1, real - (m1 + (m2 - m1) / 2)) }
+        }
+        return best.offset
+    }
+}
