@@ -92,6 +92,14 @@ let package = Package(
         ),
         .testTarget(name: "TraceTests",
                     dependencies: ["SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "TestSupport"]),
+        .testTarget(
+            name: "KernelTraceTests",
+            dependencies: [
+                "KernelTrace", "SyscallTrace", "Timeline", "PacketCapture", "PacketWire", "Sockets", "TestSupport",
+                "CSyscallDenial", "CLibBPF",
+            ]),
+        // Refuses system calls on one thread (seccomp without TSYNC), so a test can see the engine refused bpf(2).
+        .target(name: "CSyscallDenial", path: "Tests/CSyscallDenial"),
         .testTarget(name: "ReadTests",
                     dependencies: [
                         "Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire", "PacketReading", "TestSupport",

@@ -1,0 +1,212 @@
+import Foundation
+import KernelTrace
+import PacketCapture
+import PacketWire
+import Sockets
+import SyscallTrace
+import Testing
+import TestSupport
+import Timeline
+
+/// The eBPF engine on real programs: a Python TCP exchange on loopback run under it through `sh -c` (so the fork
+/// and exec hooks must follow the shell's child), with the Python hook for source lines. Needs root, as CI.
+/// Serialized, nested suites included: stop requests are process-wide, as signals are, and the lifecycle tests
+/// count the programs loaded in the kernel.
+@Suite(.serialized) struct KernelTraceTests {
+    /// A listener thread and a client in one Python process: the server's calls run on another thread (tid), the
+    /// client's on the main one. The port is the kernel's choice.
+    static let exchange = #"""
+        import socket, threading
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        port = srv.getsockname()[1]
+        def serve():
+            conn, _ = srv.accept()
+            data = conn.recv(64)
+            conn.sendall(data.upper())
+            conn.close()
+        t = threading.Thread(target=serve)
+        t.start()
+        cli = socket.create_connection(("127.0.0.1", port))
+        cli.sendall(b"ping")
+        reply = cli.recv(64)
+        cli.close()
+        t.join()
+        srv.close()
+        print(reply.decode())
+        """#
+
+    /// Writes `script` to a temporary file and returns its path.
+    static func scriptFile(_ script: String) throws -> String {
+        let path = NSTemporaryDirectory() + "kt-\(UUID().uuidString).py"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Runs `sh -c "python3 SCRIPT"` under the engine with the Python hook installed.
+    static func traceExchange(_ script: String = exchange, settle: () -> Void = {}) throws -> KernelTraceRun {
+        let path = try scriptFile(script)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        guard let hook = PythonHook.install() else { throw KernelTraceTestError("cannot install the Python hook") }
+        defer { PythonHook.remove(hook) }
+        var options = KernelTracer.Options()
+        options.command = ["sh", "-c", "python3 \(path) > /dev/null"]
+        options.environment = PythonHook.environment(KernelTracer.currentEnvironment(), hookDirectory: hook)
+        options.noteFD = PythonHook.noteFD
+        return try KernelTracer(options).run(settle: settle)
+    }
+
+    @Test func callRecordsOfEachKind() throws {
+        let run = try Self.traceExchange()
+        #expect(run.exitStatus == 0)
+        #expect(run.warnings.isEmpty, "\(run.warnings)")
+        #expect(run.counters == KernelTraceCounters())
+        // Only python's calls: sh's are on no socket, and the fork/exec hooks followed sh's child into python3.
+        let calls = run.calls
+        #expect(Set(calls.map(\.comm)) == ["python3"], "\(calls.map(\.comm))")
+        #expect(Set(calls.map(\.pid)).count == 1)
+        #expect(calls.map(\.number) == Array(1...calls.count))
+        #expect(zip(calls, calls.dropFirst()).allSatisfy { $0.start <= $1.start })
+        #expect(calls.allSatisfy { $0.start <= $0.end })
+
+        func only(_ name: Syscall, _ where: (KernelCall) -> Bool = { _ in true }) -> KernelCall? {
+            let found = calls.filter { $0.syscallNumber == Int32(name.rawValue) && `where`($0) }
+            #expect(found.count == 1, "\(name): \(found.count) calls")
+            return found.first
+        }
+        let listen = try #require(only(.listen))
+        let port = try #require(listen.socket?.local?.port)
+        #expect(listen.socket?.tcpState == .listen)
+        #expect(listen.source?.hasPrefix("kt-") == true && listen.source?.contains("srv.listen(4)") == true)
+        let connect = try #require(only(.connect))
+        #expect(connect.returnValue == 0)
+        #expect(connect.socket?.remote == SocketAddress(ip: .v4(0x7f00_0001), port: port))
+        #expect(connect.socket?.tcpState == .established)
+        #expect(connect.socket?.inode != 0)
+        #expect(connect.source?.contains("socket.create_connection") == true, "\(connect.source ?? "nil")")
+        #expect(describeAddress(connect.address) == "127.0.0.1:\(port)")
+        let accept = try #require(only(.accept4))
+        #expect(accept.tid != accept.pid, "the listener thread accepts")
+        #expect(accept.fd == Int32(truncatingIfNeeded: accept.returnValue))
+        #expect(accept.socket?.remote == connect.socket?.local)
+        // sendall is sendto(2) with no address; recv is recvfrom(2): the first bytes are kept.
+        let ping = try #require(only(.sendto) { $0.tid == connect.tid })
+        #expect(ping.data == Array("ping".utf8) && ping.dataCount == 4 && ping.returnValue == 4)
+        #expect(ping.socket?.pointer == connect.socket?.pointer)
+        let pong = try #require(only(.recvfrom) { $0.tid == connect.tid })
+        #expect(pong.data == Array("PING".utf8))
+        #expect(pong.arguments[2] == 64)
+        let closes = calls.filter { $0.syscallNumber == Int32(Syscall.close.rawValue) }
+        #expect(closes.count == 3, "client, accepted and listening sockets: \(closes.map(\.fd))")
+        let clientClose = try #require(closes.first { $0.socket?.pointer == connect.socket?.pointer })
+        // The server closes right after its reply: its FIN may have reached the client before the client's close.
+        switch clientClose.stateBefore.map(TCPState.init(rawValue:)) {
+        case .established?: #expect([.finWait1, .finWait2].contains(clientClose.socket?.tcpState))
+        case .closeWait?: #expect([.lastAck, .closed].contains(clientClose.socket?.tcpState))
+        case let other: Issue.record("state before the client's close: \(String(describing: other))")
+        }
+        let set = try #require(only(.setsockopt))
+        let traced = try #require(set.tracedCall)
+        #expect(traced.args.map(\.0) == ["fd", "level", "option", "value"])
+        #expect(traced.args.last.map { "\($0.1)" } == "1")
+
+        // In the ptrace engine's shape: the same argument names, sockets by inode.
+        let sockets = run.sockets
+        #expect(sockets[listen.socket!.inode]?.listening == true)
+        #expect(sockets[connect.socket!.inode]?.remote == SocketAddress(ip: .v4(0x7f00_0001), port: port))
+        #expect(run.tracedCalls.count == calls.count)
+        #expect(connect.tracedCall?.args.map(\.0) == ["fd", "addr"])
+        // The processes: sh forked, its child exec'd python3, python3 started a thread, everything exited.
+        #expect(run.processEvents.contains { if case .fork(_, true) = $0.what { $0.comm == "sh" } else { false } })
+        #expect(run.processEvents.contains { $0.what == .exec && $0.comm == "python3" })
+        #expect(run.processEvents.contains { if case .fork(_, false) = $0.what { $0.comm == "python3" } else { false } })
+    }
+
+    @Test func packetContexts() throws {
+        let run = try Self.traceExchange()
+        let calls = run.calls
+        let connect = try #require(calls.first { $0.syscallNumber == Int32(Syscall.connect.rawValue) })
+        let accept = try #require(calls.first { $0.syscallNumber == Int32(Syscall.accept4.rawValue) })
+        let client = try #require(connect.socket)
+        let server = try #require(accept.socket)
+        let clientEnd = try #require(client.local)
+        let serverEnd = try #require(client.remote)
+        func call(_ number: Int) -> KernelCall? { calls.first { $0.number == number } }
+        let packets = run.packets.filter {
+            guard let k = $0.key else { return false }
+            let ends = [SocketAddress(ip: k.source, port: k.sourcePort), SocketAddress(ip: k.destination, port: k.destinationPort)]
+            return Set(ends) == [clientEnd, serverEnd]
+        }
+        func from(_ end: SocketAddress, _ flags: UInt8, length: Int? = nil) -> [KernelPacket] {
+            packets.filter {
+                $0.key!.sourcePort == end.port && $0.key!.flags == flags && (length == nil || $0.key!.length == length)
+            }
+        }
+        let syn: UInt8 = 0x02, ack: UInt8 = 0x10, synAck: UInt8 = 0x12, psh: UInt8 = 0x08, fin: UInt8 = 0x01
+
+        // Built by the sender's own call, on its own socket: SYN in connect, data in sendto, FIN in close.
+        let sent = try #require(from(clientEnd, syn).first)
+        #expect(sent.context == .call(connect.number, ownSocket: true), "\(sent.context)")
+        #expect(sent.socketPointer == client.pointer && sent.socketInode == client.inode)
+        #expect(sent.task.traced && sent.task.tid == connect.tid)
+        let ping = try #require(from(clientEnd, psh | ack, length: 4).first)
+        guard case .call(let n, true) = ping.context, let pingCall = call(n) else {
+            Issue.record("ping built in \(ping.context)")
+            return
+        }
+        #expect(pingCall.syscallNumber == Int32(Syscall.sendto.rawValue) && pingCall.tid == connect.tid)
+        #expect(ping.time >= pingCall.start && ping.time <= pingCall.end, "the packet is inside its call")
+        let pong = try #require(from(serverEnd, psh | ack, length: 4).first)
+        guard case .call(let m, true) = pong.context, let pongCall = call(m) else {
+            Issue.record("pong built in \(pong.context)")
+            return
+        }
+        #expect(pongCall.syscallNumber == Int32(Syscall.sendto.rawValue) && pongCall.tid == accept.tid)
+        for (end, socket) in [(clientEnd, client), (serverEnd, server)] {
+            let finPacket = try #require(from(end, fin | ack).first)
+            guard case .call(let c, true) = finPacket.context, let closeCall = call(c) else {
+                Issue.record("FIN from \(end) built in \(finPacket.context)")
+                continue
+            }
+            #expect(closeCall.syscallNumber == Int32(Syscall.close.rawValue))
+            #expect(closeCall.socket?.pointer == socket.pointer)
+        }
+        // Built by the kernel receiving a packet (NET_RX), on the receiver's socket: the SYN/ACK of the listener
+        // (on its request socket, not the client's), and the ACK of data.
+        let answer = try #require(from(serverEnd, synAck).first)
+        guard case .softirq(.netRX, _) = answer.context else {
+            Issue.record("SYN/ACK built in \(answer.context)")
+            return
+        }
+        #expect(answer.socketPointer != client.pointer && answer.socketPointer != 0)
+        let pingAck = from(serverEnd, ack, length: 0).first { $0.key!.ack == ping.key!.seq &+ 4 }
+        let pongAck = from(clientEnd, ack, length: 0).first { $0.key!.ack == pong.key!.seq &+ 4 }
+        let dataAcks = [pingAck, pongAck].compactMap { $0 }
+        #expect(!dataAcks.isEmpty, "a pure ACK of data (the other one may ride on the reply or the FIN)")
+        for a in dataAcks {
+            guard case .softirq(.netRX, _) = a.context else {
+                Issue.record("ACK of data built in \(a.context)")
+                continue
+            }
+            #expect([client.pointer, server.pointer].contains(a.socketPointer))
+            #expect(a.socketPointer == (a.key!.sourcePort == clientEnd.port ? client.pointer : server.pointer))
+        }
+        // Every packet of the connection has a key and a traced or softirq context (both ends are traced).
+        #expect(packets.count >= 8)
+        #expect(!packets.contains { $0.context == .untraced })
+    }
+}
+
+struct KernelTraceTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A sockaddr as bytes, read back as an IP address and port.
+func describeAddress(_ bytes: [UInt8]) -> String? {
+    var storage = sockaddr_storage()
+    withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: bytes.prefix($0.count)) }
+    return SocketAddress(storage: storage)?.description
+}
