@@ -1,44 +1,70 @@
 import PacketWire
-import Timeline
 
 extension KernelPacketKey {
-    /// The key of a captured packet, to find its kernel record; nil for a packet without IP addresses (ARP).
-    public init?(_ packet: PacketEvent) {
-        guard let source = packet.source, let destination = packet.destination else { return nil }
+    /// The key of a captured packet, read as the BPF program reads the kernel's copy: raw sequence numbers, the
+    /// protocol of the IP header itself (IPv6 extension headers are not followed there, so a packet with one is
+    /// keyed by its addresses, first next-header and IP payload length), the TCP/UDP payload length, or for other
+    /// protocols the IP payload length. nil for a packet without an IP header (ARP).
+    public init?(_ d: DecodedPacket) {
         let number: UInt8
-        switch packet.proto {
-        case "TCP": number = 6
-        case "UDP": number = 17
-        case "ICMP": number = 1
-        case "ICMPv6": number = 58
+        var ipPayload: Int
+        switch d.network {
+        case .ipv4(let h)?:
+            number = h.protocolNumber
+            ipPayload = h.totalLength - h.headerLength
+            if h.fragmentOffset != 0 {
+                // A later fragment: no transport header in it (the kernel keys it so too).
+                self.init(
+                    source: h.source, destination: h.destination, ipProtocol: number, sourcePort: 0,
+                    destinationPort: 0, seq: 0, ack: 0, flags: 0, length: ipPayload)
+                return
+            }
+        case .ipv6(let h)?:
+            number = h.nextHeader
+            ipPayload = h.payloadLength
         default:
-            guard let n = UInt8(packet.proto) else { return nil }
-            number = n
+            return nil
         }
-        let tcp = number == 6
-        self.init(
-            source: source, destination: destination, ipProtocol: number, sourcePort: packet.sourcePort ?? 0,
-            destinationPort: packet.destinationPort ?? 0, seq: tcp ? packet.seq ?? 0 : 0, ack: tcp ? packet.ack ?? 0 : 0,
-            flags: tcp ? UInt8(truncatingIfNeeded: packet.flags?.rawValue ?? 0) : 0, length: packet.length)
+        guard let source = d.source, let destination = d.destination else { return nil }
+        switch (number, d.transport) {
+        case (6, .tcp(let t)?):
+            self.init(
+                source: source, destination: destination, ipProtocol: 6, sourcePort: t.sourcePort,
+                destinationPort: t.destinationPort, seq: t.sequenceNumber, ack: t.acknowledgmentNumber,
+                flags: UInt8(truncatingIfNeeded: t.flags.rawValue), length: max(0, ipPayload - t.headerLength))
+        case (17, .udp(let u)?):
+            self.init(
+                source: source, destination: destination, ipProtocol: 17, sourcePort: u.sourcePort,
+                destinationPort: u.destinationPort, seq: 0, ack: 0, flags: 0, length: max(0, ipPayload - 8))
+        default:
+            self.init(
+                source: source, destination: destination, ipProtocol: number, sourcePort: 0, destinationPort: 0,
+                seq: 0, ack: 0, flags: 0, length: max(0, ipPayload))
+        }
     }
 }
 
 /// Pairs captured packets with the kernel's records of the same packets.
 ///
-/// Both see a packet once, at the same place (the device queue, where libpcap's taps take outgoing packets), so a
-/// captured packet and its record have one key (``KernelPacketKey``), and packets with equal keys (a segment
-/// retransmitted unchanged) come in the same order on both sides. Each record is used at most once.
+/// Both see an outgoing packet once, at the same place (the device queue, where libpcap's taps take outgoing
+/// packets), so a captured packet and its record have one key (``KernelPacketKey``), and packets with equal keys
+/// (a segment retransmitted unchanged) come in the same order on both sides. Each record is used at most once.
 public enum KernelPacketJoin {
     /// For each captured packet, the index of its record in `kernel`, or nil when the kernel side has none (a
     /// packet from another host, or one of a flow nothing traced took part in).
-    public static func match(captured: [PacketEvent], kernel: [KernelPacket]) -> [Int?] {
+    public static func match(captured: [CapturedPacket], kernel: [KernelPacket]) -> [Int?] {
+        match(keys: captured.map { KernelPacketKey($0.decode()) }, kernel: kernel)
+    }
+
+    /// The same for keys already made (nil: a packet that has none).
+    public static func match(keys: [KernelPacketKey?], kernel: [KernelPacket]) -> [Int?] {
         var queues: [KernelPacketKey: [Int]] = [:]
         for (i, record) in kernel.enumerated() {
             if let key = record.key { queues[key, default: []].append(i) }
         }
         var next: [KernelPacketKey: Int] = [:]
-        return captured.map { packet in
-            guard let key = KernelPacketKey(packet), let queue = queues[key] else { return nil }
+        return keys.map { key in
+            guard let key, let queue = queues[key] else { return nil }
             let n = next[key, default: 0]
             guard n < queue.count else { return nil }
             next[key] = n + 1
