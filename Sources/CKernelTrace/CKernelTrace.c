@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -63,6 +64,13 @@ pid_t kt_spawn_gated(const char *file, char *const argv[], char *const envp[], i
 }
 
 int kt_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
+
+int kt_epoll_watch(int epfd, int fd) {
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = 0};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int kt_epoll_unwatch(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
 
 // libbpf's print callback takes a va_list, which Swift cannot format.
 static pthread_mutex_t messages_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -15,6 +15,10 @@ final class Collector {
     var malformed: UInt64 = 0
     /// The Python hook's current line per thread (kernel tid) when it writes notes instead of keeping a buffer.
     var notes: [UInt32: String] = [:]
+    /// The last line and command name decoded per thread: a loop's calls repeat them, and a string per record
+    /// was most of the decoding's cost.
+    var lastLine: [UInt32: (bytes: [UInt8], text: String)] = [:]
+    var comms: [UInt32: (bytes: [UInt8], text: String)] = [:]
 
     /// A packet whose context still names calls by their kernel ids.
     struct PendingPacket {
@@ -88,14 +92,20 @@ final class Collector {
         let args = withUnsafeBytes(of: c.args) { Array($0.bindMemory(to: UInt64.self)) }
         var source: String?
         if !line.isEmpty {
-            source = String(decoding: line, as: UTF8.self)
+            if let last = lastLine[c.task.kernel_tid], last.bytes.elementsEqual(line) {
+                source = last.text
+            } else {
+                let text = String(decoding: line, as: UTF8.self)
+                lastLine[c.task.kernel_tid] = (Array(line), text)
+                source = text
+            }
         } else if let note = notes[c.task.kernel_tid] {
             source = note
         }
         calls.append(
             KernelCall(
                 number: 0, kernelID: c.id, pid: Int32(bitPattern: c.task.pid), tid: Int32(bitPattern: c.task.tid),
-                comm: Self.string(c.task.comm), syscallNumber: nr, fd: fd, fdArgument: fdArgument,
+                comm: comm(c.task), syscallNumber: nr, fd: fd, fdArgument: fdArgument,
                 socket: c.flags & UInt8(KT_CALL_HAS_SOCKET) != 0 ? Self.socket(c.socket) : nil,
                 stateBefore: c.flags & UInt8(KT_CALL_HAS_SOCKET) != 0 && nr != 41 ? c.state_before : nil,
                 arguments: args, returnValue: c.ret, unfinished: unfinished, start: time(c.start),
@@ -121,7 +131,7 @@ final class Collector {
         let packet = KernelPacket(
             time: time(p.header.time), key: key, context: .untraced,
             task: KernelTask(
-                pid: Int32(bitPattern: p.task.pid), tid: Int32(bitPattern: p.task.tid), comm: Self.string(p.task.comm),
+                pid: Int32(bitPattern: p.task.pid), tid: Int32(bitPattern: p.task.tid), comm: comm(p.task),
                 traced: traced),
             socketPointer: p.sock, socketInode: p.inode != 0 ? p.inode : nil, socketState: p.sock_state,
             ifindex: Int32(bitPattern: p.ifindex), ipID: p.ip_id, window: p.window, length: Int(p.skb_len))
@@ -208,6 +218,16 @@ final class Collector {
         return KernelTraceRun(
             calls: calls, packets: resolved, processEvents: processEvents, exitStatus: exitStatus, detached: detached,
             counters: counters, warnings: warnings)
+    }
+
+    func comm(_ ids: kt_task_ids) -> String {
+        withUnsafeBytes(of: ids.comm) { raw in
+            let name = raw.prefix { $0 != 0 }
+            if let known = comms[ids.kernel_tid], known.bytes.elementsEqual(name) { return known.text }
+            let text = String(decoding: name, as: UTF8.self)
+            comms[ids.kernel_tid] = (Array(name), text)
+            return text
+        }
     }
 
     static func string<T>(_ tuple: T) -> String {

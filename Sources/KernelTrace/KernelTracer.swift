@@ -87,13 +87,21 @@ public final class KernelTracer {
 
         var root = options.attach != nil ? try attach(options.attach!, collector) : try launch()
         defer { if root.pidfd >= 0 { close(root.pidfd) } }
+        // The root's pidfd (readable once it has exited) joins the ring's epoll set, so its end wakes the loop at
+        // once instead of at the next drain (see kt_epoll_watch).
+        let epoll = ring_buffer__epoll_fd(ring)
+        let watching = root.pidfd >= 0 && kt_epoll_watch(epoll, root.pidfd) == 0
         started()
         var leftRunning = false
         while true {
             _ = ring_buffer__poll(ring, options.drainIntervalMilliseconds)
             collector.offset = Clocks.realtimeOffset()
             _ = ring_buffer__consume(ring)
-            if root.alive { root.check() }
+            if root.alive {
+                root.check()
+                // It stays readable: a loop waiting for the root's children must sleep again.
+                if !root.alive && watching { kt_epoll_unwatch(epoll, root.pidfd) }
+            }
             let live = program.globals()?.live_processes ?? 0
             if !root.alive && live <= 0 { break }
             let flag = kernelTraceInterrupt.exchange(0, ordering: .relaxed)

@@ -21,6 +21,12 @@ pid_t kt_spawn_gated(const char *file, char *const argv[], char *const envp[], i
 int kt_pidfd_open(pid_t pid, unsigned int flags);
 #define KT_PIDFD_THREAD 0200 /* O_EXCL */
 
+/// Adds `fd` to (or removes it from) the epoll set `epfd` of libbpf's ring buffer reader, for readability, with
+/// event data 0: libbpf takes an event's data for the index of the ring to read, and 0 is the only ring.
+/// sys/epoll.h is not in Swift's Glibc module.
+int kt_epoll_watch(int epfd, int fd);
+int kt_epoll_unwatch(int epfd, int fd);
+
 /// Sends libbpf's messages (warnings, a refused program's verifier log) to a buffer instead of stderr: the loader
 /// turns them into one line for the user. Thread-safe; the buffer keeps the last 64 KiB.
 void kt_libbpf_capture_messages(void);
