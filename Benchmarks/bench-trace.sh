@@ -2,7 +2,8 @@
 # Overhead of `packetflow trace` against the untraced program and against strace, all in the same run.
 # A socket-heavy workload (many small TCP exchanges on loopback) and a file-heavy one (open/write/read/close).
 # Configurations: untraced; `packetflow trace` as users run it (capture on lo, no filter, text output);
-# `packetflow trace --no-capture`; `strace -f --seccomp-bpf -e trace=network -o /dev/null`.
+# `packetflow trace --no-capture`; `strace -f --seccomp-bpf -e trace=network -o /dev/null`; and, when the binary
+# has the eBPF engine (`trace --engine`), `trace --engine ebpf` with and without capture.
 # Runs are interleaved (one of each configuration per round, R rounds) so a change in machine load hits all of them
 # alike; the median counts, and ratios are over the untraced median (the fastest runs, least disturbed, are
 # printed too). The load average is printed before and after.
@@ -56,6 +57,13 @@ once() {
 median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 least() { sort -n "$1" | head -1; }
 
+# The eBPF columns need a packetflow whose trace has --engine, and a kernel where the engine loads.
+EBPF=0
+if "$PF" trace --help 2>/dev/null | grep -q -- '--engine' && "$PF" trace --engine ebpf --no-capture -- true >/dev/null 2>&1
+then
+    EBPF=1
+fi
+
 echo "packetflow: $PF   python: $PY   N=$N (sockets: $N TCP exchanges; files: $((N * 10)) write+read)   median of $R, interleaved"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   cores: $(nproc)"
 for w in sockets files; do
@@ -65,6 +73,10 @@ for w in sockets files; do
         once "$T/$w.pf" "$PF" trace -- "$PY" "$T/$w.py"
         once "$T/$w.pfn" "$PF" trace --no-capture -- "$PY" "$T/$w.py"
         once "$T/$w.st" strace -f --seccomp-bpf -e trace=network -o /dev/null "$PY" "$T/$w.py"
+        if [ "$EBPF" = 1 ]; then
+            once "$T/$w.eb" "$PF" trace --engine ebpf -- "$PY" "$T/$w.py"
+            once "$T/$w.ebn" "$PF" trace --engine ebpf --no-capture -- "$PY" "$T/$w.py"
+        fi
         i=$((i + 1))
     done
     base=$(median "$T/$w.base")
@@ -81,5 +93,15 @@ for w in sockets files; do
     printf '%-8s runs: untraced %s | packetflow %s | --no-capture %s | strace %s\n' "" \
         "$(sort -n "$T/$w.base" | tr '\n' ' ')" "$(sort -n "$T/$w.pf" | tr '\n' ' ')" \
         "$(sort -n "$T/$w.pfn" | tr '\n' ' ')" "$(sort -n "$T/$w.st" | tr '\n' ' ')"
+    if [ "$EBPF" = 1 ]; then
+        eb=$(median "$T/$w.eb")
+        ebn=$(median "$T/$w.ebn")
+        # The issue's measure: the engine's slowdown as a fraction of strace's (ebpf / strace, both over untraced).
+        printf '%-8s ebpf %6.3fs (x%.2f = %.2fx strace'"'"'s)  ebpf --no-capture %6.3fs (x%.2f = %.2fx strace'"'"'s)\n' \
+            "" "$eb" "$(echo "$eb / $base" | bc -l)" "$(echo "$eb / $st" | bc -l)" \
+            "$ebn" "$(echo "$ebn / $base" | bc -l)" "$(echo "$ebn / $st" | bc -l)"
+        printf '%-8s runs: ebpf %s | ebpf --no-capture %s\n' "" \
+            "$(sort -n "$T/$w.eb" | tr '\n' ' ')" "$(sort -n "$T/$w.ebn" | tr '\n' ' ')"
+    fi
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
