@@ -11,6 +11,9 @@
 // sys_exit); per CPU the softirq running (irq:softirq_entry/exit: the kernel's preempt count cannot be read from
 // BPF here); at net:net_dev_queue it records each packet of a traced task, socket or endpoint with that context.
 // Only stable tracepoints through tp_btf: kprobes and fentry are not available on every kernel that has BTF.
+// tp_btf hands the program typed pointers (the skb, the task, the registers) that it may read directly, which
+// costs a load instead of a bpf_probe_read_kernel call: the hot paths read so wherever the verifier allows it,
+// and through BPF_CORE_READ where a pointer came from memory (the descriptor table, a saved socket).
 //
 // x86_64 only, like the ptrace engine: the syscall numbers and pt_regs fields are that architecture's.
 
@@ -269,12 +272,10 @@ static __always_inline void current_ids(struct kt_task_ids *ids) {
 
 // The open file behind descriptor `fd` of the current task, or NULL: current->files->fdt->fd[fd].
 static __always_inline struct file *file_of(struct task_struct *task, int fd) {
-    if (fd < 0) return 0;
-    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-    if (!fdt) return 0;
-    unsigned int max = BPF_CORE_READ(fdt, max_fds);
-    if ((unsigned int)fd >= max) return 0;
-    struct file **fds = BPF_CORE_READ(fdt, fd);
+    if (fd < 0 || !task->files) return 0;
+    struct fdtable *fdt = task->files->fdt;
+    if (!fdt || (unsigned int)fd >= fdt->max_fds) return 0;
+    struct file **fds = fdt->fd;  // a pointer to pointers: the verifier gives it as a number, read with a helper
     struct file *file = 0;
     bpf_probe_read_kernel(&file, sizeof file, &fds[fd]);
     return file;
@@ -408,8 +409,10 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
     // is reused, which the kernel does not do within the microseconds between the close and this read.
     struct sock *sk = 0;
     __u64 inode = 0;
+    int fresh = 0;
     if (ok && (st->nr == NR_socket || st->nr == NR_accept || st->nr == NR_accept4)) {
         sk = sock_of(file_of(task, (int)ret), &inode);
+        fresh = sk != 0;
         if (sk) {
             __builtin_memset(&c->socket, 0, sizeof c->socket);
             c->socket.sock = (__u64)sk;
@@ -421,7 +424,7 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
     }
     if (sk) {
         describe(sk, &c->socket);
-        remember_socket((__u64)sk);
+        if (fresh) remember_socket((__u64)sk);  // the argument's was remembered at the entry
         remember_endpoint(&c->socket);
     } else if (st->has_socket && st->nr == NR_close) {
         struct sock *closed = (struct sock *)st->socket.sock;  // apart: CO-RE must not relocate our own struct
@@ -513,8 +516,8 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
 // A write of the Python hook to its note descriptor: "PFA <address>" announces this thread's line buffer (kept
 // here, read at each call); other notes go to user space in order with the calls.
 static __always_inline void hook_note(struct kt_task_state *st, struct pt_regs *regs) {
-    const char *buf = (const char *)BPF_CORE_READ(regs, si);
-    __u64 len = BPF_CORE_READ(regs, dx);
+    const char *buf = (const char *)regs->si;
+    __u64 len = regs->dx;
     char head[28] = {};
     if (bpf_probe_read_user(head, sizeof head, buf) != 0 && bpf_probe_read_user(head, clamp(len, 27), buf) != 0) {
         count(KT_UNREADABLE_USER);
@@ -552,7 +555,7 @@ int kt_sys_enter(unsigned long long *ctx) {
     if (!st) return 0;  // the common case: a task nobody traces
     struct pt_regs *regs = (struct pt_regs *)ctx[0];
     long nr = (long)ctx[1];
-    int fd = (int)BPF_CORE_READ(regs, di);
+    int fd = (int)regs->di;
 
     if (st->call_id && st->restarting) {
         // The previous call returned a restart code: the kernel runs the same call again (one call), or the
@@ -573,7 +576,7 @@ int kt_sys_enter(unsigned long long *ctx) {
         fd = -1;
     } else if (takes_socket_fd(nr)) {
         if (nr == NR_fcntl) {
-            long cmd = (long)BPF_CORE_READ(regs, si);
+            long cmd = (long)regs->si;
             if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) return 0;  // only these change the descriptor table
         }
         sk = sock_of(file_of(task, fd), &inode);
@@ -585,12 +588,12 @@ int kt_sys_enter(unsigned long long *ctx) {
     st->start = bpf_ktime_get_ns();
     st->nr = (int)nr;
     st->fd = fd;
-    st->args[0] = BPF_CORE_READ(regs, di);
-    st->args[1] = BPF_CORE_READ(regs, si);
-    st->args[2] = BPF_CORE_READ(regs, dx);
-    st->args[3] = BPF_CORE_READ(regs, r10);
-    st->args[4] = BPF_CORE_READ(regs, r8);
-    st->args[5] = BPF_CORE_READ(regs, r9);
+    st->args[0] = regs->di;
+    st->args[1] = regs->si;
+    st->args[2] = regs->dx;
+    st->args[3] = regs->r10;
+    st->args[4] = regs->r8;
+    st->args[5] = regs->r9;
     __builtin_memset(&st->socket, 0, sizeof st->socket);
     st->has_socket = sk != 0;
     st->state_before = 0;
@@ -598,8 +601,13 @@ int kt_sys_enter(unsigned long long *ctx) {
     if (sk) {
         st->socket.sock = (__u64)sk;
         st->socket.inode = inode;
-        describe(sk, &st->socket);
-        st->state_before = st->socket.state;
+        if (nr == NR_close) {
+            describe(sk, &st->socket);  // its ports may be released by the time close returns
+            st->state_before = st->socket.state;
+        } else {
+            st->state_before = BPF_CORE_READ(sk, __sk_common.skc_state);  // the rest is read at the exit
+        }
+        // Before the call runs: its packets (connect's SYN) name the socket, and the peer's answer its endpoint.
         remember_socket((__u64)sk);
     }
     return 0;
@@ -650,15 +658,15 @@ static __always_inline int endpoint_known(const __u8 *addr, int family, __u16 po
 // Reads the IP and TCP/UDP headers of an outgoing packet into `p`. Locally built packets have their headers in
 // the linear part, at skb->head + skb->network_header.
 static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *p) {
-    unsigned char *head = BPF_CORE_READ(skb, head);
-    __u16 nh = BPF_CORE_READ(skb, network_header);
-    p->ether_type = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+    unsigned char *head = skb->head;
+    __u16 nh = skb->network_header;
+    p->ether_type = bpf_ntohs(skb->protocol);
     if (!head || nh == 0xffff) return;
     __u8 ip[40];
     __u32 l4 = 0;
     __u32 l3_payload = 0;
     // What follows the network header in the skb, for packets whose IP length field is 0 (BIG TCP).
-    unsigned char *data = BPF_CORE_READ(skb, data);
+    unsigned char *data = skb->data;
     __u32 beyond_nh = p->skb_len - (__u32)((head + nh) - data);
     if (p->ether_type == ETH_P_IP) {
         if (bpf_probe_read_kernel(ip, 20, head + nh) != 0 || ip[0] >> 4 != 4) {
@@ -727,11 +735,12 @@ int kt_net_dev_queue(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
     struct kt_packet p = {};
-    struct sock *sk = BPF_CORE_READ(skb, sk);
-    p.skb_len = BPF_CORE_READ(skb, len);
+    struct sock *sk = skb->sk;
+    __u64 sock = (__u64)sk;
+    p.skb_len = skb->len;
     read_headers(skb, &p);
 
-    int own = sk && bpf_map_lookup_elem(&kt_sockets, &sk);
+    int own = sock && bpf_map_lookup_elem(&kt_sockets, &sock);
     int wanted = st || own;
     if (!wanted && (p.flags & KT_PACKET_TRANSPORT)) {
         int family = p.ether_type == ETH_P_IP ? 4 : 6;
@@ -753,17 +762,17 @@ int kt_net_dev_queue(unsigned long long *ctx) {
     p.header.size = sizeof p;
     p.header.time = bpf_ktime_get_ns();
     current_ids(&p.task);
-    p.sock = (__u64)sk;
+    p.sock = sock;
     if (sk) {
-        p.sock_state = BPF_CORE_READ(sk, __sk_common.skc_state);
+        p.sock_state = sk->__sk_common.skc_state;
         // Request and timewait socks (TCP_NEW_SYN_RECV, TCP_TIME_WAIT) are not full sockets: no sk_socket.
         if (p.sock_state != 12 && p.sock_state != 6) {
-            struct socket *socket = BPF_CORE_READ(sk, sk_socket);
-            if (socket) p.inode = BPF_CORE_READ(socket, file, f_inode, i_ino);
+            struct socket *socket = sk->sk_socket;
+            if (socket && socket->file && socket->file->f_inode) p.inode = socket->file->f_inode->i_ino;
         }
     }
-    struct net_device *dev = BPF_CORE_READ(skb, dev);
-    if (dev) p.ifindex = BPF_CORE_READ(dev, ifindex);
+    struct net_device *dev = skb->dev;
+    if (dev) p.ifindex = dev->ifindex;
     __u32 zero = 0;
     __u32 *vec = bpf_map_lookup_elem(&kt_softirq, &zero);
     p.softirq = vec ? (__u8)*vec : 0;
@@ -776,10 +785,10 @@ int kt_net_dev_queue(unsigned long long *ctx) {
         if (!p.softirq) {
             // Outside a recorded call: which system call was it (exit_group for a FIN at exit, a file read...)?
             struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-            if (regs) p.syscall = (int)BPF_CORE_READ(regs, orig_ax);
+            if (regs) p.syscall = (int)regs->orig_ax;
         }
     }
-    if (BPF_CORE_READ(task, flags) & PF_EXITING) p.flags |= KT_PACKET_EXITING;
+    if (task->flags & PF_EXITING) p.flags |= KT_PACKET_EXITING;
     struct kt_packet *out = bpf_ringbuf_reserve(&kt_events, sizeof *out, 0);
     if (!out) {
         count(KT_LOST_PACKETS);
