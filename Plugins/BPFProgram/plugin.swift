@@ -35,7 +35,7 @@ struct BPFProgram: BuildToolPlugin {
                     "-c", source.path, "-o", object.path,
                 ],
                 inputFiles: [source, include.appending(path: "KernelTraceEvents.h")],
-                outputFiles: [swift]),
+                outputFiles: [swift])
         ]
     }
 }

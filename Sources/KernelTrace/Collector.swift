@@ -71,8 +71,9 @@ final class Collector {
             }
             let ids = data.load(fromByteOffset: MemoryLayout<kt_header>.size, as: kt_task_ids.self)
             let textOffset = MemoryLayout<kt_note_event>.offset(of: \kt_note_event.text)!
-            let length = data.load(fromByteOffset: MemoryLayout<kt_note_event>.offset(of: \kt_note_event.len)!,
-                                   as: UInt32.self)
+            let length = data.load(
+                fromByteOffset: MemoryLayout<kt_note_event>.offset(of: \kt_note_event.len)!,
+                as: UInt32.self)
             let text = UnsafeRawBufferPointer(
                 start: data + textOffset, count: min(Int(length), max(0, size - textOffset)))
             note(ids, text)
@@ -145,8 +146,9 @@ final class Collector {
         let what: KernelProcessEvent.What
         switch t.what {
         case UInt32(KT_TASK_FORK.rawValue):
-            what = .fork(childKernelTID: Int32(bitPattern: t.child_kernel_tid),
-                         newProcess: t.child_kernel_tid == t.child_kernel_pid)
+            what = .fork(
+                childKernelTID: Int32(bitPattern: t.child_kernel_tid),
+                newProcess: t.child_kernel_tid == t.child_kernel_pid)
         case UInt32(KT_TASK_EXEC.rawValue): what = .exec
         case UInt32(KT_TASK_EXIT.rawValue): what = .exit(code: t.exit_code, wholeProcess: t.group_dead != 0)
         default:

@@ -136,7 +136,7 @@ final class KernelProgram {
     /// What can be told before loading anything: architecture, BTF, kernel version, capabilities, lockdown.
     static func preflight() throws(KernelTraceUnavailable) {
         #if !arch(x86_64)
-        throw .unsupportedArchitecture
+            throw .unsupportedArchitecture
         #endif
         guard access("/sys/kernel/btf/vmlinux", R_OK) == 0 else { throw .noBTF }
         var name = utsname()

@@ -59,9 +59,10 @@ public final class KernelTracer {
         }
     }
 
-    /// Asks a running ``run(started:settle:)`` to stop, from any thread or a signal handler: a launched program gets the
-    /// signal itself from the terminal (or, with `forward`, from here); once it has exited, or for an attached
-    /// process, the tracer detaches and what is left runs on untraced; a second request kills a launched program.
+    /// Asks a running ``run(started:settle:)`` to stop, from any thread or a signal handler: a launched program
+    /// gets the signal itself from the terminal (or, with `forward`, from here); once it has exited, or for an
+    /// attached process, the tracer detaches and what is left runs on untraced; a second request kills a launched
+    /// program.
     public static func requestStop(forward: Bool = false) {
         kernelTraceInterruptCount.add(1, ordering: .relaxed)
         kernelTraceInterrupt.store(forward ? 2 : 1, ordering: .relaxed)
@@ -76,11 +77,15 @@ public final class KernelTracer {
         kernelTraceInterruptCount.store(0, ordering: .relaxed)
         let collector = Collector(offset: Clocks.realtimeOffset())
         let context = Unmanaged.passUnretained(collector).toOpaque()
-        guard let ring = ring_buffer__new(program.eventsFD, { ctx, data, size in
-            guard let ctx, let data else { return 0 }
-            Unmanaged<Collector>.fromOpaque(ctx).takeUnretainedValue().take(UnsafeRawPointer(data), size)
-            return 0
-        }, context, nil) else {
+        guard
+            let ring = ring_buffer__new(
+                program.eventsFD,
+                { ctx, data, size in
+                    guard let ctx, let data else { return 0 }
+                    Unmanaged<Collector>.fromOpaque(ctx).takeUnretainedValue().take(UnsafeRawPointer(data), size)
+                    return 0
+                }, context, nil)
+        else {
             throw .failed("cannot read the BPF ring buffer: \(Errno(rawValue: errno).message)")
         }
         defer { ring_buffer__free(ring) }
@@ -124,7 +129,8 @@ public final class KernelTracer {
         if leftRunning, let live = program.globals()?.live_processes, live > 0 {
             collector.warnings.append("\(live) processes the command started go on running untraced")
         }
-        return collector.finish(exitStatus: root.exitStatus, detached: options.attach != nil, globals: program.globals())
+        return collector.finish(
+            exitStatus: root.exitStatus, detached: options.attach != nil, globals: program.globals())
     }
 
     /// The launched command or attached process, watched for its end.

@@ -50,11 +50,15 @@ extension KernelCall {
         case .shutdown:
             let how = Int32(truncatingIfNeeded: register(1))
             call.how = how
-            call.args = [("fd", fdArg), ("how", .string(["SHUT_RD", "SHUT_WR", "SHUT_RDWR"][Int(max(0, min(how, 2)))]))]
+            call.args = [
+                ("fd", fdArg), ("how", .string(["SHUT_RD", "SHUT_WR", "SHUT_RDWR"][Int(max(0, min(how, 2)))])),
+            ]
         case .setsockopt, .getsockopt:
             call.args = [("fd", fdArg)] + socketOption(ok: ok)
         case .write, .sendto:
-            call.args = [("fd", fdArg), ("data", .bytes(count: dataCount, preview: TextEscaper.preview(data, limit: 256)))]
+            call.args = [
+                ("fd", fdArg), ("data", .bytes(count: dataCount, preview: TextEscaper.preview(data, limit: 256))),
+            ]
             if syscall == .sendto, let text = Self.describe(address) { call.args.append(("addr", .string(text))) }
         case .read, .recvfrom:
             call.args = [("fd", fdArg), ("size", .int(Int(register(2))))]
@@ -140,7 +144,9 @@ extension KernelTraceRun {
         var table: [UInt64: SocketRecord] = [:]
         for call in calls {
             guard let s = call.socket, s.inode != 0 else { continue }
-            var record = table[s.inode] ?? SocketRecord(inode: s.inode, family: s.family, type: s.type, owner: "\(call.comm)[\(call.pid)]")
+            var record =
+                table[s.inode]
+                ?? SocketRecord(inode: s.inode, family: s.family, type: s.type, owner: "\(call.comm)[\(call.pid)]")
             if let local = s.local, local.port != 0 || record.local == nil { record.local = local }
             if let remote = s.remote { record.remote = remote }
             if call.syscallNumber == Int32(Syscall.listen.rawValue) && call.succeeded { record.listening = true }

@@ -6,81 +6,83 @@ import Sockets
 import Testing
 
 extension KernelTraceTests {
-/// The kernel's packet records against a libpcap capture of the same run: each captured packet of the traced
-/// connections has exactly one record, and each record of them was captured.
-@Suite struct JoinTests {
-    /// The benchmark's socket workload, smaller: `count` connections from the main thread to a listener thread.
-    static func workload(_ count: Int) -> String {
-        """
-        import socket, threading
-        srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", 0)); srv.listen(64); port = srv.getsockname()[1]
-        def serve():
-            for _ in range(\(count)):
-                c, _ = srv.accept(); c.sendall(c.recv(64)); c.close()
-        t = threading.Thread(target=serve); t.start()
-        for i in range(\(count)):
-            s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"ping"); s.recv(64); s.close()
-        t.join()
-        """
-    }
+    /// The kernel's packet records against a libpcap capture of the same run: each captured packet of the traced
+    /// connections has exactly one record, and each record of them was captured.
+    @Suite struct JoinTests {
+        /// The benchmark's socket workload, smaller: `count` connections from the main thread to a listener thread.
+        static func workload(_ count: Int) -> String {
+            """
+            import socket, threading
+            srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            srv.bind(("127.0.0.1", 0)); srv.listen(64); port = srv.getsockname()[1]
+            def serve():
+                for _ in range(\(count)):
+                    c, _ = srv.accept(); c.sendall(c.recv(64)); c.close()
+            t = threading.Thread(target=serve); t.start()
+            for i in range(\(count)):
+                s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"ping"); s.recv(64); s.close()
+            t.join()
+            """
+        }
 
-    @Test func everyCapturedPacketJoinsExactlyOnce() throws {
-        var captureOptions = LiveCapture.Options(interface: "lo", filter: "tcp")
-        captureOptions.immediate = true
-        // Headers only, in a ring with room for the whole burst: a drop here would be the capture's, not ours.
-        captureOptions.snapshotLength = 128
-        captureOptions.bufferSize = 16 << 20
-        let capture = try BackgroundCapture(captureOptions)
-        let run: KernelTraceRun
-        do {
-            run = try KernelTraceTests.traceExchange(Self.workload(40)) {
-                capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(2))
+        @Test func everyCapturedPacketJoinsExactlyOnce() throws {
+            var captureOptions = LiveCapture.Options(interface: "lo", filter: "tcp")
+            captureOptions.immediate = true
+            // Headers only, in a ring with room for the whole burst: a drop here would be the capture's, not ours.
+            captureOptions.snapshotLength = 128
+            captureOptions.bufferSize = 16 << 20
+            let capture = try BackgroundCapture(captureOptions)
+            let run: KernelTraceRun
+            do {
+                run = try KernelTraceTests.traceExchange(Self.workload(40)) {
+                    capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(2))
+                }
+            } catch {
+                _ = try? capture.stop()
+                throw error
             }
-        } catch {
-            _ = try? capture.stop()
-            throw error
-        }
-        let stopped = try capture.stop()
-        #expect(stopped.statistics.map { $0.droppedByKernel == 0 } ?? true)
-        #expect(run.counters == KernelTraceCounters())
+            let stopped = try capture.stop()
+            #expect(stopped.statistics.map { $0.droppedByKernel == 0 } ?? true)
+            #expect(run.counters == KernelTraceCounters())
 
-        // The traced connections, by their two ends (other tests may use loopback meanwhile).
-        var flows: Set<[SocketAddress]> = []
-        for call in run.calls {
-            guard let s = call.socket, s.isTCP, let local = s.local, let remote = s.remote else { continue }
-            flows.insert([local, remote].sorted { $0.description < $1.description })
-        }
-        #expect(flows.count == 40)
-        func flow(_ source: SocketAddress, _ destination: SocketAddress) -> Bool {
-            flows.contains([source, destination].sorted { $0.description < $1.description })
-        }
-        let captured = stopped.packets.filter {
-            let d = $0.decode()
-            guard let s = d.source, let t = d.destination, let sp = d.sourcePort, let dp = d.destinationPort
-            else { return false }
-            return flow(SocketAddress(ip: s, port: sp), SocketAddress(ip: t, port: dp))
-        }
-        let recorded = run.packets.indices.filter {
-            guard let k = run.packets[$0].key else { return false }
-            return flow(
-                SocketAddress(ip: k.source, port: k.sourcePort), SocketAddress(ip: k.destination, port: k.destinationPort))
-        }
-        // SYN, SYN/ACK, ACK, data, its ACK, reply, FINs and ACKs: at least 8 a connection.
-        #expect(captured.count >= 40 * 8)
-        let matches = KernelPacketJoin.match(captured: captured, kernel: run.packets)
-        let missing = zip(captured, matches).filter { $0.1 == nil }.compactMap { KernelPacketKey($0.0.decode()) }
-        #expect(missing.count == 0, "captured without a kernel record: \(missing.prefix(5).map(\.description))")
-        let used = matches.compactMap { $0 }
-        #expect(Set(used).count == used.count, "a record joined twice")
-        let neverCaptured = Set(recorded).subtracting(used).count
-        #expect(neverCaptured == 0 && Set(used).isSubset(of: Set(recorded)), "\(neverCaptured) records never captured")
-        // Same packet, same clock: the record is taken at the device queue just before the capture tap.
-        for (packet, index) in zip(captured, matches) {
-            guard let index else { continue }
-            let gap = packet.info.timestamp.nanoseconds(since: run.packets[index].time)
-            #expect(gap > -2_000 && gap < 1_000_000_000, "record \(gap) ns before its capture")
+            // The traced connections, by their two ends (other tests may use loopback meanwhile).
+            var flows: Set<[SocketAddress]> = []
+            for call in run.calls {
+                guard let s = call.socket, s.isTCP, let local = s.local, let remote = s.remote else { continue }
+                flows.insert([local, remote].sorted { $0.description < $1.description })
+            }
+            #expect(flows.count == 40)
+            func flow(_ source: SocketAddress, _ destination: SocketAddress) -> Bool {
+                flows.contains([source, destination].sorted { $0.description < $1.description })
+            }
+            let captured = stopped.packets.filter {
+                let d = $0.decode()
+                guard let s = d.source, let t = d.destination, let sp = d.sourcePort, let dp = d.destinationPort
+                else { return false }
+                return flow(SocketAddress(ip: s, port: sp), SocketAddress(ip: t, port: dp))
+            }
+            let recorded = run.packets.indices.filter {
+                guard let k = run.packets[$0].key else { return false }
+                return flow(
+                    SocketAddress(ip: k.source, port: k.sourcePort),
+                    SocketAddress(ip: k.destination, port: k.destinationPort))
+            }
+            // SYN, SYN/ACK, ACK, data, its ACK, reply, FINs and ACKs: at least 8 a connection.
+            #expect(captured.count >= 40 * 8)
+            let matches = KernelPacketJoin.match(captured: captured, kernel: run.packets)
+            let missing = zip(captured, matches).filter { $0.1 == nil }.compactMap { KernelPacketKey($0.0.decode()) }
+            #expect(missing.count == 0, "captured without a kernel record: \(missing.prefix(5).map(\.description))")
+            let used = matches.compactMap { $0 }
+            #expect(Set(used).count == used.count, "a record joined twice")
+            let neverCaptured = Set(recorded).subtracting(used).count
+            #expect(
+                neverCaptured == 0 && Set(used).isSubset(of: Set(recorded)), "\(neverCaptured) records never captured")
+            // Same packet, same clock: the record is taken at the device queue just before the capture tap.
+            for (packet, index) in zip(captured, matches) {
+                guard let index else { continue }
+                let gap = packet.info.timestamp.nanoseconds(since: run.packets[index].time)
+                #expect(gap > -2_000 && gap < 1_000_000_000, "record \(gap) ns before its capture")
+            }
         }
     }
-}
 }

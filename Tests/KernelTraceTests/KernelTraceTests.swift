@@ -4,8 +4,8 @@ import PacketCapture
 import PacketWire
 import Sockets
 import SyscallTrace
-import Testing
 import TestSupport
+import Testing
 import Timeline
 
 /// The eBPF engine on real programs: a Python TCP exchange on loopback run under it through `sh -c` (so the fork
@@ -121,7 +121,8 @@ import Timeline
         // The processes: sh forked, its child exec'd python3, python3 started a thread, everything exited.
         #expect(run.processEvents.contains { if case .fork(_, true) = $0.what { $0.comm == "sh" } else { false } })
         #expect(run.processEvents.contains { $0.what == .exec && $0.comm == "python3" })
-        #expect(run.processEvents.contains { if case .fork(_, false) = $0.what { $0.comm == "python3" } else { false } })
+        #expect(
+            run.processEvents.contains { if case .fork(_, false) = $0.what { $0.comm == "python3" } else { false } })
     }
 
     @Test func packetContexts() throws {
@@ -136,7 +137,10 @@ import Timeline
         func call(_ number: Int) -> KernelCall? { calls.first { $0.number == number } }
         let packets = run.packets.filter {
             guard let k = $0.key else { return false }
-            let ends = [SocketAddress(ip: k.source, port: k.sourcePort), SocketAddress(ip: k.destination, port: k.destinationPort)]
+            let ends = [
+                SocketAddress(ip: k.source, port: k.sourcePort),
+                SocketAddress(ip: k.destination, port: k.destinationPort),
+            ]
             return Set(ends) == [clientEnd, serverEnd]
         }
         func from(_ end: SocketAddress, _ flags: UInt8, length: Int? = nil) -> [KernelPacket] {
@@ -144,7 +148,11 @@ import Timeline
                 $0.key!.sourcePort == end.port && $0.key!.flags == flags && (length == nil || $0.key!.length == length)
             }
         }
-        let syn: UInt8 = 0x02, ack: UInt8 = 0x10, synAck: UInt8 = 0x12, psh: UInt8 = 0x08, fin: UInt8 = 0x01
+        let syn: UInt8 = 0x02
+        let ack: UInt8 = 0x10
+        let synAck: UInt8 = 0x12
+        let psh: UInt8 = 0x08
+        let fin: UInt8 = 0x01
 
         // Built by the sender's own call, on its own socket: SYN in connect, data in sendto, FIN in close.
         let sent = try #require(from(clientEnd, syn).first)
