@@ -6,6 +6,7 @@ import PackageDescription
 //   Timeline <- Render;  Sockets + PacketCapture + Timeline <- SocketLab;  Sockets + Timeline <- SyscallTrace
 //   PacketFiles + PacketCapture + Render <- PacketReading (read's engine)
 //   SyscallTrace (engines) + PacketCapture + PacketFiles <- Tracing (a trace session)
+//   SyscallTrace <- KernelTrace (the eBPF engine, whose calls take the ptrace engine's shape)
 //   everything <- packetflow (the thin CLI: flags, validation, delivery)
 let package = Package(
     name: "PacketFlow",
