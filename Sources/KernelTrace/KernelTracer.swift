@@ -69,10 +69,12 @@ public final class KernelTracer {
     }
 
     /// Launches the command or registers the attached process (then calls `started`), drains records until every
-    /// traced process has exited (or a stop request detaches), then calls `settle` (the session waits there for
-    /// the wire to go quiet: packets sent after the exit, such as the ACK of a FIN, are still recorded meanwhile)
-    /// and detaches.
-    public func run(started: () -> Void = {}, settle: () -> Void = {}) throws(KernelTraceError) -> KernelTraceRun {
+    /// traced process has exited (or a stop request detaches), then calls `settle` with what was recorded so far
+    /// (the session waits there for the wire to go quiet, or until the calls' connections have nothing left to
+    /// send: packets sent after the exit, such as the ACK of a FIN, are still recorded meanwhile) and detaches.
+    public func run(started: () -> Void = {}, settle: (KernelTraceRun) -> Void = { _ in })
+        throws(KernelTraceError) -> KernelTraceRun
+    {
         kernelTraceInterrupt.store(0, ordering: .relaxed)
         kernelTraceInterruptCount.store(0, ordering: .relaxed)
         let collector = Collector(offset: Clocks.realtimeOffset())
@@ -121,7 +123,7 @@ public final class KernelTracer {
                 }
             }
         }
-        settle()
+        settle(collector.finish(exitStatus: root.exitStatus, detached: options.attach != nil, globals: nil))
         collector.offset = Clocks.realtimeOffset()
         _ = ring_buffer__consume(ring)
         program.detach()

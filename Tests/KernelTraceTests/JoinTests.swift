@@ -33,8 +33,11 @@ extension KernelTraceTests {
             captureOptions.bufferSize = 16 << 20
             let capture = try BackgroundCapture(captureOptions)
             let run: KernelTraceRun
+            var settledWith = 0
             do {
-                run = try KernelTraceTests.traceExchange(Self.workload(40)) {
+                run = try KernelTraceTests.traceExchange(Self.workload(40)) { recorded in
+                    // What the session gets to decide when the wire has settled: the calls so far.
+                    settledWith = recorded.calls.count
                     capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(2))
                 }
             } catch {
@@ -44,6 +47,7 @@ extension KernelTraceTests {
             let stopped = try capture.stop()
             #expect(stopped.statistics.map { $0.droppedByKernel == 0 } ?? true)
             #expect(run.counters == KernelTraceCounters())
+            #expect(settledWith == run.calls.count, "the program had ended: no call came after the settling began")
 
             // The traced connections, by their two ends (other tests may use loopback meanwhile).
             var flows: Set<[SocketAddress]> = []

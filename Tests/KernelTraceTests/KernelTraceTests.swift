@@ -46,7 +46,9 @@ import Timeline
     }
 
     /// Runs `sh -c "python3 SCRIPT"` under the engine with the Python hook installed.
-    static func traceExchange(_ script: String = exchange, settle: () -> Void = {}) throws -> KernelTraceRun {
+    static func traceExchange(_ script: String = exchange, settle: (KernelTraceRun) -> Void = { _ in }) throws
+        -> KernelTraceRun
+    {
         let path = try scriptFile(script)
         defer { try? FileManager.default.removeItem(atPath: path) }
         guard let hook = PythonHook.install() else { throw KernelTraceTestError("cannot install the Python hook") }
