@@ -61,7 +61,7 @@ extension KernelCall {
             ]
             if syscall == .sendto, let text = Self.describe(address) { call.args.append(("addr", .string(text))) }
         case .read, .recvfrom:
-            call.args = [("fd", fdArg), ("size", .int(Int(register(2))))]
+            call.args = [("fd", fdArg), ("size", .int(Int(truncatingIfNeeded: register(2))))]
             if ok {
                 call.args.append(
                     ("data", .bytes(count: Int(returnValue), preview: TextEscaper.preview(data, limit: 256))))
