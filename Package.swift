@@ -48,7 +48,9 @@ let package = Package(
         // One trace end to end: an engine's calls, the capture, attribution, the pcapng with comments.
         .target(
             name: "Tracing",
-            dependencies: ["SyscallTrace", "PacketCapture", "PacketFiles", "PacketWire", "Sockets", "Timeline"]),
+            dependencies: [
+                "SyscallTrace", "KernelTrace", "PacketCapture", "PacketFiles", "PacketWire", "Sockets", "Timeline",
+            ]),
         // The eBPF engine: libbpf as a system library like CPcap (Debian: libbpf-dev); the record layouts and the
         // few C calls (fork+exec gated on registration, pidfd_open, libbpf's log); and the kernel program in
         // CKernelTrace/bpf, which SwiftPM does not compile for the host: the BPFProgram plugin compiles it with

@@ -128,25 +128,28 @@ public func epochString(_ t: Timestamp) -> String {
 /// The JSON Lines contract: one `call` or `packet` object per line.
 public enum JSONLines {
     /// Calls and packets, one object per line, in the timeline's order (``TimelineEvent/order(calls:packets:by:)``).
-    public static func lines(calls: [CallEvent], packets: [PacketEvent], order: TimelineEvent.Order) -> String {
+    /// A trace names its `engine` on every object, and on every packet the `context` the engine saw it built in.
+    public static func lines(
+        calls: [CallEvent], packets: [PacketEvent], order: TimelineEvent.Order, engine: String? = nil
+    ) -> String {
         TimelineEvent.order(calls: calls, packets: packets, by: order).map {
             switch $0 {
-            case .call(let i): line(.call(calls[i])) + "\n"
-            case .packet(let j): line(.packet(packets[j])) + "\n"
+            case .call(let i): line(.call(calls[i]), engine: engine) + "\n"
+            case .packet(let j): line(.packet(packets[j]), engine: engine) + "\n"
             }
         }.joined()
     }
 
-    public static func line(_ event: TimelineEvent) -> String {
+    public static func line(_ event: TimelineEvent, engine: String? = nil) -> String {
         var w = JSONWriter()
         switch event {
-        case .call(let c): write(c, into: &w)
-        case .packet(let p): write(p, into: &w)
+        case .call(let c): write(c, into: &w, engine: engine)
+        case .packet(let p): write(p, into: &w, engine: engine)
         }
         return String(decoding: w.bytes, as: UTF8.self)
     }
 
-    public static func write(_ c: CallEvent, into w: inout JSONWriter) {
+    public static func write(_ c: CallEvent, into w: inout JSONWriter, engine: String? = nil) {
         w.beginObject()
         w.field("type", "call")
         w.field("id", c.id)
@@ -189,10 +192,11 @@ public enum JSONLines {
             w.field("source", c.source)
         }
         if let note = c.note { w.field("note", note) }
+        if let engine { w.field("engine", engine) }
         w.endObject()
     }
 
-    public static func write(_ p: PacketEvent, into w: inout JSONWriter, lab: Bool = true) {
+    public static func write(_ p: PacketEvent, into w: inout JSONWriter, lab: Bool = true, engine: String? = nil) {
         w.beginObject()
         w.field("type", "packet")
         w.field("frame", p.frame)
@@ -235,6 +239,10 @@ public enum JSONLines {
             w.beginArray("comments")
             for c in p.comments { w.string(c) }
             w.endArray()
+        }
+        if let engine {
+            w.field("engine", engine)
+            w.field("context", p.context?.label)
         }
         w.endObject()
     }

@@ -158,6 +158,11 @@ public struct TraceText {
                     out += dim
                     out += "("
                     out += language.kernelPrefix
+                    if case .softirq(let name, _)? = p.context {
+                        // Where the eBPF engine saw the kernel build it.
+                        out += " "
+                        out += name
+                    }
                     out += ": "
                     out += p.kernel?.text(language) ?? ""
                     out += ")"
@@ -165,7 +170,11 @@ public struct TraceText {
                 } else if let c = p.call, let call = byId[c] {
                     out += ja ? "  ← #\(c) \(call.name) が送信" : "  ← sent by #\(c) \(call.name)"
                 } else if p.sender == src {
-                    out += ja ? "  (トレース外の相手)" : "  (peer, not traced)"
+                    if case .untraced(let task?)? = p.context {
+                        out += ja ? "  (トレース外の相手 \(task))" : "  (peer \(task), not traced)"
+                    } else {
+                        out += ja ? "  (トレース外の相手)" : "  (peer, not traced)"
+                    }
                 }
                 if let c = p.consumedBy, let call = byId[c] {
                     out += ja ? "  → #\(c) \(call.name) が受信" : "  → consumed by #\(c) \(call.name)"

@@ -71,6 +71,11 @@ public enum KernelReason: Sendable, Hashable {
     case resetFrom(Party)
     /// The FIN of a socket the kernel closed when its process exited.
     case finAtExit
+    /// The RST of a socket the kernel closed, with data unread, when its process exited.
+    case resetAtExit
+    /// What call `call` handed the kernel (bytes, a FIN, the handshake's end), built later by the kernel in
+    /// `context` ("NET_RX" when an ACK let it go, "TIMER"): Nagle, a full window, a handshake finished in a softirq.
+    case deferred(call: Int, context: String)
     /// A segment a party's kernel sent while another party ran a call (the lab).
     case sentDuring(sender: Party, actor: Party, call: String?)
     /// A packet a party's kernel sent, or (nil) a kernel with no more precise reason.
@@ -117,6 +122,16 @@ public enum KernelReason: Sendable, Hashable {
                 "FIN sent when the process exited: the kernel closed the socket",
                 "プロセスの終了時にカーネルがソケットを閉じて送ったFIN"
             )
+        case .resetAtExit:
+            (en, ja) = (
+                "RST sent when the process exited with data unread: the kernel aborted the connection",
+                "未読データを残してプロセスが終了したため、カーネルが接続を中断して送ったRST"
+            )
+        case .deferred(let call, let context):
+            (en, ja) = (
+                "sent later for call #\(call) by the kernel (\(context))",
+                "呼び出し #\(call) の分をカーネルが後で送信 (\(context))"
+            )
         case .sentDuring(let sender, let actor, let call):
             (en, ja) = (
                 "sent by \(sender.name(.en))'s kernel while \(actor.name(.en)) ran \(call ?? "a call")",
@@ -158,7 +173,7 @@ public enum KernelReason: Sendable, Hashable {
     public enum Kind: CaseIterable, Sendable {
         case synAckOfListener, synRetransmission, synAckRetransmission, handshakeAck, ackOfData, ackOfFIN
         case windowUpdate, duplicateAck, retransmission, finRetransmission, keepAliveProbe, keepAliveAck
-        case refusedReset, resetFrom, finAtExit, sentDuring, sentBy, icmp, arp
+        case refusedReset, resetFrom, finAtExit, resetAtExit, deferred, sentDuring, sentBy, icmp, arp
     }
 
     public var kind: Kind {
@@ -178,10 +193,39 @@ public enum KernelReason: Sendable, Hashable {
         case .refusedReset: .refusedReset
         case .resetFrom: .resetFrom
         case .finAtExit: .finAtExit
+        case .resetAtExit: .resetAtExit
+        case .deferred: .deferred
         case .sentDuring: .sentDuring
         case .sentBy: .sentBy
         case .icmp: .icmp
         case .arp: .arp
+        }
+    }
+}
+
+/// Where the kernel built a packet, as an engine that watches the kernel saw it (the eBPF engine; ptrace cannot
+/// see it, and leaves it nil). With it a packet's cause is what the kernel was doing, not an inference from its
+/// content.
+public enum PacketContext: Sendable, Hashable {
+    /// Inside traced call `call`; `ownSocket` when the packet belongs to the socket the call works on (on loopback
+    /// a call also builds the peer's packets, and accept may flush another socket's backlog).
+    case call(Int, ownSocket: Bool)
+    /// In a softirq ("NET_RX": an ACK of data, a SYN/ACK; "TIMER": a delayed ACK, a retransmission, a keep-alive),
+    /// on top of traced call `interrupted` if any (where it happened, not why).
+    case softirq(String, interrupted: Int?)
+    /// By a traced task outside its socket calls: `lastCall` is its previous one; `exiting` while it exits (a FIN
+    /// or RST of a socket its exit closed).
+    case afterCall(lastCall: Int?, exiting: Bool)
+    /// By a task that is not traced (an untraced peer on this host), named "comm[pid]" when known.
+    case untraced(String?)
+
+    /// The JSON Lines `"context"`: "call", "softirq", "after-call", "untraced".
+    public var label: String {
+        switch self {
+        case .call: "call"
+        case .softirq: "softirq"
+        case .afterCall: "after-call"
+        case .untraced: "untraced"
         }
     }
 }

@@ -118,6 +118,8 @@ public struct PacketEvent: Sendable {
     /// For an ICMP error: the ends of the datagram it quotes (the one that could not be delivered).
     public var quotedSource: Endpoint?
     public var quotedDestination: Endpoint?
+    /// Where the kernel built the packet, when the trace engine could see it (eBPF).
+    public var context: PacketContext?
     /// The packet's comments in a pcapng file (what Wireshark shows as packet comments; a trace's `-w` writes the
     /// call that sent each packet there).
     public var comments: [String] = []

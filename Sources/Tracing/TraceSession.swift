@@ -6,6 +6,7 @@
 /// Engines (``TraceEngine``) produce calls; the session does the rest, so a second engine changes nothing here but
 /// the engine it is given.
 import Glibc
+import KernelTrace
 import PacketCapture
 import PacketFiles
 import PacketWire
@@ -13,8 +14,20 @@ import Sockets
 import SyscallTrace
 import Timeline
 
+/// Which engine watches the program's calls.
+public enum EngineChoice: String, Sendable, CaseIterable {
+    /// eBPF when it can load here, else ptrace (with one line saying why).
+    case auto
+    /// eBPF only: kernel-truth attribution, the program never stopped; fails where it cannot load.
+    case ebpf
+    /// ptrace and seccomp: works everywhere ptrace is allowed.
+    case ptrace
+}
+
 /// What to trace and what to keep.
 public struct TraceOptions: Sendable {
+    /// The engine; ``EngineChoice/auto`` by default.
+    public var engine: EngineChoice = .auto
     /// The program to run, or empty with `attach`.
     public var command: [String] = []
     /// Attach to this running process instead of starting one.
@@ -50,6 +63,8 @@ public struct TraceRun: Sendable {
     public var capturing: Bool
     /// The kernel's capture counters at the end.
     public var statistics: CaptureStatistics?
+    /// The engine that traced: "ebpf" or "ptrace" (the JSON Lines `"engine"`).
+    public var engine: String
     /// The traced program's exit status (128 + signal when killed), nil after a detach.
     public var exitStatus: Int32?
     public var detached: Bool
@@ -59,17 +74,63 @@ public struct TraceRun: Sendable {
 /// dropped) go to `warn` as they happen, one line each.
 public final class TraceSession {
     public let options: TraceOptions
-    /// Makes the engine for a set of tracer options; ptrace's ``Tracer`` by default.
-    let makeEngine: @Sendable (Tracer.Options) -> any TraceEngine
+    /// Makes the engine for a set of tracer options, or nil to choose by ``TraceOptions/engine``.
+    let makeEngine: ((Tracer.Options) throws(TraceError) -> any TraceEngine)?
     let warn: (String) -> Void
 
+    public init(_ options: TraceOptions, warn: @escaping (String) -> Void) {
+        self.options = options
+        self.makeEngine = nil
+        self.warn = warn
+    }
+
+    /// A session with an engine of the caller's making (a test's scripted engine, say).
     public init(
-        _ options: TraceOptions, engine: @escaping @Sendable (Tracer.Options) -> any TraceEngine = { Tracer($0) },
+        _ options: TraceOptions, engine: @escaping (Tracer.Options) throws(TraceError) -> any TraceEngine,
         warn: @escaping (String) -> Void
     ) {
         self.options = options
         self.makeEngine = engine
         self.warn = warn
+    }
+
+    /// Makes Ctrl-C (SIGINT) and kill(1) (SIGTERM) stop a trace as the command does, whichever engine runs it: a
+    /// launched program gets the signal (forwarded when it came from kill, not from the terminal); an attached
+    /// program, or what a finished one left running, is detached; a second signal kills a launched program.
+    public static func installSignalHandlers() {
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigaddset(&unblock, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        var sa = sigaction()
+        sa.__sigaction_handler.sa_sigaction = { _, info, _ in
+            // Atomic stores only: safe in a signal handler.
+            let fromKill = info.map { $0.pointee.si_code <= 0 } ?? false
+            Tracer.requestStop(fromKill: fromKill)
+            KernelTracer.requestStop(forward: fromKill)
+        }
+        sa.sa_flags = SA_SIGINFO  // no SA_RESTART: the ptrace engine's waitpid must return EINTR to see the flag
+        sigaction(SIGINT, &sa, nil)
+        sigaction(SIGTERM, &sa, nil)
+    }
+
+    /// The engine the options ask for. `auto` tries eBPF and says in one line why it falls back to ptrace.
+    func engine(for tracerOptions: Tracer.Options) throws(TraceError) -> any TraceEngine {
+        if let makeEngine { return try makeEngine(tracerOptions) }
+        switch options.engine {
+        case .ptrace:
+            return Tracer(tracerOptions)
+        case .ebpf:
+            do throws(KernelTraceUnavailable) { return try KernelEngine(tracerOptions) } catch {
+                throw TraceError("the eBPF engine cannot trace here: \(error); use --engine ptrace")
+            }
+        case .auto:
+            do throws(KernelTraceUnavailable) { return try KernelEngine(tracerOptions) } catch {
+                warn("eBPF engine unavailable (\(error)): tracing with ptrace")
+                return Tracer(tracerOptions)
+            }
+        }
     }
 
     /// Why `name` cannot be executed (searched on PATH when it has no slash, as execvp does) and the status a
@@ -157,27 +218,39 @@ public final class TraceSession {
         }
         defer { if let hookDirectory { PythonHook.remove(hookDirectory) } }
 
+        // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture: the engine
+        // waits, still watching, for a quiet wire, or only until every traced connection has nothing left to send.
+        // A program we detached from goes on talking, and what it sends now no call of ours caused: no wait then.
+        let settle = { (result: TraceResult) in
+            guard let capture, !result.detached || result.exitStatus != nil else { return }
+            let connections = TraceSettling(result.sockets)
+            capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
+        }
+        var engine: any TraceEngine
         let result: TraceResult
         do {
-            result = try makeEngine(tracerOptions).run()
+            engine = try self.engine(for: tracerOptions)
+            do {
+                result = try engine.run(settle: settle)
+            } catch where options.engine == .auto && (engine as? KernelEngine)?.unavailable != nil {
+                // The program was never started: trace it with ptrace instead.
+                warn("eBPF engine unavailable (\((engine as? KernelEngine)?.unavailable.map { "\($0)" } ?? "")): "
+                    + "tracing with ptrace")
+                engine = Tracer(tracerOptions)
+                result = try engine.run(settle: settle)
+            }
         } catch {
             _ = try? capture?.stop()
             throw error
         }
         for line in result.warnings { warn(line) }
 
+        let calls = result.calls.map(\.event)
         var packets: [PacketEvent] = []
         var shown: [PacketEvent] = []
         var raw: [CapturedPacket] = []
         var statistics: CaptureStatistics?
         if let capture {
-            // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture: wait
-            // for a quiet wire, or only until every traced connection has nothing left to send. A program we
-            // detached from goes on talking, and what it sends now no call of ours caused: no wait then.
-            if !result.detached || result.exitStatus != nil {
-                let connections = TraceSettling(result.sockets)
-                capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
-            }
             do {
                 let stopped = try capture.stop(closeInBackground: true)
                 raw = stopped.packets
@@ -193,12 +266,13 @@ public final class TraceSession {
             var builder = PacketEventBuilder()
             packets = raw.map { builder.event(for: $0) }
             let related = TraceAttributor(calls: result.calls, sockets: result.sockets).attribute(&packets)
+            KernelContext.apply(engine.contexts(of: raw), to: &packets, calls: calls)
             shown = options.allPackets ? packets : packets.filter { related.contains($0.frame) }
         }
 
         let run = TraceRun(
-            calls: result.calls.map(\.event), packets: shown, allPackets: packets, captured: raw,
-            capturing: capture != nil, statistics: statistics, exitStatus: result.exitStatus,
+            calls: calls, packets: shown, allPackets: packets, captured: raw,
+            capturing: capture != nil, statistics: statistics, engine: engine.name, exitStatus: result.exitStatus,
             detached: result.detached)
         if let writer, let path = options.pcapngPath {
             do {

@@ -10,20 +10,26 @@ import SyscallTrace
 import Timeline
 import Tracing
 
+extension EngineChoice: ExpressibleByArgument {}
+
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
         abstract: "Run a program (or attach to one) and show which of its calls put each packet on the wire.",
         discussion: """
-            The program runs under ptrace with a seccomp-bpf filter, so it stops only at socket-related calls; forks, \
-            threads and exec are followed. Packets are captured at the same time and each is attributed by its \
-            content (4-tuple, sequence numbers) to the call that sent it, or marked as sent by a kernel by itself \
-            with the reason. For Python programs each call also names the source line that made it. Needs root \
-            (ptrace and CAP_NET_RAW); the program's exit code is passed through.
+            Two engines watch the program. eBPF (the default where it loads: root, a kernel with BTF) records its \
+            socket calls from the kernel without stopping it, and says for each packet where the kernel built it: \
+            inside which call, in which softirq, or by an untraced task. ptrace (--engine ptrace, or where eBPF \
+            cannot load) stops the program at its socket calls only, through a seccomp-bpf filter. Both follow \
+            forks, threads and exec. Packets are captured meanwhile and each is attributed to the call that sent it, \
+            or marked as sent by a kernel by itself with the reason. For Python programs each call also names the \
+            source line that made it. Needs root (BPF or ptrace, and CAP_NET_RAW); the program's exit code is \
+            passed through.
 
             Examples:
               packetflow trace -- python3 client.py
               packetflow trace --format jsonl -w out.pcapng -- curl -s http://127.0.0.1:8000/
+              packetflow trace --engine ptrace -- ./server
               packetflow trace -p 1234            (Ctrl-C detaches and leaves it running)
             """
     )
@@ -39,6 +45,14 @@ struct TraceCommand: ParsableCommand {
 
     @Option(name: .short, help: "Also write the packets to this pcapng file, each with a comment naming its call.")
     var write: String?
+
+    @Option(
+        name: .long,
+        help: """
+            Which engine watches the calls: ebpf (the kernel says which call built each packet; the program is never \
+            stopped), ptrace (works wherever ptrace is allowed), or auto: eBPF when it can load, else ptrace.
+            """)
+    var engine: EngineChoice = .auto
 
     @Flag(name: .customLong("no-capture"), help: "Do not capture packets: show the calls only.")
     var noCapture = false
@@ -73,7 +87,7 @@ struct TraceCommand: ParsableCommand {
             warn("cannot run \(cmd[0]): \(problem.reason)")
             throw ExitCode(problem.status)
         }
-        installTraceSignalHandlers()
+        TraceSession.installSignalHandlers()
 
         var options = TraceOptions()
         options.command = cmd
@@ -83,6 +97,7 @@ struct TraceCommand: ParsableCommand {
         options.filter = filter
         options.allPackets = allPackets
         options.pcapngPath = write
+        options.engine = engine
         let run: TraceRun
         do {
             run = try TraceSession(options, warn: warn).run()
@@ -96,7 +111,7 @@ struct TraceCommand: ParsableCommand {
         let text: String
         switch display.effectiveFormat {
         case .jsonl:
-            text = JSONLines.lines(calls: calls, packets: shown, order: .byTime)
+            text = JSONLines.lines(calls: calls, packets: shown, order: .byTime, engine: run.engine)
         case .text:
             text = TraceText(language: display.lang, color: display.useColor).render(
                 command: title, calls: calls, packets: shown, captured: run.capturing)

@@ -22,6 +22,8 @@ func example(_ kind: KernelReason.Kind) -> [KernelReason] {
     case .refusedReset: [.refusedReset]
     case .resetFrom: [.resetFrom(.role("client")), .resetFrom(.process("python3[12]")), .resetFrom(.peer)]
     case .finAtExit: [.finAtExit]
+    case .resetAtExit: [.resetAtExit]
+    case .deferred: [.deferred(call: 4, context: "NET_RX")]
     case .sentDuring: [.sentDuring(sender: .role("client"), actor: .role("server"), call: "accept")]
     case .sentBy: [.sentBy(nil), .sentBy(.role("client 2")), .sentBy(.endpoint("127.0.0.1:5000"))]
     case .icmp:
