@@ -398,26 +398,43 @@ final class ConcurrentRun: @unchecked Sendable {
 }
 
 /// Releases every thread at once when the last one arrives, so their calls start within microseconds.
+///
+/// The mutex and the condition live in memory of their own: pthreads needs them at a fixed address for their whole
+/// life, and Swift promises no stable address for a stored property (`&mutex` may point at a temporary copy).
 final class StartGate: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    /// Guarded by `mutex`.
     private var waiting: Int
 
     init(count: Int) {
         waiting = count
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        condition = .allocate(capacity: 1)
+        condition.initialize(to: pthread_cond_t())
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        condition.deinitialize(count: 1)
+        condition.deallocate()
+        pthread_mutex_destroy(mutex)
+        mutex.deinitialize(count: 1)
+        mutex.deallocate()
     }
 
     func arriveAndWait() {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         waiting -= 1
         if waiting <= 0 {
-            pthread_cond_broadcast(&condition)
+            pthread_cond_broadcast(condition)
         } else {
-            while waiting > 0 { pthread_cond_wait(&condition, &mutex) }
+            while waiting > 0 { pthread_cond_wait(condition, mutex) }
         }
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_unlock(mutex)
     }
 }
 
