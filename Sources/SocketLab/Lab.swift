@@ -252,6 +252,7 @@ public final class LabSession {
         let runs = parts.map { ConcurrentRun(part: $0, namespaces: namespaces) }
         let gate = StartGate(count: runs.count)
         var threads: [pthread_t] = []
+        var unstarted: [ConcurrentRun] = []
         for run in runs {
             run.gate = gate
             let box = Unmanaged.passRetained(run)
@@ -261,8 +262,20 @@ public final class LabSession {
                 me.run()
                 return nil
             }, box.toOpaque())
-            if rc == 0 { threads.append(tid) } else { box.release(); run.run() }
+            if rc == 0 {
+                threads.append(tid)
+            } else {
+                box.release()
+                unstarted.append(run)
+            }
         }
+        // A call the system gave no thread runs here, after the others were released: waiting at the gate on this
+        // thread would wait for threads that were never made.
+        for run in unstarted {
+            run.gate = nil
+            gate.arrive()
+        }
+        for run in unstarted { run.run() }
         for t in threads { pthread_join(t, nil) }
         settleAfterStep()
         learnEndpoints()
@@ -424,6 +437,14 @@ final class StartGate: @unchecked Sendable {
         pthread_mutex_destroy(mutex)
         mutex.deinitialize(count: 1)
         mutex.deallocate()
+    }
+
+    /// Counts one arrival without waiting (for a call that runs without a thread of its own).
+    func arrive() {
+        pthread_mutex_lock(mutex)
+        waiting -= 1
+        if waiting <= 0 { pthread_cond_broadcast(condition) }
+        pthread_mutex_unlock(mutex)
     }
 
     func arriveAndWait() {
