@@ -163,14 +163,41 @@ struct ScenarioTests {
         #expect(connect.map { flags($0) } == [[.syn], [.syn, .ack], [.ack]])
     }
 
+    /// `--explain` puts each note right under what it explains, in the run's language: the RST's meaning under the
+    /// RST in the client's close, the CLOSED states under that step's state line, and nothing under the next step,
+    /// where no state changed.
     @Test func explanationsInBothLanguages() throws {
         let r = try run("abort")
-        for language in Language.allCases {
+        let close = try call(r, "client", "close")
+        let resetRecv = try call(r, "server", "recv", nth: 1)
+        try #require(packets(r, of: close).contains { flags($0).contains(.rst) }, "no RST in the client's close")
+        let expected: [(Language, packet: String, states: [String])] = [
+            (.en, "this call aborted the connection: SO_LINGER 0 or unread data, so RST instead of FIN",
+             ["server CLOSED: no connection", "client CLOSED: no connection"]),
+            (.ja, "この呼び出しが接続を中断した (SO_LINGER 0 か未読データ): FIN ではなく RST",
+             ["サーバー CLOSED: 接続なし", "クライアント CLOSED: 接続なし"]),
+        ]
+        for (language, packetNote, stateNotes) in expected {
             var d = SequenceDiagram(leftActor: "server", rightActor: "client", language: language)
             d.explain = true
             let text = d.render(calls: r.calls, packets: r.packets)
-            #expect(text.contains("↳"))
+            let closeLines = Self.block(of: close.id, in: text)
+            let rst = try #require(closeLines.firstIndex { $0.contains("RST/ACK") }, "\(language): \(closeLines)")
+            try #require(rst + 1 < closeLines.count)
+            #expect(closeLines[rst + 1] == "                 ↳ \(packetNote)", "\(language)")
+            let states = try #require(closeLines.firstIndex { $0.hasPrefix("      \(language.statesLabel): ") })
+            #expect(Array(closeLines[(states + 1)...]) == stateNotes.map { "        ↳ \($0)" }, "\(language)")
+            #expect(!Self.block(of: resetRecv.id, in: text).contains { $0.contains("↳") }, "\(language)")
         }
+    }
+
+    /// The lines of step `id` in a rendered diagram: its step line and what follows up to the next step or a blank
+    /// line.
+    static func block(of id: Int, in text: String) -> [String] {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let start = lines.firstIndex(where: { $0.hasPrefix("\(id) ") }) else { return [] }
+        let end = lines[(start + 1)...].firstIndex { $0.isEmpty || $0.first?.isNumber == true } ?? lines.count
+        return Array(lines[start..<end])
     }
 
     /// Every scenario, one after another, leaves no namespace, listening socket or thread behind.
