@@ -34,6 +34,18 @@ public struct LabConfiguration: Sendable {
 
     /// Whether the client needs an explicit `bind` (the seed does not bind; the kernel picks 127.0.0.1).
     public var clientNeedsBind: Bool { clientPort != nil || clientIP != .v4(0x7f00_0001) }
+
+    /// Whether the run can move to a namespace of its own with only `lo`: both addresses are loopback ones
+    /// (127.0.0.0/8, ::1) and the capture is on `lo` (or `any`).
+    var fitsPrivateLoopback: Bool {
+        func loopback(_ ip: IPAddress) -> Bool {
+            switch ip {
+            case .v4(let a): a >> 24 == 127
+            case .v6(let high, let low): high == 0 && low == 1
+            }
+        }
+        return loopback(server.ip) && loopback(clientIP) && (interface == "lo" || interface == "any")
+    }
 }
 
 /// The language of lab notes. SocketLab does not depend on Render, so it has its own two-case enum.
@@ -41,10 +53,31 @@ public enum LabLanguage: String, Sendable { case en, ja }
 
 /// Where the lab's two sides run.
 public enum LabHosts: String, Sendable, CaseIterable {
-    /// Both sides on this host's loopback interface.
+    /// Both sides on a loopback interface: in a network namespace of the lab's own when the kernel allows one
+    /// (root) and the addresses are loopback ones, else on this host's.
     case loopback
+    /// Both sides on this host's own loopback, shared with every other program (to watch with tcpdump on lo).
+    case host
     /// Client and server in two network namespaces the lab creates, joined by a veth pair.
     case netns
+}
+
+/// Where the lab's sockets live, which decides what can collide with them and what to advise when a bind fails.
+public enum LabPlacement: Sendable, Equatable {
+    /// A network namespace of the lab's own with only `lo`: nothing else on the host can hold its ports or reach its
+    /// capture.
+    case privateLoopback
+    /// This host's loopback, because `--hosts host` asked for it.
+    case hostByChoice
+    /// This host's loopback, because the lab runs without root, and a namespace needs CAP_SYS_ADMIN.
+    case hostWithoutPrivilege
+    /// This host's loopback, because the kernel refused a namespace to root (a container's seccomp or missing
+    /// CAP_SYS_ADMIN): `unshare(2)`'s errno.
+    case hostRefused(Errno)
+    /// This host's network, because the addresses or the interface are not the loopback ones.
+    case hostAddresses
+    /// Two namespaces joined by a veth pair (`--hosts netns`).
+    case twoHosts
 }
 
 /// A note shown to users, in every language the lab speaks. Both texts are required so none is forgotten.
@@ -69,6 +102,8 @@ public struct LabResult: Sendable {
     public var statistics: CaptureStatistics?
     public var serverAddress: String
     public var clientAddress: String?
+    /// Where the sockets lived: a namespace of the lab's own, this host, or two namespaces.
+    public var placement: LabPlacement = .hostAddresses
 }
 
 /// Why a lab run stopped. One line, with what to do.
@@ -101,12 +136,19 @@ public final class LabSession {
     /// one address by their ports when attributing packets.
     private var named: [(actor: String, socket: Socket)] = []
     private var actorByEndpoint: [Endpoint: String] = [:]
-    /// Set in `--hosts netns`: each step's body runs inside its actor's namespace.
-    let namespaces: LabNamespaces?
+    /// Set in `--hosts netns` and in the loopback lab's own namespace: each step's body runs inside its actor's
+    /// namespace.
+    let namespaces: (any LabNetwork)?
+    /// Where the sockets live, for the advice when a bind fails.
+    let placement: LabPlacement
 
-    init(configuration: LabConfiguration, filter: String, namespaces: LabNamespaces? = nil) throws(LabError) {
+    init(
+        configuration: LabConfiguration, filter: String, namespaces: (any LabNetwork)? = nil,
+        placement: LabPlacement = .hostAddresses
+    ) throws(LabError) {
         self.configuration = configuration
         self.namespaces = namespaces
+        self.placement = placement
         if configuration.capture {
             var options = LiveCapture.Options(interface: configuration.interface, filter: filter)
             options.bufferSize = 8 << 20
@@ -381,14 +423,14 @@ func sleepFor(_ d: Duration) {
 /// One thread of a `together` step.
 final class ConcurrentRun: @unchecked Sendable {
     let part: LabSession.Concurrent
-    let namespaces: LabNamespaces?
+    let namespaces: (any LabNetwork)?
     var gate: StartGate?
     var start = Timestamp(seconds: 0, nanoseconds: 0)
     var end = Timestamp(seconds: 0, nanoseconds: 0)
     var error: Errno?
     var result = 0
 
-    init(part: LabSession.Concurrent, namespaces: LabNamespaces?) {
+    init(part: LabSession.Concurrent, namespaces: (any LabNetwork)?) {
         self.part = part
         self.namespaces = namespaces
     }

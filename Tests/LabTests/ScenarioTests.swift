@@ -8,8 +8,8 @@ import TestSupport
 import Testing
 import Timeline
 
-/// Runs every lab scenario for real on loopback, on the lab tests' own address (127.0.0.77), so other programs
-/// using the seed's 127.0.0.2:49152 cannot collide with them. Serialized: the scenarios share one port.
+/// Runs every lab scenario for real on loopback, each in a network namespace of its own, on the lab tests' own
+/// address (127.0.0.77). Serialized: concurrent runs would load the machine and blur each other's quiet-wire waits.
 @Suite(.serialized)
 struct ScenarioTests {
     static let server = SocketAddress(ip: .v4(0x7f00_004d), port: 49_160)
@@ -22,7 +22,10 @@ struct ScenarioTests {
         config.settle = .milliseconds(80)
         let scenario = try #require(LabScenario.named(name))
         do {
-            return try scenario.run(config)
+            let r = try scenario.run(config)
+            // As root, every scenario runs (and captures) in a namespace of its own.
+            #expect(r.placement == .privateLoopback, "\(name)")
+            return r
         } catch {
             Issue.record("scenario \(name) failed: \(error)")
             throw error
@@ -206,7 +209,7 @@ struct ScenarioTests {
         for s in LabScenario.all {
             _ = try run(s.name)
         }
-        #expect(LabNamespaces.existing().isEmpty)
+        #expect(ownNamespaces().isEmpty)
         let listening = (KernelTCPTable.entries("/proc/net/tcp") + KernelTCPTable.entries("/proc/net/tcp6")).filter {
             $0.state.name == "LISTEN" && ($0.local.port == Self.server.port || $0.local.port == Self.server.port + 1)
         }
@@ -222,7 +225,7 @@ struct ScenarioTests {
         let r = try LabScenario.basic.run(config)
         #expect(r.serverAddress.hasPrefix("10.200.0.2"))
         #expect(r.packets.contains { $0.flags == [.syn, .ack] })
-        #expect(LabNamespaces.existing().isEmpty)
+        #expect(ownNamespaces().isEmpty)
     }
 
     /// A signal at any moment of a `--hosts netns` run (hang-up included, and right at the start, while the
@@ -244,6 +247,11 @@ struct ScenarioTests {
         #expect(LabNamespaces.existing().filter { $0.contains("\(pid)") }.isEmpty)
         let links = (try? String(contentsOfFile: "/proc/net/dev", encoding: .utf8)) ?? ""
         #expect(!links.contains("pfs\(pid)") && !links.contains("pfc\(pid)"))
+    }
+
+    /// The namespaces this test process made and left (others on the machine may be running the same tests).
+    func ownNamespaces() -> [String] {
+        LabNamespaces.existing().filter { $0.hasPrefix("\(LabNamespaces.prefix)\(getpid())-") }
     }
 
     func taskCount() -> Int {
