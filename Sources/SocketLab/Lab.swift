@@ -243,12 +243,13 @@ public final class LabSession {
         return outcome
     }
 
-    /// Like `step`, but an error ends the run with a message naming the step.
+    /// Like `step`, but an error ends the run with a message naming the step, and what `hint` says about that
+    /// error.
     @discardableResult
     public func require<T>(
         _ actor: String, _ name: String, _ args: [(String, ArgumentValue)] = [], note: LabText? = nil,
         result: (T) -> Int? = { _ in 0 }, local: SocketAddress? = nil, remote: SocketAddress? = nil,
-        hint: String? = nil, _ body: () throws(Errno) -> T
+        hint: ((Errno) -> String?)? = nil, _ body: () throws(Errno) -> T
     ) throws(LabError) -> T {
         switch step(actor, name, args, note: note, result: result, local: local, remote: remote, body) {
         case .success(let v): return v
@@ -256,7 +257,30 @@ public final class LabSession {
             let shown = args.map { $0.1.description }.joined(separator: ", ")
             throw LabError(
                 "step \(nextID - 1) \(actor) \(name)(\(shown)) failed: \(e.name) (\(e.message))"
-                    + (hint.map { "; \($0)" } ?? ""))
+                    + (hint?(e).map { "; \($0)" } ?? ""))
+        }
+    }
+
+    /// What to say when `actor`'s bind to `address` failed with `error`: for EADDRINUSE, what holds the address
+    /// (asked in the actor's namespace) and what to do. `reusing`: the socket had SO_REUSEADDR. `option` names
+    /// the flag that moves the address (`--server`), to suggest a free port with it.
+    func bindHint(_ error: Errno, _ address: SocketAddress, actor: String, reusing: Bool, option: String?) -> String? {
+        switch error {
+        case .addressInUse:
+            let (holders, records) = LabNamespaces.within(namespaces, actor: actor) {
+                (SocketDiag.holders(of: address), SocketDiag.records(
+                    protocol: UInt8(IPPROTO_TCP), inStates: SocketDiag.statesWithDescriptors + [.timeWait]))
+            }
+            let port = records.flatMap { AddressInUse.freePort(near: address, records: $0) }
+            let alternative = option.flatMap { flag in
+                port.map { "\(flag) \(SocketAddress(ip: address.ip, port: $0))" }
+            }
+            return AddressInUse.explanation(
+                address, holders: holders, reusing: reusing, placement: placement, alternative: alternative)
+        case .addressNotAvailable:
+            return "\(address.ip) is not an address of this host; choose one that `ip address` lists"
+        default:
+            return nil
         }
     }
 

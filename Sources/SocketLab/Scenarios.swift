@@ -111,7 +111,7 @@ extension LabScenario {
         lab.watch("server", server)
         try lab.require(
             "server", "bind", [("address", config.server.argument)], local: config.server,
-            hint: "is `packetflow server` or another program using \(config.server)? Choose another with --server"
+            hint: { lab.bindHint($0, config.server, actor: "server", reusing: true, option: "--server") }
         ) { () throws(Errno) in try server.bind(to: config.server) }
         try lab.require("server", "listen", [("backlog", .int(Int(backlog)))]) { () throws(Errno) in
             try server.listen(backlog: backlog)
@@ -127,9 +127,10 @@ extension LabScenario {
             }
         }
         if config.clientNeedsBind {
-            try lab.require("client", "bind", [("address", config.clientAddress.argument)]) { () throws(Errno) in
-                try client.bind(to: config.clientAddress)
-            }
+            try lab.require(
+                "client", "bind", [("address", config.clientAddress.argument)],
+                hint: { lab.bindHint($0, config.clientAddress, actor: "client", reusing: false, option: nil) }
+            ) { () throws(Errno) in try client.bind(to: config.clientAddress) }
         }
         try lab.require(
             "client", "connect", [("address", config.server.argument)], remote: config.server

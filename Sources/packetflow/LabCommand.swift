@@ -17,7 +17,9 @@ struct LabCommand: ParsableCommand {
 
             As root the lab runs in a network namespace of its own, with its own lo: no program or TIME_WAIT left \
             on this host's 127.0.0.2:49152 can take its port, and no other traffic reaches its capture. Without \
-            root, or with --hosts host (to watch it with tcpdump -i lo), it uses this host's lo.
+            root, or with --hosts host (to watch it with tcpdump -i lo), it uses this host's lo; if its port is \
+            taken there, the error says by what (a program and its pid, or which connection's TIME_WAIT and for \
+            how long) and what to do.
 
             Examples:
               packetflow lab                         the seed: 127.0.0.1 → 127.0.0.2:49152
