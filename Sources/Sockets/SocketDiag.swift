@@ -187,7 +187,9 @@ extension SocketDiag {
     public static func holders(of address: SocketAddress) -> [PortHolder]? {
         guard let records = records(protocol: UInt8(IPPROTO_TCP), inStates: statesWithDescriptors + [.timeWait])
         else { return nil }
-        let matching = records.filter { $0.entry.local.port == address.port && sameOrWildcard($0.entry.local.ip, address.ip) }
+        let matching = records.filter {
+            $0.entry.local.port == address.port && sameOrWildcard($0.entry.local.ip, address.ip)
+        }
         let owners = processes(holding: Set(matching.map(\.entry.inode).filter { $0 != 0 }))
         return matching.map { PortHolder(record: $0, processes: owners[$0.entry.inode] ?? []) }
     }

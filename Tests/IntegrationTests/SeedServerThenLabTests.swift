@@ -79,7 +79,7 @@ import TestSupport
     }
 
     @Test func theLabWorksRightAfterTheSeedsOwnServer() throws {
-        try #require(geteuid() == 0, "the test's namespace, the lab's namespace and its capture need root (CI runs as root)")
+        try #require(geteuid() == 0, "the namespaces and the capture need root: run the tests as root (CI does)")
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let bin = try packetflowBinaryChecked().path
@@ -126,7 +126,8 @@ import TestSupport
         let everyone = try Self.binaryForEveryone(in: dir)
         let user = try ns.run(Self.unprivileged([everyone, "lab", "--no-capture", "--no-color"]))
         #expect(user.status != 0)
-        #expect(user.stderr.contains("is held by the TIME_WAIT of the connection 127.0.0.2:49152 ⇄ \(peer)"), "\(user)")
+        #expect(
+            user.stderr.contains("is held by the TIME_WAIT of the connection 127.0.0.2:49152 ⇄ \(peer)"), "\(user)")
         #expect(user.stderr.contains("run as root (the lab then runs in a network namespace of its own)"), "\(user)")
 
         // The README's first command, as root: the lab runs in a namespace of its own and captures the seed.
@@ -152,7 +153,7 @@ import TestSupport
     /// own namespace or on the lo it was started on.
     @Test(arguments: ["text", "jsonl", "mermaid", "html"])
     func theOutputIsTheSameInTheLabsOwnNamespace(format: String) throws {
-        try #require(geteuid() == 0, "the lab's namespace and its capture need root (CI runs as root)")
+        try #require(geteuid() == 0, "the lab's namespace and its capture need root: run the tests as root (CI does)")
         let bin = try packetflowBinaryChecked().path
         let ns = try TestNamespace()
         let own = try ns.run([bin, "lab", "--no-color", "--format", format])

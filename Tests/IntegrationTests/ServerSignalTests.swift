@@ -87,7 +87,9 @@ struct SetupFailure: Error, CustomStringConvertible {
         #expect(messages.contains("stopped after 5 clients"), "\(messages)")
         #expect(log.count == 5, "\(log)")
         #expect(log.filter { $0.hasSuffix("; replied") }.count == 4)
-        #expect(log.contains { $0.hasPrefix("#4 ") && $0.hasSuffix("still waiting when the server stopped; closed without a reply") })
+        #expect(log.contains {
+            $0.hasPrefix("#4 ") && $0.hasSuffix("still waiting when the server stopped; closed without a reply")
+        })
         #expect(try silent.recv(max: 16) == [], "the waiting client is closed")
         let late = try Socket(family: .ipv4, type: .stream)
         #expect(throws: Errno.connectionRefused) { try late.connect(to: server.address, timeout: .seconds(2)) }

@@ -137,7 +137,9 @@ sys.exit(3)
         let connects = calls.filter { $0["name"] as? String == "connect" && ($0["errno"] is NSNull) }
         #expect(connects.count == 400 + 6, "\(connects.count) connect calls traced")
         // A datagram's sendto names its destination; sendall's sendto on a connected socket does not.
-        let datagrams = calls.filter { $0["name"] as? String == "sendto" && ($0["args"] as? [String: Any])?["addr"] != nil }
+        let datagrams = calls.filter {
+            $0["name"] as? String == "sendto" && ($0["args"] as? [String: Any])?["addr"] != nil
+        }
         #expect(datagrams.count == 5 * 20, "\(datagrams.count) datagrams traced")
     }
 }

@@ -56,7 +56,9 @@ import Testing
         // Without SO_REUSEADDR on the failed socket, the other side's option explains nothing: not claimed.
         let plain = AddressInUse.explanation(
             server, holders: holders, reusing: false, placement: .privateLoopback, alternative: nil)
-        #expect(plain == "\(server) is held by the TIME_WAIT of the connection \(server) ⇄ \(client) for another \(left) s; wait \(left) s")
+        #expect(
+            plain == "\(server) is held by the TIME_WAIT of the connection \(server) ⇄ \(client) for another \(left) s;"
+                + " wait \(left) s")
     }
 
     /// `--hosts host` (no namespace) on a port a TIME_WAIT holds: the run stops at the bind with one line that
@@ -74,7 +76,10 @@ import Testing
         let prefix = "step 2 server bind(\(server)) failed: EADDRINUSE (Address already in use); \(server) is held by"
             + " the TIME_WAIT of the connection \(server) ⇄ \(client) for another "
         #expect(text.hasPrefix(prefix), "\(text)")
-        #expect(text.contains(" s, drop --hosts host (the lab then runs in a network namespace of its own) or choose a free port: --server 127.0.0.1:"), "\(text)")
+        #expect(
+            text.contains(
+                " s, drop --hosts host (the lab then runs in a network namespace of its own) or choose a free port:"
+                    + " --server 127.0.0.1:"), "\(text)")
         let suggested = try #require(text.split(separator: ":").last.flatMap { UInt16($0) }, "\(text)")
         #expect(suggested > server.port)
         for port in [suggested, suggested + 1] {
@@ -96,7 +101,8 @@ import Testing
             #expect(r.calls.count == 12 && r.calls.allSatisfy { $0.errno == nil })
         } else {
             let error = #expect(throws: LabError.self) { try LabScenario.basic.run(config) }
-            #expect(error?.message.contains("run as root (the lab then runs in a network namespace of its own)") == true)
+            #expect(
+                error?.message.contains("run as root (the lab then runs in a network namespace of its own)") == true)
         }
     }
 

@@ -18,7 +18,7 @@ import Timeline
     }
 
     @Test func aHostServerOnTheLabsAddressNeitherCollidesNorShowsUp() throws {
-        try #require(geteuid() == 0, "the lab's own namespace and its capture need root: run the tests as root (CI does)")
+        try #require(geteuid() == 0, "the lab's namespace and its capture need root: run the tests as root (CI does)")
         let host = try SeedServer(
             configuration: .init(address: SocketAddress(ip: .v4(0x7f00_004e), port: 0), backlog: 16), log: { _ in })
         let serving = Thread { try? host.run() }

@@ -51,7 +51,8 @@ import TestSupport
         let server = Process()
         server.executableURL = packetflowBinary()
         server.arguments = [
-            "server", "--port", "0", "--backlog", "\(Self.backlog)", "--timeout", "\(Self.clientTimeout.components.seconds)",
+            "server", "--port", "0", "--backlog", "\(Self.backlog)",
+            "--timeout", "\(Self.clientTimeout.components.seconds)",
         ]
         let out = Pipe(), err = Pipe()
         server.standardOutput = out
@@ -171,7 +172,9 @@ struct SoakLoad {
                 #expect(error == .connectionReset, "megabyte client: \(error); \(seed)")
             }
             let total = exchanges.count + silent.count + 1 + probes.count + 1
-            #expect(accessCount == total && log.count == total, "\(accessCount) counted, \(log.count) logged, \(total) clients; \(seed)")
+            #expect(
+                accessCount == total && log.count == total,
+                "\(accessCount) counted, \(log.count) logged, \(total) clients; \(seed)")
         }
     }
 
@@ -183,8 +186,8 @@ struct SoakLoad {
         // The silent clients first, so they are waiting while the others are served.
         var silentSockets: [(Socket, SocketAddress, ContinuousClock.Instant)] = []
         for _ in 0..<Self.silent {
-            guard let s = try? Socket(family: .ipv4, type: .stream), (try? s.connect(to: server, timeout: .seconds(5))) != nil,
-                let local = try? s.localAddress
+            guard let s = try? Socket(family: .ipv4, type: .stream),
+                (try? s.connect(to: server, timeout: .seconds(5))) != nil, let local = try? s.localAddress
             else {
                 Issue.record("a silent client could not connect")
                 continue
@@ -251,7 +254,9 @@ struct SoakLoad {
         return outcome
     }
 
-    static func exchange(_ message: [UInt8], with server: SocketAddress) -> (SocketAddress?, Result<[UInt8], SeedClientError>) {
+    static func exchange(
+        _ message: [UInt8], with server: SocketAddress
+    ) -> (SocketAddress?, Result<[UInt8], SeedClientError>) {
         do {
             let reply = try SeedClient(configuration: .init(server: server, receiveTimeout: .seconds(15)))
                 .send(bytes: message)
