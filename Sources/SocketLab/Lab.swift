@@ -34,6 +34,18 @@ public struct LabConfiguration: Sendable {
 
     /// Whether the client needs an explicit `bind` (the seed does not bind; the kernel picks 127.0.0.1).
     public var clientNeedsBind: Bool { clientPort != nil || clientIP != .v4(0x7f00_0001) }
+
+    /// Whether the run can move to a namespace of its own with only `lo`: both addresses are loopback ones
+    /// (127.0.0.0/8, ::1) and the capture is on `lo` (or `any`).
+    var fitsPrivateLoopback: Bool {
+        func loopback(_ ip: IPAddress) -> Bool {
+            switch ip {
+            case .v4(let a): a >> 24 == 127
+            case .v6(let high, let low): high == 0 && low == 1
+            }
+        }
+        return loopback(server.ip) && loopback(clientIP) && (interface == "lo" || interface == "any")
+    }
 }
 
 /// The language of lab notes. SocketLab does not depend on Render, so it has its own two-case enum.
@@ -41,10 +53,31 @@ public enum LabLanguage: String, Sendable { case en, ja }
 
 /// Where the lab's two sides run.
 public enum LabHosts: String, Sendable, CaseIterable {
-    /// Both sides on this host's loopback interface.
+    /// Both sides on a loopback interface: in a network namespace of the lab's own when the kernel allows one
+    /// (root) and the addresses are loopback ones, else on this host's.
     case loopback
+    /// Both sides on this host's own loopback, shared with every other program (to watch with tcpdump on lo).
+    case host
     /// Client and server in two network namespaces the lab creates, joined by a veth pair.
     case netns
+}
+
+/// Where the lab's sockets live, which decides what can collide with them and what to advise when a bind fails.
+public enum LabPlacement: Sendable, Equatable {
+    /// A network namespace of the lab's own with only `lo`: nothing else on the host can hold its ports or reach its
+    /// capture.
+    case privateLoopback
+    /// This host's loopback, because `--hosts host` asked for it.
+    case hostByChoice
+    /// This host's loopback, because the lab runs without root, and a namespace needs CAP_SYS_ADMIN.
+    case hostWithoutPrivilege
+    /// This host's loopback, because the kernel refused a namespace to root (a container's seccomp or missing
+    /// CAP_SYS_ADMIN): `unshare(2)`'s errno.
+    case hostRefused(Errno)
+    /// This host's network, because the addresses or the interface are not the loopback ones.
+    case hostAddresses
+    /// Two namespaces joined by a veth pair (`--hosts netns`).
+    case twoHosts
 }
 
 /// A note shown to users, in every language the lab speaks. Both texts are required so none is forgotten.
@@ -69,6 +102,8 @@ public struct LabResult: Sendable {
     public var statistics: CaptureStatistics?
     public var serverAddress: String
     public var clientAddress: String?
+    /// Where the sockets lived: a namespace of the lab's own, this host, or two namespaces.
+    public var placement: LabPlacement = .hostAddresses
 }
 
 /// Why a lab run stopped. One line, with what to do.
@@ -101,12 +136,19 @@ public final class LabSession {
     /// one address by their ports when attributing packets.
     private var named: [(actor: String, socket: Socket)] = []
     private var actorByEndpoint: [Endpoint: String] = [:]
-    /// Set in `--hosts netns`: each step's body runs inside its actor's namespace.
-    let namespaces: LabNamespaces?
+    /// Set in `--hosts netns` and in the loopback lab's own namespace: each step's body runs inside its actor's
+    /// namespace.
+    let namespaces: (any LabNetwork)?
+    /// Where the sockets live, for the advice when a bind fails.
+    let placement: LabPlacement
 
-    init(configuration: LabConfiguration, filter: String, namespaces: LabNamespaces? = nil) throws(LabError) {
+    init(
+        configuration: LabConfiguration, filter: String, namespaces: (any LabNetwork)? = nil,
+        placement: LabPlacement = .hostAddresses
+    ) throws(LabError) {
         self.configuration = configuration
         self.namespaces = namespaces
+        self.placement = placement
         if configuration.capture {
             var options = LiveCapture.Options(interface: configuration.interface, filter: filter)
             options.bufferSize = 8 << 20
@@ -201,12 +243,13 @@ public final class LabSession {
         return outcome
     }
 
-    /// Like `step`, but an error ends the run with a message naming the step.
+    /// Like `step`, but an error ends the run with a message naming the step, and what `hint` says about that
+    /// error.
     @discardableResult
     public func require<T>(
         _ actor: String, _ name: String, _ args: [(String, ArgumentValue)] = [], note: LabText? = nil,
         result: (T) -> Int? = { _ in 0 }, local: SocketAddress? = nil, remote: SocketAddress? = nil,
-        hint: String? = nil, _ body: () throws(Errno) -> T
+        hint: ((Errno) -> String?)? = nil, _ body: () throws(Errno) -> T
     ) throws(LabError) -> T {
         switch step(actor, name, args, note: note, result: result, local: local, remote: remote, body) {
         case .success(let v): return v
@@ -214,7 +257,30 @@ public final class LabSession {
             let shown = args.map { $0.1.description }.joined(separator: ", ")
             throw LabError(
                 "step \(nextID - 1) \(actor) \(name)(\(shown)) failed: \(e.name) (\(e.message))"
-                    + (hint.map { "; \($0)" } ?? ""))
+                    + (hint?(e).map { "; \($0)" } ?? ""))
+        }
+    }
+
+    /// What to say when `actor`'s bind to `address` failed with `error`: for EADDRINUSE, what holds the address
+    /// (asked in the actor's namespace) and what to do. `reusing`: the socket had SO_REUSEADDR. `option` names
+    /// the flag that moves the address (`--server`), to suggest a free port with it.
+    func bindHint(_ error: Errno, _ address: SocketAddress, actor: String, reusing: Bool, option: String?) -> String? {
+        switch error {
+        case .addressInUse:
+            let (holders, records) = LabNamespaces.within(namespaces, actor: actor) {
+                (SocketDiag.holders(of: address), SocketDiag.records(
+                    protocol: UInt8(IPPROTO_TCP), inStates: SocketDiag.statesWithDescriptors + [.timeWait]))
+            }
+            let port = records.flatMap { AddressInUse.freePort(near: address, records: $0) }
+            let alternative = option.flatMap { flag in
+                port.map { "\(flag) \(SocketAddress(ip: address.ip, port: $0))" }
+            }
+            return AddressInUse.explanation(
+                address, holders: holders, reusing: reusing, placement: placement, alternative: alternative)
+        case .addressNotAvailable:
+            return "\(address.ip) is not an address of this host; choose one that `ip address` lists"
+        default:
+            return nil
         }
     }
 
@@ -252,6 +318,7 @@ public final class LabSession {
         let runs = parts.map { ConcurrentRun(part: $0, namespaces: namespaces) }
         let gate = StartGate(count: runs.count)
         var threads: [pthread_t] = []
+        var unstarted: [ConcurrentRun] = []
         for run in runs {
             run.gate = gate
             let box = Unmanaged.passRetained(run)
@@ -261,8 +328,20 @@ public final class LabSession {
                 me.run()
                 return nil
             }, box.toOpaque())
-            if rc == 0 { threads.append(tid) } else { box.release(); run.run() }
+            if rc == 0 {
+                threads.append(tid)
+            } else {
+                box.release()
+                unstarted.append(run)
+            }
         }
+        // A call the system gave no thread runs here, after the others were released: waiting at the gate on this
+        // thread would wait for threads that were never made.
+        for run in unstarted {
+            run.gate = nil
+            gate.arrive()
+        }
+        for run in unstarted { run.run() }
         for t in threads { pthread_join(t, nil) }
         settleAfterStep()
         learnEndpoints()
@@ -368,14 +447,14 @@ func sleepFor(_ d: Duration) {
 /// One thread of a `together` step.
 final class ConcurrentRun: @unchecked Sendable {
     let part: LabSession.Concurrent
-    let namespaces: LabNamespaces?
+    let namespaces: (any LabNetwork)?
     var gate: StartGate?
     var start = Timestamp(seconds: 0, nanoseconds: 0)
     var end = Timestamp(seconds: 0, nanoseconds: 0)
     var error: Errno?
     var result = 0
 
-    init(part: LabSession.Concurrent, namespaces: LabNamespaces?) {
+    init(part: LabSession.Concurrent, namespaces: (any LabNetwork)?) {
         self.part = part
         self.namespaces = namespaces
     }
@@ -398,26 +477,51 @@ final class ConcurrentRun: @unchecked Sendable {
 }
 
 /// Releases every thread at once when the last one arrives, so their calls start within microseconds.
+///
+/// The mutex and the condition live in memory of their own: pthreads needs them at a fixed address for their whole
+/// life, and Swift promises no stable address for a stored property (`&mutex` may point at a temporary copy).
 final class StartGate: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    /// Guarded by `mutex`.
     private var waiting: Int
 
     init(count: Int) {
         waiting = count
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        condition = .allocate(capacity: 1)
+        condition.initialize(to: pthread_cond_t())
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        condition.deinitialize(count: 1)
+        condition.deallocate()
+        pthread_mutex_destroy(mutex)
+        mutex.deinitialize(count: 1)
+        mutex.deallocate()
+    }
+
+    /// Counts one arrival without waiting (for a call that runs without a thread of its own).
+    func arrive() {
+        pthread_mutex_lock(mutex)
+        waiting -= 1
+        if waiting <= 0 { pthread_cond_broadcast(condition) }
+        pthread_mutex_unlock(mutex)
     }
 
     func arriveAndWait() {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         waiting -= 1
         if waiting <= 0 {
-            pthread_cond_broadcast(&condition)
+            pthread_cond_broadcast(condition)
         } else {
-            while waiting > 0 { pthread_cond_wait(&condition, &mutex) }
+            while waiting > 0 { pthread_cond_wait(condition, mutex) }
         }
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_unlock(mutex)
     }
 }
 

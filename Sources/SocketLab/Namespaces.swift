@@ -9,7 +9,7 @@ import Sockets
 /// end of a run, after a failure, and from a SIGINT/SIGTERM handler, so no namespace outlives the lab.
 /// A socket belongs to the namespace of the thread that made it, so each step's body runs after `setns(2)` into
 /// its actor's namespace and the thread returns to its own namespace afterwards (`within`).
-public final class LabNamespaces: @unchecked Sendable {
+public final class LabNamespaces: LabNetwork, @unchecked Sendable {
     public static let serverIP = IPAddress.v4(0x0ac8_0002)
     public static let clientIP = IPAddress.v4(0x0ac8_0001)
     /// fd00:200::2 and fd00:200::1 (unique-local), for the `ipv6` scenario.
@@ -22,7 +22,7 @@ public final class LabNamespaces: @unchecked Sendable {
     let clientInterface: String
     private let serverFD: Int32
     private let clientFD: Int32
-    private let originalFD: Int32
+    let originalFD: Int32
     private var removed = false
 
     /// The prefix of every namespace the lab makes, so leftovers can be recognised.
@@ -86,11 +86,14 @@ public final class LabNamespaces: @unchecked Sendable {
         if originalFD >= 0 { close(originalFD) }
     }
 
-    /// Runs `body` with the calling thread in `actor`'s namespace (server… → server, anything else → client),
-    /// then returns the thread to where it was. Without namespaces it just runs `body`.
-    static func within<T>(_ namespaces: LabNamespaces?, actor: String, _ body: () -> T) -> T {
+    /// Server… → the server's namespace, anything else → the client's.
+    func namespace(of actor: String) -> Int32 { actor.hasPrefix("server") ? serverFD : clientFD }
+
+    /// Runs `body` with the calling thread in `actor`'s namespace, then returns the thread to where it was.
+    /// Without namespaces it just runs `body`.
+    static func within<T>(_ namespaces: (any LabNetwork)?, actor: String, _ body: () -> T) -> T {
         guard let namespaces else { return body() }
-        let target = actor.hasPrefix("server") ? namespaces.serverFD : namespaces.clientFD
+        let target = namespaces.namespace(of: actor)
         // The thread's own namespace, not the process's: a `together` thread starts in the process's.
         let back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
         _ = gnuSetns(target, cloneNewNet)
@@ -153,6 +156,99 @@ public final class LabNamespaces: @unchecked Sendable {
     }
 }
 
+/// The network namespaces a lab run's actors are placed in, as descriptors for `setns(2)`.
+protocol LabNetwork: AnyObject, Sendable {
+    /// The namespace `actor`'s calls run in.
+    func namespace(of actor: String) -> Int32
+    /// The namespace the lab started in: where a thread returns when its own cannot be opened.
+    var originalFD: Int32 { get }
+}
+
+/// The loopback lab's own network namespace: new, unnamed, with only `lo`, brought up (127.0.0.0/8 and ::1), and
+/// both sides of the lab in it.
+///
+/// Guarantees: nothing else on the host shares its ports or its wire, so a TIME_WAIT or a server left on the
+/// host's 127.0.0.2:49152 cannot make the lab's bind fail, and the lab captures only its own packets. It has no
+/// name under /run/netns: it lives while its descriptor or a socket made in it does, so it cannot outlive the lab
+/// whatever signal ends it, and there is nothing to clean up.
+public final class PrivateLoopback: LabNetwork, @unchecked Sendable {
+    let descriptor: Int32
+    let originalFD: Int32
+
+    private init(descriptor: Int32, original: Int32) {
+        self.descriptor = descriptor
+        self.originalFD = original
+    }
+
+    deinit {
+        close(descriptor)
+        close(originalFD)
+    }
+
+    func namespace(of actor: String) -> Int32 { descriptor }
+
+    /// Makes the namespace on the calling thread (`unshare(2)`), brings its `lo` up, and returns the thread to its
+    /// own namespace; or the errno of what the kernel refused (EPERM without CAP_SYS_ADMIN).
+    public static func make() -> Result<PrivateLoopback, Errno> {
+        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        guard original >= 0 else { return .failure(Errno(rawValue: errno)) }
+        guard gnuUnshare(cloneNewNet) == 0 else {
+            let error = Errno(rawValue: errno)
+            close(original)
+            return .failure(error)
+        }
+        let descriptor = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        let failure = descriptor < 0 ? Errno(rawValue: errno) : bringLoopbackUp()
+        // Cannot fail once unshare succeeded (the same privilege); if it did, the thread would stay in the new
+        // namespace, where the lab's calls go anyway.
+        _ = gnuSetns(original, cloneNewNet)
+        if let failure {
+            if descriptor >= 0 { close(descriptor) }
+            close(original)
+            return .failure(failure)
+        }
+        return .success(PrivateLoopback(descriptor: descriptor, original: original))
+    }
+
+    /// `ip link set lo up` as one rtnetlink request (RTM_NEWLINK with IFF_UP) in the calling thread's namespace; nil
+    /// when the kernel acknowledged it.
+    static func bringLoopbackUp() -> Errno? {
+        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0 /* NETLINK_ROUTE */)
+        guard fd >= 0 else { return Errno(rawValue: errno) }
+        defer { close(fd) }
+        let index = if_nametoindex("lo")
+        guard index != 0 else { return Errno(rawValue: errno) }
+        // nlmsghdr (len, type RTM_NEWLINK = 16, flags NLM_F_REQUEST | NLM_F_ACK, seq, pid), then ifinfomsg
+        // (family AF_UNSPEC, pad, type, index, flags IFF_UP, change IFF_UP).
+        var request = [UInt8](repeating: 0, count: 32)
+        func put32(_ value: UInt32, at offset: Int) {
+            for i in 0..<4 { request[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
+        }
+        put32(32, at: 0)
+        request[4] = 16
+        request[6] = 0x05
+        put32(1, at: 8)
+        put32(index, at: 20)
+        put32(1, at: 24)
+        put32(1, at: 28)
+        guard SocketDiag.sendToKernel(fd, request) else { return Errno(rawValue: errno) }
+        var reply = [UInt8](repeating: 0, count: 1024)
+        var n = 0
+        repeat {
+            n = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        } while n < 0 && errno == EINTR
+        guard n > 0 else { return Errno(rawValue: errno) }
+        // The acknowledgment is an NLMSG_ERROR (type 2) whose error field is 0, or minus the errno.
+        let answer: Int32? = reply.withUnsafeBytes { raw in
+            let view = ByteView(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
+            guard view.u16le(4) == 2, let code = view.u32le(16) else { return nil }
+            return Int32(bitPattern: code)
+        }
+        guard let answer else { return .invalidArgument }
+        return answer == 0 ? nil : Errno(rawValue: -answer)
+    }
+}
+
 /// Runs a program found on PATH (`posix_spawnp`), its output discarded; returns its exit status (-1 if it could
 /// not start).
 func runCommand(_ argv: [String]) -> Int32 {
@@ -175,6 +271,12 @@ func runCommand(_ argv: [String]) -> Int32 {
 private let gnuSetns: @convention(c) (Int32, Int32) -> Int32 = {
     guard let symbol = dlsym(nil, "setns") else { fatalError("glibc has no setns; Linux with glibc 2.14+ needed") }
     return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
+}()
+
+/// `unshare(2)`, looked up by name for the same reason as `setns`.
+private let gnuUnshare: @convention(c) (Int32) -> Int32 = {
+    guard let symbol = dlsym(nil, "unshare") else { fatalError("glibc has no unshare; Linux with glibc needed") }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Int32).self)
 }()
 
 /// `CLONE_NEWNET` from <linux/sched.h>.

@@ -1,3 +1,4 @@
+import Glibc
 import PacketWire
 import Sockets
 import Timeline
@@ -34,26 +35,48 @@ public struct LabScenario: Sendable {
     public static func named(_ name: String) -> LabScenario? { all.first { $0.name == name } }
 
     /// Runs the scenario for real (capturing unless the configuration says not to). With `hosts == .netns` it
-    /// makes the two namespaces first and removes them before returning, whatever happens.
+    /// makes the two namespaces first and removes them before returning, whatever happens. With `.loopback` and
+    /// loopback addresses it runs in a network namespace of its own when the kernel allows one (root), else on
+    /// this host's loopback; the result's `placement` says which.
     public func run(_ configuration: LabConfiguration) throws(LabError) -> LabResult {
         var configuration = configuration
         prepare(&configuration)
-        var namespaces: LabNamespaces?
-        if configuration.hosts == .netns {
+        var twoHosts: LabNamespaces?
+        var network: (any LabNetwork)?
+        let placement: LabPlacement
+        switch configuration.hosts {
+        case .netns:
             let ns = try LabNamespaces()
-            namespaces = ns
+            twoHosts = ns
+            network = ns
+            placement = .twoHosts
             let v6 = configuration.server.ip.isIPv6
             configuration.server.ip = v6 ? LabNamespaces.serverIPv6 : LabNamespaces.serverIP
             configuration.clientIP = v6 ? LabNamespaces.clientIPv6 : LabNamespaces.clientIP
             configuration.interface = ns.serverInterface
+        case .host:
+            placement = .hostByChoice
+        case .loopback where configuration.fitsPrivateLoopback:
+            switch PrivateLoopback.make() {
+            case .success(let own):
+                network = own
+                placement = .privateLoopback
+            case .failure(let error):
+                placement = geteuid() != 0 ? .hostWithoutPrivilege : .hostRefused(error)
+            }
+        case .loopback:
+            placement = .hostAddresses
         }
-        defer { namespaces?.remove() }
+        defer { twoHosts?.remove() }
         let server = configuration.server
         let filter = LabScenario.captureFilter(
             server: server, closedPort: configuration.closedPort, clientIP: configuration.clientIP)
-        let session = try LabSession(configuration: configuration, filter: filter, namespaces: namespaces)
+        let session = try LabSession(
+            configuration: configuration, filter: filter, namespaces: network, placement: placement)
         let (s, c) = try body(session, configuration)
-        return try session.finish(scenario: name, server: s, client: c)
+        var result = try session.finish(scenario: name, server: s, client: c)
+        result.placement = placement
+        return result
     }
 
     /// Only the two endpoints' traffic: the server's port (and the closed port next to it) between the two
@@ -88,7 +111,7 @@ extension LabScenario {
         lab.watch("server", server)
         try lab.require(
             "server", "bind", [("address", config.server.argument)], local: config.server,
-            hint: "is `packetflow server` or another program using \(config.server)? Choose another with --server"
+            hint: { lab.bindHint($0, config.server, actor: "server", reusing: true, option: "--server") }
         ) { () throws(Errno) in try server.bind(to: config.server) }
         try lab.require("server", "listen", [("backlog", .int(Int(backlog)))]) { () throws(Errno) in
             try server.listen(backlog: backlog)
@@ -104,9 +127,10 @@ extension LabScenario {
             }
         }
         if config.clientNeedsBind {
-            try lab.require("client", "bind", [("address", config.clientAddress.argument)]) { () throws(Errno) in
-                try client.bind(to: config.clientAddress)
-            }
+            try lab.require(
+                "client", "bind", [("address", config.clientAddress.argument)],
+                hint: { lab.bindHint($0, config.clientAddress, actor: "client", reusing: false, option: nil) }
+            ) { () throws(Errno) in try client.bind(to: config.clientAddress) }
         }
         try lab.require(
             "client", "connect", [("address", config.server.argument)], remote: config.server

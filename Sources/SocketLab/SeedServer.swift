@@ -12,7 +12,7 @@ import Synchronization
 ///   valid UTF-8 as is, control characters and invalid bytes escaped (`\n`, `\x00`), long messages cut with a
 ///   note.
 /// - The listener has `SO_REUSEADDR`, so a restart does not fail on connections still in TIME_WAIT.
-/// - ``stop()`` ends ``run()`` cleanly from any thread, or from a signal handler.
+/// - ``stop()`` ends ``run()`` cleanly from any thread; a signal handler writes a byte to ``stopDescriptor``.
 ///
 /// `SeedServer` is `Sendable`: ``run()`` runs on one thread while others call ``stop()`` or read
 /// ``accessCount``.
@@ -154,10 +154,16 @@ public final class SeedServer: Sendable {
     }
 
     /// Makes ``run()`` return (at once if it is waiting, else at its next turn). Safe to call from any thread, more
-    /// than once, before `run()`, and from a signal handler: it only `write(2)`s one byte to a pipe.
+    /// than once, and before `run()`: it only `write(2)`s one byte to a pipe. From a signal handler, write that
+    /// byte to ``stopDescriptor`` instead.
     public func stop() {
         wakePipe.wake()
     }
+
+    /// Writing one byte to this descriptor has the effect of ``stop()``. For a signal handler: it can call
+    /// `write(2)` with a plain integer kept aside, where calling ``stop()`` would touch this object (a retain or
+    /// release from a handler may deadlock). Valid while the server exists.
+    public var stopDescriptor: Int32 { wakePipe.writeDescriptor }
 
     /// Accepts and serves clients until ``stop()``; closes the listener when it returns. Can run only once.
     public func run() throws(SeedServerError) {

@@ -12,6 +12,13 @@ public enum KernelTCPTable {
         public var state: TCPState
         /// The socket's inode: the number in `socket:[inode]` of /proc/PID/fd (0 for TIME_WAIT, which has none).
         public var inode: UInt64
+
+        public init(local: SocketAddress, remote: SocketAddress, state: TCPState, inode: UInt64) {
+            self.local = local
+            self.remote = remote
+            self.state = state
+            self.inode = inode
+        }
     }
 
     /// The state of the connection between `local` and `remote` (any remote when nil), or nil when the kernel no

@@ -67,7 +67,9 @@ public enum Poll {
 public final class WakePipe: Sendable {
     /// The end to poll.
     public let readDescriptor: Int32
-    private let writeDescriptor: Int32
+    /// The end `wake()` writes to; public for a signal handler, which can `write(2)` one byte to it but must not
+    /// touch a Swift object (a retain or release may lock or allocate).
+    public let writeDescriptor: Int32
 
     /// `pipe2(2)` with `O_NONBLOCK | O_CLOEXEC`.
     public init() throws(Errno) {

@@ -16,6 +16,12 @@ struct LabCommand: ParsableCommand {
             under the call during which it was sent. Packets a kernel sent on its own (the SYN/ACK of a listening \
             socket, ACKs) are marked. Capturing needs root or CAP_NET_RAW; --no-capture shows calls and TCP states.
 
+            As root the lab runs in a network namespace of its own, with its own lo: no program or TIME_WAIT left \
+            on this host's 127.0.0.2:49152 can take its port, and no other traffic reaches its capture. Without \
+            root, or with --hosts host (to watch it with tcpdump -i lo), it uses this host's lo; if its port is \
+            taken there, the error says by what (a program and its pid, or which connection's TIME_WAIT and for \
+            how long) and what to do.
+
             Examples:
               packetflow lab                         the seed: 127.0.0.1 → 127.0.0.2:49152
               packetflow lab --lang ja               labels in Japanese, as the seed draws them
@@ -23,6 +29,7 @@ struct LabCommand: ParsableCommand {
               packetflow lab --server '[::1]:49152' --client-ip ::1
               packetflow lab --format html -o lab.html   one page with an SVG diagram (--open to view it)
               packetflow lab --format mermaid            a sequenceDiagram for GitHub Markdown
+              packetflow lab --hosts host                on this host's lo, shared with other programs
               packetflow lab --list
             """
     )
@@ -54,7 +61,12 @@ struct LabCommand: ParsableCommand {
     @Flag(name: .long, help: "Add a plain-language note under each packet and each TCP state change.")
     var explain = false
 
-    @Option(name: .long, help: "Where the two sides run: loopback, or netns (two network namespaces and a veth pair; needs root).")
+    @Option(
+        name: .long,
+        help: """
+            Where the two sides run: loopback (a network namespace of the lab's own as root, else this host's lo), \
+            host (this host's lo), or netns (two network namespaces and a veth pair; needs root).
+            """)
     var hosts: LabHosts = .loopback
 
     @Flag(name: .customLong("no-capture"), help: "Do not capture packets: show calls and TCP states only.")

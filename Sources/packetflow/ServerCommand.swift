@@ -3,9 +3,12 @@ import Glibc
 import PacketReading
 import SocketLab
 import Sockets
+import Synchronization
 
-/// The running server, for the SIGINT handler (a C function pointer cannot capture it).
-nonisolated(unsafe) private var runningServer: SeedServer?
+/// The running server's stop descriptor, for the SIGINT and SIGTERM handlers (a C function pointer cannot capture
+/// anything). A plain integer in an atomic: a handler that touched the server object would retain and release it,
+/// which may lock or allocate in the middle of whatever the signal interrupted.
+private let serverStopDescriptor = Atomic<Int32>(-1)
 
 struct ServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,9 +65,16 @@ struct ServerCommand: ParsableCommand {
         } catch {
             throw CLIError(error.description)
         }
-        runningServer = server
-        signal(SIGINT) { _ in runningServer?.stop() }
-        signal(SIGTERM) { _ in runningServer?.stop() }
+        serverStopDescriptor.store(server.stopDescriptor, ordering: .releasing)
+        // Only write(2), which is async-signal-safe; errno is kept for the code the signal interrupted.
+        let stopOnSignal: @convention(c) (Int32) -> Void = { _ in
+            let saved = errno
+            var byte: UInt8 = 1
+            _ = write(serverStopDescriptor.load(ordering: .acquiring), &byte, 1)
+            errno = saved
+        }
+        signal(SIGINT, stopOnSignal)
+        signal(SIGTERM, stopOnSignal)
         // A parent may have started us with these signals blocked (some test runners and daemons do); Ctrl-C must
         // still reach the handler.
         var unblock = sigset_t()
@@ -73,11 +83,10 @@ struct ServerCommand: ParsableCommand {
         sigaddset(&unblock, SIGTERM)
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         warn("listening on \(server.address) (backlog \(backlog)); Ctrl-C to stop")
-        do {
-            try server.run()
-        } catch {
-            throw CLIError(error.description)
-        }
+        let outcome = Result { () throws(SeedServerError) in try server.run() }
+        // The pipe closes with the server: a later signal must not write to a descriptor reused by then.
+        serverStopDescriptor.store(-1, ordering: .releasing)
+        if case .failure(let error) = outcome { throw CLIError(error.description) }
         warn("stopped after \(server.accessCount) clients")
     }
 }

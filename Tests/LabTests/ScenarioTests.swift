@@ -8,8 +8,8 @@ import TestSupport
 import Testing
 import Timeline
 
-/// Runs every lab scenario for real on loopback, on the lab tests' own address (127.0.0.77), so other programs
-/// using the seed's 127.0.0.2:49152 cannot collide with them. Serialized: the scenarios share one port.
+/// Runs every lab scenario for real on loopback, each in a network namespace of its own, on the lab tests' own
+/// address (127.0.0.77). Serialized: concurrent runs would load the machine and blur each other's quiet-wire waits.
 @Suite(.serialized)
 struct ScenarioTests {
     static let server = SocketAddress(ip: .v4(0x7f00_004d), port: 49_160)
@@ -22,7 +22,10 @@ struct ScenarioTests {
         config.settle = .milliseconds(80)
         let scenario = try #require(LabScenario.named(name))
         do {
-            return try scenario.run(config)
+            let r = try scenario.run(config)
+            // As root, every scenario runs (and captures) in a namespace of its own.
+            #expect(r.placement == .privateLoopback, "\(name)")
+            return r
         } catch {
             Issue.record("scenario \(name) failed: \(error)")
             throw error
@@ -163,14 +166,41 @@ struct ScenarioTests {
         #expect(connect.map { flags($0) } == [[.syn], [.syn, .ack], [.ack]])
     }
 
+    /// `--explain` puts each note right under what it explains, in the run's language: the RST's meaning under the
+    /// RST in the client's close, the CLOSED states under that step's state line, and nothing under the next step,
+    /// where no state changed.
     @Test func explanationsInBothLanguages() throws {
         let r = try run("abort")
-        for language in Language.allCases {
+        let close = try call(r, "client", "close")
+        let resetRecv = try call(r, "server", "recv", nth: 1)
+        try #require(packets(r, of: close).contains { flags($0).contains(.rst) }, "no RST in the client's close")
+        let expected: [(Language, packet: String, states: [String])] = [
+            (.en, "this call aborted the connection: SO_LINGER 0 or unread data, so RST instead of FIN",
+             ["server CLOSED: no connection", "client CLOSED: no connection"]),
+            (.ja, "この呼び出しが接続を中断した (SO_LINGER 0 か未読データ): FIN ではなく RST",
+             ["サーバー CLOSED: 接続なし", "クライアント CLOSED: 接続なし"]),
+        ]
+        for (language, packetNote, stateNotes) in expected {
             var d = SequenceDiagram(leftActor: "server", rightActor: "client", language: language)
             d.explain = true
             let text = d.render(calls: r.calls, packets: r.packets)
-            #expect(text.contains("↳"))
+            let closeLines = Self.block(of: close.id, in: text)
+            let rst = try #require(closeLines.firstIndex { $0.contains("RST/ACK") }, "\(language): \(closeLines)")
+            try #require(rst + 1 < closeLines.count)
+            #expect(closeLines[rst + 1] == "                 ↳ \(packetNote)", "\(language)")
+            let states = try #require(closeLines.firstIndex { $0.hasPrefix("      \(language.statesLabel): ") })
+            #expect(Array(closeLines[(states + 1)...]) == stateNotes.map { "        ↳ \($0)" }, "\(language)")
+            #expect(!Self.block(of: resetRecv.id, in: text).contains { $0.contains("↳") }, "\(language)")
         }
+    }
+
+    /// The lines of step `id` in a rendered diagram: its step line and what follows up to the next step or a blank
+    /// line.
+    static func block(of id: Int, in text: String) -> [String] {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let start = lines.firstIndex(where: { $0.hasPrefix("\(id) ") }) else { return [] }
+        let end = lines[(start + 1)...].firstIndex { $0.isEmpty || $0.first?.isNumber == true } ?? lines.count
+        return Array(lines[start..<end])
     }
 
     /// Every scenario, one after another, leaves no namespace, listening socket or thread behind.
@@ -179,7 +209,7 @@ struct ScenarioTests {
         for s in LabScenario.all {
             _ = try run(s.name)
         }
-        #expect(LabNamespaces.existing().isEmpty)
+        #expect(ownNamespaces().isEmpty)
         let listening = (KernelTCPTable.entries("/proc/net/tcp") + KernelTCPTable.entries("/proc/net/tcp6")).filter {
             $0.state.name == "LISTEN" && ($0.local.port == Self.server.port || $0.local.port == Self.server.port + 1)
         }
@@ -195,7 +225,7 @@ struct ScenarioTests {
         let r = try LabScenario.basic.run(config)
         #expect(r.serverAddress.hasPrefix("10.200.0.2"))
         #expect(r.packets.contains { $0.flags == [.syn, .ack] })
-        #expect(LabNamespaces.existing().isEmpty)
+        #expect(ownNamespaces().isEmpty)
     }
 
     /// A signal at any moment of a `--hosts netns` run (hang-up included, and right at the start, while the
@@ -217,6 +247,11 @@ struct ScenarioTests {
         #expect(LabNamespaces.existing().filter { $0.contains("\(pid)") }.isEmpty)
         let links = (try? String(contentsOfFile: "/proc/net/dev", encoding: .utf8)) ?? ""
         #expect(!links.contains("pfs\(pid)") && !links.contains("pfc\(pid)"))
+    }
+
+    /// The namespaces this test process made and left (others on the machine may be running the same tests).
+    func ownNamespaces() -> [String] {
+        LabNamespaces.existing().filter { $0.hasPrefix("\(LabNamespaces.prefix)\(getpid())-") }
     }
 
     func taskCount() -> Int {
