@@ -3,6 +3,7 @@
 - be-usec.pcap: lo-usec.pcap rewritten big-endian (editcap cannot swap byte order);
 - synthetic.pcapng: two sections (little-endian, then big-endian) exercising if_tsresol in both forms,
   if_tsoffset, if_name, Simple and obsolete Packet Blocks, comments, skipped NRB/unknown blocks, ISB drops;
+- port-reuse.pcap: one 4-tuple reused with the roles swapped, then a SYN and a SYN/ACK repeated (stream numbering);
 - malformed/*: hand-made broken files (see the comment next to each)."""
 import struct, os
 
@@ -76,6 +77,52 @@ def synthetic():
                  opts(B, opt(B, 1, b'big'), opt(B, 1, b'endian'))))
     open('synthetic.pcapng', 'wb').write(b''.join(s))
 
+def checksum(b):
+    if len(b) % 2:
+        b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return ~s & 0xffff
+
+def ipv4(src, dst, proto, payload, total=None, ttl=64, ident=1):
+    total = 20 + len(payload) if total is None else total
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, total, ident, 0x4000, ttl, proto, 0, bytes(src), bytes(dst))
+    return h[:10] + struct.pack('!H', checksum(h)) + h[12:] + payload
+
+def tcp(sport, dport, seq, ack, flags, data=b''):
+    return struct.pack('!HHIIBBHHH', sport, dport, seq, ack, 5 << 4, flags, 1000, 0, 0) + data
+
+def ether(ethertype, payload):
+    return b'\x02\0\0\0\0\x02' + b'\x02\0\0\0\0\x01' + struct.pack('!H', ethertype) + payload
+
+def pcap(name, records, linktype=1):
+    """records: (data, original length) pairs, one second apart from 1700000000 s."""
+    out = [struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, linktype)]
+    for i, (data, orig) in enumerate(records):
+        out.append(struct.pack('<IIII', 1700000000 + i, i, len(data), orig) + data)
+    open(name, 'wb').write(b''.join(out))
+
+def port_reuse():
+    a, b = [10, 0, 0, 1], [10, 0, 0, 2]
+    S, A, F, R = 2, 16, 1, 4
+    def seg(src, dst, sport, dport, seq, ack, flags):
+        return ether(0x800, ipv4(src, dst, 6, tcp(sport, dport, seq, ack, flags)))
+    frames = [
+        # a:1000 -> b:2000, closed by FINs.
+        seg(a, b, 1000, 2000, 100, 0, S), seg(b, a, 2000, 1000, 500, 101, S | A), seg(a, b, 1000, 2000, 101, 501, A),
+        seg(a, b, 1000, 2000, 101, 501, F | A), seg(b, a, 2000, 1000, 501, 102, F | A),
+        seg(a, b, 1000, 2000, 102, 502, A),
+        # The same 4-tuple, roles swapped: b connects to a with a new ISN (a new stream), ended by a reset.
+        seg(b, a, 2000, 1000, 9000, 0, S), seg(a, b, 1000, 2000, 7000, 9001, S | A),
+        seg(b, a, 2000, 1000, 9001, 7001, A), seg(b, a, 2000, 1000, 9001, 7001, R | A),
+        # a connects again (a third stream); its SYN is then repeated with the same ISN (a retransmission), and a
+        # SYN/ACK with another ISN restarts b's numbering.
+        seg(a, b, 1000, 2000, 300, 0, S), seg(b, a, 2000, 1000, 800, 301, S | A), seg(a, b, 1000, 2000, 300, 0, S),
+        seg(b, a, 2000, 1000, 1234, 301, S | A),
+    ]
+    pcap('port-reuse.pcap', [(f, len(f)) for f in frames])
+
 def malformed():
     os.makedirs('malformed', exist_ok=True)
     usec = open('lo-usec.pcap', 'rb').read()
@@ -117,4 +164,5 @@ def malformed():
 if __name__ == '__main__':
     be_pcap('lo-usec.pcap', 'be-usec.pcap')
     synthetic()
+    port_reuse()
     malformed()
