@@ -35,6 +35,8 @@ public final class CaptureFileReader {
         var snapLength: Int
         var scale: TimeScale
         var offset: Int64
+        /// `CaptureInfo.interfaceName`, made once per interface rather than per packet.
+        var name: String
     }
 
     /// Regular files at least this large are read ahead on a second thread (see `init(path:bufferSize:readAhead:)`).
@@ -407,7 +409,7 @@ public final class CaptureFileReader {
         info.timestampResolution = scale.resolution
         interfaces.append(info)
         timing.append(InterfaceTiming(linkType: info.linkType, snapLength: info.snapLength, scale: scale,
-                                      offset: info.timestampOffset))
+                                      offset: info.timestampOffset, name: info.name ?? "#\(interfaces.count - 1)"))
     }
 
     /// The global interface index of section-local interface `id`.
@@ -479,7 +481,7 @@ public final class CaptureFileReader {
         return PacketRecord(
             info: CaptureInfo(timestamp: t.scale.timestamp(units, offsetSeconds: t.offset),
                               capturedLength: data.count, originalLength: original, interfaceIndex: index,
-                              linkType: t.linkType),
+                              linkType: t.linkType, interfaceName: t.name),
             bytes: data, comments: comments, frameNumber: frameNumber)
     }
 

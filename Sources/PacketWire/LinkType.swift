@@ -85,14 +85,18 @@ public struct CaptureInfo: Sendable {
     /// pcapng interface id (0 for classic pcap and live capture).
     public var interfaceIndex: Int
     public var linkType: LinkType
+    /// The interface as the capture names it: a pcapng interface's `if_name`, or `#N` for pcapng interface N when
+    /// it has none (N as `interfaceIndex`, tshark's `frame.interface_id`); nil for classic pcap, which names none.
+    public var interfaceName: String?
 
     public init(timestamp: Timestamp, capturedLength: Int, originalLength: Int, interfaceIndex: Int = 0,
-                linkType: LinkType) {
+                linkType: LinkType, interfaceName: String? = nil) {
         self.timestamp = timestamp
         self.capturedLength = capturedLength
         self.originalLength = originalLength
         self.interfaceIndex = interfaceIndex
         self.linkType = linkType
+        self.interfaceName = interfaceName
     }
 
     public var isTruncated: Bool { capturedLength < originalLength }

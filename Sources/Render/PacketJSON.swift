@@ -10,6 +10,8 @@ public enum PacketJSON {
         o.decimal(p.frame)
         o.append(#","ts":"#)
         o.epoch(p.timestamp)
+        o.append(#","interface":"#)
+        optionalString(p.interface, into: &o)
         o.append(#","src":"#)
         address(p.source, into: &o)
         o.append(#","dst":"#)
@@ -63,6 +65,8 @@ public enum PacketJSON {
         o.decimal(frame)
         o.append(#","ts":"#)
         o.epoch(info.timestamp)
+        o.append(#","interface":"#)
+        optionalString(info.interfaceName, into: &o)
         o.append(#","src":"#)
         address(d.source, into: &o)
         o.append(#","dst":"#)
@@ -177,6 +181,10 @@ public enum PacketJSON {
         o.byte(UInt8(ascii: "\""))
         o.address(a)
         o.byte(UInt8(ascii: "\""))
+    }
+
+    static func optionalString(_ s: String?, into o: inout OutputBuffer) {
+        if let s { string(s, into: &o) } else { o.append("null") }
     }
 
     static func number(_ v: UInt64?, into o: inout OutputBuffer) {

@@ -80,6 +80,8 @@ public struct CallEvent: Sendable, Equatable {
 public struct PacketEvent: Sendable {
     public var frame: Int
     public var timestamp: Timestamp
+    /// `CaptureInfo.interfaceName`: which interface of the capture file the packet was captured on.
+    public var interface: String?
     public var source: IPAddress?
     public var destination: IPAddress?
     public var sourcePort: UInt16?
@@ -231,6 +233,7 @@ public struct PacketEventBuilder: Sendable {
         frame: Int, info: CaptureInfo, decoded d: DecodedPacket, payload: ArraySlice<UInt8>, track t: PacketTrack
     ) -> PacketEvent {
         var e = PacketEvent(frame: frame, timestamp: info.timestamp, proto: "?", length: d.payloadLength)
+        e.interface = info.interfaceName
         e.source = d.source
         e.destination = d.destination
         e.truncated = Self.isTruncated(info, d)

@@ -15,6 +15,7 @@ struct Copied: Equatable {
     var capturedLength: Int
     var originalLength: Int
     var interface: Int
+    var interfaceName: String?
     var linkType: LinkType
     var bytes: [UInt8]
     var comments: [String]
@@ -33,7 +34,8 @@ func readAll(_ reader: CaptureFileReader, batched: Bool = false) -> ReadResult {
     func copy(_ r: PacketRecord) -> Copied {
         Copied(
             frame: r.frameNumber, ns: r.info.timestamp.totalNanoseconds, capturedLength: r.info.capturedLength,
-            originalLength: r.info.originalLength, interface: r.info.interfaceIndex, linkType: r.info.linkType,
+            originalLength: r.info.originalLength, interface: r.info.interfaceIndex,
+            interfaceName: r.info.interfaceName, linkType: r.info.linkType,
             bytes: r.bytes.copyBytes(), comments: r.comments)
     }
     do {

@@ -41,6 +41,43 @@ import TestSupport
         #expect(streams.count == (file == "port-reuse.pcap" ? 3 : 1))
     }
 
+    /// `"interface"` is the pcapng interface's `if_name` (tshark's `frame.interface_name`), `"#N"` for interface N
+    /// without one (tshark's `frame.interface_id`; tshark names it "unknown"), and null for classic pcap, whose
+    /// packets tshark gives neither field. tshark 4.0 names a later section's interfaces after the first
+    /// section's (synthetic.pcapng's "be0" is "eth-test" there), so only the first section is compared with it.
+    @Test(arguments: [
+        "same-connection-two-interfaces.pcapng", "two-interfaces.pcapng", "synthetic.pcapng", "lo-usec.pcap",
+    ])
+    func interfaceAgreesWithTshark(_ file: String) throws {
+        let args = ["-r", fixture(file), "-T", "fields", "-E", "separator=/t", "-e", "frame.interface_id", "-e",
+                    "frame.interface_name", "-e", "frame.section_number"]
+        guard let table = try run("tshark", args) else {
+            Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
+            return
+        }
+        let theirs = table.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { row in
+            let cells = row.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            if cells[0].isEmpty { return "null" }
+            if cells[2] != "1" { return "?" }
+            return cells[1] == "unknown" ? "#" + cells[0] : cells[1]
+        }
+        let result = try runProcess(packetflowBinary(), ["read", "--format", "jsonl", fixture(file)])
+        let ours = try result.stdout.split(separator: "\n").map { line -> String in
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(o.keys.contains("interface"), "every packet object has the key")
+            return o["interface"] as? String ?? "null"
+        }
+        #expect(ours.count == theirs.count)
+        #expect(zip(ours, theirs).allSatisfy { $0 == $1 || $1 == "?" }, "\(ours) against \(theirs)")
+        let expected: Set<String> = switch file {
+        case "same-connection-two-interfaces.pcapng": ["lo", "any"]
+        case "two-interfaces.pcapng": ["#0", "#1"]
+        case "synthetic.pcapng": ["eth-test", "raw0", "be0"]
+        default: ["null"]
+        }
+        #expect(Set(ours) == expected)
+    }
+
     /// The conversation table of the same connection on two interfaces is tshark's: one row, every frame in it.
     @Test func conversationsOfOneConnectionOnTwoInterfaces() throws {
         let file = fixture("same-connection-two-interfaces.pcapng")
