@@ -341,7 +341,8 @@ public struct PacketText {
             o.byte(0x20)
             for k in 0..<n {
                 let v = b.u8(offset + k) ?? 0
-                o.byte(v >= 0x20 && v < 0x7f ? v : UInt8(ascii: "."))
+                // tcpdump shows what isgraph(3) accepts: a space is a dot too.
+                o.byte(v > 0x20 && v < 0x7f ? v : UInt8(ascii: "."))
             }
             o.byte(0x0a)
             offset += 16
