@@ -93,6 +93,13 @@ def ipv4(src, dst, proto, payload, total=None, ttl=64, ident=1):
 def tcp(sport, dport, seq, ack, flags, data=b''):
     return struct.pack('!HHIIBBHHH', sport, dport, seq, ack, 5 << 4, flags, 1000, 0, 0) + data
 
+def udp(sport, dport, data):
+    return struct.pack('!HHHH', sport, dport, 8 + len(data), 0) + data
+
+def ipv6(src, dst, next_header, payload, payload_length=None):
+    payload_length = len(payload) if payload_length is None else payload_length
+    return struct.pack('!IHBB16s16s', 0x60000000, payload_length, next_header, 64, bytes(src), bytes(dst)) + payload
+
 def ether(ethertype, payload):
     return b'\x02\0\0\0\0\x02' + b'\x02\0\0\0\0\x01' + struct.pack('!H', ethertype) + payload
 
@@ -160,6 +167,37 @@ def malformed():
     open('malformed/truncated-block.pcapng', 'wb').write(ng[:len(ng) - 7])
     # pcapng: an EPB for interface 5, which was never described.
     open('malformed/unknown-interface.pcapng', 'wb').write(good + epb(L, 5, 3, pkt(20, 3)))
+
+    # Files that read to the end, whose packets are wrong (tcpdump marks each):
+    a, b = [10, 0, 0, 1], [10, 0, 0, 2]
+    a6, b6 = [0xfd] + [0] * 14 + [1], [0xfd] + [0] * 14 + [2]
+    hello = udp(40000, 5000, b'hello')
+    # IP lengths that claim more than the wire carried: UDP and TCP over IPv4 (20 and 30 bytes missing), UDP over
+    # IPv6 (20), a packet cut by the snapshot length whose header claims even more than its original 60 bytes
+    # (34 missing), and, for contrast, a short UDP datagram in a padded Ethernet frame (nothing missing).
+    frames = [
+        (ether(0x800, ipv4(a, b, 17, hello, total=20 + len(hello) + 20)), None),
+        (ether(0x800, ipv4(a, b, 6, tcp(40001, 5001, 1000, 2000, 0x18, b'hello'), total=20 + 25 + 30)), None),
+        (ether(0x86dd, ipv6(a6, b6, 17, hello, payload_length=len(hello) + 20)), None),
+        (ether(0x800, ipv4(a, b, 17, udp(40000, 5000, b'x' * 18), total=80)), 60),
+        (ether(0x800, ipv4(a, b, 17, udp(40000, 5000, b'hi'))) + b'\0' * 16, None),
+    ]
+    records = []
+    for frame, original in frames:
+        records.append((frame[:50], original) if original else (frame, len(frame)))
+    pcap('malformed/ip-length-beyond-packet.pcap', records)
+    # Records whose lengths are impossible: an original length below the captured one, an original length of 0,
+    # a captured length of 0; then a sound record.
+    frame = ether(0x800, ipv4(a, b, 17, hello))
+    pcap('malformed/len-below-caplen.pcap', [(frame, len(frame) - 10), (frame, 0), (b'', 60), (frame, len(frame))])
+    # A link type neither tcpdump nor PacketFlow decodes (USER0, 147).
+    pcap('malformed/unsupported-link.pcap', [(b'\x01\x02\x03hello world', 14), (bytes(range(40)), 40)], linktype=147)
+    # pcapng: Ethernet, 802.11 and USER0 interfaces; only the first is decoded.
+    frame = ether(0x800, ipv4(a, b, 17, hello))
+    open('malformed/unsupported-link.pcapng', 'wb').write(
+        shb(L) + idb(L, 1, 65535, opts(L, opt(L, 2, b'eth0'))) + idb(L, 105, 65535, opts(L, opt(L, 2, b'wlan0')))
+        + idb(L, 147, 65535) + epb(L, 0, 1, frame) + epb(L, 1, 2, pkt(24, 0x80)) + epb(L, 2, 3, pkt(4, 7))
+        + epb(L, 1, 4, pkt(30, 0x88)))
 
 if __name__ == '__main__':
     be_pcap('lo-usec.pcap', 'be-usec.pcap')

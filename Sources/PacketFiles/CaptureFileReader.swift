@@ -16,6 +16,11 @@ public final class CaptureFileReader {
     public let format: CaptureFileFormat
     /// Interfaces described so far: the pcap header's one, or every pcapng IDB read so far across sections.
     public private(set) var interfaces: [InterfaceInfo] = []
+    /// What concerns the whole file and no single packet shows: one line each, naming the file, for the reader's
+    /// caller to print (on stderr) once it has read the file. Today: a link type PacketWire does not decode,
+    /// once per link type, as its first interface appears.
+    public private(set) var warnings: [String] = []
+    private var undecodedLinkTypes: Set<LinkType> = []
 
     private var input: InputBuffer
     private let maxRecord: Int
@@ -123,6 +128,14 @@ public final class CaptureFileReader {
         return error
     }
 
+    /// Warns, once per link type, when PacketWire cannot decode the packets of a new interface: tcpdump names the
+    /// link type in its first line, and otherwise every packet would say no more than that it was not decoded.
+    private func noteLinkType(_ linkType: LinkType, interface: String?) {
+        guard !PacketDecoder.decodes(linkType), undecodedLinkTypes.insert(linkType).inserted else { return }
+        warnings.append("\(path): \(interface.map { $0 + ": " } ?? "")\(linkType.tcpdumpName) is not decoded: "
+                        + "packetflow sees its packets as bytes only")
+    }
+
     // MARK: - Iteration
 
     /// Calls `body` for each packet; the record's bytes are valid only during the call.
@@ -173,6 +186,7 @@ public final class CaptureFileReader {
         // The upper bits of the link-type field carry FCS information, not the link type.
         interfaces = [InterfaceInfo(linkType: LinkType(rawValue: link & 0xFFFF), snapLength: Int(snap),
                                     timestampResolution: pcapScale.resolution)]
+        noteLinkType(interfaces[0].linkType, interface: nil)
         input.consume(PcapHeader.length)
     }
 
@@ -408,6 +422,8 @@ public final class CaptureFileReader {
         if let badOption { throw fail(at, badOption) }
         info.timestampResolution = scale.resolution
         interfaces.append(info)
+        let described = "interface \(interfaces.count - 1)" + (info.name.map { " (\($0))" } ?? "")
+        noteLinkType(info.linkType, interface: described)
         timing.append(InterfaceTiming(linkType: info.linkType, snapLength: info.snapLength, scale: scale,
                                       offset: info.timestampOffset, name: info.name ?? "#\(interfaces.count - 1)"))
     }

@@ -23,7 +23,17 @@ public enum PacketDecoder {
             decodeIPv6(bytes, base: 0, into: &p)
             return p
         default:
-            return DecodedPacket(link: .unknown(linkType))
+            var p = DecodedPacket(link: .unknown(linkType))
+            p.problem = .unsupportedLink(linkType)
+            return p
+        }
+    }
+
+    /// Whether `decode` reads past the link layer of `linkType`'s packets (otherwise each is `.unsupportedLink`).
+    public static func decodes(_ linkType: LinkType) -> Bool {
+        switch linkType {
+        case .ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .dltRaw, .ipv4, .ipv6: true
+        default: false
         }
     }
 
@@ -192,6 +202,7 @@ public enum PacketDecoder {
             p.problem = .malformed(.network, "total length \(total) < header length \(ihl)")
             return
         }
+        p.networkEnd = base + Int(total)
         guard b.has(base, ihl) else {
             p.problem = .truncated(.network)
             return
@@ -227,6 +238,8 @@ public enum PacketDecoder {
             p.problem = .malformed(.network, "version \(vcf >> 28) in an IPv6 header")
             return
         }
+        // A zero payload length belongs to a jumbogram, whose length is in a Hop-by-Hop option.
+        if plen != 0 { p.networkEnd = base + IPv6.headerLength + Int(plen) }
         // Walk the extension header chain.
         var offset = base + IPv6.headerLength
         var proto = next

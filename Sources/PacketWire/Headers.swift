@@ -309,11 +309,26 @@ public enum Layer: String, Sendable {
 public enum DecodeProblem: Sendable, Equatable, CustomStringConvertible {
     case truncated(Layer)
     case malformed(Layer, String)
+    /// The IPv4 total length or IPv6 payload length announces `missing` bytes more than the packet had on the
+    /// wire (tcpdump: `truncated-ip - N bytes missing!`). Needs the record's original length:
+    /// `DecodedPacket.problem(capturedAs:)` gives it.
+    case lengthBeyondPacket(missing: Int, isV6: Bool)
+    /// The record's own lengths are impossible (`CaptureInfo.invalidLengths`; tcpdump: `[Invalid header: ...]`).
+    case invalidRecord(capturedLength: Int, originalLength: Int)
+    /// A link type PacketWire does not decode: the packet is only its bytes.
+    case unsupportedLink(LinkType)
 
     public var description: String {
         switch self {
         case .truncated(let layer): "truncated \(layer.rawValue) header"
         case .malformed(let layer, let why): "malformed \(layer.rawValue) header: \(why)"
+        case .lengthBeyondPacket(let missing, let isV6):
+            "malformed network header: \(isV6 ? "IPv6 payload" : "IPv4 total") length exceeds the packet by "
+                + "\(missing) bytes"
+        case .invalidRecord(let captured, let original):
+            "invalid record header: "
+                + (CaptureInfo.invalidLengths(captured: captured, original: original) ?? []).joined(separator: ", ")
+        case .unsupportedLink(let link): "\(link.tcpdumpName) not decoded"
         }
     }
 }
@@ -329,9 +344,26 @@ public struct DecodedPacket: Sendable, Equatable {
     public var payloadLength: Int = 0
     /// Payload bytes actually present in the capture.
     public var capturedPayloadLength: Int = 0
+    /// Where the IP datagram ends by its own length field, from the start of the captured bytes (nil without a
+    /// valid IP header, or for an IPv6 jumbogram). Beyond the record's original length, the header lies.
+    public var networkEnd: Int?
+    /// What went wrong decoding the bytes; `problem(capturedAs:)` adds what only the record's lengths tell.
     public var problem: DecodeProblem?
 
     public init(link: LinkHeader) { self.link = link }
+
+    /// The problem to report for the packet `info` describes: the record's impossible lengths first (tcpdump shows
+    /// nothing else of such a record), then an IP length beyond the packet's wire length (the bytes the decoder
+    /// missed follow from it), then `problem`.
+    public func problem(capturedAs info: CaptureInfo) -> DecodeProblem? {
+        if info.invalidLengths != nil {
+            return .invalidRecord(capturedLength: info.capturedLength, originalLength: info.originalLength)
+        }
+        if let end = networkEnd, end > info.originalLength {
+            return .lengthBeyondPacket(missing: end - info.originalLength, isV6: ipv6 != nil)
+        }
+        return problem
+    }
 
     public var tcp: TCPHeader? { if case .tcp(let h) = transport { h } else { nil } }
     public var udp: UDPHeader? { if case .udp(let h) = transport { h } else { nil } }

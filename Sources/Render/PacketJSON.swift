@@ -134,7 +134,7 @@ public enum PacketJSON {
             o.byte(UInt8(ascii: "]"))
         }
         if PacketEventBuilder.isTruncated(info, d) { o.append(#","truncated":true"#) }
-        if let problem = d.problem {
+        if let problem = d.problem(capturedAs: info) {
             o.append(#","problem":"#)
             string(problem.description, into: &o)
         }

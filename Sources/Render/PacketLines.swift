@@ -56,12 +56,44 @@ public struct PacketText {
         _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
     ) {
         let e = Trailer(track: t, info: info, decoded: d)
+        if case .invalidRecord = e.problem, let items = info.invalidLengths {
+            // tcpdump believes nothing else of such a record: no time, no decode, no dump.
+            o.append("[Invalid header: ")
+            for (i, item) in items.enumerated() {
+                if i > 0 { o.append(", ") }
+                o.append(item)
+            }
+            o.append("]\n")
+            return
+        }
         time(info.timestamp, into: &o)
         o.byte(0x20)
+        if case .unsupportedLink = e.problem {
+            // tcpdump's line for a link type it has no printer for: the word, then every captured byte.
+            o.append("UNSUPPORTED\n")
+            if payload, d.capturedPayloadLength > 0, let p = bytes.slice(d.payloadOffset, d.capturedPayloadLength) {
+                Self.payloadText(p, into: &o)
+            }
+            Self.hexDump(bytes, into: &o)
+            return
+        }
         if case .cooked(2, let packetType, _, let index?) = d.link { Self.cookedPrefix(packetType, index, into: &o) }
         switch d.network {
-        case .ipv4: o.append("IP ")
-        case .ipv6: o.append("IP6 ")
+        case .ipv4:
+            o.append("IP ")
+            if case .lengthBeyondPacket(let missing, _) = e.problem {
+                o.append("truncated-ip - ")
+                o.decimal(missing)
+                o.append(" bytes missing! ")
+            }
+        case .ipv6:
+            o.append("IP6 ")
+            if case .lengthBeyondPacket(let missing, _) = e.problem {
+                // tcpdump's IPv6 mark has no space before the addresses.
+                o.append("truncated-ip6 - ")
+                o.decimal(missing)
+                o.append(" bytes missing!")
+            }
         case .arp(let arp):
             o.append("ARP, ")
             switch arp.operation {
@@ -272,7 +304,7 @@ public struct PacketText {
 
         init(track: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket) {
             analysis = track.analysis
-            problem = d.problem
+            problem = d.problem(capturedAs: info)
             truncated = PacketEventBuilder.isTruncated(info, d)
         }
     }
@@ -289,12 +321,16 @@ public struct PacketText {
             }
             o.byte(UInt8(ascii: "]"))
         }
-        if let problem = e.problem {
+        switch e.problem {
+        case .lengthBeyondPacket?:
+            // Marked after "IP " as tcpdump marks it; what the decoder then missed is only its consequence.
+            if e.truncated { o.append(" [truncated]") }
+        case let problem?:
             o.append(" [")
             o.append(problem.description)
             o.byte(UInt8(ascii: "]"))
-        } else if e.truncated {
-            o.append(" [truncated]")
+        case nil:
+            if e.truncated { o.append(" [truncated]") }
         }
         o.byte(0x0a)
     }

@@ -237,7 +237,7 @@ public struct PacketEventBuilder: Sendable {
         e.source = d.source
         e.destination = d.destination
         e.truncated = Self.isTruncated(info, d)
-        if let problem = d.problem { e.problem = problem.description }
+        if let problem = d.problem(capturedAs: info) { e.problem = problem.description }
         switch d.transport {
         case .tcp(let tcp):
             e.proto = "TCP"

@@ -155,6 +155,7 @@ struct ReadCommand: ParsableCommand {
             if case .flow(nil, nil) = mode, path != "-" { pipeline.streamEnds = Self.streamEnds(of: path) }
             do {
                 let reader = try CaptureFileReader(path: path)
+                defer { reader.warnings.forEach { warn($0) } }
                 var handleError: Error?
                 // -w: each input interface becomes an interface of the output, described when first used.
                 var outputInterface: [Int: Int] = [:]

@@ -3,12 +3,31 @@ import PacketFiles
 import PacketWire
 import Testing
 
+/// A broken capture and what reading it must report: the records before the first bad one, then the reader's error
+/// (where and what), or, for a file that reads to the end, the whole-file warnings and each packet's problem.
 struct Malformed: CustomStringConvertible {
     var file: String
     var records: Int
-    var offset: Int
-    var message: String
+    /// The error's byte offset and (part of) its message; nil when every record reads.
+    var error: (offset: Int, message: String)?
+    /// `CaptureFileReader.warnings`, without the leading path.
+    var warnings: [String] = []
+    /// `DecodedPacket.problem(capturedAs:)` by frame; every frame not listed must have none.
+    var problems: [Int: String] = [:]
     var description: String { file }
+
+    init(file: String, records: Int, offset: Int, message: String) {
+        self.file = file
+        self.records = records
+        error = (offset, message)
+    }
+
+    init(file: String, records: Int, warnings: [String] = [], problems: [Int: String]) {
+        self.file = file
+        self.records = records
+        self.warnings = warnings
+        self.problems = problems
+    }
 }
 
 // Made by scripts/fixtures.py. SHB 28 + IDB 20 + two 52-byte EPBs = 152; pcap header 24 + two 90-byte records = 204.
@@ -30,6 +49,30 @@ let malformedCorpus: [Malformed] = [
               message: "packet for interface 5, which the section has not described"),
     Malformed(file: "truncated-block.pcapng", records: 9, offset: 1124,
               message: "truncated block (needs 100 bytes, 93 left)"),
+    // IPv4 total and IPv6 payload lengths beyond what the wire carried (tcpdump: "truncated-ip - N bytes missing!");
+    // frame 4 was also cut by the snapshot length, and its header claims 34 bytes past its original 60.
+    Malformed(file: "ip-length-beyond-packet.pcap", records: 5, problems: [
+        1: "malformed network header: IPv4 total length exceeds the packet by 20 bytes",
+        2: "malformed network header: IPv4 total length exceeds the packet by 30 bytes",
+        3: "malformed network header: IPv6 payload length exceeds the packet by 20 bytes",
+        4: "malformed network header: IPv4 total length exceeds the packet by 34 bytes",
+    ]),
+    // Records whose own lengths are impossible (tcpdump: "[Invalid header: ...]").
+    Malformed(file: "len-below-caplen.pcap", records: 4, problems: [
+        1: "invalid record header: len(37) < caplen(47)", 2: "invalid record header: len==0",
+        3: "invalid record header: caplen==0",
+    ]),
+    // Link types PacketWire does not decode: one warning per link type for the file, a problem on each packet.
+    Malformed(file: "unsupported-link.pcap", records: 2,
+              warnings: ["link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only"],
+              problems: [1: "link-type USER0 (147) not decoded", 2: "link-type USER0 (147) not decoded"]),
+    Malformed(file: "unsupported-link.pcapng", records: 4, warnings: [
+        "interface 1 (wlan0): link-type IEEE802_11 (105) is not decoded: packetflow sees its packets as bytes only",
+        "interface 2: link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only",
+    ], problems: [
+        2: "link-type IEEE802_11 (105) not decoded", 3: "link-type USER0 (147) not decoded",
+        4: "link-type IEEE802_11 (105) not decoded",
+    ]),
 ]
 
 @Test(arguments: malformedCorpus)
@@ -39,16 +82,29 @@ func malformedFile(_ m: Malformed) throws {
         let r = readAll(path: path, bufferSize: size)
         #expect(r.records.count == m.records)
         #expect(r.records.map(\.frame) == Array(0..<m.records).map { $0 + 1 })
-        let error = try #require(r.error)
-        #expect(error.byteOffset == m.offset)
-        #expect(error.message.contains(m.message), "\(error)")
-        #expect(error.description.hasPrefix("\(path): byte \(m.offset): "))
+        if let expected = m.error {
+            let error = try #require(r.error)
+            #expect(error.byteOffset == expected.offset)
+            #expect(error.message.contains(expected.message), "\(error)")
+            #expect(error.description.hasPrefix("\(path): byte \(expected.offset): "))
+        } else {
+            #expect(r.error == nil)
+        }
+        #expect(r.warnings == m.warnings.map { "\(path): " + $0 })
+        var problems: [Int: String] = [:]
+        for record in r.records {
+            let problem = record.bytes.withUnsafeBytes { raw in
+                PacketDecoder.decode(ByteView(raw), linkType: record.linkType).problem(capturedAs: record.info)
+            }
+            if let problem { problems[record.frame] = problem.description }
+        }
+        #expect(problems == m.problems)
         let batched = readAll(path: path, bufferSize: size, batched: true)
         #expect(batched.records == r.records && batched.error == r.error)
         // Read ahead on a second thread, in chunks of `size` bytes: the same records and the same error.
         for ahead in [readAll(path: path, bufferSize: size, readAhead: true),
                       readAll(path: path, bufferSize: size, batched: true, readAhead: true)] {
-            #expect(ahead.records == r.records && ahead.error == r.error)
+            #expect(ahead.records == r.records && ahead.error == r.error && ahead.warnings == r.warnings)
         }
     }
 }

@@ -19,12 +19,20 @@ struct Copied: Equatable {
     var linkType: LinkType
     var bytes: [UInt8]
     var comments: [String]
+
+    /// The record's `CaptureInfo` again (the timestamp rebuilt from `ns`).
+    var info: CaptureInfo {
+        CaptureInfo(timestamp: Timestamp(totalNanoseconds: ns), capturedLength: capturedLength,
+                    originalLength: originalLength, interfaceIndex: interface, linkType: linkType,
+                    interfaceName: interfaceName)
+    }
 }
 
 struct ReadResult {
     var format: CaptureFileFormat?
     var records: [Copied] = []
     var interfaces: [InterfaceInfo] = []
+    var warnings: [String] = []
     var error: CaptureFileError?
 }
 
@@ -59,6 +67,7 @@ func readAll(_ reader: CaptureFileReader, batched: Bool = false) -> ReadResult {
         fatalError("unexpected \(error)")
     }
     result.interfaces = reader.interfaces
+    result.warnings = reader.warnings
     return result
 }
 

@@ -134,6 +134,50 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
         #expect(decode(version, .ethernet).problem == .malformed(.network, "version 7 in an IPv4 header"))
     }
 
+    /// An IP length is judged against the record's original length, as tcpdump judges it: a header that claims
+    /// more than the wire carried is malformed, a packet cut by the snapshot length is not. The record's own
+    /// impossible lengths come first.
+    @Test func ipLengthBeyondTheWire() throws {
+        func info(_ captured: Int, _ original: Int) -> CaptureInfo {
+            CaptureInfo(timestamp: Timestamp(seconds: 0, nanoseconds: 0), capturedLength: captured,
+                        originalLength: original, linkType: .ethernet)
+        }
+        let frame = RealPackets.ethernetIPv4Data
+        let n = frame.count
+        #expect(decode(frame, .ethernet).networkEnd == n)
+        #expect(decode(frame, .ethernet).problem(capturedAs: info(n, n)) == nil)
+        var longer = frame
+        longer[17] &+= 20  // total length 20 more than the datagram
+        let p = decode(longer, .ethernet)
+        #expect(p.problem == nil && p.networkEnd == n + 20)
+        #expect(p.problem(capturedAs: info(n, n)) == .lengthBeyondPacket(missing: 20, isV6: false))
+        #expect(p.problem(capturedAs: info(n, n + 20)) == nil, "cut by the snapshot length: the claim holds")
+        #expect(p.problem(capturedAs: info(n, n + 5)) == .lengthBeyondPacket(missing: 15, isV6: false))
+        #expect(p.problem(capturedAs: info(n, n - 1)) == .invalidRecord(capturedLength: n, originalLength: n - 1))
+        #expect(p.problem(capturedAs: info(n, n - 1))?.description
+                == "invalid record header: len(\(n - 1)) < caplen(\(n))")
+        var v6 = RealPackets.ethernetIPv6Data
+        v6[19] &+= 7  // payload length
+        #expect(decode(v6, .ethernet).problem(capturedAs: info(v6.count, v6.count))
+                == .lengthBeyondPacket(missing: 7, isV6: true))
+        // A jumbogram's zero payload length claims nothing.
+        v6[18] = 0
+        v6[19] = 0
+        #expect(decode(v6, .ethernet).networkEnd == nil)
+    }
+
+    /// `decodes` names exactly the link types `decode` reads past the link layer of; every other one is marked.
+    @Test func undecodedLinkTypesAreMarked() {
+        for raw in UInt32(0)...300 {
+            let link = LinkType(rawValue: raw)
+            let p = decode(RealPackets.ethernetIPv4SYN, link)
+            #expect((p.problem == .unsupportedLink(link)) == !PacketDecoder.decodes(link), "\(link)")
+        }
+        #expect(DecodeProblem.unsupportedLink(LinkType(rawValue: 147)).description
+                == "link-type USER0 (147) not decoded")
+        #expect(DecodeProblem.unsupportedLink(LinkType(rawValue: 300)).description == "link-type 300 not decoded")
+    }
+
     @Test func ipv4FragmentsAreMarkedAndLaterOnesNotDecodedAsTCP() {
         var later = RealPackets.ethernetIPv4Data
         later[20] = 0x00
