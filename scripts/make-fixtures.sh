@@ -42,3 +42,4 @@ mergecap -F pcapng -w two-interfaces.pcapng lo-usec.pcap any-sll2.pcap
 capture_two same-connection-two-interfaces.pcapng 45605
 editcap -F pcapng -a "1:first comment" -a "3:third packet" -a "3:second comment on three" lo-nsec.pcap comments.pcapng
 python3 ../../scripts/fixtures.py
+sh ../../scripts/icmp-fixture.sh

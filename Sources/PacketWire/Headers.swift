@@ -241,9 +241,27 @@ public struct ICMPHeader: Sendable, Equatable {
     public var type: UInt8
     public var code: UInt8
     public var checksum: UInt16
+    /// The message's length as the IP header gives it (header included), captured or not.
+    public var length: Int = 0
     /// Identifier and sequence of echo request/reply.
     public var echo: (identifier: UInt16, sequence: UInt16)?
     public var quoted: QuotedPacket?
+
+    public init(isV6: Bool, type: UInt8, code: UInt8, checksum: UInt16) {
+        self.isV6 = isV6
+        self.type = type
+        self.code = code
+        self.checksum = checksum
+    }
+
+    /// An error message, which quotes the start of the datagram it is about (RFC 792 and 4443: destination
+    /// unreachable, source quench, redirect, time exceeded, parameter problem; packet too big in ICMPv6).
+    public var isError: Bool {
+        switch (isV6, type) {
+        case (true, 1...4), (false, 3), (false, 4), (false, 5), (false, 11), (false, 12): true
+        default: false
+        }
+    }
 
     public struct QuotedPacket: Sendable, Equatable {
         public var source: IPAddress
@@ -254,7 +272,7 @@ public struct ICMPHeader: Sendable, Equatable {
     }
 
     public static func == (a: ICMPHeader, b: ICMPHeader) -> Bool {
-        a.isV6 == b.isV6 && a.type == b.type && a.code == b.code && a.checksum == b.checksum
+        a.isV6 == b.isV6 && a.type == b.type && a.code == b.code && a.checksum == b.checksum && a.length == b.length
             && a.echo?.identifier == b.echo?.identifier && a.echo?.sequence == b.echo?.sequence
             && a.quoted == b.quoted
     }

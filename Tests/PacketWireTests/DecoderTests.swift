@@ -77,6 +77,23 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
         #expect(q.protocolNumber == 17 && q.destinationPort == 50003 && q.sourcePort == 45866)
     }
 
+    /// The quote of an ICMP error ends where its IP datagram does: bytes after it (link-layer padding) are not
+    /// quoted. An error whose quote lacks the quoted IP header is truncated.
+    @Test func icmpQuoteEndsWithItsDatagram() throws {
+        let frame = RealPackets.sll2ICMPPortUnreachable
+        let whole = try #require(decode(frame, .linuxSLL2).icmp)
+        #expect(whole.length == 40 && whole.isError)
+        #expect(decode(frame + [UInt8](repeating: 0xee, count: 10), .linuxSLL2).icmp == whole)
+        // The same bytes, but an IP total length that ends the datagram 10 bytes into the quote.
+        var short = frame
+        short[23] = 20 + 8 + 10
+        let p = decode(short, .linuxSLL2)
+        let icmp = try #require(p.icmp)
+        #expect(icmp.length == 18 && icmp.quoted == nil)
+        #expect(p.problem == .truncated(.transport))
+        #expect(p.payloadLength == 10 && p.capturedPayloadLength == 10)
+    }
+
     @Test func otherLinkTypesCarryTheSameDatagram() throws {
         let ip = ipDatagram(RealPackets.ethernetIPv4Data)
         // BSD NULL in little- and big-endian hosts, OpenBSD LOOP, raw IP, Linux cooked v1.
