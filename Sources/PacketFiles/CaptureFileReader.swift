@@ -40,8 +40,8 @@ public final class CaptureFileReader {
         var snapLength: Int
         var scale: TimeScale
         var offset: Int64
-        /// `CaptureInfo.interfaceName`, made once per interface rather than per packet.
-        var name: String
+        /// `CaptureInfo.label`, made once per interface rather than per packet.
+        var name: InterfaceLabel
     }
 
     /// Regular files at least this large are read ahead on a second thread (see `init(path:bufferSize:readAhead:)`).
@@ -213,7 +213,7 @@ public final class CaptureFileReader {
     /// valid until the next `ensure`). Static, so it touches no class property: no dynamic exclusivity checks.
     @inline(__always)
     private static func pcapRecord(_ input: inout InputBuffer, _ s: PcapSettings, path: String)
-        throws(CaptureFileError) -> Result<(info: CaptureInfo, data: ByteView)?, BadRecord>
+        throws(CaptureFileError) -> Result<PcapRecordFields?, BadRecord>
     {
         let at = input.offset
         let big = s.bigEndian
@@ -240,18 +240,32 @@ public final class CaptureFileReader {
         // A fraction of a second past one second (seen in damaged files) carries into the seconds.
         let units = UInt64(seconds) * s.scale.unitsPerSecond + UInt64(fraction)
         input.consume(total)
-        return .success((CaptureInfo(timestamp: s.scale.timestamp(units), capturedLength: Int(captured),
-                                     originalLength: Int(original), interfaceIndex: 0, linkType: s.linkType),
-                         data))
+        return .success(PcapRecordFields(timestamp: s.scale.timestamp(units), captured: Int(captured),
+                                         original: Int(original), data: data))
+    }
+
+    /// What a classic pcap record gives: plain values only, so passing them costs no reference counting (a
+    /// `CaptureInfo` carries a name), until the record is made.
+    private struct PcapRecordFields {
+        var timestamp: Timestamp
+        var captured: Int
+        var original: Int
+        var data: ByteView
+
+        @inline(__always) func record(_ s: PcapSettings, frame: Int) -> PacketRecord {
+            PacketRecord(info: CaptureInfo(timestamp: timestamp, capturedLength: captured, originalLength: original,
+                                           interfaceIndex: 0, linkType: s.linkType, label: nil),
+                         bytes: data, comments: [], frameNumber: frame)
+        }
     }
 
     private func nextPcap() throws(CaptureFileError) -> PacketRecord? {
         switch try Self.pcapRecord(&input, pcapSettings, path: path) {
         case .failure(let bad): throw fail(bad.at, bad.message)
         case .success(nil): return nil
-        case .success(let (info, data)?):
+        case .success(let fields?):
             frameNumber += 1
-            return PacketRecord(info: info, bytes: data, comments: [], frameNumber: frameNumber)
+            return fields.record(pcapSettings, frame: frameNumber)
         }
     }
 
@@ -281,9 +295,9 @@ public final class CaptureFileReader {
                     break loop
                 case .success(nil):
                     break loop
-                case .success(let (info, data)?):
+                case .success(let fields?):
                     frame += 1
-                    if !body(PacketRecord(info: info, bytes: data, comments: [], frameNumber: frame)) {
+                    if !body(fields.record(settings, frame: frame)) {
                         outcome = .success(false)
                         break loop
                     }
@@ -424,8 +438,9 @@ public final class CaptureFileReader {
         interfaces.append(info)
         let described = "interface \(interfaces.count - 1)" + (info.name.map { " (\($0))" } ?? "")
         noteLinkType(info.linkType, interface: described)
+        let label = InterfaceLabel(info.name ?? "#\(interfaces.count - 1)")
         timing.append(InterfaceTiming(linkType: info.linkType, snapLength: info.snapLength, scale: scale,
-                                      offset: info.timestampOffset, name: info.name ?? "#\(interfaces.count - 1)"))
+                                      offset: info.timestampOffset, name: label))
     }
 
     /// The global interface index of section-local interface `id`.
@@ -497,7 +512,7 @@ public final class CaptureFileReader {
         return PacketRecord(
             info: CaptureInfo(timestamp: t.scale.timestamp(units, offsetSeconds: t.offset),
                               capturedLength: data.count, originalLength: original, interfaceIndex: index,
-                              linkType: t.linkType, interfaceName: t.name),
+                              linkType: t.linkType, label: t.name),
             bytes: data, comments: comments, frameNumber: frameNumber)
     }
 

@@ -362,9 +362,9 @@ public struct DecodedPacket: Sendable, Equatable {
     public var payloadLength: Int = 0
     /// Payload bytes actually present in the capture.
     public var capturedPayloadLength: Int = 0
-    /// Where the IP datagram ends by its own length field, from the start of the captured bytes (nil without a
+    /// Where the IP datagram ends by its own length field, from the start of the captured bytes (0 without a
     /// valid IP header, or for an IPv6 jumbogram). Beyond the record's original length, the header lies.
-    public var networkEnd: Int?
+    public var networkEnd = 0
     /// What went wrong decoding the bytes; `problem(capturedAs:)` adds what only the record's lengths tell.
     public var problem: DecodeProblem?
 
@@ -372,15 +372,16 @@ public struct DecodedPacket: Sendable, Equatable {
 
     /// The problem to report for the packet `info` describes: the record's impossible lengths first (tcpdump shows
     /// nothing else of such a record), then an IP length beyond the packet's wire length (the bytes the decoder
-    /// missed follow from it), then `problem`.
+    /// missed follow from it), then `problem`. Writers that ask for every packet test `info.holds(networkEnd:)`
+    /// first, which says when this is `problem`.
     public func problem(capturedAs info: CaptureInfo) -> DecodeProblem? {
-        if info.invalidLengths != nil {
+        if info.holds(networkEnd: networkEnd) { return problem }
+        if !info.hasSoundLengths {
             return .invalidRecord(capturedLength: info.capturedLength, originalLength: info.originalLength)
         }
-        if let end = networkEnd, end > info.originalLength {
-            return .lengthBeyondPacket(missing: end - info.originalLength, isV6: ipv6 != nil)
-        }
-        return problem
+        let missing = networkEnd - info.originalLength
+        if case .ipv6 = network { return .lengthBeyondPacket(missing: missing, isV6: true) }
+        return .lengthBeyondPacket(missing: missing, isV6: false)
     }
 
     public var tcp: TCPHeader? { if case .tcp(let h) = transport { h } else { nil } }

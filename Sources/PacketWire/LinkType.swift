@@ -108,28 +108,52 @@ public struct CaptureInfo: Sendable {
     public var linkType: LinkType
     /// The interface as the capture names it: a pcapng interface's `if_name`, or `#N` for pcapng interface N when
     /// it has none (N as `interfaceIndex`, tshark's `frame.interface_id`); nil for classic pcap, which names none.
-    public var interfaceName: String?
+    public var interfaceName: String? {
+        get { label?.name }
+        set { label = newValue.map(InterfaceLabel.init) }
+    }
+
+    /// `interfaceName` in a box a reader makes once per interface: every packet shares it, and copying a class
+    /// reference costs a packet less than copying a String.
+    public var label: InterfaceLabel?
 
     public init(timestamp: Timestamp, capturedLength: Int, originalLength: Int, interfaceIndex: Int = 0,
                 linkType: LinkType, interfaceName: String? = nil) {
+        self.init(timestamp: timestamp, capturedLength: capturedLength, originalLength: originalLength,
+                  interfaceIndex: interfaceIndex, linkType: linkType, label: interfaceName.map(InterfaceLabel.init))
+    }
+
+    @inlinable
+    public init(timestamp: Timestamp, capturedLength: Int, originalLength: Int, interfaceIndex: Int,
+                linkType: LinkType, label: InterfaceLabel?) {
         self.timestamp = timestamp
         self.capturedLength = capturedLength
         self.originalLength = originalLength
         self.interfaceIndex = interfaceIndex
         self.linkType = linkType
-        self.interfaceName = interfaceName
+        self.label = label
     }
 
     public var isTruncated: Bool { capturedLength < originalLength }
 
-    /// tcpdump's `MAXIMUM_SNAPLEN`: a record claiming more than this is not believed.
-    public static let maximumSnapLength = 262_144
+    /// tcpdump's `MAXIMUM_SNAPLEN`: a record claiming more than this is not believed. (Computed, as TCPFlags' are:
+    /// a stored static costs another module a once-check per read.)
+    @inlinable public static var maximumSnapLength: Int { 262_144 }
+
+    /// False when `invalidLengths` has something to say; checked per packet, so without building it.
+    @inlinable public var hasSoundLengths: Bool {
+        capturedLength != 0 && originalLength >= capturedLength && originalLength <= Self.maximumSnapLength
+    }
+
+    /// True when `DecodedPacket.problem(capturedAs:)` is the decoder's own `problem` for a packet whose IP datagram
+    /// ends at `networkEnd`: the per-packet test, on plain integers, before asking for more.
+    @inlinable public func holds(networkEnd: Int) -> Bool { hasSoundLengths && networkEnd <= originalLength }
 
     /// What is impossible about the record's lengths, as tcpdump's sanity checks name it ("len(60) < caplen(74)",
     /// "caplen==0", ...), or nil when they hold. tcpdump prints such a record as `[Invalid header: ...]` only.
     public var invalidLengths: [String]? { Self.invalidLengths(captured: capturedLength, original: originalLength) }
 
-    static func invalidLengths(captured: Int, original: Int) -> [String]? {
+    @usableFromInline static func invalidLengths(captured: Int, original: Int) -> [String]? {
         let limit = maximumSnapLength
         guard captured == 0 || original == 0 || original < captured || captured > limit || original > limit else {
             return nil
@@ -145,6 +169,12 @@ public struct CaptureInfo: Sendable {
         if original > limit { items.append("len(\(original)) > \(limit)") }
         return items
     }
+}
+
+/// An interface's name, boxed once so that every packet from the interface shares it.
+public final class InterfaceLabel: Sendable {
+    public let name: String
+    public init(_ name: String) { self.name = name }
 }
 
 /// A packet copied out of a capture buffer, owning its bytes, for code that keeps packets (the lab, the timeline).

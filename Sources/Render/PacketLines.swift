@@ -56,7 +56,7 @@ public struct PacketText {
         _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
     ) {
         var e = Trailer(track: t, info: info, decoded: d)
-        if case .invalidRecord = e.problem, let items = info.invalidLengths {
+        if e.mark == .invalidRecord, let items = info.invalidLengths {
             // tcpdump believes nothing else of such a record: no time, no decode, no dump.
             o.append("[Invalid header: ")
             for (i, item) in items.enumerated() {
@@ -68,7 +68,7 @@ public struct PacketText {
         }
         time(info.timestamp, into: &o)
         o.byte(0x20)
-        if case .unsupportedLink = e.problem {
+        if e.mark == .unsupportedLink {
             // tcpdump's line for a link type it has no printer for: the word, then every captured byte.
             o.append("UNSUPPORTED\n")
             if payload, d.capturedPayloadLength > 0, let p = bytes.slice(d.payloadOffset, d.capturedPayloadLength) {
@@ -81,14 +81,14 @@ public struct PacketText {
         switch d.network {
         case .ipv4:
             o.append("IP ")
-            if case .lengthBeyondPacket(let missing, _) = e.problem {
+            if e.mark == .lengthBeyondPacket, let missing = e.missing {
                 o.append("truncated-ip - ")
                 o.decimal(missing)
                 o.append(" bytes missing! ")
             }
         case .ipv6:
             o.append("IP6 ")
-            if case .lengthBeyondPacket(let missing, _) = e.problem {
+            if e.mark == .lengthBeyondPacket, let missing = e.missing {
                 // tcpdump's IPv6 mark has no space before the addresses.
                 o.append("truncated-ip6 - ")
                 o.decimal(missing)
@@ -142,29 +142,18 @@ public struct PacketText {
             o.address(dst)
             o.append(": ")
             // The message as far as it was captured and its IP datagram reaches: what tcpdump's printer sees.
-            let m = bytes.suffix(from: d.payloadOffset - 8)?.prefix(max(icmp.length, 0)) ?? bytes.prefix(0)
-            let whole = icmp.isV6 ? Self.icmp6(m, length: icmp.length, into: &o)
-                : Self.icmp4(m, length: icmp.length, into: &o)
-            if !whole {
-                // tcpdump's own mark says it; ours would repeat it.
-                o.append(icmp.isV6 ? " [|icmp6]" : " [|icmp]")
-                e.problem = nil
-                e.truncated = info.isTruncated
+            if !Self.icmp(icmp.isV6, at: d.payloadOffset - 8, length: icmp.length, bytes, into: &o) {
+                e.markedTruncation(info)
             }
         case .unknown(let proto):
             o.address(src)
             o.append(" > ")
             o.address(dst)
-            if case .truncated(.transport)? = d.problem, !d.isFragment, proto == (d.ipv6 == nil ? 1 : 58) {
+            if Self.isCutICMP(d, proto) {
                 // An ICMP message cut before its type and code: tcpdump's printer reads what there is, then stops.
                 o.append(": ")
-                let m = bytes.suffix(from: d.payloadOffset)?.prefix(d.payloadLength) ?? bytes.prefix(0)
-                let whole = d.ipv6 == nil ? Self.icmp4(m, length: d.payloadLength, into: &o)
-                    : Self.icmp6(m, length: d.payloadLength, into: &o)
-                if !whole {
-                    o.append(d.ipv6 == nil ? " [|icmp]" : " [|icmp6]")
-                    e.problem = nil
-                    e.truncated = info.isTruncated
+                if !Self.icmp(proto == 58, at: d.payloadOffset, length: d.payloadLength, bytes, into: &o) {
+                    e.markedTruncation(info)
                 }
                 break
             }
@@ -315,11 +304,33 @@ public struct PacketText {
         var analysis: TCPAnalysisFlags
         var problem: DecodeProblem?
         var truncated: Bool
+        /// The problems that change the line itself, not only its end; tested on plain values.
+        var mark = Mark.none
 
-        init(track: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket) {
+        enum Mark { case none, invalidRecord, unsupportedLink, lengthBeyondPacket }
+
+        /// The bytes `lengthBeyondPacket` says are missing.
+        var missing: Int? {
+            if case .lengthBeyondPacket(let missing, _)? = problem { missing } else { nil }
+        }
+
+        /// The line already ends with tcpdump's truncation mark (" [|icmp]"): the decode's problem would repeat it,
+        /// only a record the snapshot length cut still says so.
+        mutating func markedTruncation(_ info: CaptureInfo) {
+            problem = nil
+            truncated = info.isTruncated
+        }
+
+        @inline(__always) init(track: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket) {
             analysis = track.analysis
-            problem = d.problem(capturedAs: info)
+            problem = info.holds(networkEnd: d.networkEnd) ? d.problem : d.problem(capturedAs: info)
             truncated = PacketEventBuilder.isTruncated(info, d)
+            switch problem {
+            case .invalidRecord?: mark = .invalidRecord
+            case .unsupportedLink?: mark = .unsupportedLink
+            case .lengthBeyondPacket?: mark = .lengthBeyondPacket
+            default: break
+            }
         }
     }
 
@@ -336,14 +347,13 @@ public struct PacketText {
             o.byte(UInt8(ascii: "]"))
         }
         switch e.problem {
-        case .lengthBeyondPacket?:
-            // Marked after "IP " as tcpdump marks it; what the decoder then missed is only its consequence.
-            if e.truncated { o.append(" [truncated]") }
-        case let problem?:
+        case let problem? where e.mark != .lengthBeyondPacket:
             o.append(" [")
             o.append(problem.description)
             o.byte(UInt8(ascii: "]"))
-        case nil:
+        default:
+            // A length beyond the packet was marked after "IP ", as tcpdump marks it; what the decoder then missed
+            // is only its consequence.
             if e.truncated { o.append(" [truncated]") }
         }
         o.byte(0x0a)
@@ -408,6 +418,27 @@ extension OutputBuffer {
 }
 
 extension PacketText {
+    /// The ICMP or ICMPv6 message at `offset` of `bytes`, `length` bytes long by its IP header, as tcpdump prints
+    /// it; false when the line ends with tcpdump's truncation mark. Out of `write`, whose per-packet path stays
+    /// small (with this inline, Swift copied every decoded packet).
+    @inline(never)
+    static func icmp(_ isV6: Bool, at offset: Int, length: Int, _ bytes: ByteView, into o: inout OutputBuffer)
+        -> Bool
+    {
+        let m = bytes.suffix(from: offset)?.prefix(max(length, 0)) ?? bytes.prefix(0)
+        if isV6 ? icmp6(m, length: length, into: &o) : icmp4(m, length: length, into: &o) { return true }
+        o.append(isV6 ? " [|icmp6]" : " [|icmp]")
+        return false
+    }
+
+    /// A first fragment whose ICMP header was cut before its type and code, which tcpdump's printer still reads.
+    @inline(never)
+    static func isCutICMP(_ d: DecodedPacket, _ proto: UInt8) -> Bool {
+        guard case .truncated(.transport)? = d.problem, !d.isFragment else { return false }
+        if case .ipv6 = d.network { return proto == 58 }
+        return proto == 1
+    }
+
     /// tcpdump 4.99's `icmp_print` without -v: "ICMP what, length N", where "what" names what the message says
     /// about the datagram it quotes ("127.0.0.1 udp port 5000 unreachable"). `m` is the message as far as it was
     /// captured and its IP datagram reaches; `length` its length per the IP header. tcpdump writes nothing of a

@@ -181,7 +181,7 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
         // A jumbogram's zero payload length claims nothing.
         v6[18] = 0
         v6[19] = 0
-        #expect(decode(v6, .ethernet).networkEnd == nil)
+        #expect(decode(v6, .ethernet).networkEnd == 0)
     }
 
     /// `decodes` names exactly the link types `decode` reads past the link layer of; every other one is marked.
@@ -265,7 +265,7 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
                 case .lengthBeyondPacket(let missing, _)?:
                     #expect(missing > 0 && p.networkEnd == bytes.count + missing, "\(what)")
                 case .invalidRecord?: Issue.record("\(what): a sound record called invalid")
-                default: #expect((p.networkEnd ?? 0) <= bytes.count, "\(what)")
+                default: #expect(p.networkEnd <= bytes.count, "\(what)")
                 }
                 #expect((p.problem == .unsupportedLink(link)) == !PacketDecoder.decodes(link), "\(what)")
             }
