@@ -7,7 +7,8 @@ import Timeline
 /// flags in tcpdump's letters, seq/ack (relative, as Wireshark numbers them, or absolute with
 /// `absoluteSequence`), window, options in wire order, payload length. TCP analysis, truncation and
 /// malformed headers follow in brackets. With `absoluteSequence` a TCP/UDP line over Ethernet is byte for byte
-/// what `TZ=UTC tcpdump -nn -S` prints.
+/// what `TZ=UTC tcpdump -nn -S` prints, and so are ICMP and ICMPv6 lines, tcpdump's marks for an IP length beyond
+/// the packet and an impossible record, and its UNSUPPORTED dump of an undecoded link type.
 ///
 /// Everything is written into an `OutputBuffer`; nothing allocates for an IPv4 TCP or UDP packet.
 public struct PacketText {
