@@ -28,8 +28,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(flow.source == decoded.source && flow.destination == decoded.destination)
     }
     frame += 1
+    // The original length is sometimes below the captured one, so impossible records and IP lengths beyond the
+    // wire are rendered too.
+    let original = max(0, bytes.count + Int(data[0] & 3) - Int(data[0] >> 6) * 2)
     let info = CaptureInfo(timestamp: Timestamp(seconds: Int64(frame), nanoseconds: 0), capturedLength: bytes.count,
-                           originalLength: bytes.count + Int(data[0] & 3), linkType: link)
+                           originalLength: original, linkType: link)
+    if case .lengthBeyondPacket(let missing, _)? = decoded.problem(capturedAs: info) {
+        precondition(missing > 0 && decoded.networkEnd == original + missing)
+    }
     // Both paths the commands take: the lab/trace event, and read's allocation-free track.
     let event = builder.event(frame: frame, info: info, decoded: decoded, payload: [])
     var out = OutputBuffer()

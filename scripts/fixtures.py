@@ -3,6 +3,9 @@
 - be-usec.pcap: lo-usec.pcap rewritten big-endian (editcap cannot swap byte order);
 - synthetic.pcapng: two sections (little-endian, then big-endian) exercising if_tsresol in both forms,
   if_tsoffset, if_name, Simple and obsolete Packet Blocks, comments, skipped NRB/unknown blocks, ISB drops;
+- port-reuse.pcap: one 4-tuple reused with the roles swapped, then a SYN and a SYN/ACK repeated (stream numbering);
+- icmp-variants.pcap: every ICMP and ICMPv6 type and code tcpdump names, whole and cut short (real ones are in
+  icmp-errors.pcap, made by icmp-fixture.sh);
 - malformed/*: hand-made broken files (see the comment next to each)."""
 import struct, os
 
@@ -76,6 +79,124 @@ def synthetic():
                  opts(B, opt(B, 1, b'big'), opt(B, 1, b'endian'))))
     open('synthetic.pcapng', 'wb').write(b''.join(s))
 
+def checksum(b):
+    if len(b) % 2:
+        b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return ~s & 0xffff
+
+def ipv4(src, dst, proto, payload, total=None, ttl=64, ident=1):
+    total = 20 + len(payload) if total is None else total
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, total, ident, 0x4000, ttl, proto, 0, bytes(src), bytes(dst))
+    return h[:10] + struct.pack('!H', checksum(h)) + h[12:] + payload
+
+def tcp(sport, dport, seq, ack, flags, data=b''):
+    return struct.pack('!HHIIBBHHH', sport, dport, seq, ack, 5 << 4, flags, 1000, 0, 0) + data
+
+def udp(sport, dport, data):
+    return struct.pack('!HHHH', sport, dport, 8 + len(data), 0) + data
+
+def ipv6(src, dst, next_header, payload, payload_length=None):
+    payload_length = len(payload) if payload_length is None else payload_length
+    return struct.pack('!IHBB16s16s', 0x60000000, payload_length, next_header, 64, bytes(src), bytes(dst)) + payload
+
+def ether(ethertype, payload):
+    return b'\x02\0\0\0\0\x02' + b'\x02\0\0\0\0\x01' + struct.pack('!H', ethertype) + payload
+
+def pcap(name, records, linktype=1):
+    """records: (data, original length) pairs, one second apart from 1700000000 s."""
+    out = [struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, linktype)]
+    for i, (data, orig) in enumerate(records):
+        out.append(struct.pack('<IIII', 1700000000 + i, i, len(data), orig) + data)
+    open(name, 'wb').write(b''.join(out))
+
+def port_reuse():
+    a, b = [10, 0, 0, 1], [10, 0, 0, 2]
+    S, A, F, R = 2, 16, 1, 4
+    def seg(src, dst, sport, dport, seq, ack, flags):
+        return ether(0x800, ipv4(src, dst, 6, tcp(sport, dport, seq, ack, flags)))
+    frames = [
+        # a:1000 -> b:2000, closed by FINs.
+        seg(a, b, 1000, 2000, 100, 0, S), seg(b, a, 2000, 1000, 500, 101, S | A), seg(a, b, 1000, 2000, 101, 501, A),
+        seg(a, b, 1000, 2000, 101, 501, F | A), seg(b, a, 2000, 1000, 501, 102, F | A),
+        seg(a, b, 1000, 2000, 102, 502, A),
+        # The same 4-tuple, roles swapped: b connects to a with a new ISN (a new stream), ended by a reset.
+        seg(b, a, 2000, 1000, 9000, 0, S), seg(a, b, 1000, 2000, 7000, 9001, S | A),
+        seg(b, a, 2000, 1000, 9001, 7001, A), seg(b, a, 2000, 1000, 9001, 7001, R | A),
+        # a connects again (a third stream); its SYN is then repeated with the same ISN (a retransmission), and a
+        # SYN/ACK with another ISN restarts b's numbering.
+        seg(a, b, 1000, 2000, 300, 0, S), seg(b, a, 2000, 1000, 800, 301, S | A), seg(a, b, 1000, 2000, 300, 0, S),
+        seg(b, a, 2000, 1000, 1234, 301, S | A),
+    ]
+    pcap('port-reuse.pcap', [(f, len(f)) for f in frames])
+
+def icmp_variants():
+    a, b, c = [10, 0, 0, 1], [10, 0, 0, 2], [192, 0, 2, 9]
+    a6, b6 = [0xfd] + [0] * 14 + [1], [0xfd] + [0] * 14 + [2]
+    def icmp4(type_, code, rest=b'\0\0\0\0', body=b''):
+        return ether(0x800, ipv4(b, a, 1, struct.pack('!BBH', type_, code, 0) + rest + body, ident=7))
+    def icmp6(type_, code, rest=b'\0\0\0\0', body=b''):
+        m = struct.pack('!BBH', type_, code, 0) + rest + body
+        return ether(0x86dd, ipv6(b6, a6, 58, m))
+    # The datagrams the errors quote: UDP, TCP and another protocol over IPv4; UDP and TCP over IPv6, one behind
+    # a hop-by-hop and a fragment header.
+    q_udp = ipv4(a, c, 17, udp(40000, 5000, b'ping'))
+    q_tcp = ipv4(a, c, 6, tcp(40001, 80, 1, 0, 2))
+    q_gre = ipv4(a, c, 47, b'\0' * 8)
+    q_opts = bytes([0x46]) + ipv4(a, c, 17, udp(40000, 5001, b''))[1:20] + b'\x01\x01\x01\x00' + udp(40000, 5001, b'')
+    q6_udp = ipv6(a6, [0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [9], 17, udp(40000, 5000, b'ping'))
+    q6_tcp = ipv6(a6, [0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [9], 6, tcp(40001, 443, 1, 0, 2))
+    q6_ext = ipv6(a6, [0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [9], 0,
+                  bytes([44, 0, 1, 4, 0, 0, 0, 0]) + bytes([17, 0, 0, 1, 0, 0, 0, 42]) + udp(40000, 5002, b''))
+    q6_esp = ipv6(a6, [0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [9], 50, b'\0' * 16)
+    frames = [icmp4(8, 0, struct.pack('!HH', 77, 1)), icmp4(0, 0, struct.pack('!HH', 77, 1))]
+    for code in range(17):
+        frames.append(icmp4(3, code, struct.pack('!HH', 0, 1400 if code == 4 else 0), q_udp))
+    frames += [icmp4(3, 4, b'\0' * 4, q_udp), icmp4(3, 3, b'\0' * 4, q_tcp), icmp4(3, 3, b'\0' * 4, q_gre),
+               icmp4(3, 3, b'\0' * 4, q_opts), icmp4(4, 0, b'\0' * 4, q_udp)]
+    for code in range(5):
+        frames.append(icmp4(5, code, bytes([10, 0, 0, 254]), q_udp))
+    frames += [icmp4(9, 0, struct.pack('!BBH', 2, 2, 1800), struct.pack('!4sI4sI', bytes(b), 0, bytes(c), 5)),
+               icmp4(9, 0, struct.pack('!BBH', 1, 2, 45), struct.pack('!4sI', bytes(b), 0)),
+               icmp4(9, 0, struct.pack('!BBH', 1, 2, 9000), struct.pack('!4sI', bytes(b), 0)),
+               icmp4(9, 0, struct.pack('!BBH', 1, 3, 9000)), icmp4(10, 0)]
+    for code in range(3):
+        frames.append(icmp4(11, code, b'\0' * 4, q_udp))
+    frames += [icmp4(12, 0, bytes([20, 0, 0, 0]), q_udp), icmp4(12, 1, b'\0' * 4, q_udp),
+               icmp4(13, 0, struct.pack('!HH', 5, 6), b'\0' * 12),
+               icmp4(14, 0, struct.pack('!HH', 5, 6), struct.pack('!III', 45296789, 45296790, 86399999)),
+               icmp4(15, 0), icmp4(16, 0), icmp4(17, 0), icmp4(18, 0, b'\0' * 4, bytes([255, 255, 255, 0])),
+               icmp4(42, 1)]
+    for code in range(8):
+        frames.append(icmp6(1, code, b'\0' * 4, q6_udp))
+    frames += [icmp6(1, 4, b'\0' * 4, q6_tcp), icmp6(1, 4, b'\0' * 4, q6_ext), icmp6(1, 4, b'\0' * 4, q6_esp),
+               icmp6(2, 0, struct.pack('!I', 1280), q6_udp)]
+    for code in range(3):
+        frames.append(icmp6(3, code, b'\0' * 4, q6_udp))
+    for code in range(5):
+        frames.append(icmp6(4, code, struct.pack('!I', 40 if code == 0 else 6), q6_udp))
+    frames += [icmp6(128, 0, struct.pack('!HH', 9, 3)), icmp6(129, 0, struct.pack('!HH', 9, 3)),
+               icmp6(130, 0, struct.pack('!HH', 1000, 0), bytes(16)),
+               icmp6(130, 0, struct.pack('!HH', 1000, 0), bytes([0xff, 2] + [0] * 13 + [0xfb]) + b'\x02\x7d\0\x02'
+                     + bytes(32)),
+               icmp6(131, 0, b'\0' * 4, bytes([0xff, 2] + [0] * 13 + [0xfb])), icmp6(132, 0, b'\0' * 4, bytes(16)),
+               icmp6(133, 0), icmp6(134, 0, b'\x40\0\x07\x08', b'\0' * 8),
+               icmp6(135, 0, b'\0' * 4, bytes(b6)), icmp6(136, 0, b'\x60\0\0\0', bytes(b6)),
+               icmp6(137, 0, b'\0' * 4, bytes(b6) + bytes([0x20, 1, 0xd, 0xb8] + [0] * 11 + [9])),
+               icmp6(141, 0), icmp6(143, 0, b'\0\0\0\x02', bytes(40)), icmp6(144, 0, b'\x12\x34\0\0'),
+               icmp6(146, 0, b'\xab\xcd\0\0'), icmp6(250, 1, b'\1\2\3\4', b'\5\6\7')]
+    records = [(f, len(f)) for f in frames]
+    # Cut short by the snapshot length: within the quoted header, within the ICMP header, and an ICMPv6 error
+    # whose quoted extension headers end before the ports.
+    for f in (icmp4(3, 3, b'\0' * 4, q_udp), icmp4(3, 1, b'\0' * 4, q_udp), icmp4(11, 0, b'\0' * 4, q_udp),
+              icmp4(8, 0, struct.pack('!HH', 1, 1))):
+        records += [(f[:14 + 20 + 8 + 12], len(f)), (f[:14 + 20 + 3], len(f))]
+    for f in (icmp6(1, 4, b'\0' * 4, q6_ext), icmp6(1, 0, b'\0' * 4, q6_udp), icmp6(4, 1, b'\0' * 4, q6_udp)):
+        records += [(f[:14 + 40 + 8 + 44], len(f)), (f[:14 + 40 + 1], len(f))]
+    pcap('icmp-variants.pcap', records)
+
 def malformed():
     os.makedirs('malformed', exist_ok=True)
     usec = open('lo-usec.pcap', 'rb').read()
@@ -114,7 +235,40 @@ def malformed():
     # pcapng: an EPB for interface 5, which was never described.
     open('malformed/unknown-interface.pcapng', 'wb').write(good + epb(L, 5, 3, pkt(20, 3)))
 
+    # Files that read to the end, whose packets are wrong (tcpdump marks each):
+    a, b = [10, 0, 0, 1], [10, 0, 0, 2]
+    a6, b6 = [0xfd] + [0] * 14 + [1], [0xfd] + [0] * 14 + [2]
+    hello = udp(40000, 5000, b'hello')
+    # IP lengths that claim more than the wire carried: UDP and TCP over IPv4 (20 and 30 bytes missing), UDP over
+    # IPv6 (20), a packet cut by the snapshot length whose header claims even more than its original 60 bytes
+    # (34 missing), and, for contrast, a short UDP datagram in a padded Ethernet frame (nothing missing).
+    frames = [
+        (ether(0x800, ipv4(a, b, 17, hello, total=20 + len(hello) + 20)), None),
+        (ether(0x800, ipv4(a, b, 6, tcp(40001, 5001, 1000, 2000, 0x18, b'hello'), total=20 + 25 + 30)), None),
+        (ether(0x86dd, ipv6(a6, b6, 17, hello, payload_length=len(hello) + 20)), None),
+        (ether(0x800, ipv4(a, b, 17, udp(40000, 5000, b'x' * 18), total=80)), 60),
+        (ether(0x800, ipv4(a, b, 17, udp(40000, 5000, b'hi'))) + b'\0' * 16, None),
+    ]
+    records = []
+    for frame, original in frames:
+        records.append((frame[:50], original) if original else (frame, len(frame)))
+    pcap('malformed/ip-length-beyond-packet.pcap', records)
+    # Records whose lengths are impossible: an original length below the captured one, an original length of 0,
+    # a captured length of 0; then a sound record.
+    frame = ether(0x800, ipv4(a, b, 17, hello))
+    pcap('malformed/len-below-caplen.pcap', [(frame, len(frame) - 10), (frame, 0), (b'', 60), (frame, len(frame))])
+    # A link type neither tcpdump nor PacketFlow decodes (USER0, 147).
+    pcap('malformed/unsupported-link.pcap', [(b'\x01\x02\x03hello world', 14), (bytes(range(40)), 40)], linktype=147)
+    # pcapng: Ethernet, 802.11 and USER0 interfaces; only the first is decoded.
+    frame = ether(0x800, ipv4(a, b, 17, hello))
+    open('malformed/unsupported-link.pcapng', 'wb').write(
+        shb(L) + idb(L, 1, 65535, opts(L, opt(L, 2, b'eth0'))) + idb(L, 105, 65535, opts(L, opt(L, 2, b'wlan0')))
+        + idb(L, 147, 65535) + epb(L, 0, 1, frame) + epb(L, 1, 2, pkt(24, 0x80)) + epb(L, 2, 3, pkt(4, 7))
+        + epb(L, 1, 4, pkt(30, 0x88)))
+
 if __name__ == '__main__':
     be_pcap('lo-usec.pcap', 'be-usec.pcap')
     synthetic()
+    port_reuse()
+    icmp_variants()
     malformed()

@@ -17,21 +17,34 @@ build=.build-fuzz
 flags="-sanitize=fuzzer,address -parse-as-library -O -g"
 mkdir -p "$build"
 
-# Each module is compiled once, instrumented, as its own object and .swiftmodule so the targets can import it.
-# (sh functions share their variables with the caller: this one must not touch run_target's `name`.)
-build_module() { # module
+# Each module is compiled once, instrumented, as its own object and .swiftmodule so the targets can import it,
+# and again when its sources or a module it imports (listed before it) changed: an object built against an old
+# layout of another module's types corrupts memory. (sh functions share their variables with the caller: this one
+# must not touch run_target's `name`.)
+build_module() { # module [modules it imports...]
     module=$1
-    [ -f "$build/$module.o" ] && [ -z "$(find Sources/"$module" -newer "$build/$module.o" -name '*.swift')" ] && return
+    shift
+    stale=$(find Sources/"$module" -newer "$build/$module.o" -name '*.swift' 2>/dev/null)
+    for dependency in "$@"; do [ "$build/$dependency.o" -nt "$build/$module.o" ] && stale=yes; done
+    [ -f "$build/$module.o" ] && [ -z "$stale" ] && return
     echo "building $module" >&2
     swiftc $flags -wmo -c -module-name "$module" -I "$build" \
         -emit-module -emit-module-path "$build/$module.swiftmodule" \
         Sources/"$module"/*.swift -o "$build/$module.o"
+    # swiftc leaves an output it would write unchanged untouched; the time says when it was last checked.
+    touch "$build/$module.o"
 }
 
 run_target() { # name modules entry seeds
     name=$1; modules=$2; entry=$3; seeds=$4
     objects=""
-    for m in $(echo "$modules" | tr ',' ' '); do build_module "$m"; objects="$objects $build/$m.o"; done
+    built=""
+    for m in $(echo "$modules" | tr ',' ' '); do
+        # shellcheck disable=SC2086
+        build_module "$m" $built
+        built="$built $m"
+        objects="$objects $build/$m.o"
+    done
     # shellcheck disable=SC2086
     swiftc $flags -I "$build" "$entry" $objects -o "$build/fuzz-$name"
     corpus=$(mktemp -d)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Regenerates the capture fixtures in Tests/Fixtures (needs root, tcpdump, editcap, mergecap, python3).
+# Regenerates the capture fixtures in Tests/Fixtures (needs root, tcpdump, dumpcap, editcap, mergecap,
+# python3).
 # The committed fixtures are what the tests assert against; re-running this changes timestamps,
 # so the expected values in Tests/PacketFilesTests must be re-recorded with tshark afterwards.
 set -eu
@@ -26,10 +27,19 @@ capture() { # out-file port tcpdump-args...
     kill "$pid"; wait "$pid" || true
 }
 
+capture_two() { # out-file port: one connection seen on lo and on any at once, as dumpcap writes it (two named IDBs)
+    dumpcap -q -f "tcp port $2" -i lo -i any -w "$1" 2>/dev/null &
+    pid=$!
+    sleep 2; exchange "$2"; sleep 1
+    kill "$pid"; wait "$pid" || true
+}
+
 capture lo-usec.pcap 45601 -i lo
 capture lo-nsec.pcap 45602 -i lo --time-stamp-precision=nano
 capture any-sll2.pcap 45603 -i any
 capture any-sll.pcap 45604 -i any -y LINUX_SLL
 mergecap -F pcapng -w two-interfaces.pcapng lo-usec.pcap any-sll2.pcap
+capture_two same-connection-two-interfaces.pcapng 45605
 editcap -F pcapng -a "1:first comment" -a "3:third packet" -a "3:second comment on three" lo-nsec.pcap comments.pcapng
 python3 ../../scripts/fixtures.py
+sh ../../scripts/icmp-fixture.sh

@@ -16,6 +16,11 @@ public final class CaptureFileReader {
     public let format: CaptureFileFormat
     /// Interfaces described so far: the pcap header's one, or every pcapng IDB read so far across sections.
     public private(set) var interfaces: [InterfaceInfo] = []
+    /// What concerns the whole file and no single packet shows: one line each, naming the file, for the reader's
+    /// caller to print (on stderr) once it has read the file. Today: a link type PacketWire does not decode,
+    /// once per link type, as its first interface appears.
+    public private(set) var warnings: [String] = []
+    private var undecodedLinkTypes: Set<LinkType> = []
 
     private var input: InputBuffer
     private let maxRecord: Int
@@ -35,6 +40,8 @@ public final class CaptureFileReader {
         var snapLength: Int
         var scale: TimeScale
         var offset: Int64
+        /// `CaptureInfo.label`, made once per interface rather than per packet.
+        var name: InterfaceLabel
     }
 
     /// Regular files at least this large are read ahead on a second thread (see `init(path:bufferSize:readAhead:)`).
@@ -121,6 +128,14 @@ public final class CaptureFileReader {
         return error
     }
 
+    /// Warns, once per link type, when PacketWire cannot decode the packets of a new interface: tcpdump names the
+    /// link type in its first line, and otherwise every packet would say no more than that it was not decoded.
+    private func noteLinkType(_ linkType: LinkType, interface: String?) {
+        guard !PacketDecoder.decodes(linkType), undecodedLinkTypes.insert(linkType).inserted else { return }
+        warnings.append("\(path): \(interface.map { $0 + ": " } ?? "")\(linkType.tcpdumpName) is not decoded: "
+                        + "packetflow sees its packets as bytes only")
+    }
+
     // MARK: - Iteration
 
     /// Calls `body` for each packet; the record's bytes are valid only during the call.
@@ -171,6 +186,7 @@ public final class CaptureFileReader {
         // The upper bits of the link-type field carry FCS information, not the link type.
         interfaces = [InterfaceInfo(linkType: LinkType(rawValue: link & 0xFFFF), snapLength: Int(snap),
                                     timestampResolution: pcapScale.resolution)]
+        noteLinkType(interfaces[0].linkType, interface: nil)
         input.consume(PcapHeader.length)
     }
 
@@ -197,7 +213,7 @@ public final class CaptureFileReader {
     /// valid until the next `ensure`). Static, so it touches no class property: no dynamic exclusivity checks.
     @inline(__always)
     private static func pcapRecord(_ input: inout InputBuffer, _ s: PcapSettings, path: String)
-        throws(CaptureFileError) -> Result<(info: CaptureInfo, data: ByteView)?, BadRecord>
+        throws(CaptureFileError) -> Result<PcapRecordFields?, BadRecord>
     {
         let at = input.offset
         let big = s.bigEndian
@@ -224,18 +240,32 @@ public final class CaptureFileReader {
         // A fraction of a second past one second (seen in damaged files) carries into the seconds.
         let units = UInt64(seconds) * s.scale.unitsPerSecond + UInt64(fraction)
         input.consume(total)
-        return .success((CaptureInfo(timestamp: s.scale.timestamp(units), capturedLength: Int(captured),
-                                     originalLength: Int(original), interfaceIndex: 0, linkType: s.linkType),
-                         data))
+        return .success(PcapRecordFields(timestamp: s.scale.timestamp(units), captured: Int(captured),
+                                         original: Int(original), data: data))
+    }
+
+    /// What a classic pcap record gives: plain values only, so passing them costs no reference counting (a
+    /// `CaptureInfo` carries a name), until the record is made.
+    private struct PcapRecordFields {
+        var timestamp: Timestamp
+        var captured: Int
+        var original: Int
+        var data: ByteView
+
+        @inline(__always) func record(_ s: PcapSettings, frame: Int) -> PacketRecord {
+            PacketRecord(info: CaptureInfo(timestamp: timestamp, capturedLength: captured, originalLength: original,
+                                           interfaceIndex: 0, linkType: s.linkType, label: nil),
+                         bytes: data, comments: [], frameNumber: frame)
+        }
     }
 
     private func nextPcap() throws(CaptureFileError) -> PacketRecord? {
         switch try Self.pcapRecord(&input, pcapSettings, path: path) {
         case .failure(let bad): throw fail(bad.at, bad.message)
         case .success(nil): return nil
-        case .success(let (info, data)?):
+        case .success(let fields?):
             frameNumber += 1
-            return PacketRecord(info: info, bytes: data, comments: [], frameNumber: frameNumber)
+            return fields.record(pcapSettings, frame: frameNumber)
         }
     }
 
@@ -265,9 +295,9 @@ public final class CaptureFileReader {
                     break loop
                 case .success(nil):
                     break loop
-                case .success(let (info, data)?):
+                case .success(let fields?):
                     frame += 1
-                    if !body(PacketRecord(info: info, bytes: data, comments: [], frameNumber: frame)) {
+                    if !body(fields.record(settings, frame: frame)) {
                         outcome = .success(false)
                         break loop
                     }
@@ -406,8 +436,11 @@ public final class CaptureFileReader {
         if let badOption { throw fail(at, badOption) }
         info.timestampResolution = scale.resolution
         interfaces.append(info)
+        let described = "interface \(interfaces.count - 1)" + (info.name.map { " (\($0))" } ?? "")
+        noteLinkType(info.linkType, interface: described)
+        let label = InterfaceLabel(info.name ?? "#\(interfaces.count - 1)")
         timing.append(InterfaceTiming(linkType: info.linkType, snapLength: info.snapLength, scale: scale,
-                                      offset: info.timestampOffset))
+                                      offset: info.timestampOffset, name: label))
     }
 
     /// The global interface index of section-local interface `id`.
@@ -479,7 +512,7 @@ public final class CaptureFileReader {
         return PacketRecord(
             info: CaptureInfo(timestamp: t.scale.timestamp(units, offsetSeconds: t.offset),
                               capturedLength: data.count, originalLength: original, interfaceIndex: index,
-                              linkType: t.linkType),
+                              linkType: t.linkType, label: t.name),
             bytes: data, comments: comments, frameNumber: frameNumber)
     }
 

@@ -77,6 +77,8 @@ public struct CaptureFiles {
             if case .flow(nil, nil) = mode, path != "-" { pipeline.streamEnds = Self.streamEnds(of: path) }
             do {
                 let reader = try CaptureFileReader(path: path)
+                // Whole-file conditions (a link type that is not decoded), one line each, once the file is done.
+                defer { reader.warnings.forEach { warn($0) } }
                 var handleError: Error?
                 // -w: each input interface becomes an interface of the output, described when first used.
                 var outputInterface: [Int: Int] = [:]

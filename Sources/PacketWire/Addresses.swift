@@ -208,7 +208,11 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
 }
 
 extension ByteView {
-    @inlinable @inline(__always) func ipv6(_ offset: Int) -> IPAddress? {
+    /// The IPv4 address at `offset`, or nil when any of its 4 bytes is missing.
+    @inlinable @inline(__always) public func ipv4(_ offset: Int) -> IPAddress? { u32(offset).map { .v4($0) } }
+
+    /// The IPv6 address at `offset`, or nil when any of its 16 bytes is missing.
+    @inlinable @inline(__always) public func ipv6(_ offset: Int) -> IPAddress? {
         guard let hi = u64(offset), let lo = u64(offset + 8) else { return nil }
         return .v6(hi, lo)
     }

@@ -23,7 +23,17 @@ public enum PacketDecoder {
             decodeIPv6(bytes, base: 0, into: &p)
             return p
         default:
-            return DecodedPacket(link: .unknown(linkType))
+            var p = DecodedPacket(link: .unknown(linkType))
+            p.problem = .unsupportedLink(linkType)
+            return p
+        }
+    }
+
+    /// Whether `decode` reads past the link layer of `linkType`'s packets (otherwise each is `.unsupportedLink`).
+    public static func decodes(_ linkType: LinkType) -> Bool {
+        switch linkType {
+        case .ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .dltRaw, .ipv4, .ipv6: true
+        default: false
         }
     }
 
@@ -192,6 +202,7 @@ public enum PacketDecoder {
             p.problem = .malformed(.network, "total length \(total) < header length \(ihl)")
             return
         }
+        p.networkEnd = base + Int(total)
         guard b.has(base, ihl) else {
             p.problem = .truncated(.network)
             return
@@ -227,6 +238,8 @@ public enum PacketDecoder {
             p.problem = .malformed(.network, "version \(vcf >> 28) in an IPv6 header")
             return
         }
+        // A zero payload length belongs to a jumbogram, whose length is in a Hop-by-Hop option.
+        if plen != 0 { p.networkEnd = base + IPv6.headerLength + Int(plen) }
         // Walk the extension header chain.
         var offset = base + IPv6.headerLength
         var proto = next
@@ -419,17 +432,31 @@ public enum PacketDecoder {
         setPayload(b, offset: base + UDP.headerLength, announced: announced - UDP.headerLength, into: &p)
     }
 
+    private enum ICMP {
+        static let type = 0, code = 1, checksum = 2, identifier = 4, sequence = 6, headerLength = 8
+        static let ipv4HeaderLength = 20, ipv6HeaderLength = 40
+    }
+
     static func decodeICMP(_ b: ByteView, base: Int, length: Int, isV6: Bool, into p: inout DecodedPacket) {
-        guard let type = b.u8(base), let code = b.u8(base + 1), let sum = b.u16(base + 2) else {
+        guard let type = b.u8(base + ICMP.type), let code = b.u8(base + ICMP.code),
+            let sum = b.u16(base + ICMP.checksum)
+        else {
             p.transport = .unknown(isV6 ? 58 : 1)
             p.problem = .truncated(.transport)
+            setPayload(b, offset: base, announced: length, into: &p)
             return
         }
         var h = ICMPHeader(isV6: isV6, type: type, code: code, checksum: sum)
+        h.length = length
         let isEcho = isV6 ? (type == 128 || type == 129) : (type == 0 || type == 8)
-        let isError = isV6 ? (type >= 1 && type <= 4) : (type == 3 || type == 11 || type == 12 || type == 5)
-        if isEcho, let id = b.u16(base + 4), let seq = b.u16(base + 6) { h.echo = (id, seq) }
-        if isError, let quotedBytes = b.suffix(from: base + 8) {
+        if isEcho, let id = b.u16(base + ICMP.identifier), let seq = b.u16(base + ICMP.sequence) {
+            h.echo = (id, seq)
+        }
+        // The quoted datagram ends where the IP datagram does (what follows is link-layer padding), as tcpdump
+        // bounds it.
+        let end = min(b.count, base + max(length, 0))
+        let quotedBytes = end >= base + ICMP.headerLength ? b.slice(base + ICMP.headerLength, end - base - 8) : nil
+        if h.isError, let quotedBytes {
             var inner = DecodedPacket(link: .raw)
             decodeIP(quotedBytes, base: 0, into: &inner)
             if let src = inner.source, let dst = inner.destination {
@@ -444,8 +471,13 @@ public enum PacketDecoder {
             }
         }
         p.transport = .icmp(h)
-        setPayload(b, offset: base + 8, announced: length - 8, into: &p)
-        if !b.has(base, 8) { p.problem = .truncated(.transport) }
+        setPayload(b, offset: base + ICMP.headerLength, announced: length - ICMP.headerLength, into: &p)
+        if !b.has(base, ICMP.headerLength) {
+            p.problem = .truncated(.transport)
+        } else if h.isError, !(quotedBytes?.has(0, isV6 ? ICMP.ipv6HeaderLength : ICMP.ipv4HeaderLength) ?? false) {
+            // An error without the header of the datagram it is about says less than it should.
+            p.problem = .truncated(.transport)
+        }
     }
 }
 

@@ -225,9 +225,27 @@ public struct ICMPHeader: Sendable, Equatable {
     public var type: UInt8
     public var code: UInt8
     public var checksum: UInt16
+    /// The message's length as the IP header gives it (header included), captured or not.
+    public var length: Int = 0
     /// Identifier and sequence of echo request/reply.
     public var echo: (identifier: UInt16, sequence: UInt16)?
     public var quoted: QuotedPacket?
+
+    public init(isV6: Bool, type: UInt8, code: UInt8, checksum: UInt16) {
+        self.isV6 = isV6
+        self.type = type
+        self.code = code
+        self.checksum = checksum
+    }
+
+    /// An error message, which quotes the start of the datagram it is about (RFC 792 and 4443: destination
+    /// unreachable, source quench, redirect, time exceeded, parameter problem; packet too big in ICMPv6).
+    public var isError: Bool {
+        switch (isV6, type) {
+        case (true, 1...4), (false, 3), (false, 4), (false, 5), (false, 11), (false, 12): true
+        default: false
+        }
+    }
 
     public struct QuotedPacket: Sendable, Equatable {
         public var source: IPAddress
@@ -238,7 +256,7 @@ public struct ICMPHeader: Sendable, Equatable {
     }
 
     public static func == (a: ICMPHeader, b: ICMPHeader) -> Bool {
-        a.isV6 == b.isV6 && a.type == b.type && a.code == b.code && a.checksum == b.checksum
+        a.isV6 == b.isV6 && a.type == b.type && a.code == b.code && a.checksum == b.checksum && a.length == b.length
             && a.echo?.identifier == b.echo?.identifier && a.echo?.sequence == b.echo?.sequence
             && a.quoted == b.quoted
     }
@@ -293,11 +311,26 @@ public enum Layer: String, Sendable {
 public enum DecodeProblem: Sendable, Equatable, CustomStringConvertible {
     case truncated(Layer)
     case malformed(Layer, String)
+    /// The IPv4 total length or IPv6 payload length announces `missing` bytes more than the packet had on the
+    /// wire (tcpdump: `truncated-ip - N bytes missing!`). Needs the record's original length:
+    /// `DecodedPacket.problem(capturedAs:)` gives it.
+    case lengthBeyondPacket(missing: Int, isV6: Bool)
+    /// The record's own lengths are impossible (`CaptureInfo.invalidLengths`; tcpdump: `[Invalid header: ...]`).
+    case invalidRecord(capturedLength: Int, originalLength: Int)
+    /// A link type PacketWire does not decode: the packet is only its bytes.
+    case unsupportedLink(LinkType)
 
     public var description: String {
         switch self {
         case .truncated(let layer): "truncated \(layer.rawValue) header"
         case .malformed(let layer, let why): "malformed \(layer.rawValue) header: \(why)"
+        case .lengthBeyondPacket(let missing, let isV6):
+            "malformed network header: \(isV6 ? "IPv6 payload" : "IPv4 total") length exceeds the packet by "
+                + "\(missing) bytes"
+        case .invalidRecord(let captured, let original):
+            "invalid record header: "
+                + (CaptureInfo.invalidLengths(captured: captured, original: original) ?? []).joined(separator: ", ")
+        case .unsupportedLink(let link): "\(link.tcpdumpName) not decoded"
         }
     }
 }
@@ -313,9 +346,27 @@ public struct DecodedPacket: Sendable, Equatable {
     public var payloadLength: Int = 0
     /// Payload bytes actually present in the capture.
     public var capturedPayloadLength: Int = 0
+    /// Where the IP datagram ends by its own length field, from the start of the captured bytes (0 without a
+    /// valid IP header, or for an IPv6 jumbogram). Beyond the record's original length, the header lies.
+    public var networkEnd = 0
+    /// What went wrong decoding the bytes; `problem(capturedAs:)` adds what only the record's lengths tell.
     public var problem: DecodeProblem?
 
     public init(link: LinkHeader) { self.link = link }
+
+    /// The problem to report for the packet `info` describes: the record's impossible lengths first (tcpdump shows
+    /// nothing else of such a record), then an IP length beyond the packet's wire length (the bytes the decoder
+    /// missed follow from it), then `problem`. Writers that ask for every packet test `info.holds(networkEnd:)`
+    /// first, which says when this is `problem`.
+    public func problem(capturedAs info: CaptureInfo) -> DecodeProblem? {
+        if info.holds(networkEnd: networkEnd) { return problem }
+        if !info.hasSoundLengths {
+            return .invalidRecord(capturedLength: info.capturedLength, originalLength: info.originalLength)
+        }
+        let missing = networkEnd - info.originalLength
+        if case .ipv6 = network { return .lengthBeyondPacket(missing: missing, isV6: true) }
+        return .lengthBeyondPacket(missing: missing, isV6: false)
+    }
 
     public var tcp: TCPHeader? { if case .tcp(let h) = transport { h } else { nil } }
     public var udp: UDPHeader? { if case .udp(let h) = transport { h } else { nil } }

@@ -202,6 +202,8 @@ public enum JSONLines {
         w.field("frame", p.frame)
         w.key("ts")
         w.raw(epochString(p.timestamp))
+        // `read`'s packets say which interface of the file they came from; the lab captures on one.
+        if !lab { w.field("interface", p.interface) }
         w.field("src", p.source?.description)
         w.field("dst", p.destination?.description)
         w.field("sport", p.sourcePort)

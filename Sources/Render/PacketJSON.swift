@@ -10,6 +10,8 @@ public enum PacketJSON {
         o.decimal(p.frame)
         o.append(#","ts":"#)
         o.epoch(p.timestamp)
+        o.append(#","interface":"#)
+        optionalString(p.interface, into: &o)
         o.append(#","src":"#)
         address(p.source, into: &o)
         o.append(#","dst":"#)
@@ -63,6 +65,8 @@ public enum PacketJSON {
         o.decimal(frame)
         o.append(#","ts":"#)
         o.epoch(info.timestamp)
+        o.append(#","interface":"#)
+        optionalString(info.interfaceName, into: &o)
         o.append(#","src":"#)
         address(d.source, into: &o)
         o.append(#","dst":"#)
@@ -130,7 +134,7 @@ public enum PacketJSON {
             o.byte(UInt8(ascii: "]"))
         }
         if PacketEventBuilder.isTruncated(info, d) { o.append(#","truncated":true"#) }
-        if let problem = d.problem {
+        if let problem = info.holds(networkEnd: d.networkEnd) ? d.problem : d.problem(capturedAs: info) {
             o.append(#","problem":"#)
             string(problem.description, into: &o)
         }
@@ -179,6 +183,10 @@ public enum PacketJSON {
         o.byte(UInt8(ascii: "\""))
     }
 
+    static func optionalString(_ s: String?, into o: inout OutputBuffer) {
+        if let s { string(s, into: &o) } else { o.append("null") }
+    }
+
     static func number(_ v: UInt64?, into o: inout OutputBuffer) {
         if let v { o.decimal(v, minimumWidth: 1) } else { o.append("null") }
     }
@@ -186,6 +194,16 @@ public enum PacketJSON {
     /// A JSON string with the same escapes as `JSONWriter`.
     static func string(_ s: String, into o: inout OutputBuffer) {
         o.byte(UInt8(ascii: "\""))
+        // Most strings (an interface's name on every packet) need no escape: one copy, not a test per byte.
+        var plain = s
+        let copied = plain.withUTF8 { u -> Bool in
+            guard !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+                return false
+            }
+            o.append(UnsafeRawBufferPointer(u))
+            return true
+        }
+        if copied { return o.byte(UInt8(ascii: "\"")) }
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\""): o.append(#"\""#)

@@ -83,6 +83,8 @@ public struct CallEvent: Sendable, Equatable {
 public struct PacketEvent: Sendable {
     public var frame: Int
     public var timestamp: Timestamp
+    /// `CaptureInfo.interfaceName`: which interface of the capture file the packet was captured on.
+    public var interface: String?
     public var source: IPAddress?
     public var destination: IPAddress?
     public var sourcePort: UInt16?
@@ -297,10 +299,11 @@ public struct PacketEventBuilder: Sendable {
         frame: Int, info: CaptureInfo, decoded d: DecodedPacket, payload: ArraySlice<UInt8>, track t: PacketTrack
     ) -> PacketEvent {
         var e = PacketEvent(frame: frame, timestamp: info.timestamp, proto: .unknown, length: d.payloadLength)
+        e.interface = info.interfaceName
         e.source = d.source
         e.destination = d.destination
         e.truncated = Self.isTruncated(info, d)
-        if let problem = d.problem { e.problem = problem.description }
+        if let problem = d.problem(capturedAs: info) { e.problem = problem.description }
         switch d.transport {
         case .tcp(let tcp):
             e.proto = .tcp

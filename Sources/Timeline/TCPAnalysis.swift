@@ -81,6 +81,9 @@ public struct TCPAnalyzer: Sendable {
     @inline(__always) static func gt(_ a: UInt32, _ b: UInt32) -> Bool { SequenceNumber(a) > SequenceNumber(b) }
     @inline(__always) static func lt(_ a: UInt32, _ b: UInt32) -> Bool { SequenceNumber(a) < SequenceNumber(b) }
     @inline(__always) static func le(_ a: UInt32, _ b: UInt32) -> Bool { SequenceNumber(a) <= SequenceNumber(b) }
+    @inline(__always) static func unsignedLess(_ a: Int64, _ b: Int64) -> Bool {
+        UInt64(bitPattern: a) < UInt64(bitPattern: b)
+    }
 
     public mutating func analyze(_ info: TCPSegmentInfo, tcp: TCPHeader, payloadLength: Int, time: Timestamp)
         -> TCPAnalysisFlags
@@ -146,11 +149,17 @@ public struct TCPAnalyzer: Sendable {
             && Self.lt(seq, fwd.nextSeq)
         {
             let threshold = s.firstRTT ?? Self.defaultOutOfOrderThreshold
-            if rev.dupAcks >= 2 && rev.hasAck && rev.lastAck == seq && now &- rev.lastAckTime < Self.fastRetransmitWindow {
+            // Wireshark takes these time differences as unsigned (guint64): a segment stamped before the one it
+            // repeats (a copy from another interface whose clock read earlier) is never "close", so it is a
+            // retransmission, not out of order.
+            if rev.dupAcks >= 2 && rev.hasAck && rev.lastAck == seq
+                && Self.unsignedLess(now &- rev.lastAckTime, Self.fastRetransmitWindow)
+            {
                 r.formUnion([.fastRetransmission, .retransmission])
-            } else if now &- fwd.nextSeqTime < threshold && fwd.nextSeq != seq &+ seglen {
+            } else if Self.unsignedLess(now &- fwd.nextSeqTime, threshold) && fwd.nextSeq != seq &+ seglen {
                 r.insert(.outOfOrder)
-            } else if rev.hasAck && Self.le(seq &+ seglen, rev.lastAck) {
+            } else if seglen > 0 && rev.hasAck && Self.le(seq &+ seglen, rev.lastAck) {
+                // Only data already acknowledged is spurious; a repeated SYN or FIN is a plain retransmission.
                 r.formUnion([.spuriousRetransmission, .retransmission])
             } else {
                 r.insert(.retransmission)

@@ -84,8 +84,6 @@ public struct TCPStreamTable: Sendable {
     struct Direction: Sendable {
         var base: UInt32 = 0
         var hasBase = false
-        var sawFIN = false
-        var sawRST = false
     }
 
     struct Conversation: Sendable {
@@ -93,7 +91,6 @@ public struct TCPStreamTable: Sendable {
         var initiator: Endpoint
         var forward = Direction()
         var reverse = Direction()
-        var closed: Bool { (forward.sawFIN && reverse.sawFIN) || forward.sawRST || reverse.sawRST }
     }
 
     /// Conversations live in an array numbered by the flow index, so a packet costs one probe run and its
@@ -124,10 +121,11 @@ public struct TCPStreamTable: Sendable {
             let i = slot
             let existing = conversations[i]
             conv = existing
-            // A fresh SYN on a finished conversation starts a new stream (port reuse), as in Wireshark.
-            if isSYN, existing.closed || (existing.forward.hasBase && source == existing.initiator
-                && tcp.sequenceNumber != existing.forward.base)
-            {
+            // A SYN whose sequence number differs from its direction's base starts a new stream (port reuse),
+            // as in Wireshark; the same SYN again is a retransmission, or the copy of the same connection
+            // captured on another interface, and stays in the stream however the first copy ended.
+            let mine = source == existing.initiator ? existing.forward : existing.reverse
+            if isSYN, mine.hasBase, tcp.sequenceNumber != mine.base {
                 conv = Conversation(stream: streamCount, initiator: source)
                 streamCount += 1
             }
@@ -143,18 +141,20 @@ public struct TCPStreamTable: Sendable {
         var mine = forward ? conv.forward : conv.reverse
         var theirs = forward ? conv.reverse : conv.forward
 
-        if !mine.hasBase {
-            // With a SYN the base is the ISN, so the SYN is seq 0. Without one (capture started mid-connection)
-            // Wireshark makes the first segment seq 1.
-            mine.base = tcp.flags.contains(.syn) ? tcp.sequenceNumber : tcp.sequenceNumber &- 1
+        if tcp.flags.contains(.syn) {
+            // The base is the ISN, so the SYN is seq 0; as in Wireshark, every SYN sets it (a SYN/ACK with a new
+            // ISN in the same stream is numbered 0 again).
+            mine.base = tcp.sequenceNumber
+            mine.hasBase = true
+        } else if !mine.hasBase {
+            // Capture started mid-connection: Wireshark makes the first segment seq 1.
+            mine.base = tcp.sequenceNumber &- 1
             mine.hasBase = true
         }
         if tcp.flags.contains(.ack), !theirs.hasBase {
             theirs.base = tcp.acknowledgmentNumber &- 1
             theirs.hasBase = true
         }
-        if tcp.flags.contains(.fin) { mine.sawFIN = true }
-        if tcp.flags.contains(.rst) { mine.sawRST = true }
 
         let segmentLength =
             UInt32(truncatingIfNeeded: payloadLength) &+ (tcp.flags.contains(.syn) ? 1 : 0)

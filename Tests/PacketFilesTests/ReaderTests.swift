@@ -101,6 +101,9 @@ func readAheadAndBatchedMatchPlainReads(_ file: String) {
     // mergecap interleaves by time.
     #expect(zip(r.records, r.records.dropFirst()).allSatisfy { $0.ns <= $1.ns })
     #expect(r.interfaces.map(\.snapLength) == [262144, 262144])
+    // Neither interface has an if_name: each is named by its number.
+    #expect(r.records.allSatisfy { $0.interfaceName == "#\($0.interface)" })
+    #expect(readAll(path: fixture("lo-usec.pcap")).records.allSatisfy { $0.interfaceName == nil })
 }
 
 /// synthetic.pcapng (scripts/fixtures.py): two sections with different byte orders, power-of-2 and power-of-10
@@ -127,6 +130,7 @@ func readAheadAndBatchedMatchPlainReads(_ file: String) {
         #expect(f.comments == ["big", "endian"] && f.bytes == [0x66, 0x66, 0x66])
         #expect(r.interfaces.count == 3)
         #expect(r.interfaces.map(\.name) == ["eth-test", "raw0", "be0"])
+        #expect(r.records.map(\.interfaceName) == ["eth-test", "eth-test", "raw0", "raw0", "be0", "be0"])
         #expect(r.interfaces.map(\.timestampResolution) == [.powerOf10(6), .powerOf2(10), .powerOf10(9)])
         #expect(r.interfaces.map(\.timestampOffset) == [100, 0, 0])
         #expect(r.interfaces.map(\.section) == [0, 0, 1])

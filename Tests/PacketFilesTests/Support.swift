@@ -15,15 +15,24 @@ struct Copied: Equatable {
     var capturedLength: Int
     var originalLength: Int
     var interface: Int
+    var interfaceName: String?
     var linkType: LinkType
     var bytes: [UInt8]
     var comments: [String]
+
+    /// The record's `CaptureInfo` again (the timestamp rebuilt from `ns`).
+    var info: CaptureInfo {
+        CaptureInfo(timestamp: Timestamp(totalNanoseconds: ns), capturedLength: capturedLength,
+                    originalLength: originalLength, interfaceIndex: interface, linkType: linkType,
+                    interfaceName: interfaceName)
+    }
 }
 
 struct ReadResult {
     var format: CaptureFileFormat?
     var records: [Copied] = []
     var interfaces: [InterfaceInfo] = []
+    var warnings: [String] = []
     var error: CaptureFileError?
 }
 
@@ -33,7 +42,8 @@ func readAll(_ reader: CaptureFileReader, batched: Bool = false) -> ReadResult {
     func copy(_ r: PacketRecord) -> Copied {
         Copied(
             frame: r.frameNumber, ns: r.info.timestamp.totalNanoseconds, capturedLength: r.info.capturedLength,
-            originalLength: r.info.originalLength, interface: r.info.interfaceIndex, linkType: r.info.linkType,
+            originalLength: r.info.originalLength, interface: r.info.interfaceIndex,
+            interfaceName: r.info.interfaceName, linkType: r.info.linkType,
             bytes: r.bytes.copyBytes(), comments: r.comments)
     }
     do {
@@ -57,6 +67,7 @@ func readAll(_ reader: CaptureFileReader, batched: Bool = false) -> ReadResult {
         fatalError("unexpected \(error)")
     }
     result.interfaces = reader.interfaces
+    result.warnings = reader.warnings
     return result
 }
 
@@ -98,4 +109,28 @@ func tshark(_ args: [String]) throws -> [String]? {
 
 func temporaryPath(_ name: String) -> String {
     NSTemporaryDirectory() + "packetfiles-\(getpid())-\(UUID().uuidString)-\(name)"
+}
+
+/// SplitMix64: a seeded generator, so a failure can be replayed from the seed its message names.
+struct SplitMix64: RandomNumberGenerator {
+    let seed: UInt64
+    var state: UInt64
+    init(seed: UInt64) {
+        self.seed = seed
+        state = seed
+    }
+
+    /// `PACKETFLOW_TEST_SEED` from the environment when set (to replay a failure), else `default`.
+    static func seeded(default seed: UInt64) -> SplitMix64 {
+        let value = ProcessInfo.processInfo.environment["PACKETFLOW_TEST_SEED"].flatMap { UInt64($0) }
+        return SplitMix64(seed: value ?? seed)
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

@@ -30,8 +30,8 @@ func writeSample(to path: String) throws -> [Copied] {
                               interface: p.iface, comments: p.comments)
         }
         expected.append(Copied(frame: i + 1, ns: p.ns, capturedLength: p.bytes.count, originalLength: p.original,
-                               interface: p.iface, linkType: p.iface == eth ? .ethernet : .raw, bytes: p.bytes,
-                               comments: p.comments))
+                               interface: p.iface, interfaceName: p.iface == eth ? "lo" : "tun0",
+                               linkType: p.iface == eth ? .ethernet : .raw, bytes: p.bytes, comments: p.comments))
     }
     w.setStatistics(interface: eth, received: 4, dropped: 2)
     try w.close()
@@ -67,6 +67,8 @@ func writeSample(to path: String) throws -> [Copied] {
     try w.close()
     var original = readAll(path: fixture("any-sll2.pcap")).records
     original[1].comments = ["second"]
+    // A pcap names no interface; the copy's unnamed pcapng interface 0 is "#0".
+    for i in original.indices { original[i].interfaceName = "#0" }
     #expect(readAll(path: path).records == original)
 }
 
