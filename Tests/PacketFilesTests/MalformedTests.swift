@@ -2,6 +2,7 @@ import Foundation
 import PacketFiles
 import PacketWire
 import Testing
+import TestSupport
 
 /// A broken capture and what reading it must report: the records before the first bad one, then the reader's error
 /// (where and what), or, for a file that reads to the end, the whole-file warnings and each packet's problem.

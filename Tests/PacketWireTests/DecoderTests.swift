@@ -1,6 +1,7 @@
 import Foundation
 import PacketWire
 import Testing
+import TestSupport
 
 func decode(_ bytes: [UInt8], _ link: LinkType) -> DecodedPacket {
     bytes.withUnsafeBytes { PacketDecoder.decode(ByteView($0), linkType: link) }
@@ -275,29 +276,6 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
     }
 }
 
-/// SplitMix64: a seeded generator, so a failure can be replayed from the seed its message names.
-struct SplitMix64: RandomNumberGenerator {
-    let seed: UInt64
-    var state: UInt64
-    init(seed: UInt64) {
-        self.seed = seed
-        state = seed
-    }
-
-    /// `PACKETFLOW_TEST_SEED` from the environment when set (to replay a failure), else `default`.
-    static func seeded(default seed: UInt64) -> SplitMix64 {
-        let value = ProcessInfo.processInfo.environment["PACKETFLOW_TEST_SEED"].flatMap { UInt64($0) }
-        return SplitMix64(seed: value ?? seed)
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite struct AddressTests {
     @Test(arguments: [

@@ -20,8 +20,7 @@ import TestSupport
     static let backlog: Int32 = 256
 
     /// The random messages' seed: PACKETFLOW_TEST_SEED when set, else a fixed one; in every failure message.
-    static let seed: UInt64 = ProcessInfo.processInfo.environment["PACKETFLOW_TEST_SEED"].flatMap { UInt64($0) }
-        ?? 0x5eed_50a4
+    static let seed: UInt64 = testSeed(default: 0x5eed_50a4)
 
     @Test func seedServerHoldsUnderLoad() throws {
         let log = Mutex<[SeedServer.Access]>([])
@@ -303,15 +302,3 @@ struct SoakLoad {
     }
 }
 
-/// A small seeded generator (SplitMix64), so a failing run can be repeated with its seed.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49eb_133b_111f
-        return z ^ (z >> 31)
-    }
-}
