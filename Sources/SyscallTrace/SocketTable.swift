@@ -1,9 +1,199 @@
-import CTraceShims
 import Glibc
 import PacketWire
 import Sockets
 
-extension Tracer {
+/// The duplicate of one tracee descriptor that a stop works on: what the descriptor is (fstat) and where its
+/// socket is (getsockname, TCP_INFO) come from one pidfd_getfd(2) instead of a readlink of /proc/PID/fd/N plus a
+/// duplicate per question. It belongs to one stop, which closes it before the tracee runs again: a duplicate kept
+/// longer would keep the socket alive past the program's own close and delay the FIN that close sends.
+struct HeldDuplicate {
+    fileprivate var held: (pid: Int32, fd: Int32, dup: Int32)?
+
+    init() {}
+
+    mutating func release(_ kernel: any PtraceKernel) {
+        if let h = held {
+            kernel.close(h.dup)
+            held = nil
+        }
+    }
+}
+
+/// The sockets the traced processes use (by inode: family, type, both ends, whether listening), and the descriptor
+/// table of each process, followed through the calls that change it.
+///
+/// What a descriptor is and where its socket is are asked of the kernel through a duplicate of the tracee's
+/// descriptor (``HeldDuplicate``); when duplicates are refused (a container's seccomp profile, an old kernel), through
+/// /proc/PID/fd and the kernel's socket tables instead, with the same answers. The TCP state such a question reads
+/// is returned to the caller, not kept.
+final class SocketTable {
+    let kernel: any PtraceKernel
+    private(set) var sockets: [UInt64: SocketRecord] = [:]
+    /// Each traced process's descriptor table, by process id; a process is known here from its first stop or the
+    /// fork that made it until it exits.
+    private var tables: [Int32: FDTable] = [:]
+    /// pidfd_open(2) of each process whose descriptors were duplicated, opened at the first duplicate.
+    private var pidfds: [Int32: Int32] = [:]
+    /// Set when pidfd_open(2) or pidfd_getfd(2) is refused (a container's seccomp profile without CAP_SYS_PTRACE
+    /// answers EPERM; kernels before 5.3 and 5.6 lack them): descriptors are then told apart through
+    /// /proc/PID/fd, sockets are found by inode through sock_diag or /proc/PID/net, and the call is not tried again.
+    private(set) var duplicatesRefused = false
+
+    init(kernel: any PtraceKernel) { self.kernel = kernel }
+
+    subscript(inode: UInt64) -> SocketRecord? {
+        get { sockets[inode] }
+        set { sockets[inode] = newValue }
+    }
+
+    // MARK: processes
+
+    /// A process first seen: its table starts empty (or as given: the descriptors found when attaching).
+    func processStarted(_ pid: Int32) {
+        if tables[pid] == nil { tables[pid] = FDTable() }
+    }
+
+    /// fork(2): the child starts with a copy of its parent's descriptors (a pidfd it already has is kept).
+    func processForked(from parent: Int32, to child: Int32) {
+        if let table = tables[parent] { tables[child] = table }
+    }
+
+    /// execve(2) closed the descriptors marked close-on-exec, which the tracer cannot see: keep what /proc still
+    /// shows with the same identity.
+    func processExecuted(_ pid: Int32) {
+        tables[pid]?.afterExec { fd in kernel.descriptorLink(pid, fd).map(Self.parseLink) }
+    }
+
+    func processExited(_ pid: Int32) {
+        tables[pid] = nil
+        if let pidfd = pidfds.removeValue(forKey: pid), pidfd >= 0 { kernel.close(pidfd) }
+    }
+
+    /// Closes what is still open at the end of the trace.
+    func closeAll() {
+        for pidfd in pidfds.values where pidfd >= 0 { kernel.close(pidfd) }
+        pidfds = [:]
+    }
+
+    // MARK: descriptor tables
+
+    subscript(pid: Int32, fd: Int32) -> FDEntry? {
+        get { tables[pid]?[fd] }
+        set { tables[pid]?[fd] = newValue }
+    }
+
+    func descriptors(of pid: Int32) -> FDTable? { tables[pid] }
+
+    func opened(_ pid: Int32, _ fd: Int32, socket inode: UInt64) { tables[pid]?.opened(fd, socket: inode) }
+
+    func closed(_ pid: Int32, _ fd: Int32) { tables[pid]?.closed(fd) }
+
+    func duplicated(_ pid: Int32, _ old: Int32, to new: Int32) { tables[pid]?.duplicated(old, to: new) }
+
+    /// Whether any traced process still has a descriptor for the socket.
+    func isOpen(_ inode: UInt64) -> Bool { tables.values.contains { !$0.descriptors(of: inode).isEmpty } }
+
+    // MARK: asking the kernel
+
+    /// What descriptor `fd` of `pid` is: a socket's inode is the st_ino of a duplicate (the number in
+    /// `socket:[inode]`). Falls back to /proc when no duplicate can be had; nil when the number is not open.
+    func entry(pid: Int32, fd: Int32, _ held: inout HeldDuplicate) -> FDEntry? {
+        guard fd >= 0 else { return nil }
+        switch duplicate(pid: pid, fd: fd, &held) {
+        case .failure(let error):
+            return error.rawValue == EBADF ? nil : procEntry(pid: pid, fd: fd)
+        case .success(let dup):
+            return kernel.identify(dup) ?? procEntry(pid: pid, fd: fd)
+        }
+    }
+
+    /// A socket met on a descriptor the tracer had not seen made: recorded with what can be learnt about it.
+    /// Returns its TCP state.
+    func learn(inode: UInt64, pid: Int32, fd: Int32, owner: String, _ held: inout HeldDuplicate) -> TCPState? {
+        sockets[inode] = SocketRecord(inode: inode, family: 0, type: 0, owner: owner)
+        return refresh(inode: inode, pid: pid, fd: fd, &held)
+    }
+
+    /// Where the socket is now (getsockname/getpeername, its family and type if unknown) and its TCP state, asked
+    /// through a duplicate of the tracee's descriptor.
+    func refresh(inode: UInt64, pid: Int32, fd: Int32, _ held: inout HeldDuplicate) -> TCPState? {
+        guard case .success(let dup) = duplicate(pid: pid, fd: fd, &held) else {
+            return duplicatesRefused ? refreshFromKernelTables(inode: inode, pid: pid) : nil
+        }
+        guard var s = sockets[inode] else { return nil }
+        if s.family == 0, let value = kernel.intOption(dup, level: SOL_SOCKET, SO_DOMAIN) { s.family = value }
+        if s.type == 0, let value = kernel.intOption(dup, level: SOL_SOCKET, SO_TYPE) { s.type = value }
+        // A connected TCP socket's two ends never change: skip two calls per recorded call once both are known.
+        let settled = s.isTCP && s.remote != nil && (s.local?.port ?? 0) != 0
+        if !settled {
+            if let a = kernel.address(dup, peer: false), a.port != 0 || s.local == nil { s.local = a }
+            if let a = kernel.address(dup, peer: true) { s.remote = a }
+        }
+        let state = s.isTCP ? kernel.tcpState(dup) : nil
+        sockets[inode] = s
+        return state
+    }
+
+    /// Where a socket is and its TCP state from the kernel's tables when its descriptor cannot be duplicated.
+    func refreshFromKernelTables(inode: UInt64, pid: Int32) -> TCPState? {
+        guard var s = sockets[inode] else { return nil }
+        guard let (entry, family, type) = kernel.kernelSocket(inode: inode, inNetworkOf: pid) else {
+            // The kernel hashes every TCP socket but a CLOSED one (fresh, merely bound, refused, or reset).
+            return s.isTCP ? .closed : nil
+        }
+        if s.family == 0 { s.family = family }
+        if s.type == 0 { s.type = type }
+        if entry.local.port != 0 || s.local == nil { s.local = entry.local }
+        if entry.remote.port != 0 { s.remote = entry.remote }
+        sockets[inode] = s
+        return s.isTCP ? entry.state : nil
+    }
+
+    /// A duplicate (in this process) of descriptor `fd` of process `pid`, kept in `held` (which holds one at a
+    /// time) until the stop releases it.
+    func duplicate(pid: Int32, fd: Int32, _ held: inout HeldDuplicate) -> Result<Int32, Errno> {
+        if let h = held.held {
+            if h.pid == pid && h.fd == fd { return .success(h.dup) }
+            held.release(kernel)
+        }
+        guard !duplicatesRefused else { return .failure(Errno(rawValue: EPERM)) }
+        guard fd >= 0, tables[pid] != nil else { return .failure(Errno(rawValue: fd < 0 ? EBADF : ESRCH)) }
+        func refused(_ error: Errno) -> Result<Int32, Errno> {
+            if [EPERM, ENOSYS, EACCES].contains(error.rawValue) { duplicatesRefused = true }
+            return .failure(error)
+        }
+        let pidfd: Int32
+        if let open = pidfds[pid], open >= 0 {
+            pidfd = open
+        } else {
+            switch kernel.pidfdOpen(pid) {
+            case .success(let fd): pidfd = fd
+            case .failure(let error): return refused(error)
+            }
+            pidfds[pid] = pidfd
+        }
+        switch kernel.pidfdGetfd(pidfd, fd) {
+        case .success(let dup):
+            held.held = (pid, fd, dup)
+            return .success(dup)
+        case .failure(let error):
+            return refused(error)
+        }
+    }
+
+    /// /proc/PID/fd/N -> "socket:[inode]" or anything else; nil when the number is not open.
+    func procEntry(pid: Int32, fd: Int32) -> FDEntry? {
+        guard fd >= 0, let target = kernel.descriptorLink(pid, fd) else { return nil }
+        return Self.parseLink(target)
+    }
+
+    static func parseLink(_ target: String) -> FDEntry {
+        guard target.hasPrefix("socket:["), target.hasSuffix("]"),
+            let inode = UInt64(target.dropFirst(8).dropLast())
+        else { return .other }
+        return .socket(inode)
+    }
+
     /// What close(2) of the last descriptor does to a TCP socket (RFC 793 / tcp_close()).
     static func stateAfterClose(_ before: TCPState?) -> TCPState? {
         switch before {
@@ -13,128 +203,5 @@ extension Tracer {
         case nil: nil
         default: .closed
         }
-    }
-
-    func learnSocket(inode: UInt64, pid: Int32, fd: Int32, family: Int32, type: Int32) {
-        let owner = "\(processes[pid]?.comm ?? "?")[\(pid)]"
-        sockets[inode] = SocketRecord(inode: inode, family: family, type: type, owner: owner)
-        refresh(inode: inode, pid: pid, fd: fd)
-    }
-
-    /// getsockname/getpeername/TCP_INFO on a duplicate obtained with pidfd_getfd(2) (see ``duplicate(pid:fd:)``:
-    /// it is closed before the thread runs again, so it never keeps the socket alive past the program's own close).
-    func refresh(inode: UInt64, pid: Int32, fd: Int32) {
-        lastState = nil
-        let dup = duplicate(pid: pid, fd: fd)
-        guard dup >= 0 else {
-            if duplicatesRefused { refreshFromKernelTables(inode: inode, pid: pid) }
-            return
-        }
-        guard var s = sockets[inode] else { return }
-        var value: Int32 = 0
-        var len = socklen_t(4)
-        if s.family == 0, getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &value, &len) == 0 { s.family = value }
-        len = 4
-        if s.type == 0, getsockopt(dup, SOL_SOCKET, SO_TYPE, &value, &len) == 0 { s.type = value }
-        // A connected TCP socket's two ends never change: skip two calls per recorded call once both are known.
-        let settled = s.isTCP && s.remote != nil && (s.local?.port ?? 0) != 0
-        var storage = sockaddr_storage()
-        len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let gotLocal = settled ? -1 : withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(dup, $0, &len) }
-        }
-        if gotLocal == 0, let a = SocketAddress(storage: storage), a.port != 0 || s.local == nil { s.local = a }
-        len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        storage = sockaddr_storage()
-        let gotRemote = settled ? -1 : withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(dup, $0, &len) }
-        }
-        if gotRemote == 0, let a = SocketAddress(storage: storage) { s.remote = a }
-        if s.isTCP {
-            var info = [UInt8](repeating: 0, count: 256)
-            len = 256
-            if getsockopt(dup, Int32(IPPROTO_TCP), 11 /* TCP_INFO */, &info, &len) == 0, len > 0 {
-                lastState = TCPState(rawValue: info[0])
-            }
-        }
-        sockets[inode] = s
-    }
-
-    /// Where a socket is and its TCP state from the kernel's tables when its descriptor cannot be duplicated.
-    func refreshFromKernelTables(inode: UInt64, pid: Int32) {
-        guard var s = sockets[inode] else { return }
-        guard let (entry, family, type) = KernelTCPTable.socket(inode: inode, inNetworkOf: pid) else {
-            // The kernel hashes every TCP socket but a CLOSED one (fresh, merely bound, refused, or reset).
-            if s.isTCP { lastState = .closed }
-            return
-        }
-        if s.family == 0 { s.family = family }
-        if s.type == 0 { s.type = type }
-        if entry.local.port != 0 || s.local == nil { s.local = entry.local }
-        if entry.remote.port != 0 { s.remote = entry.remote }
-        if s.isTCP { lastState = entry.state }
-        sockets[inode] = s
-    }
-
-    /// A duplicate (in this process) of descriptor `fd` of process `pid`, or -1. Closed by ``releaseDuplicate()``
-    /// before the tracee runs again.
-    func duplicate(pid: Int32, fd: Int32) -> Int32 {
-        if let h = held {
-            if h.pid == pid && h.fd == fd { return h.dup }
-            releaseDuplicate()
-        }
-        guard !duplicatesRefused else {
-            errno = EPERM
-            return -1
-        }
-        guard fd >= 0, let process = processes[pid] else {
-            errno = fd < 0 ? EBADF : ESRCH
-            return -1
-        }
-        func refused() -> Int32 {
-            let error = errno
-            if error == EPERM || error == ENOSYS || error == EACCES { duplicatesRefused = true }
-            errno = error
-            return -1
-        }
-        if process.pidfd < 0 { process.pidfd = ctrace_pidfd_open(pid) }
-        guard process.pidfd >= 0 else { return refused() }
-        let dup = ctrace_pidfd_getfd(process.pidfd, fd)
-        guard dup >= 0 else { return refused() }
-        held = (pid, fd, dup)
-        return dup
-    }
-
-    func releaseDuplicate() {
-        if let h = held {
-            Glibc.close(h.dup)
-            held = nil
-        }
-    }
-
-    /// What descriptor `fd` of `pid` is: a socket's inode is the st_ino of a duplicate (the number in
-    /// `socket:[inode]`). Falls back to /proc when no duplicate can be had; nil when the number is not open.
-    func entry(pid: Int32, fd: Int32) -> FDEntry? {
-        guard fd >= 0 else { return nil }
-        let dup = duplicate(pid: pid, fd: fd)
-        guard dup >= 0 else {
-            return errno == EBADF ? nil : Self.fdEntry(pid: pid, fd: fd)
-        }
-        var st = stat()
-        guard fstat(dup, &st) == 0 else { return Self.fdEntry(pid: pid, fd: fd) }
-        return st.st_mode & S_IFMT == S_IFSOCK ? .socket(UInt64(st.st_ino)) : .other
-    }
-
-    /// /proc/PID/fd/N -> "socket:[inode]" or anything else; nil when the number is not open.
-    static func fdEntry(pid: Int32, fd: Int32) -> FDEntry? {
-        guard fd >= 0, let target = ProcFiles.linkTarget("/proc/\(pid)/fd/\(fd)") else { return nil }
-        return parseLink(target)
-    }
-
-    static func parseLink(_ target: String) -> FDEntry {
-        guard target.hasPrefix("socket:["), target.hasSuffix("]"),
-            let inode = UInt64(target.dropFirst(8).dropLast())
-        else { return .other }
-        return .socket(inode)
     }
 }
