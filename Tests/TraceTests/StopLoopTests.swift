@@ -1,0 +1,253 @@
+import Glibc
+import PacketWire
+import Sockets
+@testable import SyscallTrace
+import Testing
+
+/// The ptrace engine's stop loop driven by a ``ScriptedKernel``: no root, no real tracee. Each test plays the stops
+/// a real kernel gives in one situation, in the order it gives them, and compares every recorded call and every
+/// request the engine made of the tracees with what must happen.
+@Suite struct StopLoopTests {
+    typealias Step = ScriptedKernel.Step
+    static let client = SocketAddress(ip: IPAddress("127.0.0.1")!, port: 40000)
+    static let server = SocketAddress(ip: IPAddress("127.0.0.1")!, port: 49152)
+    static let launchOptions = PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
+        | PT.traceSeccomp | PT.exitKill
+    static let attachOptions = PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
+
+    /// A launched `python3` (pid 100) that inherited socket 7001, connected, on descriptor 3.
+    static func launched(_ steps: [Step]) -> ScriptedKernel {
+        let kernel = ScriptedKernel(
+            [
+                .report(tid: 100, .signal(SIGSTOP), at: 0),
+                .report(tid: 100, .event(PT.eventExec), at: 1, change: { $0.comms[100] = "python3" }),
+            ] + steps)
+        kernel.tgids[100] = 100
+        kernel.comms[100] = "packetflow"
+        kernel.files[100] = [3: .socket(7001)]
+        kernel.sockets[7001] = .init(family: AF_INET, type: 1, local: client, remote: server, state: .established)
+        kernel.inherited = [3]
+        return kernel
+    }
+
+    static func run(_ kernel: ScriptedKernel, attach: Int32? = nil) throws -> TraceResult {
+        var options = PtraceEngine.Options()
+        if let attach { options.attach = attach } else { options.command = ["python3", "client.py"] }
+        return try PtraceEngine(options, kernel: kernel, requests: kernel.takeRequest).run()
+    }
+
+    /// The requests a launch always begins with: options at the first stop, then on through the exec.
+    static let launchRequests = [
+        "setOptions(\(launchOptions)) 100", "cont(signal: 0) 100", "cont(signal: 0) 100",
+    ]
+
+    static func expectClean(_ kernel: ScriptedKernel) {
+        #expect(kernel.violations == [])
+        #expect(!kernel.ranOut, "the loop ends by itself when the last thread is gone")
+        #expect(kernel.steps.isEmpty)
+    }
+
+    // MARK: interrupted calls
+
+    /// A signal interrupts recvfrom; the tracer sees ERESTARTSYS at its exit stop, the signal is delivered, and the
+    /// kernel runs recvfrom again: one call, from the first attempt to the end of the second.
+    @Test func aCallTheKernelRestartsIsOneCallFromItsFirstAttempt() throws {
+        let recv = SyscallRegisters.entry(.recvfrom, 3, 0x2000, 64)
+        let kernel = Self.launched([
+            .report(tid: 100, .seccomp, at: 10, regs: recv),
+            .report(tid: 100, .syscall, at: 20, regs: recv.returning(-512)),
+            .report(tid: 100, .signal(SIGALRM), at: 21),
+            .report(tid: 100, .seccomp, at: 30, regs: recv),
+            .report(
+                tid: 100, .syscall, at: 40, regs: recv.returning(5), change: { $0.memory[0x2000] = Array("hello".utf8) }),
+            .report(tid: 100, .exited(0), at: 50),
+        ])
+        let result = try Self.run(kernel)
+        #expect(result.calls.map(\.summary) == [
+            "#1 python3[100/100] recvfrom(fd=3, size=64, data=\"hello\"(5)) = 5 [10-40] fd=3 socket=7001 "
+                + "local=127.0.0.1:40000 remote=127.0.0.1:49152 state=ESTABLISHED",
+        ])
+        #expect(kernel.log.map(\.description) == Self.launchRequests + [
+            "syscall(signal: 0) 100", "cont(signal: 0) 100", "cont(signal: \(SIGALRM)) 100", "syscall(signal: 0) 100",
+            "cont(signal: 0) 100",
+        ])
+        #expect(result.exitStatus == 0)
+        #expect(result.detached == false)
+        Self.expectClean(kernel)
+    }
+
+    /// The same interruption, but the program's handler has no SA_RESTART: it sees EINTR and goes on to close the
+    /// socket. The recvfrom is recorded with EINTR, ending when the thread's next call began.
+    @Test func aCallTheProgramSeesEndWithEINTRIsRecordedSoAtItsNextCall() throws {
+        let recv = SyscallRegisters.entry(.recvfrom, 3, 0x2000, 64)
+        let close = SyscallRegisters.entry(.close, 3)
+        let kernel = Self.launched([
+            .report(tid: 100, .seccomp, at: 10, regs: recv),
+            .report(tid: 100, .syscall, at: 20, regs: recv.returning(-512)),
+            .report(tid: 100, .signal(SIGALRM), at: 21),
+            .report(tid: 100, .seccomp, at: 30, regs: close),
+            .report(tid: 100, .syscall, at: 31, regs: close.returning(0), change: { $0.files[100]?[3] = nil }),
+            .report(tid: 100, .exited(0), at: 50),
+        ])
+        let result = try Self.run(kernel)
+        #expect(result.calls.map(\.summary) == [
+            "#1 python3[100/100] recvfrom(fd=3, size=64) = -EINTR [10-30] fd=3 socket=7001 local=127.0.0.1:40000 "
+                + "remote=127.0.0.1:49152",
+            // The state just before close was ESTABLISHED, and nothing else holds the socket: close sends a FIN.
+            "#2 python3[100/100] close(fd=3) = 0 [30-31] fd=3 socket=7001 local=127.0.0.1:40000 "
+                + "remote=127.0.0.1:49152 state=FIN_WAIT1",
+        ])
+        #expect(kernel.log.map(\.description) == Self.launchRequests + [
+            "syscall(signal: 0) 100", "cont(signal: 0) 100", "cont(signal: \(SIGALRM)) 100", "syscall(signal: 0) 100",
+            "cont(signal: 0) 100",
+        ])
+        Self.expectClean(kernel)
+    }
+
+    // MARK: the seccomp filter injected for a new socket
+
+    /// socket(2) returns descriptor 4, not yet in any filter: at its exit stop the thread is made to call
+    /// seccomp(2). A signal arrives before that call runs; it is held while the thread runs on borrowed registers
+    /// and raised once its own are back. A later socket on the same number needs no second filter.
+    @Test func aSignalDuringTheFilterInjectionIsHeldAndRaisedAfterIt() throws {
+        let socket = SyscallRegisters.entry(.socket, UInt64(AF_INET), 1, 0)
+        let seccomp = SyscallRegisters(number: 317)
+        let close = SyscallRegisters.entry(.close, 4)
+        func made4(_ k: ScriptedKernel) {
+            k.files[100]?[4] = .socket(7002)
+            k.sockets[7002] = .init(family: AF_INET, type: 1, state: .closed)
+        }
+        let kernel = Self.launched([
+            .report(tid: 100, .seccomp, at: 10, regs: socket),
+            .report(tid: 100, .syscall, at: 11, regs: socket.returning(4), change: made4),
+            .report(tid: 100, .signal(SIGALRM), at: 12),
+            .report(tid: 100, .syscall, at: 13, regs: seccomp),
+            .report(tid: 100, .syscall, at: 14, regs: seccomp.returning(0)),
+            .report(tid: 100, .signal(SIGALRM), at: 15),
+            .report(tid: 100, .seccomp, at: 20, regs: close),
+            .report(tid: 100, .syscall, at: 21, regs: close.returning(0), change: { $0.files[100]?[4] = nil }),
+            .report(tid: 100, .seccomp, at: 30, regs: socket),
+            .report(tid: 100, .syscall, at: 31, regs: socket.returning(4), change: made4),
+            .report(tid: 100, .exited(0), at: 40),
+        ])
+        let result = try Self.run(kernel)
+        #expect(result.calls.map(\.summary) == [
+            "#1 python3[100/100] socket(domain=AF_INET, type=SOCK_STREAM) = 4 [10-11] fd=4 socket=7002 "
+                + "local=0.0.0.0:0 state=CLOSED",
+            "#2 python3[100/100] close(fd=4) = 0 [20-21] fd=4 socket=7002 local=0.0.0.0:0 state=CLOSED",
+            "#3 python3[100/100] socket(domain=AF_INET, type=SOCK_STREAM) = 4 [30-31] fd=4 socket=7002 "
+                + "local=0.0.0.0:0 state=CLOSED",
+        ])
+        #expect(kernel.log.map(\.description) == Self.launchRequests + [
+            "syscall(signal: 0) 100", "inject 100 [4]", "syscall(signal: 0) 100",
+            // SIGALRM, held: the thread runs on into the injected call without it.
+            "syscall(signal: 0) 100", "syscall(signal: 0) 100",
+            "restore 100", "cont(signal: 0) 100", "tgkill(100, 100, \(SIGALRM))",
+            "cont(signal: \(SIGALRM)) 100",
+            "syscall(signal: 0) 100", "cont(signal: 0) 100",
+            // Descriptor 4 is covered now: no second injection.
+            "syscall(signal: 0) 100", "cont(signal: 0) 100",
+        ])
+        #expect(result.warnings == [])
+        Self.expectClean(kernel)
+    }
+
+    /// The injected seccomp(2) fails (here EINVAL): the program goes on with its own registers and result, and the
+    /// trace says which descriptor's bytes it will miss.
+    @Test func aFilterInjectionTheKernelRefusesIsAWarning() throws {
+        let socket = SyscallRegisters.entry(.socket, UInt64(AF_INET), 2, 0)
+        let seccomp = SyscallRegisters(number: 317)
+        let kernel = Self.launched([
+            .report(tid: 100, .seccomp, at: 10, regs: socket),
+            .report(tid: 100, .syscall, at: 11, regs: socket.returning(5), change: {
+                $0.files[100]?[5] = .socket(7003)
+                $0.sockets[7003] = .init(family: AF_INET, type: 2)
+            }),
+            .report(tid: 100, .syscall, at: 12, regs: seccomp),
+            .report(tid: 100, .syscall, at: 13, regs: seccomp.returning(-Int64(EINVAL))),
+            .report(tid: 100, .exited(0), at: 20),
+        ])
+        let result = try Self.run(kernel)
+        #expect(result.calls.map(\.summary) == [
+            "#1 python3[100/100] socket(domain=AF_INET, type=SOCK_DGRAM) = 5 [10-11] fd=5 socket=7003 local=0.0.0.0:0",
+        ])
+        #expect(result.warnings == [
+            "python3: read/write/close on descriptor 5 are not traced (adding a seccomp filter failed: Invalid "
+                + "argument); their bytes are missing from the attribution",
+        ])
+        #expect(kernel.log.map(\.description) == Self.launchRequests + [
+            "syscall(signal: 0) 100", "inject 100 [5]", "syscall(signal: 0) 100", "syscall(signal: 0) 100",
+            "restore 100", "cont(signal: 0) 100",
+        ])
+        Self.expectClean(kernel)
+    }
+
+    // MARK: Ctrl-C
+
+    /// `trace -p`: both threads are seized and interrupted, the sockets already open are learnt, calls are seen at
+    /// every entry and exit, and Ctrl-C interrupts each thread and releases it at its next stop, with the signal
+    /// that stop was for (nothing the program was sent is lost).
+    @Test func ctrlCInAttachModeDetachesEveryThreadAtItsNextStop() throws {
+        let send = SyscallRegisters.entry(.sendto, 4, 0x3000, 5)
+        let other = SyscallRegisters(number: 14)  // rt_sigprocmask: not a socket call
+        let kernel = ScriptedKernel([
+            .report(tid: 200, .event(PT.eventStop), at: 1),
+            .report(tid: 201, .event(PT.eventStop), at: 1),
+            .report(tid: 201, .syscall, at: 10, regs: send, change: { $0.memory[0x3000] = Array("hello".utf8) }),
+            .report(tid: 201, .syscall, at: 11, regs: send.returning(5)),
+            .report(tid: 200, .syscall, at: 12, regs: other),
+            .report(tid: 200, .syscall, at: 13, regs: other.returning(0)),
+            .stopRequest(StopRequest(forward: false, count: 1)),
+            .report(tid: 200, .event(PT.eventStop), at: 20),
+            .report(tid: 201, .signal(SIGUSR1), at: 20),
+        ])
+        kernel.tgids = [200: 200, 201: 200]
+        kernel.tasks[200] = [200, 201]
+        kernel.comms[200] = "server"
+        kernel.files[200] = [0: .other, 3: .socket(9001), 4: .socket(9002)]
+        kernel.sockets[9001] = .init(family: AF_INET, type: 1, local: Self.server, state: .listen)
+        kernel.sockets[9002] = .init(
+            family: AF_INET, type: 1, local: Self.server, remote: Self.client, state: .established)
+        let result = try Self.run(kernel, attach: 200)
+        #expect(result.calls.map(\.summary) == [
+            "#1 server[200/201] sendto(fd=4, data=\"hello\"(5)) = 5 [10-11] fd=4 socket=9002 local=127.0.0.1:49152 "
+                + "remote=127.0.0.1:40000 state=ESTABLISHED",
+        ])
+        var listener = SocketRecord(inode: 9001, family: AF_INET, type: 1, owner: "server[200]")
+        listener.local = Self.server
+        var connection = SocketRecord(inode: 9002, family: AF_INET, type: 1, owner: "server[200]")
+        connection.local = Self.server
+        connection.remote = Self.client
+        #expect(result.sockets == [9001: listener, 9002: connection])
+        #expect(kernel.log.map(\.description) == [
+            "seize(options: \(Self.attachOptions)) 200", "interrupt 200",
+            "seize(options: \(Self.attachOptions)) 201", "interrupt 201",
+            "syscall(signal: 0) 200", "syscall(signal: 0) 201",
+            "syscall(signal: 0) 201", "syscall(signal: 0) 201", "syscall(signal: 0) 200", "syscall(signal: 0) 200",
+            "interrupt 200", "interrupt 201",
+            "detach(signal: 0) 200", "detach(signal: \(SIGUSR1)) 201",
+        ])
+        #expect(result.detached)
+        #expect(result.exitStatus == nil)
+        Self.expectClean(kernel)
+    }
+
+    /// A launched program got the terminal's Ctrl-C itself; a kill(1) aimed at packetflow is passed on, and a
+    /// second request kills the program, whose status is then the trace's.
+    @Test func ctrlCOnALaunchedProgramIsPassedOnAndASecondKillsIt() throws {
+        let kernel = Self.launched([
+            .stopRequest(StopRequest(forward: false, count: 1)),
+            .stopRequest(StopRequest(forward: true, count: 1)),
+            .stopRequest(StopRequest(forward: false, count: 2)),
+            .report(tid: 100, .killed(by: SIGKILL), at: 10),
+        ])
+        let result = try Self.run(kernel)
+        #expect(result.calls.isEmpty)
+        #expect(kernel.log.map(\.description) == Self.launchRequests + [
+            "kill(100, \(SIGINT))", "kill(100, \(SIGKILL))",
+        ])
+        #expect(result.exitStatus == 128 + SIGKILL)
+        #expect(result.detached == false)
+        Self.expectClean(kernel)
+    }
+}
