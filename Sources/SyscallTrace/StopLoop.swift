@@ -121,7 +121,9 @@ final class StopLoop {
     /// Threads sent a SIGSTOP to bring them to a stop for detaching: a launched program's processes are traced
     /// through PTRACE_TRACEME, not seized, so PTRACE_INTERRUPT cannot stop them. That SIGSTOP is not passed on.
     var stoppedToDetach: Set<Int32> = []
-    /// Children reported by fork/clone events whose first stop has not been seen, and stops seen before the event.
+    /// New threads whose first stop has not been seen: children reported by a fork/clone event, and children whose
+    /// first stop came before that event. Every child a tracee makes starts with a stop of the tracer's (a SIGSTOP,
+    /// or PTRACE_EVENT_STOP when seized), which must not reach the program.
     var unknownStops: Set<Int32> = []
 
     /// Scratch space for the hook's line: one stop is handled at a time.
@@ -272,7 +274,9 @@ final class StopLoop {
             threads[tid]?.noteAddress = nil
             return .resume()
         case (_, PT.eventStop):
-            // Group stop (a real SIGSTOP) with PTRACE_SEIZE: stay stopped but listen; interrupt stop: go on.
+            // Group stop (a real SIGSTOP) with PTRACE_SEIZE: stay stopped but listen; interrupt stop or a seized
+            // child's first stop: go on.
+            unknownStops.remove(tid)
             if detaching { return .resume() }
             return [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(sig) ? .listen : .resume()
         case (SIGSTOP, 0) where unknownStops.contains(tid):
@@ -290,8 +294,15 @@ final class StopLoop {
         let child = Int32(truncatingIfNeeded: kernel.eventMessage(tid) ?? 0)
         let parentTgid = threads[tid]?.tgid ?? tid
         let childTgid = kernel.status(child)?.tgid ?? child
-        let thread = threads[child] ?? ThreadState(tgid: childTgid)
-        threads[child] = thread
+        let thread: ThreadState
+        if let known = threads[child] {
+            thread = known
+        } else {
+            // Reported before its first stop (the usual order): that stop is still to come.
+            thread = ThreadState(tgid: childTgid)
+            threads[child] = thread
+            unknownStops.insert(child)
+        }
         thread.tgid = childTgid
         guard childTgid != parentTgid else { return }
         // A forked child's thread is the forking thread's copy, hook buffer included.

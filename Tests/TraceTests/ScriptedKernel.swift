@@ -52,6 +52,8 @@ final class ScriptedKernel: PtraceKernel {
     private(set) var log: [Request] = []
     /// Broken promises: a thread let run while a duplicate was open, a thread resumed that was not stopped.
     private(set) var violations: [String] = []
+    /// Every duplicate pidfd_getfd made, as "pid/fd".
+    private(set) var duplicated: [String] = []
     /// Whether waitpid ran out of script (the loop should end on its own before that).
     private(set) var ranOut = false
 
@@ -175,6 +177,7 @@ final class ScriptedKernel: PtraceKernel {
         guard !filesGone.contains(pid), files[pid]?[fd] != nil else { return .failure(Errno(rawValue: EBADF)) }
         nextDescriptor += 1
         duplicates[nextDescriptor] = (pid, fd)
+        duplicated.append("\(pid)/\(fd)")
         return .success(nextDescriptor)
     }
 

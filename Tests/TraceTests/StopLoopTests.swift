@@ -47,6 +47,54 @@ import Testing
         #expect(kernel.steps.isEmpty)
     }
 
+    // MARK: fork
+
+    /// python3 sends on its socket, then forks; the child (101) sends on the socket it inherited. The kernel may
+    /// report the fork event to the parent before the child's first stop or after it; either way the child's table
+    /// is its parent's copy (nothing is asked about its descriptor 3), its call is its own, and the SIGSTOP every
+    /// traced child starts with is the tracer's, never delivered to it (its parent, waiting with WUNTRACED, would
+    /// see it stopped).
+    @Test(arguments: [false, true])
+    func aForkedChildIsFollowedWhicheverOfItsFirstStopAndTheForkEventComesFirst(childStopsFirst: Bool) throws {
+        let send = SyscallRegisters.entry(.sendto, 3, 0x1000, 2)
+        func child(_ k: ScriptedKernel) {
+            k.tgids[101] = 101
+            k.comms[101] = "python3"
+            k.files[101] = k.files[100]
+            k.eventMessages[100] = 101
+        }
+        let fork = Step.report(tid: 100, .event(PT.eventFork), at: 20, change: child)
+        let firstStop = Step.report(tid: 101, .signal(SIGSTOP), at: 21, change: child)
+        let kernel = Self.launched(
+            [
+                .report(tid: 100, .seccomp, at: 10, regs: send, change: { $0.memory[0x1000] = Array("hi".utf8) }),
+                .report(tid: 100, .syscall, at: 11, regs: send.returning(2)),
+            ] + (childStopsFirst ? [firstStop, fork] : [fork, firstStop]) + [
+                .report(tid: 101, .seccomp, at: 30, regs: send, change: { $0.memory[0x1000] = Array("hi".utf8) }),
+                .report(tid: 101, .syscall, at: 31, regs: send.returning(2)),
+                .report(tid: 101, .exited(0), at: 40),
+                .report(tid: 100, .exited(3), at: 41),
+            ])
+        let result = try Self.run(kernel)
+        #expect(result.calls.map(\.summary) == [
+            "#1 python3[100/100] sendto(fd=3, data=\"hi\"(2)) = 2 [10-11] fd=3 socket=7001 local=127.0.0.1:40000 "
+                + "remote=127.0.0.1:49152 state=ESTABLISHED",
+            "#2 python3[101/101] sendto(fd=3, data=\"hi\"(2)) = 2 [30-31] fd=3 socket=7001 local=127.0.0.1:40000 "
+                + "remote=127.0.0.1:49152 state=ESTABLISHED",
+        ])
+        let (parent, child) = ("cont(signal: 0) 100", "cont(signal: 0) 101")
+        #expect(
+            kernel.log.map(\.description)
+                == Self.launchRequests + ["syscall(signal: 0) 100", "cont(signal: 0) 100"]
+                + (childStopsFirst ? [child, parent] : [parent, child])
+                + ["syscall(signal: 0) 101", "cont(signal: 0) 101"])
+        // The parent's entry (learning the socket) and exit; the child's exit only.
+        #expect(kernel.duplicated == ["100/3", "100/3", "101/3"])
+        #expect(result.sockets[7001]?.owner == "python3[100]")
+        #expect(result.exitStatus == 3)
+        Self.expectClean(kernel)
+    }
+
     // MARK: interrupted calls
 
     /// A signal interrupts recvfrom; the tracer sees ERESTARTSYS at its exit stop, the signal is delivered, and the
