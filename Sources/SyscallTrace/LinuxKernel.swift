@@ -57,8 +57,9 @@ final class LinuxKernel: PtraceKernel {
 
     func eventMessage(_ tid: Int32) -> UInt? {
         var msg: UInt = 0
-        _ = ctrace_ptrace(PT.getEventMsg, tid, 0, UInt(bitPattern: withUnsafeMutablePointer(to: &msg) { $0 }))
-        return msg
+        // The call is made inside the closure: the pointer is valid only there.
+        let done = withUnsafeMutablePointer(to: &msg) { ctrace_ptrace(PT.getEventMsg, tid, 0, UInt(bitPattern: $0)) }
+        return done == 0 ? msg : nil
     }
 
     func registers(_ tid: Int32) -> SyscallRegisters? {

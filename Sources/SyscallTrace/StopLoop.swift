@@ -291,7 +291,9 @@ final class StopLoop {
 
     /// A fork, vfork or clone event of `parent`: the new thread, and a new process unless it is a thread.
     func newThread(parent tid: Int32) {
-        let child = Int32(truncatingIfNeeded: kernel.eventMessage(tid) ?? 0)
+        // Unreadable (the parent was killed meanwhile): the child, if any, is met at its first stop instead.
+        guard let message = kernel.eventMessage(tid) else { return }
+        let child = Int32(truncatingIfNeeded: message)
         let parentTgid = threads[tid]?.tgid ?? tid
         let childTgid = kernel.status(child)?.tgid ?? child
         let thread: ThreadState
