@@ -31,3 +31,26 @@ import TestSupport
         }
     }
 }
+
+extension TracerEdgeTests {
+    /// The exec itself can fail in the traced child after packetflow's own checks passed: a script whose interpreter
+    /// is missing, a program open for writing. The child says why in one line and exits as a shell would. It may
+    /// call only async-signal-safe functions there, so the words are looked up before the fork; they are strerror's.
+    @Test func anExecThatFailsInTheTracedChildSaysWhyInOneLine() throws {
+        let scripts = Robust.Scripts()
+        let script = scripts.write("missing-interpreter", "#!/no/such/interpreter\n")
+        #expect(chmod(script, 0o755) == 0)
+        let missing = try runProcess(packetflowBinary(), ["trace", "--no-capture", "--", script])
+        #expect(missing.status == 127)
+        #expect(missing.stderr == "packetflow: cannot run \(script): No such file or directory\n")
+
+        let busy = scripts.dir + "/busy"
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: busy)
+        let writer = open(busy, O_WRONLY | O_CLOEXEC)
+        try #require(writer >= 0)
+        defer { close(writer) }
+        let running = try runProcess(packetflowBinary(), ["trace", "--no-capture", "--", busy])
+        #expect(running.status == 126)
+        #expect(running.stderr == "packetflow: cannot run \(busy): Text file busy\n")
+    }
+}
