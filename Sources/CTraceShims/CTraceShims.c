@@ -131,6 +131,12 @@ long ctrace_read_memory(pid_t pid, uintptr_t address, void *buffer, size_t lengt
 
 int ctrace_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL  // linux/pidfd.h, Linux 6.9
+#endif
+
+int ctrace_pidfd_open_thread(pid_t tid) { return (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD); }
+
 int ctrace_pidfd_getfd(int pidfd, int fd) { return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0); }
 
 enum { ctrace_max_calls = 48, ctrace_max_fds = 32, ctrace_max_insns = 8 + ctrace_max_calls + ctrace_max_fds };

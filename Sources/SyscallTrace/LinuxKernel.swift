@@ -101,8 +101,8 @@ final class LinuxKernel: PtraceKernel {
 
     // MARK: the tracees' descriptors
 
-    func pidfdOpen(_ pid: Int32) -> Result<Int32, Errno> {
-        let fd = ctrace_pidfd_open(pid)
+    func pidfdOpen(_ pid: Int32, thread: Bool) -> Result<Int32, Errno> {
+        let fd = thread ? ctrace_pidfd_open_thread(pid) : ctrace_pidfd_open(pid)
         return fd >= 0 ? .success(fd) : .failure(Errno(rawValue: errno))
     }
 

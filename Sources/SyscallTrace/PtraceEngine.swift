@@ -139,14 +139,18 @@ public final class PtraceEngine {
         }
         let opts = PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
         loop.addProcess(pid)
-        // Threads may start while we attach; read the task list until it stops growing.
+        // Threads may start while we attach; read the task list until it stops growing. A thread that cannot be
+        // seized (a main thread that called pthread_exit and waits, a zombie, for the others) is left out.
         var attached: Set<Int32> = []
+        var tried: Set<Int32> = []
+        var refused: Errno?
         for _ in 0..<3 {
-            let fresh = kernel.threadIDs(pid).filter { !attached.contains($0) }
+            let fresh = kernel.threadIDs(pid).filter { !tried.contains($0) }
             if fresh.isEmpty { break }
             for tid in fresh {
+                tried.insert(tid)
                 if let error = kernel.ptrace(.seize(options: opts), tid) {
-                    if attached.isEmpty { throw Self.cannotAttach(pid, error) }
+                    refused = refused ?? error
                     continue
                 }
                 attached.insert(tid)
@@ -154,14 +158,18 @@ public final class PtraceEngine {
                 _ = kernel.ptrace(.interrupt, tid)
             }
         }
-        // Descriptors opened before we came: learn the sockets among them.
+        guard let live = attached.contains(pid) ? pid : attached.min() else {
+            throw cannotAttach(pid, refused ?? Errno(rawValue: ESRCH))
+        }
+        // Descriptors opened before we came: learn the sockets among them, through a thread that is alive (a
+        // leader that has ended shows none).
         var held = HeldDuplicate()
         defer { held.release(kernel) }
-        for fd in kernel.descriptorNumbers(pid) {
-            guard let entry = loop.table.procEntry(pid: pid, fd: fd) else { continue }
+        for fd in kernel.descriptorNumbers(live) {
+            guard let entry = loop.table.procEntry(pid: live, fd: fd) else { continue }
             loop.table[pid, fd] = entry
             if case .socket(let inode) = entry {
-                _ = loop.table.learn(inode: inode, pid: pid, fd: fd, owner: loop.owner(pid), &held)
+                _ = loop.table.learn(inode: inode, pid: pid, thread: live, fd: fd, owner: loop.owner(pid), &held)
             }
         }
     }
@@ -169,7 +177,7 @@ public final class PtraceEngine {
 
 extension PtraceEngine {
     /// Why PTRACE_SEIZE of `pid` was refused, in one line that says what to do.
-    static func cannotAttach(_ pid: Int32, _ error: Errno) -> TraceError {
+    func cannotAttach(_ pid: Int32, _ error: Errno) -> TraceError {
         guard error.rawValue == EPERM else { return TraceError("cannot attach to \(pid): \(error.message)") }
         return TraceError(
             "cannot attach to \(pid): not permitted (another user's or a setuid process needs root; "

@@ -40,8 +40,8 @@ protocol PtraceKernel: AnyObject {
 
     // MARK: the tracees' descriptors, through duplicates of our own
 
-    /// pidfd_open(2) of a process.
-    func pidfdOpen(_ pid: Int32) -> Result<Int32, Errno>
+    /// pidfd_open(2) of a process, or of one thread with PIDFD_THREAD (Linux 6.9; EINVAL before).
+    func pidfdOpen(_ pid: Int32, thread: Bool) -> Result<Int32, Errno>
     /// pidfd_getfd(2): a duplicate, in this process, of descriptor `fd` of the process behind `pidfd`.
     func pidfdGetfd(_ pidfd: Int32, _ fd: Int32) -> Result<Int32, Errno>
     /// close(2) of a descriptor of ours (a pidfd or a duplicate).

@@ -24,16 +24,25 @@ struct HeldDuplicate {
 ///
 /// What a descriptor is and where its socket is are asked of the kernel through a duplicate of the tracee's
 /// descriptor (``HeldDuplicate``); when duplicates are refused (a container's seccomp profile, an old kernel), through
-/// /proc/PID/fd and the kernel's socket tables instead, with the same answers. The TCP state such a question reads
-/// is returned to the caller, not kept.
+/// /proc and the kernel's socket tables instead, with the same answers. The TCP state such a question reads is
+/// returned to the caller, not kept.
+///
+/// Each question names the process and the thread at the stop it is asked from. A process outlives its
+/// thread-group leader when the main thread calls pthread_exit while others go on: the leader's descriptor table
+/// and /proc/PID/fd are gone then, so duplicates are taken through a pidfd of the asking thread and /proc is read
+/// as /proc/TID, which shows the same table.
 final class SocketTable {
     let kernel: any PtraceKernel
     private(set) var sockets: [UInt64: SocketRecord] = [:]
     /// Each traced process's descriptor table, by process id; a process is known here from its first stop or the
     /// fork that made it until it exits.
     private var tables: [Int32: FDTable] = [:]
-    /// pidfd_open(2) of each process whose descriptors were duplicated, opened at the first duplicate.
-    private var pidfds: [Int32: Int32] = [:]
+    /// pidfd_open(2) of each process whose descriptors were duplicated, opened at the first duplicate, and the task
+    /// it names: the process, or the thread it was reopened for after the leader exited.
+    private var pidfds: [Int32: (fd: Int32, task: Int32)] = [:]
+    /// Processes whose leader exited on a kernel without thread pidfds (before 6.9): asked through /proc/TID and
+    /// the kernel's socket tables, as when duplicates are refused.
+    private var askedThroughProc: Set<Int32> = []
     /// Set when pidfd_open(2) or pidfd_getfd(2) is refused (a container's seccomp profile without CAP_SYS_PTRACE
     /// answers EPERM; kernels before 5.3 and 5.6 lack them): descriptors are then told apart through
     /// /proc/PID/fd, sockets are found by inode through sock_diag or /proc/PID/net, and the call is not tried again.
@@ -66,12 +75,13 @@ final class SocketTable {
 
     func processExited(_ pid: Int32) {
         tables[pid] = nil
-        if let pidfd = pidfds.removeValue(forKey: pid), pidfd >= 0 { kernel.close(pidfd) }
+        askedThroughProc.remove(pid)
+        if let pidfd = pidfds.removeValue(forKey: pid) { kernel.close(pidfd.fd) }
     }
 
     /// Closes what is still open at the end of the trace.
     func closeAll() {
-        for pidfd in pidfds.values where pidfd >= 0 { kernel.close(pidfd) }
+        for pid in pidfds.keys.sorted() { kernel.close(pidfds[pid]!.fd) }
         pidfds = [:]
     }
 
@@ -95,30 +105,34 @@ final class SocketTable {
 
     // MARK: asking the kernel
 
-    /// What descriptor `fd` of `pid` is: a socket's inode is the st_ino of a duplicate (the number in
-    /// `socket:[inode]`). Falls back to /proc when no duplicate can be had; nil when the number is not open.
-    func entry(pid: Int32, fd: Int32, _ held: inout HeldDuplicate) -> FDEntry? {
+    /// What descriptor `fd` of `pid` is, asked from its thread `tid`: a socket's inode is the st_ino of a duplicate
+    /// (the number in `socket:[inode]`). Falls back to /proc when no duplicate can be had; nil when the number is not
+    /// open.
+    func entry(pid: Int32, thread tid: Int32, fd: Int32, _ held: inout HeldDuplicate) -> FDEntry? {
         guard fd >= 0 else { return nil }
-        switch duplicate(pid: pid, fd: fd, &held) {
+        switch duplicate(pid: pid, thread: tid, fd: fd, &held) {
         case .failure(let error):
-            return error.rawValue == EBADF ? nil : procEntry(pid: pid, fd: fd)
+            return error.rawValue == EBADF ? nil : procEntry(pid: tid, fd: fd)
         case .success(let dup):
-            return kernel.identify(dup) ?? procEntry(pid: pid, fd: fd)
+            return kernel.identify(dup) ?? procEntry(pid: tid, fd: fd)
         }
     }
 
     /// A socket met on a descriptor the tracer had not seen made: recorded with what can be learnt about it.
     /// Returns its TCP state.
-    func learn(inode: UInt64, pid: Int32, fd: Int32, owner: String, _ held: inout HeldDuplicate) -> TCPState? {
+    func learn(
+        inode: UInt64, pid: Int32, thread tid: Int32, fd: Int32, owner: String, _ held: inout HeldDuplicate
+    ) -> TCPState? {
         sockets[inode] = SocketRecord(inode: inode, family: 0, type: 0, owner: owner)
-        return refresh(inode: inode, pid: pid, fd: fd, &held)
+        return refresh(inode: inode, pid: pid, thread: tid, fd: fd, &held)
     }
 
     /// Where the socket is now (getsockname/getpeername, its family and type if unknown) and its TCP state, asked
     /// through a duplicate of the tracee's descriptor.
-    func refresh(inode: UInt64, pid: Int32, fd: Int32, _ held: inout HeldDuplicate) -> TCPState? {
-        guard case .success(let dup) = duplicate(pid: pid, fd: fd, &held) else {
-            return duplicatesRefused ? refreshFromKernelTables(inode: inode, pid: pid) : nil
+    func refresh(inode: UInt64, pid: Int32, thread tid: Int32, fd: Int32, _ held: inout HeldDuplicate) -> TCPState? {
+        guard case .success(let dup) = duplicate(pid: pid, thread: tid, fd: fd, &held) else {
+            let tablesOnly = duplicatesRefused || askedThroughProc.contains(pid)
+            return tablesOnly ? refreshFromKernelTables(inode: inode, pid: tid) : nil
         }
         guard var s = sockets[inode] else { return nil }
         if s.family == 0, let value = kernel.intOption(dup, level: SOL_SOCKET, SO_DOMAIN) { s.family = value }
@@ -149,30 +163,43 @@ final class SocketTable {
         return s.isTCP ? entry.state : nil
     }
 
-    /// A duplicate (in this process) of descriptor `fd` of process `pid`, kept in `held` (which holds one at a
-    /// time) until the stop releases it.
-    func duplicate(pid: Int32, fd: Int32, _ held: inout HeldDuplicate) -> Result<Int32, Errno> {
+    /// A duplicate (in this process) of descriptor `fd` of process `pid`, taken while its thread `tid` is stopped
+    /// and kept in `held` (which holds one at a time) until the stop releases it.
+    func duplicate(pid: Int32, thread tid: Int32, fd: Int32, _ held: inout HeldDuplicate) -> Result<Int32, Errno> {
         if let h = held.held {
             if h.pid == pid && h.fd == fd { return .success(h.dup) }
             held.release(kernel)
         }
-        guard !duplicatesRefused else { return .failure(Errno(rawValue: EPERM)) }
+        guard !duplicatesRefused, !askedThroughProc.contains(pid) else { return .failure(Errno(rawValue: EPERM)) }
         guard fd >= 0, tables[pid] != nil else { return .failure(Errno(rawValue: fd < 0 ? EBADF : ESRCH)) }
         func refused(_ error: Errno) -> Result<Int32, Errno> {
             if [EPERM, ENOSYS, EACCES].contains(error.rawValue) { duplicatesRefused = true }
             return .failure(error)
         }
-        let pidfd: Int32
-        if let open = pidfds[pid], open >= 0 {
-            pidfd = open
-        } else {
-            switch kernel.pidfdOpen(pid) {
-            case .success(let fd): pidfd = fd
+        if pidfds[pid] == nil {
+            switch kernel.pidfdOpen(pid, thread: false) {
+            case .success(let pidfd): pidfds[pid] = (pidfd, pid)
             case .failure(let error): return refused(error)
             }
-            pidfds[pid] = pidfd
         }
-        switch kernel.pidfdGetfd(pidfd, fd) {
+        var got = kernel.pidfdGetfd(pidfds[pid]!.fd, fd)
+        if case .failure(let error) = got, error.rawValue == ESRCH, let old = pidfds[pid], old.task != tid {
+            // The task the pidfd names is gone while the asking thread runs on: the thread-group leader called
+            // pthread_exit (its table went with it). Ask through a pidfd of this thread.
+            kernel.close(old.fd)
+            pidfds[pid] = nil
+            switch kernel.pidfdOpen(tid, thread: true) {
+            case .success(let pidfd):
+                pidfds[pid] = (pidfd, tid)
+                got = kernel.pidfdGetfd(pidfd, fd)
+            case .failure(let error) where error.rawValue == EINVAL:
+                askedThroughProc.insert(pid)
+                return .failure(error)
+            case .failure(let error):
+                return refused(error)
+            }
+        }
+        switch got {
         case .success(let dup):
             held.held = (pid, fd, dup)
             return .success(dup)

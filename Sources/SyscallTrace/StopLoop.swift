@@ -233,15 +233,20 @@ final class StopLoop {
         }
     }
 
-    /// A thread exited or was killed; the process ends with its thread-group leader.
+    /// A thread exited or was killed. A process ends with its last thread: the kernel reports a thread-group leader's
+    /// end only after its other threads' (a main thread that called pthread_exit waits for them, and its status is
+    /// then the process's), and a leader that had already ended when we attached is never reported at all.
     func ended(tid: Int32, status: Int32, _ held: inout HeldDuplicate) {
-        if tid == mainPid { exitStatus = status }
+        let tgid = threads[tid]?.tgid ?? tid
         if let t = threads[tid], let pending = t.pending ?? t.interrupted {
             // Killed mid-call: keep the call, with no result.
             finish(tid: tid, pending: pending, regs: nil, &held)
         }
         if let t = threads.removeValue(forKey: tid), t.tgid == tid, processes.removeValue(forKey: tid) != nil {
             table.processExited(tid)
+        }
+        if tid == mainPid || tgid == mainPid && !threads.values.contains(where: { $0.tgid == mainPid }) {
+            exitStatus = status
         }
         unknownStops.remove(tid)
     }

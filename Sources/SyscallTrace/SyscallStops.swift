@@ -55,11 +55,11 @@ extension StopLoop {
         var entry: FDEntry?
         if call != .socket && call != .socketpair {
             entry = table[tgid, fdArg]
-            if entry == nil, let found = table.entry(pid: tgid, fd: fdArg, &held) {
+            if entry == nil, let found = table.entry(pid: tgid, thread: tid, fd: fdArg, &held) {
                 entry = found
                 table[tgid, fdArg] = found
                 if case .socket(let inode) = found, table[inode] == nil {
-                    _ = table.learn(inode: inode, pid: tgid, fd: fdArg, owner: owner(tgid), &held)
+                    _ = table.learn(inode: inode, pid: tgid, thread: tid, fd: fdArg, owner: owner(tgid), &held)
                 }
             }
             var isSocket = false
@@ -93,7 +93,7 @@ extension StopLoop {
         if call == .close, case .socket(let inode) = entry, table[inode]?.isTCP == true {
             // The state before close(2), read through a duplicate that is closed again before the call runs (so it
             // never delays the FIN); the state after is derived from it, which avoids scanning /proc/net/tcp.
-            pending.stateBefore = table.refresh(inode: inode, pid: tgid, fd: fdArg, &held)
+            pending.stateBefore = table.refresh(inode: inode, pid: tgid, thread: tid, fd: fdArg, &held)
         }
         (pending.address, pending.addressText) = SyscallDecoder.address(call, regs, memory)
         thread?.pending = pending
@@ -197,7 +197,7 @@ extension StopLoop {
 
         switch pending.syscall {
         case .socket:
-            if ok, case .socket(let i)? = table.entry(pid: tgid, fd: Int32(result), &held) {
+            if ok, case .socket(let i)? = table.entry(pid: tgid, thread: tid, fd: Int32(result), &held) {
                 table.opened(tgid, Int32(result), socket: i)
                 sockets.append(Int32(result))
                 inode = i
@@ -209,7 +209,7 @@ extension StopLoop {
         case .socketpair:
             made = SyscallDecoder.socketPair(r, ok: ok, memory)
             for fd in made where ok && fd >= 0 {
-                if case .socket(let i)? = table.entry(pid: tgid, fd: fd, &held) {
+                if case .socket(let i)? = table.entry(pid: tgid, thread: tid, fd: fd, &held) {
                     table.opened(tgid, fd, socket: i)
                     sockets.append(fd)
                     table[i] = SocketRecord(
@@ -219,7 +219,7 @@ extension StopLoop {
                 }
             }
         case .accept, .accept4:
-            if ok, case .socket(let i)? = table.entry(pid: tgid, fd: Int32(result), &held) {
+            if ok, case .socket(let i)? = table.entry(pid: tgid, thread: tid, fd: Int32(result), &held) {
                 table.opened(tgid, Int32(result), socket: i)
                 sockets.append(Int32(result))
                 let listener = inode.flatMap { table[$0] }
@@ -252,7 +252,7 @@ extension StopLoop {
         call.socket = socketInode
         var state: TCPState?
         if table[socketInode] == nil, let fd = call.fd {
-            state = table.learn(inode: socketInode, pid: tgid, fd: fd, owner: owner(tgid), &held)
+            state = table.learn(inode: socketInode, pid: tgid, thread: tid, fd: fd, owner: owner(tgid), &held)
         }
         // Where the socket is now, seen through a duplicate of the tracee's descriptor. A socket socket(2) just
         // made is unbound and CLOSED: nothing to ask.
@@ -261,7 +261,7 @@ extension StopLoop {
             table[socketInode] = s
             if s.isTCP { state = .closed }
         } else if pending.syscall != .close, let fd = call.fd, ok || pending.syscall == .connect {
-            state = table.refresh(inode: socketInode, pid: tgid, fd: fd, &held)
+            state = table.refresh(inode: socketInode, pid: tgid, thread: tid, fd: fd, &held)
         }
         if var s = table[socketInode] {
             if s.remote == nil, pending.syscall == .connect, s.isTCP || s.isUDP { s.remote = pending.address }

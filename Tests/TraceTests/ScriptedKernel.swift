@@ -52,6 +52,8 @@ final class ScriptedKernel: PtraceKernel {
     private(set) var log: [Request] = []
     /// Broken promises: a thread let run while a duplicate was open, a thread resumed that was not stopped.
     private(set) var violations: [String] = []
+    /// Every pidfd opened: "process PID" or "thread TID".
+    private(set) var pidfdsOpened: [String] = []
     /// Every duplicate pidfd_getfd made, as "pid/fd".
     private(set) var duplicated: [String] = []
     /// Whether waitpid ran out of script (the loop should end on its own before that).
@@ -69,11 +71,13 @@ final class ScriptedKernel: PtraceKernel {
     var tasks: [Int32: [Int32]] = [:]
     var memory: [UInt64: [UInt8]] = [:]
     var eventMessages: [Int32: UInt] = [:]
-    /// The processes whose file table is gone (a thread-group leader that exited while its threads go on): pidfd_getfd
-    /// through them answers EBADF for every number.
-    var filesGone: Set<Int32> = []
+    /// Thread-group leaders that called pthread_exit while their threads go on: a zombie whose descriptor table and
+    /// /proc/PID/fd and /proc/PID/net are gone; pidfd_getfd through its pidfd answers ESRCH.
+    var leadersGone: Set<Int32> = []
     /// What pidfd_open answers instead of a pidfd (a container's seccomp profile: EPERM).
     var pidfdRefusal: Errno?
+    /// Whether pidfd_open takes PIDFD_THREAD (Linux 6.9; EINVAL before).
+    var threadPidfds = true
     /// Sockets of ours a launched program inherits.
     var inherited: [Int32] = []
 
@@ -82,6 +86,8 @@ final class ScriptedKernel: PtraceKernel {
     private var pendingRequest: StopRequest?
     private var milliseconds = 0
     private var duplicates: [Int32: (pid: Int32, fd: Int32)] = [:]
+    /// The task each pidfd names.
+    private var pidfds: [Int32: Int32] = [:]
     private var nextDescriptor: Int32 = 1000
 
     init(_ steps: [Step]) { self.steps = steps }
@@ -126,6 +132,8 @@ final class ScriptedKernel: PtraceKernel {
 
     func ptrace(_ request: PtraceRequest, _ tid: Int32) -> Errno? {
         log.append(.ptrace(request, tid))
+        // A zombie cannot be seized.
+        if case .seize = request, leadersGone.contains(tid) { return Errno(rawValue: EPERM) }
         switch request {
         case .cont, .syscall, .detach: resumed(tid, "\(request)")
         case .listen: stopped.remove(tid)
@@ -167,21 +175,31 @@ final class ScriptedKernel: PtraceKernel {
 
     // MARK: descriptors
 
-    func pidfdOpen(_ pid: Int32) -> Result<Int32, Errno> {
+    func pidfdOpen(_ pid: Int32, thread: Bool) -> Result<Int32, Errno> {
         if let pidfdRefusal { return .failure(pidfdRefusal) }
-        return .success(500 + pid)
+        if thread && !threadPidfds { return .failure(Errno(rawValue: EINVAL)) }
+        guard let tgid = tgids[pid] else { return .failure(Errno(rawValue: ESRCH)) }
+        if !thread && tgid != pid { return .failure(Errno(rawValue: ENOENT)) }
+        nextDescriptor += 1
+        pidfds[nextDescriptor] = pid
+        pidfdsOpened.append(thread ? "thread \(pid)" : "process \(pid)")
+        return .success(nextDescriptor)
     }
 
     func pidfdGetfd(_ pidfd: Int32, _ fd: Int32) -> Result<Int32, Errno> {
-        let pid = pidfd - 500
-        guard !filesGone.contains(pid), files[pid]?[fd] != nil else { return .failure(Errno(rawValue: EBADF)) }
+        guard let task = pidfds[pidfd], let pid = tgids[task] else { return .failure(Errno(rawValue: EBADF)) }
+        if leadersGone.contains(task) { return .failure(Errno(rawValue: ESRCH)) }
+        guard files[pid]?[fd] != nil else { return .failure(Errno(rawValue: EBADF)) }
         nextDescriptor += 1
         duplicates[nextDescriptor] = (pid, fd)
         duplicated.append("\(pid)/\(fd)")
         return .success(nextDescriptor)
     }
 
-    func close(_ fd: Int32) { duplicates[fd] = nil }
+    func close(_ fd: Int32) {
+        duplicates[fd] = nil
+        pidfds[fd] = nil
+    }
 
     private func socket(behind dup: Int32) -> Socket? {
         guard let (pid, fd) = duplicates[dup], case .socket(let inode)? = files[pid]?[fd] else { return nil }
@@ -209,7 +227,7 @@ final class ScriptedKernel: PtraceKernel {
     func descriptorLink(_ pid: Int32, _ fd: Int32) -> String? {
         let process = tgids[pid] ?? pid
         // A thread-group leader that has exited shows no descriptors; its live threads show the process's.
-        if filesGone.contains(pid) { return nil }
+        if leadersGone.contains(pid) { return nil }
         switch files[process]?[fd] {
         case .socket(let inode)?: return "socket:[\(inode)]"
         case .other?: return "/dev/null"
@@ -217,7 +235,9 @@ final class ScriptedKernel: PtraceKernel {
         }
     }
 
-    func descriptorNumbers(_ pid: Int32) -> [Int32] { files[pid]?.keys.sorted() ?? [] }
+    func descriptorNumbers(_ pid: Int32) -> [Int32] {
+        leadersGone.contains(pid) ? [] : files[tgids[pid] ?? pid]?.keys.sorted() ?? []
+    }
 
     func threadIDs(_ pid: Int32) -> [Int32] { tasks[pid] ?? [] }
 
@@ -225,11 +245,14 @@ final class ScriptedKernel: PtraceKernel {
 
     func status(_ pid: Int32) -> ProcessStatus? {
         guard let tgid = tgids[pid] else { return nil }
-        return ProcessStatus(tgid: tgid, state: filesGone.contains(pid) ? "Z" : "S", parent: 1, tracer: 0)
+        return ProcessStatus(tgid: tgid, state: leadersGone.contains(pid) ? "Z" : "S", parent: 1, tracer: 0)
     }
 
     func kernelSocket(inode: UInt64, inNetworkOf pid: Int32) -> KernelSocket? {
-        guard let s = sockets[inode], let local = s.local, let state = s.state, state != .closed else { return nil }
+        // /proc/PID/net of a leader that has exited is gone; the kernel's tables hold no CLOSED TCP socket.
+        guard !leadersGone.contains(pid), let s = sockets[inode], let local = s.local else { return nil }
+        let state = s.state ?? .closed
+        if s.type == 1 && state == .closed { return nil }
         let remote = s.remote ?? SocketAddress(ip: local.ip.isIPv4 ? .anyV4 : .anyV6, port: 0)
         return (KernelTCPTable.Entry(local: local, remote: remote, state: state, inode: inode), s.family, s.type)
     }

@@ -95,6 +95,74 @@ import Testing
         Self.expectClean(kernel)
     }
 
+    // MARK: a main thread that ends first
+
+    /// The main thread (100) calls pthread_exit while thread 101 goes on to send on the inherited socket. The
+    /// leader's descriptor table is gone (pidfd_getfd through it answers ESRCH, its /proc/PID/fd is empty), so the
+    /// socket is asked about through the sending thread: a pidfd of that thread, or on a kernel without them
+    /// (before 6.9) /proc/TID and the kernel's socket tables. The leader's end is reported last, with the status
+    /// the process exits with.
+    @Test(arguments: [true, false])
+    func callsAfterTheMainThreadEndedAreAskedAboutThroughTheirThread(threadPidfds: Bool) throws {
+        let send = SyscallRegisters.entry(.sendto, 3, 0x1000, 2, 0, 0x1100, 16)
+        let kernel = Self.launched([
+            .report(tid: 100, .event(PT.eventClone), at: 5, change: {
+                $0.eventMessages[100] = 101
+                $0.tgids[101] = 100
+            }),
+            .report(tid: 101, .signal(SIGSTOP), at: 6),
+            .report(tid: 101, .seccomp, at: 10, regs: send, change: {
+                $0.leadersGone.insert(100)
+                $0.memory[0x1000] = Array("hi".utf8)
+                $0.memory[0x1100] = [2, 0, 0, 9, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]  // sockaddr_in 127.0.0.1:9
+                $0.sockets[7001] = .init(family: AF_INET, type: 2, local: SocketAddress(ip: .anyV4, port: 40001))
+            }),
+            .report(tid: 101, .syscall, at: 11, regs: send.returning(2)),
+            .report(tid: 101, .exited(7), at: 20),
+            .report(tid: 100, .exited(7), at: 20),
+        ])
+        kernel.threadPidfds = threadPidfds
+        let result = try Self.run(kernel)
+        #expect(result.calls.map(\.summary) == [
+            "#1 python3[100/101] sendto(fd=3, data=\"hi\"(2), addr=127.0.0.1:9) = 2 [10-11] fd=3 socket=7001 "
+                + "local=0.0.0.0:40001",
+        ])
+        #expect(result.exitStatus == 7)
+        #expect(kernel.pidfdsOpened == (threadPidfds ? ["process 100", "thread 101"] : ["process 100"]))
+        #expect(kernel.duplicated == (threadPidfds ? ["100/3", "100/3"] : []))
+        #expect(kernel.log.map(\.description) == Self.launchRequests + [
+            "cont(signal: 0) 100", "cont(signal: 0) 101", "syscall(signal: 0) 101", "cont(signal: 0) 101",
+        ])
+        Self.expectClean(kernel)
+    }
+
+    /// `trace -p` of a process whose main thread has already ended: it cannot be seized (a zombie), the other
+    /// thread is, its sockets are learnt through it, and when it ends, the process has ended with its status.
+    @Test func attachingAfterTheMainThreadEndedFollowsTheOthersToTheEnd() throws {
+        let kernel = ScriptedKernel([
+            .report(tid: 201, .event(PT.eventStop), at: 1),
+            .report(tid: 201, .exited(7), at: 10),
+        ])
+        kernel.tgids = [200: 200, 201: 200]
+        kernel.tasks[200] = [200, 201]
+        kernel.comms[200] = "server"
+        kernel.leadersGone = [200]
+        kernel.files[200] = [3: .socket(9001)]
+        kernel.sockets[9001] = .init(family: AF_INET, type: 1, local: Self.server, state: .listen)
+        let result = try Self.run(kernel, attach: 200)
+        var listener = SocketRecord(inode: 9001, family: AF_INET, type: 1, owner: "server[200]")
+        listener.local = Self.server
+        #expect(result.sockets == [9001: listener])
+        #expect(result.exitStatus == 7)
+        #expect(result.detached)
+        #expect(kernel.pidfdsOpened == ["process 200", "thread 201"])
+        #expect(kernel.log.map(\.description) == [
+            "seize(options: \(Self.attachOptions)) 200", "seize(options: \(Self.attachOptions)) 201", "interrupt 201",
+            "syscall(signal: 0) 201",
+        ])
+        Self.expectClean(kernel)
+    }
+
     // MARK: interrupted calls
 
     /// A signal interrupts recvfrom; the tracer sees ERESTARTSYS at its exit stop, the signal is delivered, and the
