@@ -176,9 +176,24 @@ public final class PtraceEngine {
 }
 
 extension PtraceEngine {
-    /// Why PTRACE_SEIZE of `pid` was refused, in one line that says what to do.
+    /// Why PTRACE_SEIZE of `pid` was refused, in one line that says what to do. The kernel answers EPERM for three
+    /// different things, which /proc/PID/status tells apart: a zombie (State Z), a process another tracer holds
+    /// (TracerPid), and a process we may not trace.
     func cannotAttach(_ pid: Int32, _ error: Errno) -> TraceError {
         guard error.rawValue == EPERM else { return TraceError("cannot attach to \(pid): \(error.message)") }
+        let status = kernel.status(pid)
+        let name = { (pid: Int32) in "\(self.kernel.command(pid) ?? "?")[\(pid)]" }
+        if status?.state == "Z" {
+            let parent = status?.parent.map { " \(name($0))" } ?? ""
+            return TraceError(
+                "cannot attach to \(pid): it has already exited (a zombie its parent\(parent) has not collected yet); "
+                    + "there is nothing left to trace")
+        }
+        if let tracer = status?.tracer, tracer != 0 {
+            return TraceError(
+                "cannot attach to \(pid): it is already traced by \(name(tracer)); a process can have only one "
+                    + "tracer: stop that one first")
+        }
         return TraceError(
             "cannot attach to \(pid): not permitted (another user's or a setuid process needs root; "
                 + "for your own, sysctl kernel.yama.ptrace_scope=0)")

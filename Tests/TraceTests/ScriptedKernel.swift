@@ -78,6 +78,10 @@ final class ScriptedKernel: PtraceKernel {
     var pidfdRefusal: Errno?
     /// Whether pidfd_open takes PIDFD_THREAD (Linux 6.9; EINVAL before).
     var threadPidfds = true
+    /// Processes another tracer holds (seizing them is refused), and which.
+    var tracers: [Int32: Int32] = [:]
+    /// Processes we may not trace (another user's).
+    var forbidden: Set<Int32> = []
     /// Sockets of ours a launched program inherits.
     var inherited: [Int32] = []
 
@@ -132,8 +136,10 @@ final class ScriptedKernel: PtraceKernel {
 
     func ptrace(_ request: PtraceRequest, _ tid: Int32) -> Errno? {
         log.append(.ptrace(request, tid))
-        // A zombie cannot be seized.
-        if case .seize = request, leadersGone.contains(tid) { return Errno(rawValue: EPERM) }
+        // Neither a zombie nor another tracer's tracee can be seized.
+        if case .seize = request, leadersGone.contains(tid) || tracers[tid] != nil || forbidden.contains(tid) {
+            return Errno(rawValue: EPERM)
+        }
         switch request {
         case .cont, .syscall, .detach: resumed(tid, "\(request)")
         case .listen: stopped.remove(tid)
@@ -245,7 +251,8 @@ final class ScriptedKernel: PtraceKernel {
 
     func status(_ pid: Int32) -> ProcessStatus? {
         guard let tgid = tgids[pid] else { return nil }
-        return ProcessStatus(tgid: tgid, state: leadersGone.contains(pid) ? "Z" : "S", parent: 1, tracer: 0)
+        return ProcessStatus(
+            tgid: tgid, state: leadersGone.contains(pid) ? "Z" : "S", parent: 1, tracer: tracers[pid] ?? 0)
     }
 
     func kernelSocket(inode: UInt64, inNetworkOf pid: Int32) -> KernelSocket? {

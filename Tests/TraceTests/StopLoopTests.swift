@@ -163,6 +163,40 @@ import Testing
         Self.expectClean(kernel)
     }
 
+    // MARK: attaching where it cannot be done
+
+    /// PTRACE_SEIZE answers EPERM for a zombie, for a process another tracer holds and for one we may not trace;
+    /// each gets its own line.
+    @Test(arguments: ["zombie", "traced", "forbidden", "gone"])
+    func aRefusedAttachSaysWhy(_ why: String) throws {
+        let kernel = ScriptedKernel([])
+        kernel.comms = [1: "bash", 300: "server", 400: "strace"]
+        if why != "gone" {
+            kernel.tgids[300] = 300
+            kernel.tasks[300] = [300]
+        }
+        switch why {
+        case "zombie": kernel.leadersGone = [300]
+        case "traced": kernel.tracers[300] = 400
+        case "forbidden": kernel.forbidden = [300]
+        default: break
+        }
+        #expect {
+            try Self.run(kernel, attach: 300)
+        } throws: { error in
+            (error as? TraceError)?.description == [
+                "zombie": "cannot attach to 300: it has already exited (a zombie its parent bash[1] has not collected "
+                    + "yet); there is nothing left to trace",
+                "traced": "cannot attach to 300: it is already traced by strace[400]; a process can have only one "
+                    + "tracer: stop that one first",
+                "forbidden": "cannot attach to 300: not permitted (another user's or a setuid process needs root; "
+                    + "for your own, sysctl kernel.yama.ptrace_scope=0)",
+                "gone": "no process 300: No such process",
+            ][why]
+        }
+        #expect(kernel.violations == [])
+    }
+
     // MARK: interrupted calls
 
     /// A signal interrupts recvfrom; the tracer sees ERESTARTSYS at its exit stop, the signal is delivered, and the

@@ -191,3 +191,54 @@ extension TracerEdgeTests {
         Self.expectTheSendingThreadsCalls(Seed.jsonLines(output), pid: Int(pid))
     }
 }
+
+extension TracerEdgeTests {
+    /// `trace -p` of a process that has exited but was not collected: the kernel refuses it as it refuses another
+    /// user's process (EPERM), which is not what the user must do something about.
+    @Test func attachingToAZombieSaysItHasExited() throws {
+        let scripts = Robust.Scripts()
+        let parent = scripts.write("zombie.py", """
+            import os, sys, time
+            child = os.fork()
+            if child == 0:
+                os._exit(0)
+            print(child, flush=True)
+            sys.stdin.read()
+            """)
+        let running = try Running(["/usr/bin/env", "python3", parent])
+        defer { running.kill() }
+        try #require(running.waitFor("\n"))
+        let zombie = try #require(Int32(String(decoding: running.buffer, as: UTF8.self).split(separator: "\n")[0]))
+        let deadline = Date().addingTimeInterval(5)
+        while !Robust.state(of: zombie).contains("Z (zombie)") && Date() < deadline { usleep(10_000) }
+        // The parent as /proc names it (python3 may be reached through a shim that execs it).
+        let parentPid = running.process.processIdentifier
+        let comm = (try? String(contentsOfFile: "/proc/\(parentPid)/comm", encoding: .utf8)) ?? "?"
+        let parentName = "\(comm.trimmingCharacters(in: .newlines))[\(parentPid)]"
+        let r = try runProcess(packetflowBinary(), ["trace", "--no-capture", "-p", "\(zombie)"])
+        #expect(r.status == 1)
+        #expect(r.stderr == "Error: cannot attach to \(zombie): it has already exited (a zombie its parent "
+            + "\(parentName) has not collected yet); there is nothing left to trace\n")
+    }
+
+    /// `trace -p` of a process another tracer already holds (here a first `trace -p`).
+    @Test func attachingToAProcessAlreadyTracedNamesTheTracer() throws {
+        let sleeper = try Running(["/bin/sleep", "30"])
+        defer { sleeper.kill() }
+        let pid = sleeper.process.processIdentifier
+        let first = try Running([Seed.packetflow, "trace", "--no-capture", "-p", "\(pid)"])
+        defer { first.kill() }
+        let deadline = Date().addingTimeInterval(5)
+        while Robust.tracerPid(of: pid) != Int(first.process.processIdentifier) && Date() < deadline {
+            usleep(20_000)
+        }
+        try #require(Robust.tracerPid(of: pid) == Int(first.process.processIdentifier))
+        let r = try runProcess(packetflowBinary(), ["trace", "--no-capture", "-p", "\(pid)"])
+        #expect(r.status == 1)
+        #expect(r.stderr == "Error: cannot attach to \(pid): it is already traced by "
+            + "packetflow[\(first.process.processIdentifier)]; a process can have only one tracer: stop that one first\n")
+        kill(first.process.processIdentifier, SIGINT)
+        _ = first.finish()
+        #expect(Robust.tracerPid(of: pid) == 0, "the first trace let it go")
+    }
+}
