@@ -32,8 +32,8 @@ enum SyscallDecoder {
         _ call: Syscall, _ r: SyscallRegisters, _ memory: some TraceeMemory
     ) -> (SocketAddress?, String?) {
         switch call {
-        case .connect, .bind: readAddress(memory, r.arg2, Int(r.arg3))
-        case .sendto where r.arg5 != 0: readAddress(memory, r.arg5, Int(r.arg6))
+        case .connect, .bind: readAddress(memory, r.arg2, Int(clamping: r.arg3))
+        case .sendto where r.arg5 != 0: readAddress(memory, r.arg5, Int(clamping: r.arg6))
         default: (nil, nil)
         }
     }
@@ -75,14 +75,14 @@ enum SyscallDecoder {
         case .setsockopt, .getsockopt:
             return [fdArgument] + socketOption(call, r, ok: ok, memory)
         case .write, .sendto:
-            let count = ok ? Int(result) : Int(r.arg3)
+            let count = ok ? Int(result) : Int(clamping: r.arg3)
             let data = bytes(memory, r.arg2, min(count, 256))
             let preview = TextEscaper.preview(data, limit: 256)
             var args = [fdArgument, ("data", ArgumentValue.bytes(count: count, preview: preview))]
             if let a = addressText { args.append(("addr", .string(a))) }
             return args
         case .read, .recvfrom:
-            var args = [fdArgument, ("size", ArgumentValue.int(Int(r.arg3)))]
+            var args = [fdArgument, ("size", ArgumentValue.int(Int(clamping: r.arg3)))]
             if ok {
                 let data = bytes(memory, r.arg2, min(Int(result), 256))
                 args.append(("data", .bytes(count: Int(result), preview: TextEscaper.preview(data, limit: 256))))

@@ -33,7 +33,7 @@ extension StopLoop {
                 return .resume()
             }
         }
-        guard let call = Syscall(rawValue: Int(regs.number)) else {
+        guard let call = Syscall(rawValue: Int(truncatingIfNeeded: regs.number)) else {
             if !useSeccomp { thread?.inSyscall = true }
             return .resume()
         }
@@ -42,13 +42,13 @@ extension StopLoop {
         let memory = KernelMemory(kernel: kernel, tid: tid)
         if call == .write, let noteFD, fdArg == noteFD {
             // A note from the Python hook: remember it for this thread's next calls and swallow the write.
-            let bytes = SyscallDecoder.bytes(memory, regs.arg2, min(Int(regs.arg3), 4096))
+            let bytes = SyscallDecoder.bytes(memory, regs.arg2, min(Int(clamping: regs.arg3), 4096))
             let text = String(decoding: bytes, as: UTF8.self)
             if text.hasPrefix("PFA "), let address = UInt64(text.dropFirst(4)) {
                 thread?.noteAddress = address
             }
             thread?.note = text.hasPrefix("PFN1 ") ? String(text.dropFirst(5)) : nil
-            kernel.skipSyscall(tid, returning: Int64(regs.arg3))
+            kernel.skipSyscall(tid, returning: Int64(clamping: regs.arg3))
             if !useSeccomp { thread?.inSyscall = true }
             return .resume()
         }

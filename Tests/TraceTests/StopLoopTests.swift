@@ -163,6 +163,28 @@ import Testing
         Self.expectClean(kernel)
     }
 
+    /// `syscall(-1)`: attach mode stops at every call, and a number no kernel knows (above Int.max as a signed
+    /// register) is let through, not a trap.
+    @Test func aCallNumberNoKernelKnowsIsLetThrough() throws {
+        let unknown = SyscallRegisters(number: UInt64.max)
+        let kernel = ScriptedKernel([
+            .report(tid: 200, .event(PT.eventStop), at: 1),
+            .report(tid: 200, .syscall, at: 2, regs: unknown),
+            .report(tid: 200, .syscall, at: 3, regs: unknown.returning(-Int64(ENOSYS))),
+            .report(tid: 200, .exited(0), at: 4),
+        ])
+        kernel.tgids = [200: 200]
+        kernel.tasks[200] = [200]
+        let result = try Self.run(kernel, attach: 200)
+        #expect(result.calls.isEmpty)
+        #expect(result.exitStatus == 0)
+        #expect(kernel.log.map(\.description) == [
+            "seize(options: \(Self.attachOptions)) 200", "interrupt 200", "syscall(signal: 0) 200",
+            "syscall(signal: 0) 200", "syscall(signal: 0) 200",
+        ])
+        Self.expectClean(kernel)
+    }
+
     // MARK: attaching where it cannot be done
 
     /// PTRACE_SEIZE answers EPERM for a zombie, for a process another tracer holds and for one we may not trace;

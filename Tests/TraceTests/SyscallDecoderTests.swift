@@ -87,6 +87,21 @@ import Timeline
             == "domain=AF_UNIX, sv=[5, 6]")
     }
 
+    /// Register values are the program's: a size above Int.max (a failed write of 2^64-1 bytes) is shown, not a trap.
+    @Test func registersAboveIntMaxDoNotTrap() {
+        let memory = Memory(bytes: [:])
+        let write = SyscallRegisters.entry(.write, 4, 0x900, UInt64.max)
+        #expect(Self.render(SyscallDecoder.arguments(.write, entry: write, result: -14, fd: 4, addressText: nil,
+                                                     made: [], memory))
+            == "fd=4, data=\"\"(\(Int.max))")
+        let recv = SyscallRegisters.entry(.recvfrom, 4, 0x900, UInt64.max)
+        #expect(Self.render(SyscallDecoder.arguments(.recvfrom, entry: recv, result: -14, fd: 4, addressText: nil,
+                                                     made: [], memory))
+            == "fd=4, size=\(Int.max)")
+        let connect = SyscallRegisters.entry(.connect, 4, 0x900, UInt64.max)
+        #expect(SyscallDecoder.address(.connect, connect, memory).1 == nil)
+    }
+
     @Test func dataIsPreviewedEscapedAndCountedFromTheResult() {
         let memory = Memory(bytes: [0x800: Array("hi\n".utf8) + [0xff, 0x41]])
         let write = SyscallRegisters.entry(.write, 4, 0x800, 100)
