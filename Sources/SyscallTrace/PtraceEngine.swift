@@ -140,7 +140,7 @@ public final class PtraceEngine {
         let opts = PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
         loop.addProcess(pid)
         // Threads may start while we attach; read the task list until it stops growing. A thread that cannot be
-        // seized (a main thread that called pthread_exit and waits, a zombie, for the others) is left out.
+        // seized is left out: a main thread that called pthread_exit is a zombie until the others end.
         var attached: Set<Int32> = []
         var tried: Set<Int32> = []
         var refused: Errno?
