@@ -39,7 +39,8 @@ import Testing
         _ = kernel.ptrace(.cont(signal: 0), pid)
         var child: Int32?
         while child == nil, let status = Self.next(kernel, pid) {
-            if case .stopped(SIGTRAP, let event) = status, [PT.eventFork, PT.eventVfork, PT.eventClone].contains(event) {
+            let forks = [PT.eventFork, PT.eventVfork, PT.eventClone]
+            if case .stopped(SIGTRAP, let event) = status, forks.contains(event) {
                 child = kernel.eventMessage(pid).map { Int32(truncatingIfNeeded: $0) }
                 #expect(kernel.status(child ?? 0)?.tgid == child, "a process of its own")
                 #expect(kernel.status(child ?? 0)?.parent == pid)

@@ -30,9 +30,10 @@ import Testing
         return kernel
     }
 
-    static func run(_ kernel: ScriptedKernel, attach: Int32? = nil) throws -> TraceResult {
+    static func run(_ kernel: ScriptedKernel, attach: Int32? = nil, noteFD: Int32? = nil) throws -> TraceResult {
         var options = PtraceEngine.Options()
         if let attach { options.attach = attach } else { options.command = ["python3", "client.py"] }
+        options.noteFD = noteFD
         return try PtraceEngine(options, kernel: kernel, requests: kernel.takeRequest).run()
     }
 
@@ -45,6 +46,38 @@ import Testing
         #expect(kernel.violations == [])
         #expect(!kernel.ranOut, "the loop ends by itself when the last thread is gone")
         #expect(kernel.steps.isEmpty)
+    }
+
+    // MARK: the Python hook
+
+    /// The hook announces, by a write(2) on a descriptor that does not exist, where it keeps the line of the socket
+    /// method each thread is in; the write is swallowed (the program sees it succeed), and each later call reads
+    /// that line from the program's memory as its source.
+    @Test func theHooksLineIsReadFromTheProgramsMemory() throws {
+        let announce = Array("PFA 20480".utf8)  // 0x5000
+        let note = SyscallRegisters.entry(.write, UInt64(bitPattern: -4242), 0x4000, UInt64(announce.count))
+        let send = SyscallRegisters.entry(.sendto, 3, 0x1000, 2)
+        let kernel = Self.launched([
+            .report(tid: 100, .seccomp, at: 5, regs: note, change: { $0.memory[0x4000] = announce }),
+            .report(tid: 100, .seccomp, at: 10, regs: send, change: {
+                $0.memory[0x1000] = Array("hi".utf8)
+                $0.memory[0x5000] = Array("client.py:7 s.send(b'hi')".utf8) + [0, 0x41]
+            }),
+            .report(tid: 100, .syscall, at: 11, regs: send.returning(2)),
+            .report(tid: 100, .exited(0), at: 20),
+        ])
+        let result = try Self.run(kernel, noteFD: -4242)
+        #expect(result.calls.map(\.summary) == [
+            "#1 python3[100/100] sendto(fd=3, data=\"hi\"(2)) = 2 [10-11] fd=3 socket=7001 local=127.0.0.1:40000 "
+                + "remote=127.0.0.1:49152 state=ESTABLISHED source=client.py:7 s.send(b'hi')",
+        ])
+        #expect(kernel.launched?.filter == LaunchFilter(
+            always: Syscall.alwaysTraced.map { Int32($0.rawValue) }, gated: Syscall.fdGated.map { Int32($0.rawValue) },
+            fds: [-4242, 3]))
+        #expect(kernel.log.map(\.description) == Self.launchRequests + [
+            "skip 100 = \(announce.count)", "cont(signal: 0) 100", "syscall(signal: 0) 100", "cont(signal: 0) 100",
+        ])
+        Self.expectClean(kernel)
     }
 
     // MARK: fork
@@ -230,8 +263,9 @@ import Testing
             .report(tid: 100, .syscall, at: 20, regs: recv.returning(-512)),
             .report(tid: 100, .signal(SIGALRM), at: 21),
             .report(tid: 100, .seccomp, at: 30, regs: recv),
-            .report(
-                tid: 100, .syscall, at: 40, regs: recv.returning(5), change: { $0.memory[0x2000] = Array("hello".utf8) }),
+            .report(tid: 100, .syscall, at: 40, regs: recv.returning(5), change: {
+                $0.memory[0x2000] = Array("hello".utf8)
+            }),
             .report(tid: 100, .exited(0), at: 50),
         ])
         let result = try Self.run(kernel)

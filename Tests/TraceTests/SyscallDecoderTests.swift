@@ -48,7 +48,8 @@ import Timeline
         let r = SyscallRegisters.entry(.bind, 3, 0x6000, 16)
         let (address, text) = SyscallDecoder.address(.bind, r, Memory(bytes: [:]))
         #expect(address == nil && text == nil)
-        let args = SyscallDecoder.arguments(.bind, entry: r, result: -14, fd: 3, addressText: text, made: [], Memory(bytes: [:]))
+        let args = SyscallDecoder.arguments(
+            .bind, entry: r, result: -14, fd: 3, addressText: text, made: [], Memory(bytes: [:]))
         #expect(Self.render(args) == "fd=3, addr=?")
     }
 

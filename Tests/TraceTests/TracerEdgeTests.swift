@@ -138,7 +138,8 @@ extension TracerEdgeTests {
     /// The six calls of the two sending threads, each the process's and its own thread's.
     static func expectTheSendingThreadsCalls(_ events: [[String: Any]], pid: Int) {
         let calls = events.filter { $0["type"] as? String == "call" }
-        #expect(calls.map { $0["name"] as? String ?? "?" } == ["socket", "sendto", "close", "socket", "sendto", "close"])
+        let names = calls.map { $0["name"] as? String ?? "?" }
+        #expect(names == ["socket", "sendto", "close", "socket", "sendto", "close"])
         #expect(calls.allSatisfy { $0["pid"] as? Int == pid })
         #expect(calls.allSatisfy { $0["tid"] as? Int != pid }, "the main thread had ended")
         #expect(Set(calls.compactMap { $0["tid"] as? Int }).count == 2)
@@ -235,8 +236,9 @@ extension TracerEdgeTests {
         try #require(Robust.tracerPid(of: pid) == Int(first.process.processIdentifier))
         let r = try runProcess(packetflowBinary(), ["trace", "--no-capture", "-p", "\(pid)"])
         #expect(r.status == 1)
-        #expect(r.stderr == "Error: cannot attach to \(pid): it is already traced by "
-            + "packetflow[\(first.process.processIdentifier)]; a process can have only one tracer: stop that one first\n")
+        let tracer = "packetflow[\(first.process.processIdentifier)]"
+        #expect(r.stderr == "Error: cannot attach to \(pid): it is already traced by \(tracer); a process can have "
+            + "only one tracer: stop that one first\n")
         kill(first.process.processIdentifier, SIGINT)
         _ = first.finish()
         #expect(Robust.tracerPid(of: pid) == 0, "the first trace let it go")
