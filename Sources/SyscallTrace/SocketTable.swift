@@ -57,7 +57,7 @@ final class SocketTable {
 
     // MARK: processes
 
-    /// A process first seen: its table starts empty (or as given: the descriptors found when attaching).
+    /// A process first seen: its table starts empty.
     func processStarted(_ pid: Int32) {
         if tables[pid] == nil { tables[pid] = FDTable() }
     }
