@@ -2,12 +2,14 @@
 # Installs what the tests need (Debian/Ubuntu, as root), builds, and runs every test.
 #   scripts/test.sh [swift test arguments...]
 # The tests use the real thing: sockets on loopback, libpcap capture on lo, traced child processes (ptrace, and
-# eBPF programs loaded into the running kernel), tshark and tcpdump as reference decoders, headless Chromium for
-# the HTML pages. Run as root (CI does). The build itself needs libpcap-dev and libbpf-dev.
+# eBPF programs loaded into the running kernel; gcc builds a C one), tshark and tcpdump as reference decoders,
+# headless Chromium for the HTML pages. Run as root (CI does). The build itself needs libpcap-dev and libbpf-dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libpcap-dev libbpf-dev tcpdump tshark iproute2 python3 strace chromium fonts-noto-cjk bc curl netcat-openbsd)
+packages=(
+    libpcap-dev libbpf-dev tcpdump tshark iproute2 python3 strace chromium fonts-noto-cjk bc curl netcat-openbsd gcc
+)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
