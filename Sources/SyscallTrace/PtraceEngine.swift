@@ -199,22 +199,3 @@ extension PtraceEngine {
                 + "for your own, sysctl kernel.yama.ptrace_scope=0)")
     }
 }
-
-/// Installs SIGINT/SIGTERM handlers that ask the tracer to stop: a terminal's Ctrl-C already reached the program
-/// (same process group), a kill(1) aimed at packetflow is forwarded; a second one kills the program.
-public func installTraceSignalHandlers() {
-    var unblock = sigset_t()
-    sigemptyset(&unblock)
-    sigaddset(&unblock, SIGINT)
-    sigaddset(&unblock, SIGTERM)
-    pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-    var sa = sigaction()
-    sa.__sigaction_handler.sa_sigaction = { _, info, _ in
-        let fromKill = info.map { $0.pointee.si_code <= 0 } ?? false
-        traceInterruptCount.add(1, ordering: .relaxed)
-        traceInterrupt.store(fromKill ? 2 : 1, ordering: .relaxed)
-    }
-    sa.sa_flags = SA_SIGINFO  // no SA_RESTART: waitpid must return EINTR so the loop sees the flag
-    sigaction(SIGINT, &sa, nil)
-    sigaction(SIGTERM, &sa, nil)
-}
