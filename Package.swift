@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire", "TestSupport"]),
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire", "TestSupport"]),
         .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),
-        .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab", "TestSupport"]),
+        .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab", "PacketWire", "TestSupport"]),
         .testTarget(
             name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets", "TestSupport"]),
         .testTarget(

@@ -1,4 +1,5 @@
 import Glibc
+import PacketWire
 
 /// An owned BSD socket descriptor (`socket(2)`) with typed calls on it.
 ///

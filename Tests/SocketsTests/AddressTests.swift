@@ -1,4 +1,5 @@
 import Sockets
+import PacketWire
 import Testing
 
 @Suite struct AddressTests {

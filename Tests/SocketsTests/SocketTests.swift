@@ -1,5 +1,6 @@
 import Foundation
 import Sockets
+import PacketWire
 import Testing
 
 /// A listener on 127.0.0.1 with a kernel-chosen port, so tests can run in parallel.

@@ -1,5 +1,5 @@
-/// The state of a TCP socket as the Linux kernel numbers it (`include/net/tcp_states.h`), read with
-/// ``Socket/tcpState()``.
+/// The state of a TCP socket as the Linux kernel numbers it (`include/net/tcp_states.h`): what Sockets reads with
+/// `TCP_INFO` and sock_diag, and what the timeline shows after each call.
 ///
 /// Values the table does not know are kept as ``unknown(_:)`` rather than dropped.
 public enum TCPState: Hashable, Sendable, CustomStringConvertible {
