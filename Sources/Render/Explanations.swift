@@ -1,3 +1,4 @@
+import PacketWire
 import Timeline
 
 /// Plain-language notes for `--explain`: one place for every text, keyed by what a packet means or which TCP
@@ -78,19 +79,19 @@ public enum Explanations {
     }
 
     /// What entering `state` means for a socket.
-    public static func state(_ state: String, _ language: Language) -> String? {
+    public static func state(_ state: TCPState, _ language: Language) -> String? {
         let (en, ja): (String, String)
         switch state {
-        case "LISTEN": (en, ja) = ("waits for connections; its kernel answers SYNs", "接続を待つ。SYN にはカーネルが答える")
-        case "SYN_SENT": (en, ja) = ("SYN sent, waiting for SYN/ACK", "SYN を送り SYN/ACK を待つ")
-        case "ESTABLISHED": (en, ja) = ("connected: data can flow both ways", "接続済み: 双方向にデータを送れる")
-        case "FIN_WAIT1": (en, ja) = ("sent its FIN, waiting for the ACK", "FIN を送り ACK を待つ")
-        case "FIN_WAIT2": (en, ja) = ("its FIN was acknowledged; waiting for the peer's FIN", "FIN は確認された。相手の FIN を待つ")
-        case "CLOSE_WAIT": (en, ja) = ("the peer is done sending; this side should close", "相手は送信を終えた。こちらが close すべき")
-        case "LAST_ACK": (en, ja) = ("sent its FIN after the peer's; waiting for the last ACK", "相手の後に FIN を送り、最後の ACK を待つ")
-        case "CLOSING": (en, ja) = ("both FINs crossed: simultaneous close", "FIN が交差した: 同時クローズ")
-        case "TIME_WAIT": (en, ja) = ("closed first, so it waits (60 s) for stray segments", "先に閉じたので、迷子のセグメントに備えて待つ (60 秒)")
-        case "CLOSED": (en, ja) = ("no connection", "接続なし")
+        case .listen: (en, ja) = ("waits for connections; its kernel answers SYNs", "接続を待つ。SYN にはカーネルが答える")
+        case .synSent: (en, ja) = ("SYN sent, waiting for SYN/ACK", "SYN を送り SYN/ACK を待つ")
+        case .established: (en, ja) = ("connected: data can flow both ways", "接続済み: 双方向にデータを送れる")
+        case .finWait1: (en, ja) = ("sent its FIN, waiting for the ACK", "FIN を送り ACK を待つ")
+        case .finWait2: (en, ja) = ("its FIN was acknowledged; waiting for the peer's FIN", "FIN は確認された。相手の FIN を待つ")
+        case .closeWait: (en, ja) = ("the peer is done sending; this side should close", "相手は送信を終えた。こちらが close すべき")
+        case .lastAck: (en, ja) = ("sent its FIN after the peer's; waiting for the last ACK", "相手の後に FIN を送り、最後の ACK を待つ")
+        case .closing: (en, ja) = ("both FINs crossed: simultaneous close", "FIN が交差した: 同時クローズ")
+        case .timeWait: (en, ja) = ("closed first, so it waits (60 s) for stray segments", "先に閉じたので、迷子のセグメントに備えて待つ (60 秒)")
+        case .closed: (en, ja) = ("no connection", "接続なし")
         default: return nil
         }
         return language == .ja ? ja : en

@@ -173,7 +173,7 @@ public struct FlowDiagram: Sendable {
     public var rows: [Row] {
         var out: [Row] = []
         out.reserveCapacity(calls.count * 2 + packets.count)
-        var last: [String: String] = [:]
+        var last: [String: TCPState] = [:]
         var pendingStates: (row: Row, call: Int, end: Timestamp)?
         // Where a call's state change goes when states are read at its return: after the last packet the call
         // sent (close's FIN, then the peer's ACK of it), or else before the first packet after the return.
@@ -204,8 +204,8 @@ public struct FlowDiagram: Sendable {
                     let own = hasLifeline(key)
                     let track = own ? key : c.actor + " " + key
                     guard last[track] != state else { continue }
-                    if last[track] != nil || state != "CLOSED" {
-                        changed.append(own ? (key, state) : (c.actor, "\(key): \(state)"))
+                    if last[track] != nil || state != .closed {
+                        changed.append(own ? (key, state.name) : (c.actor, "\(key): \(state.name)"))
                     }
                     last[track] = state
                 }

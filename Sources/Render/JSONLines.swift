@@ -182,7 +182,7 @@ public enum JSONLines {
         w.field("remote", c.remote)
         w.key("tcp_state")
         w.beginObject()
-        for (k, v) in c.tcpStates { w.field(k, v) }
+        for (k, v) in c.tcpStates { w.field(k, v.name) }
         w.endObject()
         if c.pid != nil || c.source != nil || c.comm != nil {
             w.field("pid", c.pid)

@@ -47,19 +47,19 @@ public struct SequenceDiagram {
         }
         var out = ""
         for p in orphans { out += packetLine(p, origin: t0) + explanation(p) }
-        var previous: [String: String] = [:]
+        var previous: [String: TCPState] = [:]
         for c in calls {
             out += stepLine(c, origin: t0)
             let ps = byCall[c.id] ?? []
             for p in ps { out += packetLine(p, origin: t0) + explanation(p) }
             if !c.tcpStates.isEmpty {
-                let states = c.tcpStates.map { "\(language.actorName($0.0)) \($0.1)" }.joined(separator: "  ")
+                let states = c.tcpStates.map { "\(language.actorName($0.0)) \($0.1.name)" }.joined(separator: "  ")
                 out += "      \(dim)\(language.statesLabel): \(reset)\(states)\n"
                 for (actor, state) in c.tcpStates where previous[actor] != state {
-                    if explain, previous[actor] != nil || state != "CLOSED",
+                    if explain, previous[actor] != nil || state != .closed,
                         let text = Explanations.state(state, language)
                     {
-                        out += "      \(dim)  ↳ \(language.actorName(actor)) \(state): \(text)\(reset)\n"
+                        out += "      \(dim)  ↳ \(language.actorName(actor)) \(state.name): \(text)\(reset)\n"
                     }
                     previous[actor] = state
                 }

@@ -122,7 +122,7 @@ public struct TraceText {
                 }
                 if let s = c.tcpStates.first {
                     out += "  "
-                    out += s.1
+                    out += s.1.name
                 }
                 out += "\n"
                 if let src = c.source {

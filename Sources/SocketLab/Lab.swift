@@ -128,7 +128,7 @@ public final class LabSession {
         var socket: Socket?
         var local: SocketAddress?
         var remote: SocketAddress?
-        var lastState = "CLOSED"
+        var lastState = TCPState.closed
     }
 
     private var watched: [Watched] = []
@@ -363,23 +363,23 @@ public final class LabSession {
         return runs.map(\.error)
     }
 
-    func readStates() -> [(String, String)] {
-        var states: [(String, String)] = []
+    func readStates() -> [(String, TCPState)] {
+        var states: [(String, TCPState)] = []
         for i in watched.indices {
             var w = watched[i]
             if let s = w.socket, s.isOpen {
                 // Remember the addresses while the descriptor is open, to find the connection after close.
                 if let l = try? s.localAddress, l.port != 0 { w.local = l }
                 if w.remote == nil, let r = try? s.remoteAddress { w.remote = r }
-                w.lastState = s.tcpState()?.name ?? "CLOSED"
+                w.lastState = s.tcpState() ?? .closed
             } else if let l = w.local {
                 // /proc/net/tcp shows the reading thread's namespace: read it from the actor's.
                 let remote = w.remote
                 w.lastState = LabNamespaces.within(namespaces, actor: w.actor) {
-                    KernelTCPTable.state(local: l, remote: remote)?.name ?? "CLOSED"
+                    KernelTCPTable.state(local: l, remote: remote) ?? .closed
                 }
             } else {
-                w.lastState = "CLOSED"
+                w.lastState = .closed
             }
             watched[i] = w
             states.append((w.actor, w.lastState))

@@ -84,7 +84,7 @@ public struct TracedCall: Sendable {
             id: id, actor: actor, name: syscall.name, args: args, result: succeeded ? Int(returnValue) : nil,
             errno: succeeded ? nil : Self.errnoName(Int32(truncatingIfNeeded: -returnValue)), start: start, end: end,
             local: local?.description, remote: remote?.description,
-            tcpStates: state.map { [("fd \(fd ?? -1)", $0.name)] } ?? [])
+            tcpStates: state.map { [("fd \(fd ?? -1)", $0)] } ?? [])
         e.pid = Int(pid)
         e.tid = Int(tid)
         e.comm = comm

@@ -39,7 +39,7 @@ public struct CallEvent: Sendable, Equatable {
     public var local: String?
     public var remote: String?
     /// TCP state of each socket the lab watches, after the call: [("server", "LISTEN"), ("client", ...)].
-    public var tcpStates: [(String, String)]
+    public var tcpStates: [(String, TCPState)]
     /// A one-line note for the reader (e.g. what the kernel did meanwhile).
     public var note: String?
 
@@ -53,7 +53,7 @@ public struct CallEvent: Sendable, Equatable {
     public init(
         id: Int, actor: String, name: String, args: [(String, ArgumentValue)] = [], result: Int?,
         errno: String? = nil, start: Timestamp, end: Timestamp, local: String? = nil, remote: String? = nil,
-        tcpStates: [(String, String)] = []
+        tcpStates: [(String, TCPState)] = []
     ) {
         self.id = id
         self.actor = actor

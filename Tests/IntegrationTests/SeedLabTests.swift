@@ -75,8 +75,8 @@ import Timeline
         // Nothing before the first call, nothing unattributed, one TCP stream.
         #expect(r.packets.allSatisfy { $0.call != nil && $0.stream == 0 })
         // The server closed first, so the server's side ends in TIME_WAIT.
-        #expect(clientCloseCall.tcpStates.first { $0.0 == "server" }?.1 == "TIME_WAIT")
-        #expect(r.calls.first { $0.name == "connect" }?.tcpStates.map(\.1) == ["LISTEN", "ESTABLISHED"])
+        #expect(clientCloseCall.tcpStates.first { $0.0 == "server" }?.1 == .timeWait)
+        #expect(r.calls.first { $0.name == "connect" }?.tcpStates.map(\.1) == [.listen, .established])
     }
 
     @Test func withoutCaptureTheCallsAndStatesStillShow() throws {
@@ -86,7 +86,7 @@ import Timeline
         #expect(r.packets.isEmpty && r.statistics == nil)
         #expect(r.calls.count == 12)
         #expect(r.calls.first { $0.name == "close" && $0.actor == "server" }?.tcpStates.map(\.1)
-            == ["FIN_WAIT2", "CLOSE_WAIT"])
+            == [.finWait2, .closeWait])
     }
 
     /// On this host's loopback (`--hosts host`) a server already on the port is one line that names it.

@@ -138,7 +138,7 @@ struct ScenarioTests {
 
     @Test func timeWait() throws {
         let r = try run("time-wait")
-        #expect(try call(r, "client", "close").tcpStates.contains { $0 == ("server", "TIME_WAIT") })
+        #expect(try call(r, "client", "close").tcpStates.contains { $0 == ("server", .timeWait) })
         #expect(try call(r, "server", "bind", nth: 1).errno == "EADDRINUSE")
         #expect(try call(r, "server", "bind", nth: 2).errno == nil)
     }

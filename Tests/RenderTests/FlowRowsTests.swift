@@ -25,7 +25,7 @@ import Timeline
         return p
     }
 
-    static func call(_ id: Int, _ name: String, _ start: Int, _ end: Int, state: String, source: String)
+    static func call(_ id: Int, _ name: String, _ start: Int, _ end: Int, state: TCPState, source: String)
         -> CallEvent
     {
         var c = CallEvent(
@@ -39,8 +39,8 @@ import Timeline
     /// close's FIN and the peer's ACK of it, which can arrive before close returns.
     static func trace() -> FlowDiagram {
         let calls = [
-            call(2, "connect", 100, 400, state: "ESTABLISHED", source: "client.py:21 client.connect((HOST, PORT))"),
-            call(5, "close", 1000, 1300, state: "LAST_ACK", source: "client.py:31 client.close()"),
+            call(2, "connect", 100, 400, state: .established, source: "client.py:21 client.connect((HOST, PORT))"),
+            call(5, "close", 1000, 1300, state: .lastAck, source: "client.py:31 client.close()"),
         ]
         let packets = [
             packet(1, 150, .syn, fromClient: true, call: 2),

@@ -20,7 +20,7 @@ extension LabScenario {
             },
         ])
         let states = lab.calls.last?.tcpStates.map(\.1) ?? []
-        if states.allSatisfy({ $0 == "TIME_WAIT" || $0 == "CLOSING" }) {
+        if states.allSatisfy({ $0 == .timeWait || $0 == .closing }) {
             lab.note(LabText(
                 "each FIN left before the other arrived: both sides went FIN_WAIT1 → CLOSING → TIME_WAIT",
                 ja: "互いの FIN が届く前に両方が FIN を送った: 両側とも FIN_WAIT1 → CLOSING → TIME_WAIT"))
