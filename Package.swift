@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "packetflow", targets: ["packetflow"]),
         .library(name: "PacketWire", targets: ["PacketWire"]),
+        .library(name: "SystemCalls", targets: ["SystemCalls"]),
         .library(name: "PacketFiles", targets: ["PacketFiles"]),
         .library(name: "PacketCapture", targets: ["PacketCapture"]),
         .library(name: "Sockets", targets: ["Sockets"]),
@@ -34,22 +35,29 @@ let package = Package(
             providers: [.apt(["libpcap-dev"])]
         ),
         .target(name: "PacketWire"),
-        .target(name: "PacketFiles", dependencies: ["PacketWire"]),
+        // The one system-call layer: Errno, typed descriptors and pids, the seam that retries EINTR, and the GNU
+        // calls and constants from a C shim built with _GNU_SOURCE.
+        .target(name: "CSystem"),
+        .target(name: "SystemCalls", dependencies: ["CSystem"]),
+        .target(name: "PacketFiles", dependencies: ["PacketWire", "SystemCalls"]),
         .target(name: "PacketCapture", dependencies: ["CPcap", "PacketWire"]),
-        .target(name: "Sockets", dependencies: ["PacketWire"]),
+        .target(name: "Sockets", dependencies: ["PacketWire", "SystemCalls"]),
         .target(name: "Timeline", dependencies: ["PacketWire"]),
         .target(name: "Render", dependencies: ["Timeline", "PacketWire"]),
-        .target(name: "SocketLab", dependencies: ["Sockets", "PacketCapture", "PacketWire", "Timeline"]),
+        .target(name: "SocketLab", dependencies: ["Sockets", "SystemCalls", "PacketCapture", "PacketWire", "Timeline"]),
         // The C calls Swift cannot make: variadic ptrace, prctl/seccomp, fork+exec with PTRACE_TRACEME.
         .target(name: "CTraceShims"),
-        .target(name: "SyscallTrace", dependencies: ["CTraceShims", "PacketWire", "Sockets", "Timeline"]),
+        .target(name: "SyscallTrace", dependencies: ["CTraceShims", "PacketWire", "Sockets", "SystemCalls", "Timeline"]),
         // The read engine of `read` and `capture`: filter, decode, track streams, render, write.
-        .target(name: "PacketReading", dependencies: ["PacketWire", "PacketFiles", "PacketCapture", "Timeline", "Render"]),
+        .target(
+            name: "PacketReading",
+            dependencies: ["PacketWire", "PacketFiles", "PacketCapture", "SystemCalls", "Timeline", "Render"]),
         // One trace end to end: an engine's calls, the capture, attribution, the pcapng with comments.
         .target(
             name: "Tracing",
             dependencies: [
-                "SyscallTrace", "KernelTrace", "PacketCapture", "PacketFiles", "PacketWire", "Sockets", "Timeline",
+                "SyscallTrace", "KernelTrace", "PacketCapture", "PacketFiles", "PacketWire", "Sockets", "SystemCalls",
+                "Timeline",
             ]),
         // The eBPF engine: libbpf as a system library like CPcap (Debian: libbpf-dev); the record layouts and the
         // few C calls (fork+exec gated on registration, pidfd_open, libbpf's log); and the kernel program in
@@ -65,14 +73,14 @@ let package = Package(
         .plugin(name: "BPFProgram", capability: .buildTool(), dependencies: ["BPFEmbed"]),
         .target(
             name: "KernelTrace",
-            dependencies: ["CKernelTrace", "CLibBPF", "PacketWire", "Sockets", "Timeline", "SyscallTrace"],
+            dependencies: ["CKernelTrace", "CLibBPF", "PacketWire", "Sockets", "SystemCalls", "Timeline", "SyscallTrace"],
             plugins: ["BPFProgram"]
         ),
         .executableTarget(
             name: "packetflow",
             dependencies: [
                 "PacketWire", "PacketFiles", "PacketCapture", "Sockets", "Timeline", "Render", "SocketLab",
-                "SyscallTrace", "PacketReading", "Tracing",
+                "SyscallTrace", "PacketReading", "Tracing", "SystemCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -85,7 +93,7 @@ let package = Package(
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire", "TestSupport"]),
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire", "TestSupport"]),
         .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),
-        .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab", "PacketWire", "TestSupport"]),
+        .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab", "PacketWire", "SystemCalls", "TestSupport"]),
         .testTarget(
             name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets", "TestSupport"]),
         .testTarget(
@@ -94,11 +102,12 @@ let package = Package(
             exclude: ["png_colors.py"]
         ),
         .testTarget(name: "TraceTests",
-                    dependencies: ["SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "TestSupport"]),
+                    dependencies: ["SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "SystemCalls", "TestSupport"]),
         .testTarget(
             name: "KernelTraceTests",
             dependencies: [
-                "KernelTrace", "SyscallTrace", "Timeline", "PacketCapture", "PacketWire", "Sockets", "TestSupport",
+                "KernelTrace", "SyscallTrace", "Timeline", "PacketCapture", "PacketWire", "Sockets", "SystemCalls",
+                "TestSupport",
                 "CSyscallDenial", "CLibBPF",
             ]),
         // Refuses system calls on one thread (seccomp without TSYNC), so a test can see the engine refused bpf(2).
@@ -109,7 +118,8 @@ let package = Package(
                     ]),
         .testTarget(name: "IntegrationTests",
                     dependencies: [
-                        "SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire", "TestSupport",
+                        "SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire", "SystemCalls",
+                        "TestSupport",
                     ]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 import Sockets
+import SystemCalls
 
 /// Why the eBPF engine cannot trace on this machine. Each case is a fact checked before or while loading the BPF
 /// program, and its description is one line saying what is missing and what would provide it; the ptrace engine

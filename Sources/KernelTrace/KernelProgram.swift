@@ -2,6 +2,7 @@ import CKernelTrace
 import CLibBPF
 import Glibc
 import Sockets
+import SystemCalls
 
 /// The BPF program loaded into the kernel and attached to its tracepoints, with the descriptors of its maps.
 ///

@@ -4,6 +4,7 @@ import Glibc
 import PacketWire
 import Sockets
 import Synchronization
+import SystemCalls
 
 /// Set by ``KernelTracer/requestStop(forward:)`` (and so from a signal handler): 1 = stop requested, 2 = also pass
 /// the signal on to the launched program (it came from kill(1), not from the terminal, which already sent it).

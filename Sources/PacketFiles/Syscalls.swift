@@ -1,46 +1,29 @@
 import Glibc
+import SystemCalls
 
-/// The one seam for the file system calls PacketFiles makes: retries `EINTR` (never for `close`) and
-/// captures `errno` before anything else can change it.
+/// The file system calls PacketFiles makes, as results rather than throws (the reader hands a failure to the thread
+/// that reads ahead and back), over the package's one seam: `EINTR` retried (never for `close`), `errno` captured
+/// at once, and its text thread-safe (the read-ahead thread may describe a failure).
 enum Sys {
-    struct Failure: Error {
-        let errno: Int32
-        var message: String { String(cString: strerror(errno)) }
-    }
+    typealias Failure = Errno
 
-    /// `open(2)`.
+    /// `open(2)`, close-on-exec.
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Result<Int32, Failure> {
-        while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-            if fd >= 0 { return .success(fd) }
-            let e = Glibc.errno
-            if e != EINTR { return .failure(Failure(errno: e)) }
-        }
+        Result { () throws(Errno) in try FileDescriptor.open(path, flags, mode: mode).rawValue }
     }
 
     /// `read(2)`: bytes read, 0 at end of input.
     static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Result<Int, Failure> {
-        while true {
-            let n = Glibc.read(fd, buffer, count)
-            if n >= 0 { return .success(n) }
-            let e = Glibc.errno
-            if e != EINTR { return .failure(Failure(errno: e)) }
+        Result { () throws(Errno) in
+            try FileDescriptor(rawValue: fd).read(into: UnsafeMutableRawBufferPointer(start: buffer, count: count))
         }
     }
 
     /// `write(2)` until every byte is written.
     static func writeAll(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Result<Void, Failure> {
-        var done = 0
-        while done < count {
-            let n = Glibc.write(fd, buffer + done, count - done)
-            if n > 0 {
-                done += n
-            } else if n < 0 {
-                let e = Glibc.errno
-                if e != EINTR { return .failure(Failure(errno: e)) }
-            }
+        Result { () throws(Errno) in
+            try FileDescriptor(rawValue: fd).writeAll(UnsafeRawBufferPointer(start: buffer, count: count))
         }
-        return .success(())
     }
 
     /// `fstat(2)`: the size of a regular file, nil for pipes, terminals and anything `fstat` cannot tell.
@@ -52,6 +35,6 @@ enum Sys {
 
     /// `close(2)`, not retried: on Linux the descriptor is gone even when it reports `EINTR`.
     static func close(_ fd: Int32) -> Result<Void, Failure> {
-        Glibc.close(fd) == 0 ? .success(()) : .failure(Failure(errno: Glibc.errno))
+        Result { () throws(Errno) in try FileDescriptor(rawValue: fd).close() }
     }
 }

@@ -2,6 +2,7 @@ import PacketCapture
 import PacketFiles
 import PacketWire
 import Render
+import SystemCalls
 import Timeline
 
 /// What to do with a list of capture files: `packetflow read`'s engine.
@@ -167,6 +168,6 @@ public struct CaptureFiles {
     /// Progress text on stderr without a newline (it is overwritten by the next update).
     func progress(_ text: String) {
         var t = text
-        t.withUTF8 { _ = writeAll(2, UnsafeRawBufferPointer($0)) }
+        t.withUTF8 { try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer($0)) }
     }
 }

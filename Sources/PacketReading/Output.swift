@@ -1,5 +1,6 @@
 import Glibc
 import PacketCapture
+import SystemCalls
 
 /// Why output could not be written.
 public enum OutputError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -11,7 +12,7 @@ public enum OutputError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .closed: "the reader of the output has gone"
-        case .failed(let e): "cannot write the output: \(String(cString: strerror(e)))"
+        case .failed(let e): "cannot write the output: \(Errno(rawValue: e).message)"
         }
     }
 }
@@ -37,36 +38,23 @@ public struct OutputSink: Sendable {
     public init(fileDescriptor: Int32) { self.fileDescriptor = fileDescriptor }
 
     public func write(_ buffer: UnsafeRawBufferPointer) throws(OutputError) {
-        let e = writeAll(fileDescriptor, buffer)
-        if e == EPIPE { throw .closed }
-        if e != 0 { throw .failed(e) }
+        do throws(Errno) { try FileDescriptor(rawValue: fileDescriptor).writeAll(buffer) } catch {
+            throw error.rawValue == EPIPE ? .closed : .failed(error.rawValue)
+        }
     }
 
     public func write(_ text: String) throws(OutputError) {
         var t = text
-        let e = t.withUTF8 { writeAll(fileDescriptor, UnsafeRawBufferPointer($0)) }
-        if e == EPIPE { throw .closed }
-        if e != 0 { throw .failed(e) }
+        let failure = t.withUTF8 { bytes -> OutputError? in
+            do throws(OutputError) { try write(UnsafeRawBufferPointer(bytes)) } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
     }
-}
-
-/// The one write loop: all of `buffer`, retrying EINTR and short writes. Returns 0, or the errno that stopped it
-/// (EPIPE when the reader has gone).
-public func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Int32 {
-    guard let base = buffer.baseAddress else { return 0 }
-    var offset = 0
-    while offset < buffer.count {
-        let n = Glibc.write(fd, base + offset, buffer.count - offset)
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { return errno }
-        if n == 0 { return EIO }
-        offset += n
-    }
-    return 0
 }
 
 /// "packetflow: TEXT" on stderr.
 public func warn(_ text: String) {
     var t = "packetflow: " + text + "\n"
-    t.withUTF8 { _ = Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    t.withUTF8 { try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer($0)) }
 }

@@ -2,6 +2,7 @@ import Glibc
 import PacketCapture
 import PacketWire
 import Sockets
+import SystemCalls
 import Timeline
 
 /// How a lab run is set up: the seed's addresses by default.

@@ -1,6 +1,7 @@
 import Glibc
 import PacketWire
 import Sockets
+import SystemCalls
 
 /// The two hosts of `--hosts netns`: network namespaces made with `ip netns add`, joined by a veth pair, with
 /// the lab's own test addresses (10.200.0.2 for the server, 10.200.0.1 for the client) that exist only inside them.
@@ -96,9 +97,9 @@ public final class LabNamespaces: LabNetwork, @unchecked Sendable {
         let target = namespaces.namespace(of: actor)
         // The thread's own namespace, not the process's: a `together` thread starts in the process's.
         let back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        _ = gnuSetns(target, cloneNewNet)
+        _ = Linux.setns(target, Linux.CLONE_NEWNET)
         defer {
-            _ = gnuSetns(back >= 0 ? back : namespaces.originalFD, cloneNewNet)
+            _ = Linux.setns(back >= 0 ? back : namespaces.originalFD, Linux.CLONE_NEWNET)
             if back >= 0 { close(back) }
         }
         return body()
@@ -192,7 +193,7 @@ public final class PrivateLoopback: LabNetwork, @unchecked Sendable {
     public static func make() -> Result<PrivateLoopback, Errno> {
         let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
         guard original >= 0 else { return .failure(Errno(rawValue: errno)) }
-        guard gnuUnshare(cloneNewNet) == 0 else {
+        guard Linux.unshare(Linux.CLONE_NEWNET) == 0 else {
             let error = Errno(rawValue: errno)
             close(original)
             return .failure(error)
@@ -201,7 +202,7 @@ public final class PrivateLoopback: LabNetwork, @unchecked Sendable {
         let failure = descriptor < 0 ? Errno(rawValue: errno) : bringLoopbackUp()
         // Cannot fail once unshare succeeded (the same privilege); if it did, the thread would stay in the new
         // namespace, where the lab's calls go anyway.
-        _ = gnuSetns(original, cloneNewNet)
+        _ = Linux.setns(original, Linux.CLONE_NEWNET)
         if let failure {
             if descriptor >= 0 { close(descriptor) }
             close(original)
@@ -266,18 +267,3 @@ func runCommand(_ argv: [String]) -> Int32 {
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     return (status >> 8) & 0xff
 }
-
-/// `setns(2)`: Glibc's Swift module is built without _GNU_SOURCE, so it is looked up by name (as in Sockets/GNU).
-private let gnuSetns: @convention(c) (Int32, Int32) -> Int32 = {
-    guard let symbol = dlsym(nil, "setns") else { fatalError("glibc has no setns; Linux with glibc 2.14+ needed") }
-    return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-}()
-
-/// `unshare(2)`, looked up by name for the same reason as `setns`.
-private let gnuUnshare: @convention(c) (Int32) -> Int32 = {
-    guard let symbol = dlsym(nil, "unshare") else { fatalError("glibc has no unshare; Linux with glibc needed") }
-    return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Int32).self)
-}()
-
-/// `CLONE_NEWNET` from <linux/sched.h>.
-private let cloneNewNet: Int32 = 0x4000_0000

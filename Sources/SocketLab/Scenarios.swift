@@ -1,6 +1,7 @@
 import Glibc
 import PacketWire
 import Sockets
+import SystemCalls
 import Timeline
 
 /// A lab scenario: a sequence of real socket calls that answers one question about TCP.

@@ -1,4 +1,5 @@
 import Sockets
+import SystemCalls
 
 /// The seed blog's TCP client as a library type: `socket`, `connect` to 127.0.0.2:49152, `sendall` the message
 /// as UTF-8, one `recv(4096)`, `close`.

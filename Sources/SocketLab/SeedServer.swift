@@ -1,5 +1,6 @@
 import Sockets
 import Synchronization
+import SystemCalls
 
 /// The seed blog's TCP server as a library type: listen on 127.0.0.2:49152 with a backlog of 2, accept clients
 /// for ever, count them (`access_cnt`), read one message with a single `recv(4096)`, answer with a reply that

@@ -1,4 +1,5 @@
 import Glibc
+import SystemCalls
 
 /// The `events` / `revents` bits of `poll(2)`.
 public struct PollEvents: OptionSet, Hashable, Sendable {
@@ -13,7 +14,7 @@ public struct PollEvents: OptionSet, Hashable, Sendable {
     /// `POLLOUT`: room to write; for a connecting socket, the connection attempt has finished.
     public static let writable = PollEvents(rawValue: Int16(POLLOUT))
     /// `POLLRDHUP`: the peer shut down its writing half (a FIN arrived).
-    public static let readHangup = PollEvents(rawValue: gnuPOLLRDHUP)
+    public static let readHangup = PollEvents(rawValue: Linux.POLLRDHUP)
     /// `POLLERR`: an error is pending (reported only, never requested).
     public static let error = PollEvents(rawValue: Int16(POLLERR))
     /// `POLLHUP`: both directions are shut (reported only).
@@ -74,7 +75,7 @@ public final class WakePipe: Sendable {
     /// `pipe2(2)` with `O_NONBLOCK | O_CLOEXEC`.
     public init() throws(Errno) {
         var fds: [Int32] = [-1, -1]
-        try syscall { gnuPipe2(&fds, O_NONBLOCK | O_CLOEXEC) }
+        try syscall { Linux.pipe2(&fds, O_NONBLOCK | O_CLOEXEC) }
         readDescriptor = fds[0]
         writeDescriptor = fds[1]
     }

@@ -1,5 +1,6 @@
 import Glibc
 import PacketWire
+import SystemCalls
 
 /// An owned BSD socket descriptor (`socket(2)`) with typed calls on it.
 ///
@@ -120,7 +121,7 @@ public final class Socket {
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let fd = try withUnsafeMutablePointer(to: &storage) { (pointer) throws(Errno) -> Int32 in
             try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(Errno) -> Int32 in
-                try syscall { gnuAccept4(fileDescriptor, address, &length, Int32(SOCK_CLOEXEC.rawValue)) }
+                try syscall { Linux.accept4(fileDescriptor, address, &length, Int32(SOCK_CLOEXEC.rawValue)) }
             }
         }
         let socket = Socket(adopting: fd)
@@ -308,10 +309,10 @@ public final class Socket {
         try setOption(Int32(IPPROTO_TCP), TCP_MAXSEG, Int32(clamping: bytes))
     }
 
-    /// `TCP_QUICKACK` (12 in <netinet/tcp.h>): `false` puts the receiver in delayed-ACK mode (ACKs wait up to
+    /// `TCP_QUICKACK`: `false` puts the receiver in delayed-ACK mode (ACKs wait up to
     /// 40 ms for data to ride on), as after an interactive exchange; the kernel may leave that mode again by itself.
     public func setQuickAck(_ enabled: Bool) throws(Errno) {
-        try setOption(Int32(IPPROTO_TCP), 12, Int32(enabled ? 1 : 0))
+        try setOption(Int32(IPPROTO_TCP), Linux.TCP_QUICKACK, Int32(enabled ? 1 : 0))
     }
 
     /// `SO_KEEPALIVE`, and when given `TCP_KEEPIDLE` (seconds of silence before the first probe),

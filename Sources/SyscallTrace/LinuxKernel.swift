@@ -2,6 +2,7 @@ import CTraceShims
 import Glibc
 import PacketWire
 import Sockets
+import SystemCalls
 
 /// The real ``PtraceKernel``: ptrace(2), waitpid(2), process_vm_readv(2), pidfd_getfd(2) and /proc, through
 /// CTraceShims (for what Swift cannot call: variadic ptrace, the register layout, BPF) and Glibc.

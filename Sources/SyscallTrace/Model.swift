@@ -1,5 +1,6 @@
 import PacketWire
 import Sockets
+import SystemCalls
 import Timeline
 
 /// One socket the traced programs used, named by inode, with what the tracer learnt about it.

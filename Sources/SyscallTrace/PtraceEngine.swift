@@ -1,6 +1,7 @@
 import Glibc
 import PacketWire
 import Sockets
+import SystemCalls
 import Timeline
 
 /// Why tracing could not start or went wrong, as one line the user can act on.

@@ -2,6 +2,7 @@ import CTraceShims
 import Glibc
 import PacketWire
 import Sockets
+import SystemCalls
 
 /// Everything the ptrace engine asks of the kernel: waiting for stops, ptrace requests, registers, the tracees'
 /// memory, duplicates of their descriptors and what those are, /proc, signals and the clock.

@@ -1,6 +1,7 @@
 import Glibc
 import PacketWire
 import Sockets
+import SystemCalls
 
 /// The duplicate of one tracee descriptor that a stop works on: what the descriptor is (fstat) and where its
 /// socket is (getsockname, TCP_INFO) come from one pidfd_getfd(2) instead of a readlink of /proc/PID/fd/N plus a

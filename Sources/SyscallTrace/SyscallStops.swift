@@ -1,6 +1,7 @@
 import Glibc
 import PacketWire
 import Sockets
+import SystemCalls
 import Timeline
 
 /// The syscall stops: which calls are worth an exit stop, recording a finished call into the calls and the socket

@@ -12,6 +12,7 @@ import PacketFiles
 import PacketWire
 import Sockets
 import SyscallTrace
+import SystemCalls
 import Timeline
 
 /// Which engine watches the program's calls.
@@ -143,7 +144,7 @@ public final class TraceSession {
             return access(path, X_OK) == 0 ? nil : errno
         }
         func failure(_ error: Int32) -> (String, Int32) {
-            (String(cString: strerror(error)), error == ENOENT ? 127 : 126)
+            (Errno(rawValue: error).message, error == ENOENT ? 127 : 126)
         }
         if name.contains("/") { return problem(name).map(failure) }
         let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import PacketReading
 import Render
+import SystemCalls
 import Timeline
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -83,10 +84,13 @@ extension DisplayOptions {
     /// For commands that stream their output (read, capture): makes `-o FILE` the standard output.
     func redirectStandardOutput() throws {
         guard let output else { return }
-        let fd = Glibc.open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CLIError("\(output): \(String(cString: strerror(errno)))") }
-        dup2(fd, STDOUT_FILENO)
-        Glibc.close(fd)
+        do throws(Errno) {
+            let fd = try FileDescriptor.open(output, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+            dup2(fd.rawValue, STDOUT_FILENO)
+            try? fd.close()
+        } catch {
+            throw CLIError("\(output): \(error.message)")
+        }
     }
 
     func deliver(_ text: String, name: String) throws {
@@ -112,26 +116,31 @@ func writeTemporaryPage(_ text: String, name: String) throws -> String {
     let directory = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
     var template = Array("\(directory)/packetflow-\(name)-XXXXXX.html".utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 5) }
-    guard fd >= 0 else {
-        throw CLIError("cannot create a page in \(directory): \(String(cString: strerror(errno)))")
-    }
-    defer { close(fd) }
+    guard fd >= 0 else { throw CLIError("cannot create a page in \(directory): \(Errno(rawValue: errno).message)") }
     let path = String(cString: template)
     _ = fchmod(fd, 0o644)
-    var t = text
-    let failure = t.withUTF8 { writeAll(fd, UnsafeRawBufferPointer($0)) }
-    if failure != 0 { throw CLIError("cannot write \(path): \(String(cString: strerror(failure)))") }
+    try write(text, to: FileDescriptor(rawValue: fd), path: path)
     return path
 }
 
 /// Creates or truncates `path` and writes `text` to it.
 func writeFile(_ path: String, _ text: String) throws {
-    let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    if fd < 0 { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
+    let fd: FileDescriptor
+    do throws(Errno) { fd = try FileDescriptor.open(path, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644) } catch {
+        throw CLIError("cannot write \(path): \(error.message)")
+    }
+    try write(text, to: fd, path: path)
+}
+
+/// Writes all of `text` and closes `fd`; a failure names `path`.
+private func write(_ text: String, to fd: FileDescriptor, path: String) throws {
+    defer { try? fd.close() }
     var t = text
-    let failure = t.withUTF8 { writeAll(fd, UnsafeRawBufferPointer($0)) }
-    if failure != 0 { throw CLIError("cannot write \(path): \(String(cString: strerror(failure)))") }
+    let failure = t.withUTF8 { bytes -> Errno? in
+        do throws(Errno) { try fd.writeAll(UnsafeRawBufferPointer(bytes)) } catch { return error }
+        return nil
+    }
+    if let failure { throw CLIError("cannot write \(path): \(failure.message)") }
 }
 
 /// `xdg-open FILE` when a desktop session could show it; otherwise one line saying where the file is.

@@ -3,6 +3,7 @@ import Glibc
 import PacketWire
 import SocketLab
 import Sockets
+import SystemCalls
 import Testing
 import TestSupport
 

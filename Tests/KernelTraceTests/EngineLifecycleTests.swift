@@ -4,6 +4,7 @@ import Foundation
 import Sockets
 import SyscallTrace
 import TestSupport
+import SystemCalls
 import Testing
 
 @testable import KernelTrace

@@ -1,5 +1,6 @@
 import Sockets
 import PacketWire
+import SystemCalls
 import Testing
 
 @Suite struct AddressTests {

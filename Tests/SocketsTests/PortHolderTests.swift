@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Sockets
+import SystemCalls
 import Testing
 
 /// A connection on loopback whose server side is left in TIME_WAIT by a listener without SO_REUSEADDR, as the

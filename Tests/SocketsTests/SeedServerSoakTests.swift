@@ -3,6 +3,7 @@ import Glibc
 import SocketLab
 import Sockets
 import Synchronization
+import SystemCalls
 import Testing
 import TestSupport
 

@@ -2,6 +2,7 @@ import Foundation
 import SocketLab
 import Sockets
 import Synchronization
+import SystemCalls
 import Testing
 import TestSupport
 

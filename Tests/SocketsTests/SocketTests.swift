@@ -1,6 +1,7 @@
 import Foundation
 import Sockets
 import PacketWire
+import SystemCalls
 import Testing
 
 /// A listener on 127.0.0.1 with a kernel-chosen port, so tests can run in parallel.

@@ -2,6 +2,7 @@ import Glibc
 import PacketWire
 @testable import Sockets
 @testable import SyscallTrace
+import SystemCalls
 import Timeline
 
 /// A kernel that plays a script: waitpid answers the scripted stops in order, and everything else is answered from

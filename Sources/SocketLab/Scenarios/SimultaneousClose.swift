@@ -1,4 +1,5 @@
 import Sockets
+import SystemCalls
 import Timeline
 
 extension LabScenario {

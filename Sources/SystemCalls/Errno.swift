@@ -1,3 +1,4 @@
+import CSystem
 import Glibc
 
 /// A C `errno` value as a Swift error, named the way the C headers name it.
@@ -17,14 +18,11 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
         Errno.names[rawValue] ?? "E\(rawValue)"
     }
 
-    /// The C library's text for the value (`strerror_r(3)`), e.g. "Connection refused".
+    /// The C library's text for the value, e.g. "Connection refused" (`strerrordesc_np(3)`: a constant table, so
+    /// any thread may ask, unlike `strerror`, whose buffer is shared).
     public var message: String {
-        // The XSI strerror_r (Swift's Glibc is built without _GNU_SOURCE) fills our buffer; used instead of
-        // strerror, whose static buffer for unknown values is shared between threads.
-        var buffer = [CChar](repeating: 0, count: 256)
-        let result = buffer.withUnsafeMutableBufferPointer { strerror_r(rawValue, $0.baseAddress!, $0.count) }
-        guard result == 0 else { return "Unknown error \(rawValue)" }
-        return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let text = csys_errno_text(rawValue) else { return "Unknown error \(rawValue)" }
+        return String(cString: text)
     }
 
     public var description: String {
