@@ -4,6 +4,7 @@ import PacketWire
 import SocketLab
 import Sockets
 import Testing
+import TestSupport
 
 /// The lab's message when its port is taken and it cannot (or was told not to) use a namespace of its own, fed by
 /// real sockets: a TIME_WAIT left by a listener without SO_REUSEADDR (what the seed's server.py leaves), and a
@@ -14,25 +15,8 @@ import Testing
     static func leaveServerTimeWait(on ip: IPAddress = .loopbackV4) throws -> (
         server: SocketAddress, client: SocketAddress, holders: [SocketDiag.PortHolder]
     ) {
-        let listener = try Socket(family: .ipv4, type: .stream)
-        try listener.bind(to: SocketAddress(ip: ip, port: 0))
-        try listener.listen(backlog: 1)
-        let server = try listener.localAddress
-        let client = try Socket(family: .ipv4, type: .stream)
-        try client.connect(to: server, timeout: .seconds(5))
-        let clientAddress = try client.localAddress
-        let (accepted, _) = try listener.accept()
-        try accepted.close()
-        _ = try client.recv(max: 1)  // the server's FIN is here and acknowledged: the server side closed first
-        try client.close()
-        try listener.close()
-        let deadline = ContinuousClock.now + .seconds(2)
-        var holders: [SocketDiag.PortHolder] = []
-        while ContinuousClock.now < deadline {
-            holders = try #require(SocketDiag.holders(of: server), "sock_diag could not be asked")
-            if holders.contains(where: { $0.record.entry.state == .timeWait }) { break }
-            usleep(5_000)
-        }
+        let (server, clientAddress) = try TestSupport.leaveServerTimeWait(on: ip)
+        let holders = try #require(holdersOnceInTimeWait(server), "sock_diag could not be asked")
         try #require(holders.count == 1 && holders[0].record.entry.state == .timeWait, "\(holders)")
         return (server, clientAddress, holders)
     }

@@ -3,38 +3,7 @@ import Glibc
 import Sockets
 import SystemCalls
 import Testing
-
-/// A connection on loopback whose server side is left in TIME_WAIT by a listener without SO_REUSEADDR, as the
-/// seed's server.py leaves one: the server closes first. Returns the server's address and the client's.
-func leaveServerTimeWait() throws -> (server: SocketAddress, client: SocketAddress) {
-    let listener = try Socket(family: .ipv4, type: .stream)
-    try listener.bind(to: SocketAddress(ip: .loopbackV4, port: 0))
-    try listener.listen(backlog: 1)
-    let server = try listener.localAddress
-    let client = try Socket(family: .ipv4, type: .stream)
-    try client.connect(to: server, timeout: .seconds(5))
-    let clientAddress = try client.localAddress
-    let (accepted, _) = try listener.accept()
-    try accepted.close()
-    // The client's FIN must arrive after the server's is acknowledged, so the server's side (not the client's)
-    // goes FIN_WAIT2 → TIME_WAIT.
-    _ = try client.recv(max: 1)
-    try client.close()
-    try listener.close()
-    return (server, clientAddress)
-}
-
-/// Waits (at most 2 s) until `address` is held by a TIME_WAIT socket, and returns what holds it.
-func holdersOnceInTimeWait(_ address: SocketAddress) -> [SocketDiag.PortHolder]? {
-    let deadline = ContinuousClock.now + .seconds(2)
-    while true {
-        let holders = SocketDiag.holders(of: address)
-        if holders?.contains(where: { $0.record.entry.state == .timeWait }) == true || ContinuousClock.now > deadline {
-            return holders
-        }
-        usleep(5_000)
-    }
-}
+import TestSupport
 
 /// `SocketDiag.holders(of:)` against sockets the test makes: what it finds must be what the kernel holds.
 @Suite struct PortHolderTests {
