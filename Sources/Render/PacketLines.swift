@@ -56,6 +56,17 @@ public struct PacketText: Sendable {
     public func write(
         _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
     ) {
+        var style = PlainLine()
+        line(&style, t, info: info, decoded: d, bytes: bytes, into: &o)
+    }
+
+    /// The line in `style`: every choice a style makes is a test on it, which the plain style's constants remove.
+    /// Inlined into `write`, so the plain line costs no call more than it did.
+    @inline(__always)
+    func line<S: LineStyle>(
+        _ s: inout S, _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView,
+        into o: inout OutputBuffer
+    ) {
         var e = Trailer(track: t, info: info, decoded: d)
         if e.mark == .invalidRecord, let items = info.invalidLengths {
             // tcpdump believes nothing else of such a record: no time, no decode, no dump.
@@ -67,8 +78,7 @@ public struct PacketText: Sendable {
             o.append("]\n")
             return
         }
-        time(info.timestamp, into: &o)
-        o.byte(0x20)
+        s.time(info.timestamp, into: &o)
         if e.mark == .unsupportedLink {
             // tcpdump's line for a link type it has no printer for: the word, then every captured byte.
             o.append("UNSUPPORTED\n")
@@ -173,7 +183,7 @@ public struct PacketText: Sendable {
     }
 
     /// HH:MM:SS.uuuuuu of the UTC day (tcpdump's default, truncated to microseconds as tcpdump does).
-    func time(_ t: Timestamp, into o: inout OutputBuffer) {
+    static func clock(_ t: Timestamp, into o: inout OutputBuffer) {
         var s = t.seconds % 86_400
         if s < 0 { s += 86_400 }
         o.decimal(UInt64(s / 3600), minimumWidth: 2)
