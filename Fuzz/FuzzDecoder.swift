@@ -41,8 +41,20 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var out = OutputBuffer()
     PacketJSON.write(event, into: &out)
     let track = trackBuilder.track(info: info, decoded: decoded)
-    PacketText(absoluteSequence: data[0] & 0x10 != 0, payload: true, hex: true)
-        .write(track, info: info, decoded: decoded, bytes: bytes, into: &out)
+    var flags = TcpdumpFlags()
+    flags.dump = .hexASCII(withLink: true)
+    let text = PacketText(absoluteSequence: data[0] & 0x10 != 0, payload: true, flags: flags)
+    text.write(track, info: info, decoded: decoded, bytes: bytes, into: &out)
+    // tcpdump's display flags read more of the bytes (checksums, quoted datagrams, ND options): all of them at once.
+    flags.verbosity = Int(data[0] & 0x03)
+    flags.linkHeader = true
+    flags.quick = data[0] & 0x04 != 0
+    flags.time = .sinceFirst
+    flags.numbered = true
+    flags.dump = data[0] & 0x08 != 0 ? .hex(withLink: false) : .ascii(withLink: false)
+    var state = TcpdumpLineState()
+    PacketText(absoluteSequence: true, payload: false, flags: flags)
+        .write(track, info: info, decoded: decoded, bytes: bytes, number: frame, state: &state, into: &out)
     PacketJSON.write(frame: frame, track, info: info, decoded: decoded, into: &out)
     return 0
 }

@@ -1,7 +1,7 @@
 import PacketWire
 
 /// What a line's style decides. `PlainLine` answers with constants, so the plain line (`read` without tcpdump's
-/// flags) compiles to the code it had before the flags existed.
+/// flags) compiles to the code it had before the flags existed; `TcpdumpLine` answers from `TcpdumpFlags`.
 protocol LineStyle {
     var verbosity: Int { get }
     var linkHeader: Bool { get }
