@@ -234,10 +234,12 @@ extension PacketText {
     static func linkHeader(_ d: DecodedPacket, info: CaptureInfo, bytes: ByteView, quick: Bool,
                            into o: inout OutputBuffer) {
         switch d.link {
-        case .ethernet(let source, let destination, _, let tags):
-            o.append(MACText(source))
+        case .ethernet(_, _, _, let tags):
+            // Straight from the bytes: a String per address cost -e more than all the rest of the line.
+            guard let destination = bytes.slice(0, 6), let source = bytes.slice(6, 6) else { return }
+            mac(source, into: &o)
             o.append(" > ")
-            o.append(MACText(destination))
+            mac(destination, into: &o)
             o.append(", ")
             guard var type = bytes.u16(12) else { return }
             var printedLength = false
@@ -272,13 +274,19 @@ extension PacketText {
             for _ in name.utf8.count..<3 { o.byte(0x20) }
             o.append(name)
             o.byte(0x20)
-            if bytes.u16(4) == 6, let address = bytes.slice(6, 6) { macAddress(address, into: &o) }
+            if bytes.u16(4) == 6, let address = bytes.slice(6, 6) {
+                mac(address, into: &o)
+                o.byte(0x20)
+            }
             cookedType(proto, bytes: bytes, tagAt: 16, quick: quick, length: info.originalLength, into: &o)
         case .cooked(2, _, let proto, let index?):
             o.append("ifindex ")
             o.decimal(index)
             o.byte(0x20)
-            if bytes.u8(11) == 6, let address = bytes.slice(12, 6) { macAddress(address, into: &o) }
+            if bytes.u8(11) == 6, let address = bytes.slice(12, 6) {
+                mac(address, into: &o)
+                o.byte(0x20)
+            }
             cookedType(proto, bytes: bytes, tagAt: 20, quick: quick, length: info.originalLength, into: &o)
         case .loopback(let family):
             let name: StaticString? = switch family {
@@ -335,7 +343,7 @@ extension PacketText {
             if inner <= 0x05dc { inner = 0x0004 }
             if !quick {
                 o.append("ethertype ")
-                o.append(etherTypeNames[inner] ?? "Unknown")
+                etherTypeName(inner, into: &o)
                 o.append(", ")
             }
         }
@@ -353,11 +361,8 @@ extension PacketText {
 
     /// `ether_type_print`.
     static func etherType(_ type: UInt16, quick: Bool, into o: inout OutputBuffer) {
-        let name = etherTypeNames[type]
         if quick {
-            if let name {
-                o.append(name)
-            } else {
+            if !etherTypeName(type, into: &o) {
                 o.append("Unknown Ethertype (0x")
                 o.hex(UInt64(type), width: 4)
                 o.byte(UInt8(ascii: ")"))
@@ -365,7 +370,7 @@ extension PacketText {
             return
         }
         o.append("ethertype ")
-        o.append(name ?? "Unknown")
+        if !etherTypeName(type, into: &o) { o.append("Unknown") }
         o.append(" (0x")
         o.hex(UInt64(type), width: 4)
         o.byte(UInt8(ascii: ")"))
@@ -383,16 +388,28 @@ extension PacketText {
         }
     }
 
-    /// Bytes as colon-separated hex, then a space.
-    private static func macAddress(_ b: ByteView, into o: inout OutputBuffer) {
+    /// Bytes as colon-separated hex.
+    private static func mac(_ b: ByteView, into o: inout OutputBuffer) {
         for i in 0..<b.count {
             if i > 0 { o.byte(UInt8(ascii: ":")) }
             o.hex(UInt64(b.u8(i) ?? 0), width: 2)
         }
-        o.byte(0x20)
     }
 
-    private static func MACText(_ m: MACAddress) -> String { m.description }
+    /// tcpdump's name of an EtherType, if it has one; the common ones without a table lookup.
+    @discardableResult
+    static func etherTypeName(_ type: UInt16, into o: inout OutputBuffer) -> Bool {
+        switch type {
+        case 0x0800: o.append("IPv4")
+        case 0x86dd: o.append("IPv6")
+        case 0x0806: o.append("ARP")
+        case 0x8100: o.append("802.1Q")
+        default:
+            guard let name = etherTypeNames[type] else { return false }
+            o.append(name)
+        }
+        return true
+    }
 
     /// tcpdump's `ethertype_values`.
     static let etherTypeNames: [UInt16: String] = [
