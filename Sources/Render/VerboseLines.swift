@@ -863,7 +863,9 @@ extension PacketText {
     /// `mldv2_query_print` after " v2".
     static func mldv2Query(_ m: ByteView, length: Int, verbosity: Int, into o: inout OutputBuffer) -> Bool {
         guard let code = m.u16(4) else { return false }
-        let delay = code < 32768 ? UInt32(code) : (UInt32(code & 0x0fff) | 0x1000) << ((UInt32(code & 0x7000) >> 12) + 3)
+        // RFC 3810's floating-point form above 32767.
+        let delay = code < 32768
+            ? UInt32(code) : (UInt32(code & 0x0fff) | 0x1000) << ((UInt32(code & 0x7000) >> 12) + 3)
         if verbosity > 0 {
             o.append(" [max resp delay=")
             o.decimal(delay)
