@@ -1,7 +1,8 @@
 // libFuzzer target for PacketDecoder and the read path's renderers (built by scripts/fuzz.sh, not by SwiftPM).
 // The first byte picks the link type; the rest is one packet. Each input is decoded, tracked by the stream
-// table and TCP analyzer, and rendered as a text line and a JSON object, so no byte pattern may trap anywhere
-// on the way from a capture record to output.
+// table and TCP analyzer, and rendered as a text line (plain, and with tcpdump's display flags, which read much
+// more of the bytes) and a JSON object, so no byte pattern may trap anywhere on the way from a capture record to
+// output.
 import PacketWire
 import Render
 import Timeline
