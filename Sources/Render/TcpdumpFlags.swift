@@ -1,4 +1,3 @@
-import Glibc
 import PacketWire
 
 /// tcpdump's display flags as `packetflow read` and `capture` take them: `-v`…, `-e`, `-q`, `-t`…, `-#`, and the
