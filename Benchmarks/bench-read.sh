@@ -2,6 +2,8 @@
 # Times `packetflow read` against tcpdump and tshark on the same ~2 million packet pcap, in one run.
 #   Benchmarks/bench-read.sh [packets]        (default 2000000; data goes to Benchmarks/data/, gitignored)
 #   SCRATCH=.build-readperf Benchmarks/bench-read.sh   (build directory, default .build-read)
+#   FLAGS="-v -e" Benchmarks/bench-read.sh    (tcpdump's display flags to time against tcpdump with the same flag;
+#                                             default: -v -vv -e -q -ttt -tttt -# -x -X -A; FLAGS= for none)
 # Uses hyperfine when installed, else bash's `time` (best of 3). Peak memory from /usr/bin/time -v.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,3 +57,29 @@ echo "| text lines | ${secs[pf-text]} s | tcpdump -nn | ${secs[tcpdump]} s | $(r
 echo "| JSON Lines / fields | ${secs[pf-jsonl]} s | tshark -T fields | ${secs[tshark-fields]} s | $(ratio pf-jsonl tshark-fields) | ${rss[pf-jsonl]} MB | ${rss[tshark-fields]} MB |"
 echo "| conversations | ${secs[pf-conv]} s | tshark -z conv | ${secs[tshark-conv]} s | $(ratio pf-conv tshark-conv) | ${rss[pf-conv]} MB | ${rss[tshark-conv]} MB |"
 echo "| (cat, the floor) | ${secs[cat]} s | | | | | |"
+
+# tcpdump's display flags: the same flag to both, in the same run (-S: tcpdump's relative numbers cost it a table).
+flags=${FLAGS--v -vv -e -q -ttt -tttt -# -x -X -A}
+if [ -n "$flags" ]; then
+  echo
+  echo "| flag | packetflow read -S | TZ=UTC tcpdump -nn -S -r | speed-up |"
+  echo "|---|---|---|---|"
+  for f in $flags; do
+    declare -A pair=([pf]="$pf read -S $f $pcap" [td]="TZ=UTC tcpdump -nn -S $f -r $pcap")
+    for side in pf td; do
+      if command -v hyperfine >/dev/null; then
+        hyperfine -N --style none --runs 3 --export-json "$data/flag.json" "bash -c '${pair[$side]} >/dev/null 2>&1'" \
+          >/dev/null 2>&1
+        secs[$side]=$(python3 -c "import json;print('%.3f'%json.load(open('$data/flag.json'))['results'][0]['median'])")
+      else
+        best=
+        for _ in 1 2 3; do
+          s=$( { /usr/bin/env TIMEFORMAT=%R bash -c "time (${pair[$side]} >/dev/null 2>&1)"; } 2>&1 | tail -1)
+          best=$(python3 -c "print(min(float('$s'), float('${best:-$s}')))")
+        done
+        secs[$side]=$best
+      fi
+    done
+    echo "| \`$f\` | ${secs[pf]} s | ${secs[td]} s | $(ratio pf td) |"
+  done
+fi

@@ -1,7 +1,8 @@
 // libFuzzer target for PacketDecoder and the read path's renderers (built by scripts/fuzz.sh, not by SwiftPM).
 // The first byte picks the link type; the rest is one packet. Each input is decoded, tracked by the stream
-// table and TCP analyzer, and rendered as a text line and a JSON object, so no byte pattern may trap anywhere
-// on the way from a capture record to output.
+// table and TCP analyzer, and rendered as a text line (plain, and with tcpdump's display flags, which read much
+// more of the bytes) and a JSON object, so no byte pattern may trap anywhere on the way from a capture record to
+// output.
 import PacketWire
 import Render
 import Timeline
@@ -41,8 +42,20 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var out = OutputBuffer()
     PacketJSON.write(event, into: &out)
     let track = trackBuilder.track(info: info, decoded: decoded)
-    PacketText(absoluteSequence: data[0] & 0x10 != 0, payload: true, hex: true)
-        .write(track, info: info, decoded: decoded, bytes: bytes, into: &out)
+    var flags = TcpdumpFlags()
+    flags.dump = .hexASCII(withLink: true)
+    let text = PacketText(absoluteSequence: data[0] & 0x10 != 0, payload: true, flags: flags)
+    text.write(track, info: info, decoded: decoded, bytes: bytes, into: &out)
+    // tcpdump's display flags read more of the bytes (checksums, quoted datagrams, ND options): all of them at once.
+    flags.verbosity = Int(data[0] & 0x03)
+    flags.linkHeader = true
+    flags.quick = data[0] & 0x04 != 0
+    flags.time = .sinceFirst
+    flags.numbered = true
+    flags.dump = data[0] & 0x08 != 0 ? .hex(withLink: false) : .ascii(withLink: false)
+    var state = TcpdumpLineState()
+    PacketText(absoluteSequence: true, payload: false, flags: flags)
+        .write(track, info: info, decoded: decoded, bytes: bytes, number: frame, state: &state, into: &out)
     PacketJSON.write(frame: frame, track, info: info, decoded: decoded, into: &out)
     return 0
 }

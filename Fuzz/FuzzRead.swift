@@ -16,7 +16,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var conversations = ConversationTable()
     var packets: [PacketEvent] = []
     var out = OutputBuffer()
-    let text = PacketText(absoluteSequence: size & 1 == 0, payload: true, hex: size & 2 == 0)
+    var flags = TcpdumpFlags()
+    if size & 2 == 0 { flags.dump = .hexASCII(withLink: true) }
+    let text = PacketText(absoluteSequence: size & 1 == 0, payload: true, flags: flags)
     do {
         try reader.forEach { record in
             let d = PacketDecoder.decode(record.bytes, linkType: record.info.linkType)

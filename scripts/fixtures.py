@@ -6,6 +6,10 @@
 - port-reuse.pcap: one 4-tuple reused with the roles swapped, then a SYN and a SYN/ACK repeated (stream numbering);
 - icmp-variants.pcap: every ICMP and ICMPv6 type and code tcpdump names, whole and cut short (real ones are in
   icmp-errors.pcap, made by icmp-fixture.sh);
+- null-loopback.pcap: lo-usec.pcap as a BSD loopback (DLT_NULL) capture, plus IPv6 with the BSD and Darwin families;
+- display-flags.pcap: what tcpdump's -v, -e, -x and -A show that no capture here has: right checksums, IP options,
+  ECN, fragments, a VLAN tag, a reset with text, urgent data, IPv6 traffic classes and flow labels, an ICMP error
+  with an RFC 4884 extension, and a timestamp that goes backwards;
 - malformed/*: hand-made broken files (see the comment next to each)."""
 import struct, os
 
@@ -266,9 +270,132 @@ def malformed():
         + idb(L, 147, 65535) + epb(L, 0, 1, frame) + epb(L, 1, 2, pkt(24, 0x80)) + epb(L, 2, 3, pkt(4, 7))
         + epb(L, 1, 4, pkt(30, 0x88)))
 
+def pseudo_checksum(src, dst, proto, segment, v6=False):
+    if v6:
+        ph = bytes(src) + bytes(dst) + struct.pack('!IxxxB', len(segment), proto)
+    else:
+        ph = bytes(src) + bytes(dst) + struct.pack('!xBH', proto, len(segment))
+    return checksum(ph + segment)
+
+def with_checksum(segment, at, src, dst, proto, v6=False):
+    """The segment with its checksum field (at `at`) computed over the pseudo-header."""
+    s = segment[:at] + b'\0\0' + segment[at + 2:]
+    return s[:at] + struct.pack('!H', pseudo_checksum(src, dst, proto, s, v6)) + s[at + 2:]
+
+def ipv4_full(src, dst, proto, payload, tos=0, ttl=64, ident=1, flags=0x4000, options=b'', total=None):
+    ihl = 5 + len(options) // 4
+    total = ihl * 4 + len(payload) if total is None else total
+    h = struct.pack('!BBHHHBBH4s4s', 0x40 | ihl, tos, total, ident, flags, ttl, proto, 0, bytes(src), bytes(dst))
+    h += options
+    return h[:10] + struct.pack('!H', checksum(h)) + h[12:] + payload
+
+def tcp_full(sport, dport, seq, ack, flags, data=b'', options=b'', window=65535, urgent=0):
+    off = (20 + len(options)) // 4
+    return struct.pack('!HHIIBBHHH', sport, dport, seq, ack, off << 4, flags, window, 0, urgent) + options + data
+
+def null_loopback():
+    """lo-usec.pcap as a DLT_NULL capture (a 4-byte AF_INET in little-endian instead of the Ethernet header), then
+    IPv6 segments with the BSD (24) and Darwin (30) families."""
+    d = open('lo-usec.pcap', 'rb').read()
+    out = [struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 0)]
+    o = 24
+    last = 0
+    while o < len(d):
+        sec, usec, incl, orig = struct.unpack('<IIII', d[o:o + 16])
+        data = d[o + 16 + 14:o + 16 + incl]
+        out.append(struct.pack('<IIII', sec, usec, incl - 10, orig - 10) + struct.pack('<I', 2) + data)
+        o += 16 + incl
+        last = sec
+    a6, b6 = [0xfd] + [0] * 14 + [1], [0xfd] + [0] * 14 + [2]
+    for i, family in enumerate((24, 30)):
+        seg = with_checksum(tcp_full(40000 + i, 443, 1000, 0, 2, options=b'\x02\x04\x05\xa0'), 16, a6, b6, 6, True)
+        data = struct.pack('<I', family) + ipv6(a6, b6, 6, seg)
+        out.append(struct.pack('<IIII', last + 1 + i, 250000, len(data), len(data)) + data)
+    open('null-loopback.pcap', 'wb').write(b''.join(out))
+
+def display_flags():
+    a, b, c = [10, 0, 0, 1], [10, 0, 0, 2], [192, 0, 2, 9]
+    a6, b6 = [0xfd] + [0] * 14 + [1], [0xfd] + [0] * 14 + [2]
+    S, A, F, R, P, U = 2, 16, 1, 4, 8, 32
+    def tcp4(sport, dport, seq, ack, flags, data=b'', options=b'', tos=0, urgent=0, ip_options=b''):
+        seg = with_checksum(tcp_full(sport, dport, seq, ack, flags, data, options, urgent=urgent), 16, a, b, 6)
+        return ether(0x800, ipv4_full(a, b, 6, seg, tos=tos, options=ip_options))
+    def udp4(data, sum_ok=True, **ip):
+        seg = udp(40000, 5000, data)
+        if sum_ok:
+            seg = with_checksum(seg, 6, a, b, 17)
+        return ether(0x800, ipv4_full(a, b, 17, seg, **ip))
+    syn_options = b'\x02\x04\x05\xb4\x04\x02\x08\x0a\x00\x00\x00\x01\x00\x00\x00\x00\x01\x03\x03\x07'
+    request = b'GET /index.html HTTP/1.1\r\nHost: example\r\n\r\n\x00\x01tail\r'
+    frames = [
+        # Right TCP checksums: a SYN with options and ECN's CE in the TOS, data with CRLF lines (-A), urgent data,
+        # a reset that says why (-v prints it).
+        tcp4(40000, 5000, 1000, 0, S, options=syn_options, tos=0x03),
+        tcp4(40000, 5000, 1001, 2001, P | A, request, tos=0x10),
+        tcp4(40000, 5000, 1001 + len(request), 2001, P | A | U, b'!', urgent=1),
+        tcp4(40000, 5000, 1002 + len(request), 2001, R | A, b'connection refused by the application'),
+        tcp4(40000, 5000, 1002 + len(request), 2001, R, b'bye'),
+        # UDP: right checksum, none (0), wrong; IP options (record route, timestamp, router alert, NOP, EOL); TTL 0;
+        # the reserved ("evil") flag.
+        udp4(b'ping'),
+        udp4(b'zero', sum_ok=False),
+        ether(0x800, ipv4_full(a, b, 17, udp(40000, 5000, b'bad!')[:6] + b'\x12\x34' + b'bad!')),
+        udp4(b'rr', options=bytes([7, 11, 8]) + bytes(c) + bytes(b) + b'\x01'),
+        udp4(b'ts', options=bytes([68, 12, 13, 0x01]) + bytes(c) + struct.pack('!I', 12345)),
+        udp4(b'ra', options=bytes([148, 4, 0, 0])),
+        udp4(b'nop', options=b'\x01\x01\x01\x00'),
+        udp4(b'ttl0', ttl=0),
+        udp4(b'evil', flags=0xc000),
+        # A datagram in two fragments (the UDP length covers both), and a protocol nobody decodes.
+        ether(0x800, ipv4_full(a, b, 17, with_checksum(udp(40000, 5000, b'x' * 24), 6, a, b, 17)[:16],
+                               flags=0x2000, ident=77, total=36)),
+        ether(0x800, ipv4_full(a, b, 17, b'x' * 16, flags=0x0002, ident=77)),
+        ether(0x800, ipv4_full(a, b, 253, b'\x01\x02\x03')),
+        # 802.1Q: VLAN 42, priority 5.
+        b'\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x81\x00' + struct.pack('!HH', (5 << 13) | 42, 0x800)
+        + ipv4_full(a, b, 17, with_checksum(udp(40000, 5000, b'vlan'), 6, a, b, 17)),
+        # ICMP with a right checksum; an error with an RFC 4884 extension (one MPLS label) after 128 bytes of the
+        # datagram it quotes.
+        ether(0x800, ipv4_full(b, a, 1, (lambda m: m[:2] + struct.pack('!H', checksum(m)) + m[4:])(
+            struct.pack('!BBHHH', 8, 0, 0, 9, 1) + b'abcdefgh'))),
+    ]
+    quoted = ipv4_full(a, c, 17, with_checksum(udp(40000, 33434, b'\0' * 12), 6, a, c, 17), ttl=1)
+    quoted += b'\0' * (128 - len(quoted))
+    label = struct.pack('!I', (16001 << 12) | (0 << 9) | 0x100 | 1)
+    obj = struct.pack('!HBB', 4 + len(label), 1, 1) + label
+    ext = struct.pack('!BBH', 0x20, 0, 0) + obj
+    ext = ext[:2] + struct.pack('!H', checksum(ext)) + ext[4:]
+    m = struct.pack('!BBHBBH', 11, 0, 0, 0, 32, 0) + quoted + ext
+    m = m[:2] + struct.pack('!H', checksum(m)) + m[4:]
+    frames.append(ether(0x800, ipv4_full(c, a, 1, m, ttl=250)))
+    # IPv6: a traffic class and a flow label, TCP and UDP with right checksums, an echo request.
+    def ip6(next_header, payload, vcf=0x6b812345):
+        return ether(0x86dd, struct.pack('!IHBB16s16s', vcf, len(payload), next_header, 64, bytes(a6), bytes(b6))
+                     + payload)
+    frames += [
+        ip6(6, with_checksum(tcp_full(40001, 5000, 7, 0, S), 16, a6, b6, 6, True)),
+        ip6(17, with_checksum(udp(40001, 5000, b'six'), 6, a6, b6, 17, True), vcf=0x60000000),
+        ip6(58, with_checksum(struct.pack('!BBHHH', 128, 0, 0, 3, 4) + b'echo', 2, a6, b6, 58, True), vcf=0x60000001),
+    ]
+    records = [(f, len(f)) for f in frames]
+    out = [struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)]
+    t = 1700000000
+    for i, (data, orig) in enumerate(records):
+        # Times advance by uneven steps; one goes back (-ttt prints a negative delta) and one crosses midnight UTC.
+        sec, usec = t + i * 3, (i * 137_411) % 1_000_000
+        if i == 5:
+            sec -= 7
+        if i == 12:
+            sec = 1700006399
+            usec = 999_999
+        out.append(struct.pack('<IIII', sec, usec, len(data), orig) + data)
+    open('display-flags.pcap', 'wb').write(b''.join(out))
+
 if __name__ == '__main__':
     be_pcap('lo-usec.pcap', 'be-usec.pcap')
     synthetic()
     port_reuse()
     icmp_variants()
     malformed()
+    null_loopback()
+    display_flags()

@@ -50,7 +50,8 @@ public final class LiveCapture {
         }
     }
 
-    private let handle: OpaquePointer
+    /// The pcap handle; internal for the flags of CaptureFlags.swift (`setDirection`).
+    let handle: OpaquePointer
     public let options: Options
     public let linkType: LinkType
     /// True when the kernel gives nanosecond timestamps (libpcap falls back to microseconds otherwise).

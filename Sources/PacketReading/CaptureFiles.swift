@@ -22,6 +22,9 @@ public struct ReadOptions: Sendable {
     public var pcapngPath: String?
     /// Report progress on standard error every 262 144 packets (when a person watches a long read).
     public var progress = false
+    /// Print only how many packets passed the filter (within `count`), as `tcpdump --count` does: "N packets"
+    /// (the mode is `.select` then).
+    public var countOnly = false
 
     public init(files: [String], mode: PipelineMode) {
         self.files = files
@@ -143,6 +146,14 @@ public struct CaptureFiles {
         }
         if let writer {
             do throws(CaptureFileError) { try writer.close() } catch { throw ReadFilesError.pcapng(error) }
+        }
+        if options.countOnly {
+            let n = pipeline.printed
+            do throws(OutputError) {
+                try sink.write("\(n) packet\(n == 1 ? "" : "s")\n")
+            } catch {
+                throw ReadFilesError.read(.output(error))
+            }
         }
         return !failed
     }

@@ -29,6 +29,10 @@ public struct PacketPipeline: ~Copyable {
     /// One line for the reader, outside the output (an empty stream selection).
     let warn: (String) -> Void
     public let text: PacketText
+    /// Lines take tcpdump's display flags (`text.flags`); decided once, so the plain line pays one test a packet.
+    private let styled: Bool
+    /// What those flags remember from line to line (`-ttt`), across files as in tcpdump.
+    private var lineState = TcpdumpLineState()
     public let filterExpression: String?
     /// Packets still to print (`-c`); nil for no limit.
     public var remaining: Int?
@@ -58,6 +62,7 @@ public struct PacketPipeline: ~Copyable {
         self.sink = sink
         self.warn = warn
         self.text = text
+        self.styled = !text.flags.isPlain
         self.filterExpression = filter
         self.remaining = count
         self.color = color
@@ -138,7 +143,11 @@ public struct PacketPipeline: ~Copyable {
             guard show else { return false }
             switch format {
             case .text:
-                text.write(t, info: info, decoded: decoded, bytes: bytes, into: &out)
+                if styled {
+                    writeStyled(t, info: info, decoded: decoded, bytes: bytes)
+                } else {
+                    text.write(t, info: info, decoded: decoded, bytes: bytes, into: &out)
+                }
             case .jsonl:
                 // Byte for byte JSONLines.write(builder.event(...), into:, lab: false), without the event.
                 PacketJSON.write(frame: frame, t, info: info, decoded: decoded, comments: comments, into: &out)
@@ -174,6 +183,13 @@ public struct PacketPipeline: ~Copyable {
         }
         if show { count() }
         return show
+    }
+
+    /// A line with tcpdump's display flags; out of `handle`, which stays as small as the plain line needs.
+    @inline(never)
+    private mutating func writeStyled(_ t: PacketTrack, info: CaptureInfo, decoded: DecodedPacket, bytes: ByteView) {
+        // -# counts the packets shown, this one included.
+        text.write(t, info: info, decoded: decoded, bytes: bytes, number: printed + 1, state: &lineState, into: &out)
     }
 
     /// One more packet shown, towards `-c`.

@@ -424,6 +424,11 @@ public enum PacketDecoder {
         p.transport = .udp(h)
         // Jumbograms (RFC 2675) put 0 here; otherwise the field must cover the header and fit the IP payload.
         let announced = ulen == 0 ? length : Int(ulen)
+        if announced > length, p.isFragment {
+            // A first fragment: the datagram the length field counts goes on in later fragments.
+            setPayload(b, offset: base + UDP.headerLength, announced: announced - UDP.headerLength, into: &p)
+            return
+        }
         guard announced >= UDP.headerLength, announced <= max(length, UDP.headerLength) else {
             p.problem = .malformed(.transport, "UDP length \(ulen) does not fit IP payload \(length)")
             setPayload(b, offset: base + UDP.headerLength, announced: length - UDP.headerLength, into: &p)

@@ -15,13 +15,14 @@ public struct PacketText: Sendable {
     public var absoluteSequence = false
     /// Payload as text after the line (UTF-8 as is, Japanese included; control and invalid bytes escaped).
     public var payload = false
-    /// Hex and ASCII dump of the captured bytes after the line (`tcpdump -XX`).
-    public var hex = false
+    /// tcpdump's display flags (`-v`, `-e`, `-q`, `-t`…, `-#`, the dumps). Without them, or with only a dump,
+    /// `write(_:info:decoded:bytes:into:)` prints the line; with them, `write(…number:state:into:)` does.
+    public var flags = TcpdumpFlags()
 
-    public init(absoluteSequence: Bool = false, payload: Bool = false, hex: Bool = false) {
+    public init(absoluteSequence: Bool = false, payload: Bool = false, flags: TcpdumpFlags = TcpdumpFlags()) {
         self.absoluteSequence = absoluteSequence
         self.payload = payload
-        self.hex = hex
+        self.flags = flags
     }
 
     /// What tcpdump prints before a Linux cooked v2 (`-i any`) packet: the interface, named as on this machine
@@ -56,47 +57,89 @@ public struct PacketText: Sendable {
     public func write(
         _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
     ) {
-        var e = Trailer(track: t, info: info, decoded: d)
-        if e.mark == .invalidRecord, let items = info.invalidLengths {
-            // tcpdump believes nothing else of such a record: no time, no decode, no dump.
-            o.append("[Invalid header: ")
-            for (i, item) in items.enumerated() {
-                if i > 0 { o.append(", ") }
-                o.append(item)
+        var style = PlainLine()
+        line(&style, t, info: info, decoded: d, bytes: bytes, into: &o)
+    }
+
+    /// The line with tcpdump's display flags (`flags`): `number` is the packet's for `-#`, `state` what `-ttt`
+    /// and `-ttttt` remember between lines.
+    public func write(
+        _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView, number: Int,
+        state: inout TcpdumpLineState, into o: inout OutputBuffer
+    ) {
+        var style = TcpdumpLine(flags: flags, packetNumber: number, state: state)
+        line(&style, t, info: info, decoded: d, bytes: bytes, into: &o)
+        state = style.state
+    }
+
+    /// The line in `style`: every choice a style makes is a test on it, which the plain style's constants remove.
+    /// Inlined into `write`, so the plain line costs no call more than it did.
+    @inline(__always)
+    func line<S: LineStyle>(
+        _ s: inout S, _ t: PacketTrack, info: CaptureInfo, decoded d: DecodedPacket, bytes: ByteView,
+        into o: inout OutputBuffer
+    ) {
+        let e = Trailer(track: t, info: info, decoded: d)
+        if !s.isQuoted {
+            s.number(into: &o)
+            if e.mark == .invalidRecord, let items = info.invalidLengths {
+                // tcpdump believes nothing else of such a record: no time, no decode, no dump.
+                o.append("[Invalid header: ")
+                for (i, item) in items.enumerated() {
+                    if i > 0 { o.append(", ") }
+                    o.append(item)
+                }
+                o.append("]\n")
+                return
             }
-            o.append("]\n")
-            return
-        }
-        time(info.timestamp, into: &o)
-        o.byte(0x20)
-        if e.mark == .unsupportedLink {
-            // tcpdump's line for a link type it has no printer for: the word, then every captured byte.
-            o.append("UNSUPPORTED\n")
-            if payload, d.capturedPayloadLength > 0, let p = bytes.slice(d.payloadOffset, d.capturedPayloadLength) {
-                Self.payloadText(p, into: &o)
+            s.time(info.timestamp, into: &o)
+            if e.mark == .unsupportedLink {
+                // tcpdump's line for a link type it has no printer for: the word, then every captured byte.
+                o.append("UNSUPPORTED\n")
+                if payload, d.capturedPayloadLength > 0, let p = bytes.slice(d.payloadOffset, d.capturedPayloadLength)
+                {
+                    Self.payloadText(p, into: &o)
+                }
+                Self.hexDump(bytes, into: &o)
+                // A dump asked for comes on top, the link header being nothing.
+                Self.dump(flags.dump, bytes, linkLength: 0, into: &o)
+                return
             }
-            Self.hexDump(bytes, into: &o)
-            return
+            if case .cooked(2, let packetType, _, let index?) = d.link {
+                Self.cookedPrefix(packetType, index, into: &o)
+            }
+            if s.linkHeader { Self.linkHeader(d, info: info, bytes: bytes, quick: s.quick, into: &o) }
         }
-        if case .cooked(2, let packetType, _, let index?) = d.link { Self.cookedPrefix(packetType, index, into: &o) }
         switch d.network {
         case .ipv4:
-            o.append("IP ")
+            // With -e the link header has named the protocol.
+            if !s.linkHeader { o.append("IP ") }
             if e.mark == .lengthBeyondPacket, let missing = e.missing {
                 o.append("truncated-ip - ")
                 o.decimal(missing)
                 o.append(" bytes missing! ")
             }
+            // (The header is taken out of the decoded packet only here: a copy per packet costs the plain line.)
+            if s.verbosity > 0, case .ipv4(let ip) = d.network, !Self.ipv4Verbose(ip, d, bytes: bytes, into: &o) {
+                // An IP option cut short: tcpdump names the addresses and stops.
+                o.address(ip.source)
+                o.append(" > ")
+                o.address(ip.destination)
+                o.append(":  [|ip]")
+                if !s.isQuoted { Self.endLine(&o) }
+                return
+            }
         case .ipv6:
-            o.append("IP6 ")
+            if !s.linkHeader { o.append("IP6 ") }
             if e.mark == .lengthBeyondPacket, let missing = e.missing {
                 // tcpdump's IPv6 mark has no space before the addresses.
                 o.append("truncated-ip6 - ")
                 o.decimal(missing)
                 o.append(" bytes missing!")
             }
+            if s.verbosity > 0, case .ipv6(let ip) = d.network { Self.ipv6Verbose(ip, d, bytes: bytes, into: &o) }
         case .arp(let arp):
-            o.append("ARP, ")
+            if !s.linkHeader { o.append("ARP, ") }
             switch arp.operation {
             case 1:
                 o.append("Request who-has ")
@@ -110,21 +153,18 @@ public struct PacketText: Sendable {
                 o.append("operation ")
                 o.decimal(arp.operation)
             }
-            trailer(e, into: &o)
-            extras(d, bytes: bytes, into: &o)
+            finish(&s, e, d, bytes: bytes, into: &o)
             return
         case .unknown(let type):
             o.append("ethertype 0x")
             o.hex(UInt64(type), width: 4)
             o.append(", length ")
             o.decimal(bytes.count)
-            trailer(e, into: &o)
-            extras(d, bytes: bytes, into: &o)
+            finish(&s, e, d, bytes: bytes, into: &o)
             return
         case nil:
             o.append("[link layer only]")
-            trailer(e, into: &o)
-            extras(d, bytes: bytes, into: &o)
+            finish(&s, e, d, bytes: bytes, into: &o)
             return
         }
         let src = d.source!
@@ -132,48 +172,109 @@ public struct PacketText: Sendable {
         switch d.transport {
         case .tcp(let tcp):
             endpoints(src, tcp.sourcePort, dst, tcp.destinationPort, into: &o)
-            tcpBody(t, tcp, d, bytes: bytes, into: &o)
+            tcpBody(s, t, tcp, d, bytes: bytes, into: &o)
         case .udp(let udp):
             endpoints(src, udp.sourcePort, dst, udp.destinationPort, into: &o)
+            if s.verbosity > 0 { Self.udpChecksum(udp, d, bytes: bytes, verbosity: s.verbosity, into: &o) }
             o.append("UDP, length ")
             o.decimal(d.payloadLength)
-        case .icmp(let icmp):
-            o.address(src)
-            o.append(" > ")
-            o.address(dst)
-            o.append(": ")
-            // The message as far as it was captured and its IP datagram reaches: what tcpdump's printer sees.
-            if !Self.icmp(icmp.isV6, at: d.payloadOffset - 8, length: icmp.length, bytes, into: &o) {
-                e.markedTruncation(info)
-            }
+        case .icmp:
+            icmpLine(&s, e, d, info: info, bytes: bytes, into: &o)
+            return
         case .unknown(let proto):
+            // A quoted TCP or UDP header cut short, as tcpdump shows it.
+            if s.isQuoted, Self.cutTransport(proto, d, bytes: bytes, into: &o) { return }
+            if Self.isCutICMP(d, proto) {
+                icmpLine(&s, e, d, info: info, bytes: bytes, into: &o)
+                return
+            }
             o.address(src)
             o.append(" > ")
             o.address(dst)
-            if Self.isCutICMP(d, proto) {
-                // An ICMP message cut before its type and code: tcpdump's printer reads what there is, then stops.
-                o.append(": ")
-                if !Self.icmp(proto == 58, at: d.payloadOffset, length: d.payloadLength, bytes, into: &o) {
-                    e.markedTruncation(info)
-                }
-                break
+            if case .ipv4(let ip) = d.network, ip.fragmentOffset != 0 {
+                // A later fragment: tcpdump names the protocol only.
+                o.append(": ip-proto-")
+                o.decimal(proto)
+            } else {
+                // ip_print's "src > dst: ", then ip_demux_print's " ip-proto-N LEN"; a header cut short is ours.
+                o.append(d.problem == nil ? ":  ip-proto-" : ": ip-proto-")
+                o.decimal(proto)
+                o.byte(0x20)
+                o.decimal(d.payloadLength)
             }
-            o.append(": ip-proto-")
-            o.decimal(proto)
-            o.byte(0x20)
-            o.decimal(d.payloadLength)
         case nil:
             o.address(src)
             o.append(" > ")
             o.address(dst)
             o.byte(UInt8(ascii: ":"))
         }
-        trailer(e, into: &o)
-        extras(d, bytes: bytes, into: &o)
+        finish(&s, e, d, bytes: bytes, into: &o)
     }
 
+    /// An ICMP or ICMPv6 line from the addresses on, to its end: out of `line`, whose per-packet path stays small.
+    /// Also a first fragment whose ICMP header was cut before its type and code, which tcpdump's printer still
+    /// reads.
+    @inline(never)
+    func icmpLine<S: LineStyle>(
+        _ s: inout S, _ trailer: Trailer, _ d: DecodedPacket, info: CaptureInfo, bytes: ByteView,
+        into o: inout OutputBuffer
+    ) {
+        var e = trailer
+        // tcpdump's printer gave up on the packet mid-way (a longjmp in tcpdump): its dump then starts at the link
+        // header whatever the flag says.
+        var dumpsWholePacket = false
+        if let src = d.source, let dst = d.destination {
+            o.address(src)
+            o.append(" > ")
+            o.address(dst)
+            o.append(": ")
+        }
+        if case .icmp(let icmp) = d.transport {
+            if s.verbosity > 0, icmp.isV6 { Self.icmp6Checksum(d, bytes: bytes, into: &o) }
+            // The message as far as it was captured and its IP datagram reaches: what tcpdump's printer sees.
+            if !Self.icmp(icmp.isV6, at: d.payloadOffset - 8, length: icmp.length, bytes, verbosity: s.verbosity,
+                          into: &o)
+            {
+                e.markedTruncation(info)
+                dumpsWholePacket = !Self.icmpCutIsChecked(icmp.isV6, at: d.payloadOffset - 8, bytes)
+            } else if s.verbosity > 0, !icmp.isV6 {
+                switch icmpVerbose(s, d, at: d.payloadOffset - 8, length: icmp.length, bytes, into: &o) {
+                case .complete: break
+                case .cut: e.markedTruncation(info)
+                case .gaveUp:
+                    e.markedTruncation(info)
+                    dumpsWholePacket = true
+                }
+            }
+        } else if case .unknown(let proto) = d.transport {
+            // Cut before its type and code: tcpdump's printer reads what there is, then stops.
+            if !Self.icmp(proto == 58, at: d.payloadOffset, length: d.payloadLength, bytes, verbosity: s.verbosity,
+                          into: &o)
+            {
+                e.markedTruncation(info)
+                dumpsWholePacket = !Self.icmpCutIsChecked(proto == 58, at: d.payloadOffset, bytes)
+            }
+        }
+        finish(&s, e, d, bytes: bytes, fromStart: dumpsWholePacket, into: &o)
+    }
+
+    /// The end of a line: the trailer and what follows it (a quoted datagram has neither; the line it is in
+    /// ends it).
+    @inline(__always)
+    func finish<S: LineStyle>(
+        _ s: inout S, _ e: Trailer, _ d: DecodedPacket, bytes: ByteView, fromStart: Bool = false,
+        into o: inout OutputBuffer
+    ) {
+        if s.isQuoted { return }
+        trailer(e, into: &o)
+        extras(d, bytes: bytes, fromStart: fromStart, into: &o)
+    }
+
+    /// A line cut short where the trailer has nothing to add.
+    static func endLine(_ o: inout OutputBuffer) { o.byte(0x0a) }
+
     /// HH:MM:SS.uuuuuu of the UTC day (tcpdump's default, truncated to microseconds as tcpdump does).
-    func time(_ t: Timestamp, into o: inout OutputBuffer) {
+    static func clock(_ t: Timestamp, into o: inout OutputBuffer) {
         var s = t.seconds % 86_400
         if s < 0 { s += 86_400 }
         o.decimal(UInt64(s / 3600), minimumWidth: 2)
@@ -196,8 +297,16 @@ public struct PacketText: Sendable {
         o.append(": ")
     }
 
-    func tcpBody(_ t: PacketTrack, _ tcp: TCPHeader, _ d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer)
-    {
+    @inline(__always)
+    func tcpBody<S: LineStyle>(
+        _ s: S, _ t: PacketTrack, _ tcp: TCPHeader, _ d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer
+    ) {
+        if s.quick {
+            // -q: the segment's length by its IP header, nothing else.
+            o.append("tcp ")
+            o.decimal(d.payloadLength)
+            return
+        }
         o.append("Flags [")
         let f = tcp.flags
         // tcpdump's letters, in tcpdump's order.
@@ -211,11 +320,13 @@ public struct PacketText: Sendable {
         if f.contains(.cwr) { o.byte(UInt8(ascii: "W")) }
         if f.rawValue & 0xff == 0 { o.append("none") }
         o.append("]")
+        if s.verbosity > 0 { Self.tcpChecksum(tcp, d, bytes: bytes, into: &o) }
         let relative = !absoluteSequence && t.hasStream
         let seq = relative ? t.relativeSeq : tcp.sequenceNumber
         let ack = relative ? t.relativeAck : tcp.acknowledgmentNumber
         let length = d.payloadLength
-        if length > 0 || !f.isDisjoint(with: [.syn, .fin, .rst]) {
+        // -vv shows the sequence number of every segment.
+        if s.verbosity > 1 || length > 0 || !f.isDisjoint(with: [.syn, .fin, .rst]) {
             o.append(", seq ")
             o.decimal(seq)
             if length > 0 {
@@ -241,6 +352,7 @@ public struct PacketText: Sendable {
         }
         o.append(", length ")
         o.decimal(length)
+        if s.verbosity > 0, f.contains(.rst), length > 0 { Self.resetData(d, bytes: bytes, into: &o) }
     }
 
     /// The options in wire order, as tcpdump prints them.
@@ -360,11 +472,21 @@ public struct PacketText: Sendable {
         o.byte(0x0a)
     }
 
-    func extras(_ d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer) {
+    /// The payload text (`--payload`) and the dump the flags ask for, after the line. The dump leaves out the link
+    /// header, as tcpdump's `-x`, `-X` and `-A` do, unless `fromStart` (tcpdump dumps the whole packet after its
+    /// printer ran out of bytes).
+    @inline(__always)
+    func extras(_ d: DecodedPacket, bytes: ByteView, fromStart: Bool = false, into o: inout OutputBuffer) {
         if payload, d.capturedPayloadLength > 0, let p = bytes.slice(d.payloadOffset, d.capturedPayloadLength) {
             Self.payloadText(p, into: &o)
         }
-        if hex { Self.hexDump(bytes, into: &o) }
+        if !flags.hasDump { return }
+        dump(d, bytes: bytes, fromStart: fromStart, into: &o)
+    }
+
+    @inline(never)
+    func dump(_ d: DecodedPacket, bytes: ByteView, fromStart: Bool, into o: inout OutputBuffer) {
+        Self.dump(flags.dump, bytes, linkLength: fromStart ? 0 : Self.linkLength(d, captured: bytes.count), into: &o)
     }
 
     /// The payload as indented lines of text: one output line per line of payload, escaped where not text.
@@ -415,7 +537,7 @@ public struct PacketText: Sendable {
 
 extension OutputBuffer {
     /// Forgets what was written after `count`: tcpdump prints an ICMP message only once it has read all of it.
-    fileprivate mutating func rollBack(to count: Int) { used = min(used, count) }
+    mutating func rollBack(to count: Int) { used = min(used, count) }
 }
 
 extension PacketText {
@@ -423,13 +545,40 @@ extension PacketText {
     /// it; false when the line ends with tcpdump's truncation mark. Out of `write`, whose per-packet path stays
     /// small (with this inline, Swift copied every decoded packet).
     @inline(never)
-    static func icmp(_ isV6: Bool, at offset: Int, length: Int, _ bytes: ByteView, into o: inout OutputBuffer)
-        -> Bool
-    {
+    static func icmp(
+        _ isV6: Bool, at offset: Int, length: Int, _ bytes: ByteView, verbosity: Int = 0, into o: inout OutputBuffer
+    ) -> Bool {
         let m = bytes.suffix(from: offset)?.prefix(max(length, 0)) ?? bytes.prefix(0)
-        if isV6 ? icmp6(m, length: length, into: &o) : icmp4(m, length: length, into: &o) { return true }
+        if isV6 ? icmp6(m, length: length, verbosity: verbosity, into: &o) : icmp4(m, length: length, into: &o) {
+            return true
+        }
         o.append(isV6 ? " [|icmp6]" : " [|icmp]")
         return false
+    }
+
+    /// Whether tcpdump's printer, running out of bytes in the message at `offset` (after `icmp` returned false),
+    /// stopped at one of its bounds checks (ND_TCHECK: it goes on to the end of the packet) rather than in a read
+    /// (GET: it gives up on the packet, and then dumps it from its first byte with -x, -X and -A).
+    static func icmpCutIsChecked(_ isV6: Bool, at offset: Int, _ bytes: ByteView) -> Bool {
+        guard let m = bytes.suffix(from: offset), let type = m.u8(0), m.u8(1) != nil else { return false }
+        if !isV6 {
+            switch type {
+            case 3: return m.u8(1) == 3 && !m.has(17, 1)
+            case 9, 11: return true
+            case 14: return !m.has(16, 4)
+            default: return false
+            }
+        }
+        switch type {
+        case 1: return m.u8(1) == 4
+        case 4: return !m.has(32, 16)
+        // Neighbor discovery: the fixed part is read, the options are checked.
+        case 133, 147: return m.has(0, 8)
+        case 134: return m.has(0, 16)
+        case 135, 136: return m.has(0, 24)
+        case 137: return m.has(0, 40)
+        default: return false
+        }
     }
 
     /// A first fragment whose ICMP header was cut before its type and code, which tcpdump's printer still reads.
@@ -641,10 +790,11 @@ extension PacketText {
         static let header = 8, nextHeader = 8 + 6, source = 8 + 8, destination = 8 + 24
     }
 
-    /// tcpdump 4.99's `icmp6_print` without -v: "ICMP6, what, length N". Unlike ICMP it prints as it reads: when
-    /// it runs out of bytes the line so far stays and " [|icmp6]" follows; then this returns false. Router
+    /// tcpdump 4.99's `icmp6_print`: "ICMP6, what, length N" (with -v the length moves behind the name of
+    /// neighbor discovery messages, whose options follow, and goes elsewhere). Unlike ICMP it prints as it reads:
+    /// when it runs out of bytes the line so far stays and " [|icmp6]" follows; then this returns false. Router
     /// renumbering, node information and RPL messages get their name and length only (tcpdump says more).
-    static func icmp6(_ m: ByteView, length: Int, into o: inout OutputBuffer) -> Bool {
+    static func icmp6(_ m: ByteView, length: Int, verbosity: Int = 0, into o: inout OutputBuffer) -> Bool {
         if length == 0 {
             o.append("ICMP6, length 0 (invalid)")
             return true
@@ -688,6 +838,10 @@ extension PacketText {
             o.decimal(type)
             o.byte(UInt8(ascii: ")"))
         }
+        if verbosity > 0, [133, 134, 135, 136, 137, 145, 147].contains(type) {
+            o.append(", length ")
+            o.decimal(length)
+        }
         guard let code = m.u8(1) else { return false }
         switch type {
         case 1:
@@ -730,9 +884,11 @@ extension PacketText {
                 o.decimal(port)
                 if proto != 6 && proto != 17 { o.append(" unreachable") }
             default:
-                // tcpdump shows the rest as hex, without the length.
-                hexWords(m, into: &o)
-                return true
+                // tcpdump shows the rest as hex, without the length (with -vv, neither).
+                if verbosity <= 1 {
+                    hexWords(m, into: &o)
+                    return true
+                }
             }
         case 2:
             guard let mtu = m.u32(4) else { return false }
@@ -777,19 +933,8 @@ extension PacketText {
             if length == 24 {
                 guard mld6(m, into: &o) else { return false }
             } else if length >= 28 {
-                o.append(" v2 [gaddr ")
-                guard m.has(4, 2), let group = m.ipv6(8), let sources = m.u16(26) else { return false }
-                o.address(group)
-                if sources > 0 {
-                    if length < 28 + Int(sources) * 16 {
-                        o.append(" [invalid number of sources]")
-                    } else {
-                        o.append(", ")
-                        o.decimal(sources)
-                        o.append(" source(s)")
-                    }
-                }
-                o.byte(UInt8(ascii: "]"))
+                o.append(" v2")
+                guard mldv2Query(m, length: length, verbosity: verbosity, into: &o) else { return false }
             } else {
                 o.append(" unknown-version (len ")
                 o.decimal(length)
@@ -801,6 +946,16 @@ extension PacketText {
             guard let target = m.ipv6(8) else { return false }
             o.append(type == 135 ? ", who has " : ", tgt is ")
             o.address(target)
+            if verbosity > 0 {
+                if type == 136 {
+                    guard let flags = m.u32(4) else { return false }
+                    o.append(", Flags [")
+                    flagNames(flags, [(0x8000_0000, "router"), (0x4000_0000, "solicited"), (0x2000_0000, "override")],
+                              into: &o)
+                    o.byte(UInt8(ascii: "]"))
+                }
+                guard ndOptions(m, from: 24, length: length, verbosity: verbosity, into: &o) else { return false }
+            }
         case 137:
             guard let dst = m.ipv6(24) else { return false }
             o.append(", ")
@@ -808,6 +963,7 @@ extension PacketText {
             guard let target = m.ipv6(8) else { return false }
             o.append(" to ")
             o.address(target)
+            if verbosity > 0, !ndOptions(m, from: 40, length: length, verbosity: verbosity, into: &o) { return false }
         case 143:
             if length < 8 {
                 o.append(" [invalid len ")
@@ -818,21 +974,72 @@ extension PacketText {
                 o.append(", ")
                 o.decimal(records)
                 o.append(" group record(s)")
+                if verbosity > 0, !mldv2Records(m, records, length: length, verbosity: verbosity, into: &o) {
+                    return false
+                }
             }
         case 144, 146:
             guard let id = m.u16(4) else { return false }
             o.append(", id 0x")
             o.hex(UInt64(id), width: 4)
-        case 133, 134, 138...142, 145, 147, 155:
+        case 133:
+            if verbosity > 0, !ndOptions(m, from: 8, length: length, verbosity: verbosity, into: &o) { return false }
+        case 134:
+            if verbosity > 0 {
+                guard let hops = m.u8(4), let flags = m.u8(5), let lifetime = m.u16(6), let reachable = m.u32(8),
+                    let retransmit = m.u32(12)
+                else { return false }
+                o.append("\n\thop limit ")
+                o.decimal(hops)
+                o.append(", Flags [")
+                flagNames(UInt32(flags), [(0x80, "managed"), (0x40, "other stateful"), (0x20, "home agent"),
+                                          (0x02, "ipv6 only")], into: &o)
+                o.append("], pref ")
+                o.append(routerPreference(flags))
+                o.append(", router lifetime ")
+                o.decimal(lifetime)
+                o.append("s, reachable time ")
+                o.decimal(reachable)
+                o.append("ms, retrans timer ")
+                o.decimal(retransmit)
+                o.append("ms")
+                guard ndOptions(m, from: 16, length: length, verbosity: verbosity, into: &o) else { return false }
+            }
+        case 145:
+            if verbosity > 0 {
+                guard let id = m.u16(4) else { return false }
+                o.append(", id 0x")
+                o.hex(UInt64(id), width: 4)
+                var at = 8
+                while at < length {
+                    guard let address = m.ipv6(at) else { return false }
+                    o.append(", ")
+                    o.address(address)
+                    at += 16
+                }
+            }
+        case 147:
+            if verbosity > 0 {
+                guard let id = m.u16(4), let flags = m.u16(6) else { return false }
+                o.append(", id 0x")
+                o.hex(UInt64(id), width: 4)
+                if flags & 0xc000 != 0 { o.byte(0x20) }
+                if flags & 0x8000 != 0 { o.byte(UInt8(ascii: "M")) }
+                if flags & 0x4000 != 0 { o.byte(UInt8(ascii: "O")) }
+                guard ndOptions(m, from: 8, length: length, verbosity: verbosity, into: &o) else { return false }
+            }
+        case 138...142, 155:
             break
         default:
             o.append(", length ")
             o.decimal(length)
-            hexWords(m, into: &o)
+            if verbosity <= 1 { hexWords(m, into: &o) }
             return true
         }
-        o.append(", length ")
-        o.decimal(length)
+        if verbosity == 0 {
+            o.append(", length ")
+            o.decimal(length)
+        }
         return true
     }
 
@@ -876,21 +1083,6 @@ extension PacketText {
         return nil
     }
 
-    /// tcpdump's `print_unknown_data` with "\n\t": the captured bytes as 16-bit hex words, eight to a line.
-    private static func hexWords(_ m: ByteView, into o: inout OutputBuffer) {
-        var i = 0
-        while i < m.count {
-            if i % 16 == 0 {
-                o.append("\n\t0x")
-                o.hex(UInt64(i), width: 4)
-                o.append(": ")
-            }
-            o.byte(0x20)
-            if let hi = m.u8(i) { o.hex(UInt64(hi), width: 2) }
-            if let lo = m.u8(i + 1) { o.hex(UInt64(lo), width: 2) }
-            i += 2
-        }
-    }
 }
 
 extension UInt64 {

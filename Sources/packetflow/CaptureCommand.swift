@@ -39,6 +39,8 @@ struct CaptureCommand: ParsableCommand {
 
     @OptionGroup var display: DisplayOptions
 
+    @OptionGroup var tcpdumpCapture: CaptureFlagOptions
+
     @Argument(help: ArgumentHelp(
         "A BPF filter as tcpdump takes it, after the options (packetflow capture -i lo tcp port 49152).",
         valueName: "expression"))
@@ -59,6 +61,7 @@ struct CaptureCommand: ParsableCommand {
         if let b = bufferSize, !(128...(1 << 21)).contains(b) {
             throw ValidationError("-B takes 128 to 2097152 KiB (with 64 KiB the kernel dropped every packet on lo)")
         }
+        try tcpdumpCapture.check(packets: packets, display: display, writing: write != nil)
         if display.picture != nil {
             throw ValidationError(
                 "capture prints packets as they come (text or jsonl); for a picture, capture with -w FILE.pcapng, "
@@ -67,14 +70,17 @@ struct CaptureCommand: ParsableCommand {
     }
 
     func run() throws {
+        if try tcpdumpCapture.listIfAsked() { return }
         let capture: LiveCapture
         do {
             var options = LiveCapture.Options(interface: interface, filter: filter)
             options.bufferSize = bufferSize.map { $0 * 1024 }
+            tcpdumpCapture.configure(&options)
             capture = try LiveCapture(options)
         } catch {
             throw CLIError(error.description)
         }
+        try tcpdumpCapture.apply(to: capture)
         var writer: PcapngWriter?
         if let write {
             writer = try PcapngWriter(path: write)
@@ -83,7 +89,8 @@ struct CaptureCommand: ParsableCommand {
         // libpcap already applied the filter in the kernel.
         try display.redirectStandardOutput()
         var pipeline = PacketPipeline(
-            mode: .lines(display.format == .jsonl ? .jsonl : .text), text: packets.packetText, filter: nil, count: nil)
+            mode: packets.countOnly ? .select : .lines(display.format == .jsonl ? .jsonl : .text),
+            text: packets.packetText, filter: nil, count: nil)
         activeCapture = capture
         defer { activeCapture = nil }
         signal(SIGINT) { _ in
@@ -142,6 +149,7 @@ struct CaptureCommand: ParsableCommand {
         }
         capture.close()
         warn("\(captured) packets captured, \(stats?.droppedByKernel ?? 0) dropped by kernel")
+        if packets.countOnly, outputError == nil { try emit(CaptureFlagOptions.countLine(captured)) }
         if let outputError { throw outputFailure(outputError) }
         if let writeError { throw CLIError(writeError.description) }
     }

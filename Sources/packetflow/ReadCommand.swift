@@ -21,17 +21,91 @@ struct PacketOutputOptions: ParsableArguments {
     @Flag(name: .long, help: "Print each packet's payload as text (UTF-8 as is, other bytes escaped).")
     var payload = false
 
-    @Flag(name: .customShort("X"), help: "Print each packet's bytes in hex and ASCII.")
-    var hex = false
-
     @Flag(name: .customShort("n"), help: "Numeric addresses and ports, as tcpdump -n/-nn: always so here.")
     var numeric: Int
 
+    @Flag(
+        name: .customLong("count"),
+        help: "Print only how many packets there are (that pass the filter), as tcpdump --count.")
+    var countOnly = false
+
+    // tcpdump's display flags: each changes the text line as it changes tcpdump's.
+
+    @Flag(name: .customShort("v"), help: "As tcpdump -v: IP header fields and checksums (-vv: more).")
+    var verbose: Int
+
+    @Flag(name: .customShort("e"), help: "As tcpdump -e: the link-level header (MAC addresses, cooked header, AF).")
+    var linkHeader = false
+
+    @Flag(name: .customShort("q"), help: "As tcpdump -q: quick output, less protocol information.")
+    var quick = false
+
+    @Flag(
+        name: .customShort("t"),
+        help: ArgumentHelp(
+            "As tcpdump: -t no time, -tt epoch seconds, -ttt since the previous packet, -tttt date and time, "
+                + "-ttttt since the first packet."))
+    var time: Int
+
+    @Flag(name: [.customShort("#"), .customLong("number")], help: "As tcpdump -#: number each packet.")
+    var number = false
+
+    @Flag(name: .customShort("A"), help: "As tcpdump -A: the bytes after the link header as ASCII (-AA: all).")
+    var ascii: Int
+
+    @Flag(name: .customShort("x"), help: "As tcpdump -x: the bytes after the link header in hex (-xx: all).")
+    var hexOnly: Int
+
+    @Flag(
+        name: .customShort("X"),
+        help: "As tcpdump -X: the bytes after the link header in hex and ASCII (-XX: with the link header).")
+    var hex: Int
+
     func validate() throws {
         if let count, count < 1 { throw ValidationError("-c needs a positive number of packets") }
+        if time > 5 { throw ValidationError("-t is given at most five times (-ttttt: time since the first packet)") }
     }
 
-    var packetText: PacketText { PacketText(absoluteSequence: absolute, payload: payload, hex: hex) }
+    /// tcpdump's display flags as the text line takes them.
+    var displayFlags: TcpdumpFlags {
+        var f = TcpdumpFlags()
+        f.verbosity = min(verbose, 3)
+        f.linkHeader = linkHeader
+        f.quick = quick
+        f.time = TcpdumpFlags.TimeFormat(rawValue: time) ?? .clock
+        f.numbered = number
+        // tcpdump prints one dump, preferring hex and ASCII to hex to ASCII.
+        if hex > 0 {
+            f.dump = .hexASCII(withLink: hex > 1)
+        } else if hexOnly > 0 {
+            f.dump = .hex(withLink: hexOnly > 1)
+        } else if ascii > 0 {
+            f.dump = .ascii(withLink: ascii > 1)
+        }
+        return f
+    }
+
+    /// The first display flag given (for a message saying it does not fit a view), or nil.
+    var displayFlag: String? {
+        if verbose > 0 { return "-" + String(repeating: "v", count: verbose) }
+        if linkHeader { return "-e" }
+        if quick { return "-q" }
+        if time > 0 { return "-" + String(repeating: "t", count: time) }
+        if number { return "-#" }
+        if ascii > 0 { return "-" + String(repeating: "A", count: ascii) }
+        if hexOnly > 0 { return "-" + String(repeating: "x", count: hexOnly) }
+        if hex > 0 { return "-" + String(repeating: "X", count: hex) }
+        return nil
+    }
+
+    /// One line when a display flag or --payload meets a view that prints no packet lines (`view` names it and what
+    /// it prints instead), or nil.
+    func conflict(with view: String) -> ValidationError? {
+        guard let flag = displayFlag ?? (payload ? "--payload" : nil) else { return nil }
+        return ValidationError("\(flag) changes packet lines; \(view)")
+    }
+
+    var packetText: PacketText { PacketText(absoluteSequence: absolute, payload: payload, flags: displayFlags) }
 }
 
 struct ReadCommand: ParsableCommand {
@@ -44,6 +118,7 @@ struct ReadCommand: ParsableCommand {
 
             Examples:
               packetflow read trace.pcap                     one line per packet, like tcpdump -nn
+              packetflow read -vv -e -X trace.pcap           tcpdump's flags, printed as tcpdump prints them
               packetflow read -f 'tcp port 49152' -c 20 trace.pcapng
               packetflow read --format jsonl trace.pcap      the JSON Lines contract, one packet per line
               packetflow read --conversations trace.pcap     like tshark -q -z conv,tcp -z conv,udp
@@ -84,11 +159,23 @@ struct ReadCommand: ParsableCommand {
 
     @OptionGroup var display: DisplayOptions
 
+    // Capture's flags, taken here only to say in one line why they do not apply to files.
+
+    @Option(name: .customShort("Q"), help: .hidden)
+    var direction: String?
+
+    @Option(name: .customShort("s"), help: .hidden)
+    var snapshotLength: String?
+
+    @Flag(name: .customShort("D"), help: .hidden)
+    var listInterfaces = false
+
     func validate() throws {
+        if listInterfaces { throw ValidationError("-D lists the interfaces to capture on: packetflow capture -D") }
         if files.isEmpty { throw ValidationError("name at least one capture file (or - for standard input)") }
         if let write {
             if conversations || flow || stream != nil || display.format != .text || display.output != nil
-                || display.open || packets.payload || packets.hex
+                || display.open || packets.payload || packets.displayFlag != nil || packets.countOnly
             {
                 throw ValidationError("-w writes the selected packets to a file: drop the options that print them")
             }
@@ -107,6 +194,30 @@ struct ReadCommand: ParsableCommand {
             throw ValidationError("--format \(display.effectiveFormat.rawValue) draws one file at a time; name one file")
         }
         if picture && conversations { throw ValidationError("--conversations is a table: use --format text") }
+        if packets.countOnly {
+            if conversations || flow || display.format != .text || display.open || packets.payload
+                || packets.displayFlag != nil
+            {
+                throw ValidationError("--count prints only the number of packets: drop the options that print them")
+            }
+        } else if conversations {
+            if let e = packets.conflict(with: "--conversations prints tables of conversations") { throw e }
+        } else if flow || picture {
+            if let e = packets.conflict(with: "a flow diagram draws arrows, not lines (use --format text, no --flow)") {
+                throw e
+            }
+        } else if display.format == .jsonl {
+            if let e = packets.conflict(with: "--format jsonl writes JSON objects (use --format text)") { throw e }
+        }
+        if direction != nil {
+            throw ValidationError(
+                "-Q picks the direction of a live capture; a file holds what was captured (filter it: -f inbound, "
+                    + "-f outbound on a Linux cooked capture)")
+        }
+        if snapshotLength != nil {
+            throw ValidationError("-s sets how much of each packet a live capture keeps; a file already has its cut")
+        }
+        if listInterfaces { throw ValidationError("-D lists the interfaces to capture on: packetflow capture -D") }
     }
 
     /// Whether `path` names an existing file that is also one of the inputs (same inode), which writing would
@@ -123,7 +234,7 @@ struct ReadCommand: ParsableCommand {
     func run() throws {
         var options = ReadOptions(
             files: files,
-            mode: write != nil
+            mode: write != nil || packets.countOnly
                 ? .select
                 : .make(display.effectiveFormat, conversations: conversations, flow: flow, stream: stream))
         options.text = packets.packetText
@@ -132,6 +243,7 @@ struct ReadCommand: ParsableCommand {
         options.color = display.useColor
         options.language = display.lang
         options.pcapngPath = write
+        options.countOnly = packets.countOnly
         options.progress = isatty(STDERR_FILENO) == 1 && isatty(STDOUT_FILENO) == 0
         // Lines and tables stream to stdout; -o sends stdout to the file (pictures are delivered whole).
         if display.picture == nil { try display.redirectStandardOutput() }

@@ -93,7 +93,7 @@ struct GoldenCase: CustomTestStringConvertible, Sendable {
     /// start with the interface and the direction: In, Out, B, M, P; "?" for an index this machine lacks).
     @Test(arguments: [
         "lo-usec.pcap", "lo-nsec.pcap", "any-sll.pcap", "any-sll2.pcap", "sll2-directions.pcap", "be-usec.pcap",
-        "mix.pcap",
+        "mix.pcap", "display-flags.pcap", "null-loopback.pcap",
     ])
     func absoluteTextIsTcpdumpText(_ file: String) throws {
         guard let expected = try run("tcpdump", ["-nn", "-S", "-r", fixture(file)], environment: ["TZ": "UTC"])

@@ -23,7 +23,9 @@ func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: St
         case .conversations: .conversations
         }
     var options = ReadOptions(files: [path], mode: mode)
-    options.text = PacketText(absoluteSequence: absolute, payload: view == .payloadHex, hex: view == .payloadHex)
+    var flags = TcpdumpFlags()
+    if view == .payloadHex { flags.dump = .hexASCII(withLink: true) }
+    options.text = PacketText(absoluteSequence: absolute, payload: view == .payloadHex, flags: flags)
     var template = Array("/tmp/packetflow-read-test-XXXXXX".utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     precondition(fd >= 0, "mkstemp failed")
