@@ -8,6 +8,19 @@ extension OutputBuffer {
 }
 
 extension PacketText {
+    /// " tcp port 9", " udp port 9", " protocol 132 port 9": the unreachable port of a quoted datagram.
+    static func quotedPort(_ proto: UInt8, _ port: UInt16, into o: inout OutputBuffer) {
+        switch proto {
+        case 6: o.append(" tcp port ")
+        case 17: o.append(" udp port ")
+        default:
+            o.append(" protocol ")
+            o.decimal(proto)
+            o.append(" port ")
+        }
+        o.decimal(port)
+    }
+
     /// The ICMP or ICMPv6 message at `offset` of `bytes`, `length` bytes long by its IP header, as tcpdump prints
     /// it; false when the line ends with tcpdump's truncation mark. Out of `write`, whose per-packet path stays
     /// small (with this inline, Swift copied every decoded packet).
@@ -93,15 +106,7 @@ extension PacketText {
                 let dst = m.ipv4(Quoted4.destination)
             else { return false }
             o.address(dst)
-            switch proto {
-            case 6: o.append(" tcp port ")
-            case 17: o.append(" udp port ")
-            default:
-                o.append(" protocol ")
-                o.decimal(proto)
-                o.append(" port ")
-            }
-            o.decimal(port)
+            Self.quotedPort(proto, port, into: &o)
             o.append(" unreachable")
         case 3 where code == 4:
             guard let mtu = m.u16(6), let dst = m.ipv4(Quoted4.destination) else { return false }
@@ -340,15 +345,7 @@ extension PacketText {
                 else { return false }
                 o.append(", ")
                 o.address(dst)
-                switch proto {
-                case 6: o.append(" tcp port ")
-                case 17: o.append(" udp port ")
-                default:
-                    o.append(" protocol ")
-                    o.decimal(proto)
-                    o.append(" port ")
-                }
-                o.decimal(port)
+                Self.quotedPort(proto, port, into: &o)
                 if proto != 6 && proto != 17 { o.append(" unreachable") }
             default:
                 // tcpdump shows the rest as hex, without the length (with -vv, neither).
