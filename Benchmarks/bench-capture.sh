@@ -1,0 +1,119 @@
+#!/bin/sh
+# Live capture against tcpdump, in the same run: packets lost and what the capture costs the sender.
+#
+# Traffic: 64-byte UDP datagrams to 127.0.0.1 from Benchmarks/udp-flood.c (one send(2) per datagram, a count AND a
+# time limit, so every run stops by itself), at three rates: paced at $PACED pkt/s, one sender as fast as it goes,
+# two senders as fast as they go. For each rate, one run with nothing capturing (the sender's own rate), then each
+# capture writing a file, all listening on lo with the filter `udp dst port P` (a port of this run only):
+#   tcpdump -w F.pcap            packetflow capture -w F.pcapng
+#   tcpdump -nn > F.txt          packetflow capture > F.txt          packetflow capture --format jsonl > F.jsonl
+# Lost = datagrams sent - packets in the file (each tool then got SIGINT after the wire was quiet for 1.5 s, longer
+# than tcpdump's 1 s buffering timeout). The tool's own count of kernel drops is shown as well. Sender rate is the
+# rate the sender achieved while that tool captured, and its ratio to the rate with nothing capturing.
+# The load average before and after is printed: other work on the machine changes every figure.
+#
+# Usage: Benchmarks/bench-capture.sh [packetflow binary]    (root: capture)
+#   SECS=3 PACED=200000 BUFFER_KIB=2048 Benchmarks/bench-capture.sh .build/release/packetflow
+#   Without an argument it builds the release binary (swift build -c release --scratch-path $SCRATCH).
+#   ONLY="pf-w tcpdump-w" limits the tools; RATES="fast1" limits the rates (paced fast1 fast2).
+set -eu
+SECS=${SECS:-3}
+PACED=${PACED:-200000}
+BUFFER_KIB=${BUFFER_KIB:-2048}
+ONLY=${ONLY:-"none tcpdump-w pf-w tcpdump-text pf-text pf-jsonl"}
+RATES=${RATES:-"paced fast1 fast2"}
+HERE=$(cd "$(dirname "$0")" && pwd)
+if [ $# -ge 1 ]; then
+    PF=$1
+else
+    SCRATCH=${SCRATCH:-.build}
+    swift build -c release --scratch-path "$SCRATCH" --product packetflow >/dev/null
+    PF=$SCRATCH/release/packetflow
+fi
+command -v tcpdump >/dev/null || { echo "bench-capture: needs tcpdump (apt-get install tcpdump)" >&2; exit 1; }
+command -v capinfos >/dev/null || { echo "bench-capture: needs capinfos (apt-get install tshark)" >&2; exit 1; }
+T=$(mktemp -d)
+CAPTURE=
+cleanup() {
+    [ -n "$CAPTURE" ] && kill "$CAPTURE" 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+cc -O2 -o "$T/udp-flood" "$HERE/udp-flood.c"
+
+PORT=$((40000 + $$ % 10000))
+
+# Starts the capture of tool $1 on port $2 writing under $T/out, in the background ($CAPTURE).
+start_capture() {
+    f="udp dst port $2"
+    case $1 in
+    none) CAPTURE= ; return ;;
+    tcpdump-w) tcpdump -i lo -n -B "$BUFFER_KIB" -w "$T/out" $f 2>"$T/err" & ;;
+    tcpdump-text) tcpdump -i lo -nn -B "$BUFFER_KIB" $f >"$T/out" 2>"$T/err" & ;;
+    pf-w) "$PF" capture -i lo -B "$BUFFER_KIB" -w "$T/out" $f 2>"$T/err" & ;;
+    pf-text) "$PF" capture -i lo -B "$BUFFER_KIB" $f >"$T/out" 2>"$T/err" & ;;
+    pf-jsonl) "$PF" capture -i lo -B "$BUFFER_KIB" --format jsonl $f >"$T/out" 2>"$T/err" & ;;
+    esac
+    CAPTURE=$!
+    # Until the tool has its socket open and filtered: tcpdump says so; packetflow has the socket once the filter
+    # is set, which a second covers on an idle machine (a packet sent before would be counted as lost).
+    sleep 1
+}
+
+# Packets in $T/out, and the tool's count of kernel drops.
+count_capture() {
+    case $1 in
+    tcpdump-w | pf-w) got=$(capinfos -c -M "$T/out" | awk '/Number of packets/ { print $NF }') ;;
+    *) got=$(wc -l <"$T/out") ;;
+    esac
+    case $1 in
+    tcpdump-*) dropped=$(awk '/dropped by kernel/ { print $1 }' "$T/err") ;;
+    pf-*) dropped=$(sed -n 's/.*captured, \([0-9]*\) dropped by kernel.*/\1/p' "$T/err") ;;
+    esac
+}
+
+# Runs traffic $1 (paced, fast1, fast2) against port $2; sets sent and rate (summed over senders).
+traffic() {
+    case $1 in
+    paced) "$T/udp-flood" -p "$2" -n $((PACED * SECS)) -t $((SECS * 2)) -r "$PACED" >"$T/s1" ;;
+    fast1) "$T/udp-flood" -p "$2" -n 100000000 -t "$SECS" >"$T/s1" ;;
+    fast2)
+        "$T/udp-flood" -p "$2" -n 100000000 -t "$SECS" >"$T/s1" &
+        a=$!
+        "$T/udp-flood" -p "$2" -n 100000000 -t "$SECS" >"$T/s2"
+        wait "$a"
+        ;;
+    esac
+    [ "$1" = fast2 ] || : >"$T/s2"
+    sent=$(cat "$T/s1" "$T/s2" | awk '{ n += $2 } END { print n }')
+    rate=$(cat "$T/s1" "$T/s2" | awk '{ r += $6 } END { printf "%.0f", r }')
+}
+
+echo "packetflow: $PF   tcpdump: $(tcpdump --version 2>&1 | head -1)   $(tcpdump --version 2>&1 | sed -n 2p)"
+echo "64-byte UDP datagrams on lo, ${SECS}s per run, paced rate $PACED pkt/s, -B $BUFFER_KIB KiB for both tools"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   cores: $(nproc)"
+printf '%-7s %-13s %10s %10s %8s %8s %12s %7s\n' rate tool sent captured lost "kdrop" "sender/s" "x alone"
+for r in $RATES; do
+    alone=
+    for tool in $ONLY; do
+        PORT=$((PORT + 1))
+        rm -f "$T/out" "$T/err"
+        start_capture "$tool" "$PORT"
+        traffic "$r" "$PORT"
+        if [ "$tool" = none ]; then
+            alone=$rate
+            printf '%-7s %-13s %10s %10s %8s %8s %12s %7s\n' "$r" "(none)" "$sent" - - - "$rate" "1.00"
+            continue
+        fi
+        sleep 1.5
+        kill -INT "$CAPTURE"
+        wait "$CAPTURE" || true
+        CAPTURE=
+        count_capture "$tool"
+        ratio=-
+        [ -n "$alone" ] && ratio=$(echo "$rate / $alone" | bc -l | xargs printf '%.2f')
+        printf '%-7s %-13s %10s %10s %8s %8s %12s %7s\n' "$r" "$tool" "$sent" "$got" $((sent - got)) \
+            "${dropped:-?}" "$rate" "$ratio"
+    done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
