@@ -8,20 +8,23 @@
 #   tcpdump -w F.pcap            packetflow capture -w F.pcapng
 #   tcpdump -nn > F.txt          packetflow capture > F.txt          packetflow capture --format jsonl > F.jsonl
 # Lost = datagrams sent - packets in the file (each tool then got SIGINT after the wire was quiet for 1.5 s, longer
-# than tcpdump's 1 s buffering timeout). The tool's own count of kernel drops is shown as well. Sender rate is the
-# rate the sender achieved while that tool captured, and its ratio to the rate with nothing capturing.
+# than tcpdump's 1 s buffering timeout). The tool's own count of kernel drops is shown as well (tcpdump's counts
+# each packet lost on lo twice). Sender rate is the rate the sender achieved while that tool captured, and its
+# ratio to the rate with nothing capturing; tool CPU is the capturing process's user + system time.
 # The load average before and after is printed: other work on the machine changes every figure.
 #
 # Usage: Benchmarks/bench-capture.sh [packetflow binary]    (root: capture)
 #   SECS=3 PACED=200000 BUFFER_KIB=2048 Benchmarks/bench-capture.sh .build/release/packetflow
 #   Without an argument it builds the release binary (swift build -c release --scratch-path $SCRATCH).
-#   ONLY="pf-w tcpdump-w" limits the tools; RATES="fast1" limits the rates (paced fast1 fast2).
+#   ONLY="pf-w tcpdump-w" limits the tools; RATES="fast1" limits the rates (paced fast1 fast2); ROUNDS=3 repeats
+#   everything (the summary then gives medians; sender rates on a shared machine vary by tens of percent).
 set -eu
 SECS=${SECS:-3}
 PACED=${PACED:-200000}
 BUFFER_KIB=${BUFFER_KIB:-2048}
 ONLY=${ONLY:-"none tcpdump-w pf-w tcpdump-text pf-text pf-jsonl"}
 RATES=${RATES:-"paced fast1 fast2"}
+ROUNDS=${ROUNDS:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [ $# -ge 1 ]; then
     PF=$1
@@ -64,7 +67,7 @@ start_capture() {
 count_capture() {
     case $1 in
     tcpdump-w | pf-w) got=$(capinfos -c -M "$T/out" | awk '/Number of packets/ { print $NF }') ;;
-    *) got=$(wc -l <"$T/out") ;;
+    *) got=$(grep -c . "$T/out" || true) ;;  # tcpdump ends its text with an empty line
     esac
     case $1 in
     tcpdump-*) dropped=$(awk '/dropped by kernel/ { print $1 }' "$T/err") ;;
@@ -90,30 +93,52 @@ traffic() {
 }
 
 echo "packetflow: $PF   tcpdump: $(tcpdump --version 2>&1 | head -1)   $(tcpdump --version 2>&1 | sed -n 2p)"
-echo "64-byte UDP datagrams on lo, ${SECS}s per run, paced rate $PACED pkt/s, -B $BUFFER_KIB KiB for both tools"
+echo "64-byte UDP datagrams on lo, ${SECS}s per run, paced rate $PACED pkt/s, -B $BUFFER_KIB KiB for both tools,"
+echo "$ROUNDS round(s), the tools taking turns within each rate"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   cores: $(nproc)"
-printf '%-7s %-13s %10s %10s %8s %8s %12s %7s\n' rate tool sent captured lost "kdrop" "sender/s" "x alone"
-for r in $RATES; do
-    alone=
-    for tool in $ONLY; do
-        PORT=$((PORT + 1))
-        rm -f "$T/out" "$T/err"
-        start_capture "$tool" "$PORT"
-        traffic "$r" "$PORT"
-        if [ "$tool" = none ]; then
-            alone=$rate
-            printf '%-7s %-13s %10s %10s %8s %8s %12s %7s\n' "$r" "(none)" "$sent" - - - "$rate" "1.00"
-            continue
-        fi
-        sleep 1.5
-        kill -INT "$CAPTURE"
-        wait "$CAPTURE" || true
-        CAPTURE=
-        count_capture "$tool"
-        ratio=-
-        [ -n "$alone" ] && ratio=$(echo "$rate / $alone" | bc -l | xargs printf '%.2f')
-        printf '%-7s %-13s %10s %10s %8s %8s %12s %7s\n' "$r" "$tool" "$sent" "$got" $((sent - got)) \
-            "${dropped:-?}" "$rate" "$ratio"
+HZ=$(getconf CLK_TCK)
+: >"$T/rows"
+printf '%-5s %-7s %-13s %10s %10s %8s %8s %10s %9s\n' round rate tool sent captured lost kdrop "sender/s" "tool CPU"
+round=1
+while [ $round -le "$ROUNDS" ]; do
+    for r in $RATES; do
+        for tool in $ONLY; do
+            PORT=$((PORT + 1))
+            rm -f "$T/out" "$T/err"
+            start_capture "$tool" "$PORT"
+            traffic "$r" "$PORT"
+            if [ "$tool" = none ]; then
+                got=- lost=- dropped=- cpu=-
+            else
+                sleep 1.5
+                # The tool's CPU time so far (user + system), before Ctrl-C: every packet has been handed over.
+                cpu=$(awk -v hz="$HZ" '{ printf "%.2fs", ($14 + $15) / hz }' "/proc/$CAPTURE/stat")
+                kill -INT "$CAPTURE"
+                wait "$CAPTURE" || true
+                CAPTURE=
+                count_capture "$tool"
+                lost=$((sent - got))
+            fi
+            printf '%-5s %-7s %-13s %10s %10s %8s %8s %10s %9s\n' "$round" "$r" "$tool" "$sent" "$got" "$lost" \
+                "${dropped:-?}" "$rate" "$cpu" | tee -a "$T/rows"
+        done
     done
+    round=$((round + 1))
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "Summary: packets lost over all rounds (lost/sent), the sender's median rate and its ratio to the median with"
+echo "nothing capturing, the tool's median CPU time."
+printf '%-7s %-13s %20s %12s %8s %9s\n' rate tool "lost/sent" "sender/s" "x alone" "tool CPU"
+for r in $RATES; do
+    alone=$(awk -v r="$r" '$2 == r && $3 == "none" { print $8 }' "$T/rows" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    for tool in $ONLY; do
+        awk -v r="$r" -v t="$tool" '$2 == r && $3 == t' "$T/rows" >"$T/sel"
+        lostsent=$(awk '{ l += ($6 == "-" ? 0 : $6); s += $4 } END { printf "%d/%d", l, s }' "$T/sel")
+        med=$(awk '{ print $8 }' "$T/sel" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+        cpu=$(awk '{ print $9 }' "$T/sel" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+        ratio=$(echo "$med / $alone" | bc -l | xargs printf '%.2f')
+        [ "$tool" = none ] && lostsent=-
+        printf '%-7s %-13s %20s %12s %8s %9s\n' "$r" "$tool" "$lostsent" "$med" "$ratio" "$cpu"
+    done
+done
