@@ -176,18 +176,21 @@ public final class BackgroundCapture: @unchecked Sendable {
         }
     }
 
-    /// Stops capturing and returns every packet, whole, with the kernel's counters (`.wholePackets` only; with
-    /// summaries, `finish`). Without immediate mode the kernel hands a block of packets over when it fills or when
-    /// the read timeout retires it, so this first waits one timeout (and a little) for the packets that arrived
-    /// before the call, and drains the ring after the thread stopped.
+    /// Stops capturing and returns every packet, whole, with the kernel's counters. With summaries it stops the
+    /// capture and throws: `finish` hands those back. Without immediate mode the kernel hands a block of packets
+    /// over when it fills or when the read timeout retires it, so this first waits one timeout (and a little) for
+    /// the packets that arrived before the call, and drains the ring after the thread stopped.
     ///
     /// `closeInBackground`: closing a packet socket waits for an RCU grace period in the kernel (about 20 ms here),
     /// which nothing after the last packet needs to wait for; a detached thread does it meanwhile.
     public func stop(closeInBackground: Bool = false) throws(CaptureError)
         -> (packets: [CapturedPacket], statistics: CaptureStatistics?)
     {
-        precondition(retention == .wholePackets, "stop() hands back whole packets: with summaries, call finish()")
         let stats = halt(closeInBackground: closeInBackground)
+        // Stopped either way, so an error path's `try? stop()` ends any capture.
+        guard retention == .wholePackets else {
+            throw CaptureError(.other, "this capture kept summaries, not whole packets: finish() hands them back")
+        }
         let (packets, failure) = state.withLock { ($0.packets, $0.failure) }
         if let failure { throw failure }
         return (packets, stats)

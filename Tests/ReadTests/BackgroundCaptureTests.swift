@@ -113,6 +113,18 @@ import Testing
         spool.close()
     }
 
+    /// An error path's `try? stop()` ends a capture that keeps summaries too: it stops, then says to call finish.
+    @Test func stopEndsASummariesCaptureAndSaysToFinish() throws {
+        let quiet = try UDPSink()
+        var options = LiveCapture.Options(interface: "lo", filter: "udp dst port \(quiet.port)")
+        options.immediate = false
+        let capture = try BackgroundCapture(options, retention: .summaries(payloadBytes: 64, spool: true))
+        let error = #expect(throws: CaptureError.self) { _ = try capture.stop() }
+        #expect(error?.description.contains("finish()") == true)
+        let recording = try capture.finish()
+        #expect(recording.packets.isEmpty && recording.spool?.count == 0)
+    }
+
     /// Whole packets stay the default retention, and `finish` summarises them as `summaries` would.
     @Test func wholePacketsByDefault() throws {
         let sink = try UDPSink()
