@@ -1,8 +1,21 @@
 /// PacketCapture: live capture and BPF filters through libpcap.
 ///
-/// `LiveCapture` opens an interface with immediate mode and nanosecond timestamps, applies a BPF filter, and hands
-/// each packet to the caller as a `ByteView` that is valid only during the callback (libpcap reuses its ring
-/// buffer). Kernel drop counts are always available through `statistics()`, so nothing is lost silently.
+/// `LiveCapture` opens an interface with nanosecond timestamps, applies a BPF filter, and hands each packet to the
+/// caller as a `ByteView` that is valid only during the callback (libpcap reuses its ring buffer). Kernel drop
+/// counts are always available through `statistics()`, so nothing is lost silently.
+///
+/// How packets reach the reader (`Options.immediate`):
+/// - Buffered (libpcap's TPACKET_V3 ring, as tcpdump uses it): the kernel packs packets into blocks and wakes the
+///   reader once a block is full or the read timeout retires it. One wake-up carries hundreds of packets; a packet
+///   waits at most the read timeout. For files, pipes and programs that only need the packets afterwards.
+/// - Immediate (TPACKET_V2): a wake-up per packet, and every packet takes a slot sized for the interface's largest
+///   frame (on `lo`, MTU 65536, a 2 MiB ring holds 32 packets however small they are). Only for a person watching
+///   a terminal or a step that needs its packets at once.
+///
+/// On a loopback interface the kernel hands a packet socket every packet twice, as sent and as received, and
+/// libpcap throws the sent copy away after it has taken room in the ring. `LiveCapture` rejects that copy in the
+/// kernel filter instead (`inbound`), so the ring holds twice as many packets and the kernel's drop count counts
+/// each lost packet once.
 import CPcap
 import Glibc
 import PacketWire
@@ -31,17 +44,21 @@ public struct CaptureStatistics: Sendable, Equatable {
     public var droppedByInterface: UInt64
 }
 
+/// A live capture on one interface through libpcap. Every packet that passed the filter is either delivered by
+/// `dispatch` or counted in `statistics()` as dropped by the kernel.
 public final class LiveCapture {
     public struct Options: Sendable {
         public var interface: String = "lo"
         public var filter: String?
         public var snapshotLength: Int32 = 262_144
+        /// A wake-up per packet (see the module comment). Off, the kernel hands packets over in blocks, each at
+        /// most `readTimeoutMilliseconds` after its first packet arrived.
         public var immediate = true
         public var promiscuous = false
         /// Kernel buffer in bytes; libpcap's default (2 MiB on Linux) when nil.
         public var bufferSize: Int32?
-        /// The buffering timeout (milliseconds) when `immediate` is off. In immediate mode a blocking `dispatch`
-        /// waits for the next packet however long it takes: use `setNonblocking` or `breakLoop` to get out.
+        /// The buffering timeout (milliseconds) when `immediate` is off. A blocking `dispatch` waits for the next
+        /// packet however long it takes (the kernel retires no empty block): poll with `wait`, or `breakLoop`.
         public var readTimeoutMilliseconds: Int32 = 20
 
         public init(interface: String = "lo", filter: String? = nil) {
@@ -80,7 +97,8 @@ public final class LiveCapture {
         }
         nanosecondTimestamps = nanoOK && pcap_get_tstamp_precision(h) == Int32(PCAP_TSTAMP_PRECISION_NANO)
         linkType = LinkType(rawValue: UInt32(bitPattern: pcap_datalink(h)))
-        if let filter = options.filter, !filter.isEmpty {
+        let filter = options.filter ?? ""
+        if !filter.isEmpty {
             do throws(CaptureError) {
                 try Self.apply(filter: filter, to: h)
             } catch {
@@ -89,6 +107,11 @@ public final class LiveCapture {
                 close()
                 throw error
             }
+        }
+        // libpcap keeps the user's filter above for the packets already in the ring, which it filters itself; the
+        // kernel gets `inbound and (filter)` on top.
+        if linkType == .ethernet && Self.isLoopback(options.interface) {
+            _ = Self.rejectSentCopiesInKernel(filter: filter, h)
         }
     }
 
@@ -112,6 +135,49 @@ public final class LiveCapture {
         default:
             return CaptureError(.other, "cannot capture on \(interface): \(detail)")
         }
+    }
+
+    /// True when `interface` is a loopback device (SIOCGIFFLAGS, in the calling thread's network namespace).
+    static func isLoopback(_ interface: String) -> Bool {
+        let name = Array(interface.utf8)
+        var request = ifreq()
+        guard name.count < MemoryLayout.size(ofValue: request.ifr_ifrn.ifrn_name) else { return false }
+        withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { raw in
+            for (i, byte) in name.enumerated() { raw[i] = byte }
+        }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        guard ioctl(fd, UInt(SIOCGIFFLAGS), &request) == 0 else { return false }
+        return Int32(request.ifr_ifru.ifru_flags) & Int32(IFF_LOOPBACK) != 0
+    }
+
+    /// `struct sock_fprog` of <linux/filter.h>, which Glibc does not import; libpcap's `bpf_insn` has the layout
+    /// of the kernel's `sock_filter`. The layout is checked before use, as a C mirror's `_Static_assert` would.
+    private struct SocketFilterProgram {
+        var count: UInt16
+        var instructions: UnsafeMutablePointer<bpf_insn>?
+    }
+
+    /// Attaches `inbound and (filter)` to the capture's socket in the kernel (SO_ATTACH_FILTER), so the sent copy
+    /// of each loopback packet, which libpcap would throw away, takes no room in the ring and is never counted as
+    /// dropped. Not through `pcap_setfilter`: libpcap also runs a new filter itself over the packets already in
+    /// the ring, and its interpreter cannot read the packet direction `inbound` tests, so it would reject them
+    /// all. False, and the filter set before stays, when the program cannot be made or attached. libpcap gives
+    /// the kernel an Ethernet link type's program unchanged, and so does this.
+    static func rejectSentCopiesInKernel(filter: String, _ h: OpaquePointer) -> Bool {
+        var program = bpf_program()
+        let inbound = filter.isEmpty ? "inbound" : "inbound and (\(filter))"
+        guard pcap_compile(h, &program, inbound, 1, PCAP_NETMASK_UNKNOWN) == 0 else { return false }
+        defer { pcap_freecode(&program) }
+        guard MemoryLayout<SocketFilterProgram>.size == 16,
+            MemoryLayout<SocketFilterProgram>.offset(of: \.instructions) == 8,
+            let count = UInt16(exactly: program.bf_len)
+        else { return false }
+        var kernelProgram = SocketFilterProgram(count: count, instructions: program.bf_insns)
+        return setsockopt(
+            pcap_fileno(h), SOL_SOCKET, SO_ATTACH_FILTER, &kernelProgram,
+            socklen_t(MemoryLayout<SocketFilterProgram>.size)) == 0
     }
 
     static func apply(filter: String, to h: OpaquePointer) throws(CaptureError) {
@@ -159,6 +225,27 @@ public final class LiveCapture {
 
     /// Makes a `dispatch` in progress on another thread return as soon as possible.
     public func breakLoop() { pcap_breakloop(handle) }
+
+    /// What `wait` found.
+    public struct Readiness: Sendable, Equatable {
+        /// Packets (or an error, which the next `dispatch` reports) are ready.
+        public var packets: Bool
+        /// The `wake` descriptor is readable.
+        public var woken: Bool
+    }
+
+    /// Waits with poll(2) until packets are ready, `wake` is readable, or `timeoutMilliseconds` have passed (-1:
+    /// no limit). With `setNonblocking(true)` a `dispatch` then hands over what is ready without blocking, so a
+    /// loop of `wait` and `dispatch` can also watch its own descriptor: a self-pipe that a signal handler writes
+    /// to stops it without the handler touching the capture. Interrupted by a signal, it returns nothing ready.
+    public func wait(timeoutMilliseconds: Int32, wake: Int32? = nil) -> Readiness {
+        var fds = [pollfd(fd: pcap_get_selectable_fd(handle), events: Int16(POLLIN), revents: 0)]
+        if let wake { fds.append(pollfd(fd: wake, events: Int16(POLLIN), revents: 0)) }
+        guard poll(&fds, nfds_t(fds.count), timeoutMilliseconds) > 0 else {
+            return Readiness(packets: false, woken: false)
+        }
+        return Readiness(packets: fds[0].revents != 0, woken: fds.count > 1 && fds[1].revents != 0)
+    }
 
     /// `pcap_setnonblock(3PCAP)`: with it `dispatch` returns at once when nothing is ready (used to drain the ring
     /// after the capture thread has stopped).

@@ -1,7 +1,8 @@
 import PacketWire
 
-/// A live capture as a ``PacketSource``: each read hands over what one `pcap_dispatch` delivers (waiting up to the
-/// capture's read timeout for the first packet), numbered from 1 across reads.
+/// A live capture as a ``PacketSource``: each read hands over what one `pcap_dispatch` delivers, numbered from 1
+/// across reads. A blocking capture waits there for its first packet, however long that takes (the kernel hands
+/// over no empty block); a non-blocking one hands over what is ready, for a loop that sleeps in `LiveCapture.wait`.
 public final class LivePackets: PacketSource {
     public let capture: LiveCapture
     /// The number of the last packet handed over.
