@@ -41,9 +41,9 @@ public final class KernelEngine: TraceEngine {
             warnings: run.warnings)
     }
 
-    public func contexts(of captured: [CapturedPacket]) -> [PacketContext?] {
+    public func contexts(of captured: [DecodedPacket]) -> [PacketContext?] {
         let records = packets
-        return KernelPacketJoin.match(captured: captured, kernel: records).map { index in
+        return KernelPacketJoin.match(keys: captured.map { KernelPacketKey($0) }, kernel: records).map { index in
             index.map { Self.context(records[$0]) }
         }
     }

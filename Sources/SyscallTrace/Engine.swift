@@ -12,8 +12,8 @@ public protocol TraceEngine: AnyObject {
     /// "ptrace", "ebpf": the JSON Lines `"engine"`.
     var name: String { get }
     func run(settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult
-    /// Where each captured packet was built (nil where the engine does not know), after ``run(settle:)``.
-    func contexts(of captured: [CapturedPacket]) -> [PacketContext?]
+    /// Where each captured packet (decoded) was built (nil where the engine does not know), after ``run(settle:)``.
+    func contexts(of captured: [DecodedPacket]) -> [PacketContext?]
 }
 
 extension Tracer: TraceEngine {
@@ -26,7 +26,9 @@ extension Tracer: TraceEngine {
         return result
     }
 
-    public func contexts(of captured: [CapturedPacket]) -> [PacketContext?] { Array(repeating: nil, count: captured.count) }
+    public func contexts(of captured: [DecodedPacket]) -> [PacketContext?] {
+        Array(repeating: nil, count: captured.count)
+    }
 }
 
 extension TraceResult {

@@ -43,6 +43,10 @@ public struct TraceOptions: Sendable {
     public var allPackets = false
     /// Write every captured packet to this pcapng file, each with a comment naming its call.
     public var pcapngPath: String?
+    /// How many bytes of each packet's payload to keep in memory (``TraceRun/captured``): enough for a preview
+    /// (text and JSON Lines show 64) or for the picture's details panel (4 KiB). The whole packets go to `-w`
+    /// through a spool file, never through memory.
+    public var payloadBytes = 4096
     /// Install the start-up hook that names Python source lines.
     public var pythonHook = true
 
@@ -58,8 +62,9 @@ public struct TraceRun: Sendable {
     public var packets: [PacketEvent]
     /// Every captured packet, attributed, in capture order (what `-w` writes).
     public var allPackets: [PacketEvent]
-    /// The captured packets themselves, in capture order (`allPackets[i]` is `captured[i]`).
-    public var captured: [CapturedPacket]
+    /// What was kept of each captured packet (its headers, the payload's first ``TraceOptions/payloadBytes``), in
+    /// capture order (`allPackets[i]` is `captured[i]`).
+    public var captured: [KeptPacket]
     /// Whether packets were captured at all.
     public var capturing: Bool
     /// The kernel's capture counters at the end.
@@ -169,7 +174,10 @@ public final class TraceSession {
                 var captureOptions = LiveCapture.Options(interface: interface, filter: options.filter)
                 captureOptions.immediate = false
                 captureOptions.readTimeoutMilliseconds = 10
-                capture = try BackgroundCapture(captureOptions)
+                // Memory follows the packet count, not the bytes: a traced 1 GB transfer keeps a few megabytes.
+                capture = try BackgroundCapture(
+                    captureOptions,
+                    retention: .summaries(payloadBytes: options.payloadBytes, spool: options.pcapngPath != nil))
             } catch {
                 if error.kind == .permission {
                     throw TraceError(
@@ -249,12 +257,14 @@ public final class TraceSession {
         let calls = result.calls.map(\.event)
         var packets: [PacketEvent] = []
         var shown: [PacketEvent] = []
-        var raw: [CapturedPacket] = []
+        var raw: [KeptPacket] = []
+        var spool: PacketSpool?
         var statistics: CaptureStatistics?
         if let capture {
             do {
-                let stopped = try capture.stop(closeInBackground: true)
+                let stopped = try capture.finish(closeInBackground: true)
                 raw = stopped.packets
+                spool = stopped.spool
                 statistics = stopped.statistics
                 // Nothing is lost silently: a packet the kernel dropped cannot be attributed.
                 if let stats = stopped.statistics, stats.droppedByKernel > 0 || stats.droppedByInterface > 0 {
@@ -265,9 +275,11 @@ public final class TraceSession {
                 throw TraceError("capture failed: \(error)")
             }
             var builder = PacketEventBuilder()
-            packets = raw.map { builder.event(for: $0) }
+            packets = raw.enumerated().map { i, p in
+                builder.event(frame: i + 1, info: p.info, decoded: p.decoded, payload: p.payload[...])
+            }
             let related = TraceAttributor(calls: result.calls, sockets: result.sockets).attribute(&packets)
-            KernelContext.apply(engine.contexts(of: raw), to: &packets, calls: calls)
+            KernelContext.apply(engine.contexts(of: raw.map(\.decoded)), to: &packets, calls: calls)
             shown = options.allPackets ? packets : packets.filter { related.contains($0.frame) }
         }
 
@@ -275,9 +287,9 @@ public final class TraceSession {
             calls: calls, packets: shown, allPackets: packets, captured: raw,
             capturing: capture != nil, statistics: statistics, engine: engine.name, exitStatus: result.exitStatus,
             detached: result.detached)
-        if let writer, let path = options.pcapngPath {
+        if let writer, let spool, let path = options.pcapngPath {
             do {
-                try Self.write(run, to: writer)
+                try Self.write(run, packets: spool, to: writer)
             } catch {
                 throw TraceError("\(path): \(error)")
             }
@@ -286,15 +298,16 @@ public final class TraceSession {
     }
 
     /// Every captured packet, each with a comment naming the call that sent it (Wireshark shows packet comments).
-    static func write(_ run: TraceRun, to writer: PcapngWriter) throws {
+    static func write(_ run: TraceRun, packets spool: PacketSpool, to writer: PcapngWriter) throws {
         let byId = Dictionary(uniqueKeysWithValues: run.calls.map { ($0.id, $0) })
-        for (packet, event) in zip(run.captured, run.allPackets) {
-            try packet.bytes.withUnsafeBytes {
-                try writer.writePacket(
-                    $0, timestamp: packet.info.timestamp, originalLength: packet.info.originalLength,
-                    comments: [Self.comment(event, calls: byId)])
-            }
+        try spool.forEachPacket { i, info, bytes in
+            // The spool holds the packets the summaries were made from, one for one; a packet beyond them (never
+            // expected) is written without a comment rather than trusted.
+            let comments = run.allPackets.indices.contains(i) ? [Self.comment(run.allPackets[i], calls: byId)] : []
+            try writer.writePacket(
+                bytes, timestamp: info.timestamp, originalLength: info.originalLength, comments: comments)
         }
+        spool.close()
         try writer.close()
     }
 

@@ -97,6 +97,8 @@ struct TraceCommand: ParsableCommand {
         options.filter = filter
         options.allPackets = allPackets
         options.pcapngPath = write
+        // A preview in text and JSON Lines, 4 KiB for the picture's details panel (as read keeps).
+        options.payloadBytes = display.picture == nil ? 256 : 4096
         options.engine = engine
         let run: TraceRun
         do {
@@ -118,7 +120,7 @@ struct TraceCommand: ParsableCommand {
         case .mermaid, .html:
             let diagram = FlowDiagram.trace(
                 title: title, language: display.lang, calls: calls, packets: shown,
-                payloads: FlowDiagram.payloads(of: run.captured))
+                payloads: KeptPacket.payloadsByFrame(run.captured))
             text = display.effectiveFormat == .html ? HTMLPage.render(diagram) : MermaidDiagram.render(diagram)
         }
         try display.deliver(text, name: "trace")
