@@ -4,6 +4,7 @@ import PacketCapture
 import PacketFiles
 import PacketReading
 import PacketWire
+import SystemCalls
 
 /// The write end of the self-pipe that SIGINT and SIGTERM write to (-1 until the capture loop opens it). A literal
 /// initial value makes it static data, and `@exclusivity(unchecked)` keeps the runtime's access tracking out of
@@ -99,27 +100,39 @@ struct CaptureCommand: ParsableCommand {
             throw CLIError(error.description)
         }
         try tcpdumpCapture.apply(to: capture)
-        var writer: PcapngWriter?
-        if let write {
-            writer = try PcapngWriter(path: write)
-            try writer?.addInterface(linkType: capture.linkType, name: interface)
-        }
-        // libpcap already applied the filter in the kernel.
         try display.redirectStandardOutput()
-        var pipeline = PacketPipeline(
-            mode: packets.countOnly ? .select : .lines(display.format == .jsonl ? .jsonl : .text),
-            text: packets.packetText, filter: nil, count: nil)
+        let stop = try Self.stopOnSignals()
+
+        var options = LiveReadingOptions()
+        options.mode = packets.countOnly ? .select : .lines(display.format == .jsonl ? .jsonl : .text)
+        options.text = packets.packetText
+        options.count = packets.count
+        options.pcapngPath = write
+        options.interfaceName = interface
+        options.progress = isatty(STDERR_FILENO) == 1
+        let result = LiveReading(capture: capture, options: options).run(
+            sink: OutputSink(fileDescriptor: STDOUT_FILENO), stop: stop)
+        if let error = result.captureError { warn(error.description) }
+        if let error = result.pcapngError, result.captured == 0 { throw CLIError(error.description) }
+        warn("\(result.captured) packets captured, \(result.statistics?.droppedByKernel ?? 0) dropped by kernel")
+        if packets.countOnly, result.outputError == nil { try emit(CaptureFlagOptions.countLine(result.captured)) }
+        if let error = result.outputError { throw outputFailure(error) }
+        if let error = result.pcapngError { throw CLIError(error.description) }
+    }
+
+    /// Makes SIGINT and SIGTERM write a byte to a self-pipe and returns its read end, which the reading loop polls.
+    /// The handlers and the pipe stay until the process exits: another Ctrl-C while the file is finished must not
+    /// kill it half-written.
+    static func stopOnSignals() throws -> FileDescriptor {
         var stopPipe: [Int32] = [-1, -1]
-        guard pipe(&stopPipe) == 0 else {
-            throw CLIError("cannot make the pipe Ctrl-C stops the capture through: \(String(cString: strerror(errno)))")
+        guard Linux.pipe2(&stopPipe, O_CLOEXEC) == 0 else {
+            throw CLIError("cannot make the pipe Ctrl-C stops the capture through: \(Errno(rawValue: errno).message)")
         }
-        for fd in stopPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         // A burst of signals must never block the handler.
         _ = fcntl(stopPipe[1], F_SETFL, O_NONBLOCK)
         stopPipeWriteEnd = stopPipe[1]
         signal(SIGINT, requestStop)
         signal(SIGTERM, requestStop)
-        signal(SIGPIPE, SIG_IGN)
         // A parent may have started us with these signals blocked (some test runners and daemons do); Ctrl-C must
         // still reach the handler.
         var unblock = sigset_t()
@@ -127,84 +140,6 @@ struct CaptureCommand: ParsableCommand {
         sigaddset(&unblock, SIGINT)
         sigaddset(&unblock, SIGTERM)
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        capture.setNonblocking(true)
-        var captured = 0
-        var writeError: CaptureFileError?
-        let limit = packets.count ?? Int.max
-        let source = LivePackets(capture)
-        var outputError: OutputError?
-        // Set once Ctrl-C came: the packets that arrived before it are still handed over, until this time (one
-        // buffering timeout, for the kernel to retire its last block).
-        var stopAt: UInt64?
-        loop: while captured < limit && writeError == nil && outputError == nil {
-            source.batch = Int32(clamping: min(limit - captured, 1 << 16))
-            let before = captured
-            do {
-                _ = try source.readPackets { record in
-                    guard captured < limit else { return false }
-                    captured += 1
-                    if let writer {
-                        do throws(CaptureFileError) {
-                            try writer.writePacket(record.bytes, timestamp: record.info.timestamp,
-                                                   originalLength: record.info.originalLength)
-                        } catch {
-                            writeError = error
-                        }
-                    } else {
-                        do throws(ReadError) {
-                            try pipeline.handle(frame: record.frameNumber, info: record.info, bytes: record.bytes)
-                        } catch {
-                            if case .output(let e) = error {
-                                outputError = e
-                                return false
-                            }
-                        }
-                    }
-                    return true
-                }
-            } catch {
-                warn("\(error)")
-                break loop
-            }
-            let delivered = captured - before
-            if delivered > 0 {
-                do throws(OutputError) { try pipeline.flush() } catch { outputError = error }
-                if writer != nil, isatty(STDERR_FILENO) == 1 { warnProgress("\(captured) packets\r") }
-            }
-            let now = monotonicNanoseconds()
-            if let stopAt {
-                // After Ctrl-C: until the ring is empty (immediate mode) or the last block's timeout has passed.
-                if now >= stopAt || (delivered == 0 && capture.options.immediate) { break }
-                if delivered == 0 { _ = capture.wait(timeoutMilliseconds: Int32(clamping: (stopAt - now) / 1_000_000)) }
-                continue
-            }
-            // Sleep only when nothing was ready (at most a second); either way, see whether Ctrl-C came.
-            if capture.wait(timeoutMilliseconds: delivered > 0 ? 0 : 1000, wake: stopPipe[0]).woken {
-                let grace = capture.options.immediate ? 0 : UInt64(capture.options.readTimeoutMilliseconds) + 20
-                stopAt = now + grace * 1_000_000
-            }
-        }
-        // The handlers and the pipe stay until the process exits: another Ctrl-C while the file is finished
-        // must not kill it half-written.
-        if outputError == nil {
-            do throws(OutputError) { try pipeline.flush() } catch { outputError = error }
-        }
-        let stats = capture.statistics()
-        if let writer {
-            writer.setStatistics(interface: 0, received: stats?.received, dropped: stats?.droppedByKernel)
-            do { try writer.close() } catch { writeError = writeError ?? error }
-        }
-        capture.close()
-        warn("\(captured) packets captured, \(stats?.droppedByKernel ?? 0) dropped by kernel")
-        if packets.countOnly, outputError == nil { try emit(CaptureFlagOptions.countLine(captured)) }
-        if let outputError { throw outputFailure(outputError) }
-        if let writeError { throw CLIError(writeError.description) }
+        return FileDescriptor(rawValue: stopPipe[0])
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds.
-private func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
