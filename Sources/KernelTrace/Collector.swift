@@ -161,6 +161,14 @@ final class Collector {
                 comm: Self.string(t.task.comm), what: what))
     }
 
+    /// How process `pid` (the tracer's namespace) ended, as a shell gives it, when its last thread's exit was seen.
+    func exitStatus(of pid: Int32) -> Int32? {
+        for event in processEvents.reversed() where event.pid == pid {
+            if case .exit(let code, true) = event.what { return KernelTracer.Root.shellStatus(code) }
+        }
+        return nil
+    }
+
     /// "PFN1 file:line statement" before a socket method, "PFN0" after (the hook without ctypes).
     func note(_ ids: kt_task_ids, _ text: UnsafeRawBufferPointer) {
         let note = String(decoding: text, as: UTF8.self)

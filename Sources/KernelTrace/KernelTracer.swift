@@ -123,6 +123,12 @@ public final class KernelTracer {
                 }
             }
         }
+        if !root.isChild && !root.alive && !leftRunning {
+            // An attached process is not our child, so wait(2) cannot say how it ended; the program saw its last
+            // thread exit, with the status wait(2) would have given its parent.
+            _ = ring_buffer__consume(ring)
+            root.exitStatus = collector.exitStatus(of: root.pid)
+        }
         settle(collector.finish(exitStatus: root.exitStatus, detached: options.attach != nil, globals: nil))
         collector.offset = Clocks.realtimeOffset()
         _ = ring_buffer__consume(ring)
@@ -143,13 +149,18 @@ public final class KernelTracer {
         var alive = true
         var exitStatus: Int32?
 
+        /// A wait(2) status as a shell gives it: the exit code, or 128 + the signal that killed it.
+        static func shellStatus(_ status: Int32) -> Int32 {
+            status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        }
+
         mutating func check() {
             if isChild {
                 var status: Int32 = 0
                 let r = waitpid(pid, &status, WNOHANG)
                 guard r == pid || (r < 0 && errno == ECHILD) else { return }
                 alive = false
-                if r == pid { exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
+                if r == pid { exitStatus = Self.shellStatus(status) }
             } else {
                 // A pidfd is readable once the process has exited.
                 var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
@@ -191,13 +202,19 @@ public final class KernelTracer {
         guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else {
             throw .failed("no process \(pid): \(Errno(rawValue: errno).message)")
         }
+        if let parent = Self.exitedParent(pid) {
+            // pidfd_open and the registration would succeed, and the run end at once with nothing traced.
+            throw .failed(
+                "cannot attach to \(pid): it has already exited (a zombie its parent\(parent) has not collected "
+                    + "yet); there is nothing left to trace")
+        }
         let leader = kt_pidfd_open(pid, 0)
         if leader < 0 {
             let e = errno
             if e == ESRCH { throw .failed("no process \(pid): \(Errno(rawValue: e).message)") }
             throw .unavailable(.registrationRefused(Errno(rawValue: e)))
         }
-        if let refused = program.register(pidfd: leader) {
+        if let refused = program.register(pidfd: leader, running: true) {
             close(leader)
             throw .unavailable(.registrationRefused(refused))
         }
@@ -212,7 +229,7 @@ public final class KernelTracer {
             for tid in fresh {
                 registered.insert(tid)
                 let fd = kt_pidfd_open(tid, UInt32(KT_PIDFD_THREAD))
-                let refused = fd < 0 ? Errno(rawValue: errno) : program.register(pidfd: fd)
+                let refused = fd < 0 ? Errno(rawValue: errno) : program.register(pidfd: fd, running: true)
                 if fd >= 0 { close(fd) }
                 if let refused, refused.rawValue != ESRCH {
                     collector.warnings.append(
@@ -221,6 +238,26 @@ public final class KernelTracer {
             }
         }
         return Root(pid: pid, pidfd: leader, isChild: false)
+    }
+
+    /// For a process every thread of which has exited (a zombie not yet collected), " comm[ppid]" naming its
+    /// parent (empty when unknown); nil for a process with a thread still running. A main thread that called
+    /// pthread_exit is a zombie while the others run on: that process is still there to trace.
+    static func exitedParent(_ pid: Int32) -> String? {
+        func field(_ status: String, _ name: String) -> Substring? {
+            status.split(separator: "\n").first { $0.hasPrefix(name) }?.dropFirst(name.count).drop { $0 == "\t" }
+        }
+        guard let status = ProcFiles.contents("/proc/\(pid)/status"), field(status, "State:")?.first == "Z" else {
+            return nil
+        }
+        for tid in ProcFiles.names(in: "/proc/\(pid)/task") {
+            if let s = ProcFiles.contents("/proc/\(pid)/task/\(tid)/status"), field(s, "State:")?.first != "Z" {
+                return nil
+            }
+        }
+        guard let ppid = field(status, "PPid:").flatMap({ Int32($0) }), ppid > 0 else { return "" }
+        let comm = ProcFiles.contents("/proc/\(ppid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
+        return " \(comm)[\(ppid)]"
     }
 
     public static func currentEnvironment() -> [String: String] {

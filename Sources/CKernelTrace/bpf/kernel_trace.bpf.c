@@ -60,7 +60,7 @@ struct bpf_pidns_info {
 #define CORE __attribute__((preserve_access_index))
 
 struct pt_regs {
-    unsigned long di, si, dx, r10, r8, r9, orig_ax;
+    unsigned long di, si, dx, r10, r8, r9, ax, orig_ax;
 } CORE;
 
 struct inode {
@@ -109,6 +109,12 @@ struct sock {
 struct socket {
     struct sock *sk;
     struct file *file;
+} CORE;
+
+// An IPv4 or IPv6 socket starts with its struct sock; its source port as getsockname(2) shows it.
+struct inet_sock {
+    struct sock sk;
+    __be16 inet_sport;
 } CORE;
 
 struct net_device {
@@ -298,8 +304,10 @@ static __always_inline void describe(struct sock *sk, struct kt_socket *out) {
     out->state = BPF_CORE_READ(sk, __sk_common.skc_state);
     out->type = BPF_CORE_READ(sk, sk_type);
     out->protocol = BPF_CORE_READ(sk, sk_protocol);
+    // The local port as getsockname(2) gives it (as the ptrace engine reads it): skc_num is the port's hash
+    // entry, which a refused connect releases, while the socket keeps its port until it is bound or connected again.
     if (out->family == AF_INET) {
-        out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+        out->local_port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
         out->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
         __be32 local = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
         __be32 remote = BPF_CORE_READ(sk, __sk_common.skc_daddr);
@@ -308,7 +316,7 @@ static __always_inline void describe(struct sock *sk, struct kt_socket *out) {
         __builtin_memcpy(out->local_addr, &local, 4);
         __builtin_memcpy(out->remote_addr, &remote, 4);
     } else if (out->family == AF_INET6) {
-        out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+        out->local_port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
         out->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
         bpf_core_read(out->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
         bpf_core_read(out->remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
@@ -548,28 +556,11 @@ static __always_inline void hook_note(struct kt_task_state *st, struct pt_regs *
     bpf_ringbuf_submit(ev, wakeup_flag());
 }
 
-SEC("tp_btf/sys_enter")
-int kt_sys_enter(unsigned long long *ctx) {
-    struct task_struct *task = bpf_get_current_task_btf();
-    struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
-    if (!st) return 0;  // the common case: a task nobody traces
-    struct pt_regs *regs = (struct pt_regs *)ctx[0];
-    long nr = (long)ctx[1];
+// Starts recording system call `nr` of the current thread (the registers as it entered) when it is one the engine
+// records: socket(2), socketpair(2), or a call on a socket descriptor. `start`: when it entered the kernel.
+static __always_inline void begin_call(
+    struct kt_task_state *st, struct task_struct *task, struct pt_regs *regs, long nr, __u64 start) {
     int fd = (int)regs->di;
-
-    if (st->call_id && st->restarting) {
-        // The previous call returned a restart code: the kernel runs the same call again (one call), or the
-        // program saw EINTR and now makes another.
-        if (nr == st->nr && fd == st->fd) {
-            st->restarting = 0;
-            return 0;
-        }
-        emit_call(st, -EINTR, KT_CALL_UNFINISHED);
-    }
-    if (kt_config.has_note_fd && nr == NR_write && fd == kt_config.note_fd) {
-        hook_note(st, regs);
-        return 0;
-    }
     struct sock *sk = 0;
     __u64 inode = 0;
     if (nr == NR_socket || nr == NR_socketpair) {
@@ -577,15 +568,26 @@ int kt_sys_enter(unsigned long long *ctx) {
     } else if (takes_socket_fd(nr)) {
         if (nr == NR_fcntl) {
             long cmd = (long)regs->si;
-            if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) return 0;  // only these change the descriptor table
+            if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) return;  // only these change the descriptor table
         }
         sk = sock_of(file_of(task, fd), &inode);
-        if (!sk) return 0;  // a file, pipe or terminal: not recorded
+        if (!sk) return;  // a file, pipe or terminal: not recorded
     } else {
-        return 0;
+        return;
+    }
+    if (st->call_id && st->restarting) {
+        // The previous socket call returned a restart code (a signal interrupted it): the kernel runs the same
+        // call again, or the program saw EINTR and makes it again (Python does): one call, from the first attempt,
+        // as the ptrace engine records it. Any other socket call means the program saw EINTR. The calls between
+        // (rt_sigreturn, the handler's own) are not socket calls and change nothing.
+        if (nr == st->nr && fd == st->fd) {
+            st->restarting = 0;
+            return;
+        }
+        emit_call(st, -EINTR, KT_CALL_UNFINISHED);
     }
     st->call_id = __sync_fetch_and_add(&kt_globals.next_call_id, 1) + 1;
-    st->start = bpf_ktime_get_ns();
+    st->start = start;
     st->nr = (int)nr;
     st->fd = fd;
     st->args[0] = regs->di;
@@ -610,6 +612,21 @@ int kt_sys_enter(unsigned long long *ctx) {
         // Before the call runs: its packets (connect's SYN) name the socket, and the peer's answer its endpoint.
         remember_socket((__u64)sk);
     }
+}
+
+SEC("tp_btf/sys_enter")
+int kt_sys_enter(unsigned long long *ctx) {
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
+    if (!st) return 0;  // the common case: a task nobody traces
+    struct pt_regs *regs = (struct pt_regs *)ctx[0];
+    long nr = (long)ctx[1];
+    st->joining = 0;  // an entry seen: every exit from now on has its entry
+    if (kt_config.has_note_fd && nr == NR_write && (int)regs->di == kt_config.note_fd) {
+        hook_note(st, regs);
+        return 0;
+    }
+    begin_call(st, task, regs, nr, bpf_ktime_get_ns());
     return 0;
 }
 
@@ -617,10 +634,18 @@ SEC("tp_btf/sys_exit")
 int kt_sys_exit(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
-    if (!st || !st->call_id || st->restarting) return 0;
+    if (!st) return 0;
+    if (st->joining) {
+        // Registered (attach) while inside this call, which entered before anyone watched: recorded from the
+        // registers, which still hold its number and arguments, as having started at the registration.
+        st->joining = 0;
+        struct pt_regs *regs = (struct pt_regs *)ctx[0];
+        if (!st->call_id) begin_call(st, task, regs, (long)regs->orig_ax, st->start);
+    }
+    if (!st->call_id || st->restarting) return 0;
     long ret = (long)ctx[1];
     if (is_restart(ret)) {
-        st->restarting = 1;  // kept in flight: see kt_sys_enter
+        st->restarting = 1;  // kept in flight: see begin_call
         return 0;
     }
     emit_call(st, ret, 0);
@@ -779,8 +804,9 @@ int kt_net_dev_queue(unsigned long long *ctx) {
     p.syscall = -1;
     if (st) {
         p.flags |= KT_PACKET_TRACED;
-        p.call_id = st->call_id;
-        p.call_sock = st->call_id ? st->socket.sock : 0;
+        // A call interrupted by a signal, kept in case it is restarted, is not running now.
+        p.call_id = st->restarting ? 0 : st->call_id;
+        p.call_sock = p.call_id ? st->socket.sock : 0;
         p.last_call_id = st->last_call_id;
         if (!p.softirq) {
             // Outside a recorded call: which system call was it (exit_group for a FIN at exit, a file read...)?

@@ -223,7 +223,10 @@ struct kt_task_state {
     kt_u8 restarting;
     /// A process counted in the program's live-process count (forked while traced), on its group leader.
     kt_u8 counted;
-    kt_u32 pad;
+    /// Registered while it may be inside a call (attach): the first system call exit seen, with no entry seen
+    /// before it, is that call's, and is recorded from the registers as it ends (`start`: when it was registered).
+    kt_u8 joining;
+    kt_u8 pad[3];
     kt_u64 last_call_id;
     /// Where this thread's Python hook keeps its current line (announced with a "PFA <address>" note).
     kt_u64 note_addr;
