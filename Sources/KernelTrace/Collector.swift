@@ -111,10 +111,11 @@ final class Collector {
                 stateBefore: c.flags & UInt8(KT_CALL_HAS_SOCKET) != 0 && nr != 41 ? c.state_before : nil,
                 arguments: args, returnValue: c.ret, unfinished: unfinished, start: time(c.start),
                 end: time(c.header.time),
-                address: withUnsafeBytes(of: c.addr) { Array($0.prefix(Int(c.addr_len))) },
-                data: withUnsafeBytes(of: c.data) { Array($0.prefix(Int(c.data_len))) },
+                address: withUnsafeBytes(of: c.addr) { Array($0.prefix(Int(c.addr_len))) }, addressAt: c.addr_from,
+                data: withUnsafeBytes(of: c.data) { Array($0.prefix(Int(c.data_len))) }, dataAt: c.data_from,
                 dataCount: Int(c.data_total),
-                pair: nr == 53 && c.ret >= 0 ? (c.pair.0, c.pair.1) : nil, source: source))
+                words: withUnsafeBytes(of: c.words) { Array($0.prefix(Int(c.words_len))) }, wordsAt: c.words_from,
+                source: source))
     }
 
     func packet(_ p: kt_packet) {

@@ -406,8 +406,10 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
     c->data_len = 0;
     c->line_len = 0;
     c->data_total = 0;
-    c->pair[0] = -1;
-    c->pair[1] = -1;
+    c->words_len = 0;
+    c->addr_from = 0;
+    c->data_from = 0;
+    c->words_from = 0;
     c->socket = st->socket;
     int ok = ret >= 0 && !(flags & KT_CALL_UNFINISHED);
 
@@ -441,8 +443,9 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
     if (st->has_socket) flags |= KT_CALL_HAS_SOCKET;
     c->flags = flags;
 
-    // What the kernel side can cheaply give of the arguments: the address, the first bytes moved, the option.
-    __u64 addr = 0, addr_len = 0, data = 0, data_len = 0;
+    // The program's memory that SyscallDecoder reads for this call, copied with where it was read: the address,
+    // the first bytes moved, the option's value, socketpair's descriptors or getsockopt's length.
+    __u64 addr = 0, addr_len = 0, data = 0, data_len = 0, words = 0, words_len = 0;
     switch (st->nr) {
     case NR_connect:
     case NR_bind:
@@ -480,29 +483,49 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
         if (ok && st->args[4]) {
             __u32 len = 0;
             if (bpf_probe_read_user(&len, sizeof len, (void *)st->args[4]) == 0) {
+                c->words[0] = (kt_s32)len;
+                c->words_len = 4;
+                c->words_from = st->args[4];
                 data = st->args[3];
                 data_len = len;
                 c->data_total = len;
+            } else {
+                count(KT_UNREADABLE_USER);
             }
         }
         break;
     case NR_socketpair:
-        if (ok && bpf_probe_read_user(c->pair, sizeof c->pair, (void *)st->args[3]) != 0) count(KT_UNREADABLE_USER);
+        if (ok) {
+            words = st->args[3];
+            words_len = 8;
+        }
         break;
     }
     if (addr && addr_len) {
         __u32 n = clamp(addr_len, KT_ADDR_MAX);
-        if (bpf_probe_read_user(c->addr, n, (void *)addr) == 0)
+        if (bpf_probe_read_user(c->addr, n, (void *)addr) == 0) {
             c->addr_len = n;
-        else
+            c->addr_from = addr;
+        } else {
             count(KT_UNREADABLE_USER);
+        }
     }
     if (data && data_len) {
         __u32 n = clamp(data_len, KT_DATA_MAX);
-        if (bpf_probe_read_user(c->data, n, (void *)data) == 0)
+        if (bpf_probe_read_user(c->data, n, (void *)data) == 0) {
             c->data_len = n;
-        else
+            c->data_from = data;
+        } else {
             count(KT_UNREADABLE_USER);
+        }
+    }
+    if (words) {
+        if (bpf_probe_read_user(c->words, sizeof c->words, (void *)words) == 0) {
+            c->words_len = words_len;
+            c->words_from = words;
+        } else {
+            count(KT_UNREADABLE_USER);
+        }
     }
     // The line of the Python method making the call (the hook's buffer for this thread; empty outside methods).
     c->header.size = sizeof(struct kt_call);
