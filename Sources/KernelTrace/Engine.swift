@@ -24,13 +24,16 @@ public final class KernelEngine: TraceEngine {
         tracer = try KernelTracer(k)
     }
 
-    public func run(settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult {
+    public func run(started: () -> Void, settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult {
         do throws(KernelTraceError) {
-            let run = try tracer.run(settle: { settle(Self.result($0)) })
+            let run = try tracer.run(started: started, settle: { settle(Self.result($0)) })
             packets = run.packets
             return Self.result(run)
         } catch {
-            if case .unavailable(let why) = error { unavailable = why }
+            if case .unavailable(let why) = error {
+                unavailable = why
+                throw TraceError("the eBPF engine cannot trace here: \(why) (or use --engine ptrace)")
+            }
             throw TraceError(error.description)
         }
     }

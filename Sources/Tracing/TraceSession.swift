@@ -123,14 +123,21 @@ public final class TraceSession {
             return Tracer(tracerOptions)
         case .ebpf:
             do throws(KernelTraceUnavailable) { return try KernelEngine(tracerOptions) } catch {
-                throw TraceError("the eBPF engine cannot trace here: \(error); use --engine ptrace")
+                throw TraceError("the eBPF engine cannot trace here: \(error) (or use --engine ptrace)")
             }
         case .auto:
             do throws(KernelTraceUnavailable) { return try KernelEngine(tracerOptions) } catch {
-                warn("eBPF engine unavailable (\(error)): tracing with ptrace")
+                warn(Self.fallback(error))
                 return Tracer(tracerOptions)
             }
         }
+    }
+
+    /// The one line `auto` prints when it traces with ptrace instead: why eBPF cannot, and what would let it. It is
+    /// printed before ptrace is tried, so when ptrace then fails too (as a user without privileges) its own error
+    /// follows: one line per missing privilege, each saying what to do.
+    static func fallback(_ why: KernelTraceUnavailable) -> String {
+        "eBPF engine unavailable: \(why); tracing with ptrace"
     }
 
     /// Why `name` cannot be executed (searched on PATH when it has no slash, as execvp does) and the status a
@@ -226,18 +233,24 @@ public final class TraceSession {
             let connections = TraceSettling(result.sockets)
             capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
         }
+        // With -p, say when the program is being traced: eBPF takes a moment to load, and stops nothing that
+        // would show it (strace says so too).
+        let attached = { [options, warn] (engine: any TraceEngine) in
+            if let pid = options.attach { warn("attached to \(pid) (\(engine.name)): Ctrl-C detaches and leaves it running") }
+        }
         var engine: any TraceEngine
         let result: TraceResult
         do {
             engine = try self.engine(for: tracerOptions)
             do {
-                result = try engine.run(settle: settle)
+                let first = engine
+                result = try engine.run(started: { attached(first) }, settle: settle)
             } catch where options.engine == .auto && (engine as? KernelEngine)?.unavailable != nil {
-                // The program was never started: trace it with ptrace instead.
-                warn("eBPF engine unavailable (\((engine as? KernelEngine)?.unavailable.map { "\($0)" } ?? "")): "
-                    + "tracing with ptrace")
-                engine = Tracer(tracerOptions)
-                result = try engine.run(settle: settle)
+                // The program was never started (nothing ran untraced): trace it with ptrace instead.
+                if let why = (engine as? KernelEngine)?.unavailable { warn(Self.fallback(why)) }
+                let ptrace = Tracer(tracerOptions)
+                engine = ptrace
+                result = try ptrace.run(started: { attached(ptrace) }, settle: settle)
             }
         } catch {
             _ = try? capture?.stop()
