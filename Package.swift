@@ -94,7 +94,9 @@ let package = Package(
             exclude: ["png_colors.py"]
         ),
         .testTarget(name: "TraceTests",
-                    dependencies: ["SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "TestSupport"]),
+                    dependencies: [
+                        "SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "TestSupport", "CLibBPF",
+                    ]),
         .testTarget(
             name: "KernelTraceTests",
             dependencies: [

@@ -50,6 +50,17 @@ import TestSupport
             return false
         }
 
+        /// Waits until the process has written `marker` to stderr (packetflow's "attached to PID" line).
+        func waitForError(_ marker: String, seconds: Double = 10) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if ((try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "").contains(marker) { return true }
+                if !process.isRunning { break }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            return ((try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "").contains(marker)
+        }
+
         func finish() -> String {
             buffer.append(stdout.fileHandleForReading.readDataToEndOfFile())
             process.waitUntilExit()
@@ -106,22 +117,39 @@ import TestSupport
         }
     }
 
-    @Test(arguments: Host.allCases)
-    func tracedClientShowsEachPacketWithItsCallAndPythonLine(on host: Host) throws {
-        try withSeedPort { try tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(host) }
+    /// Which engine a test runs under. Tests of general trace behaviour run under both; those about one engine
+    /// (ptrace's TracerPid, its fallbacks on ptrace-hostile hosts) pin it.
+    enum Engine: String, CaseIterable, CustomTestStringConvertible {
+        case ebpf
+        case ptrace
+
+        var testDescription: String { rawValue }
+        /// The flags that choose it.
+        var flags: [String] { ["--engine", rawValue] }
+    }
+
+    /// The seed on every host: unrestricted under both engines; the ptrace-hostile hosts are about the ptrace
+    /// engine's fallbacks (their filter refuses pidfd_open too, which eBPF registers a program with: `auto` would
+    /// fall back to ptrace there anyway, with a line saying so).
+    static let hosts: [(Host, Engine)] =
+        Engine.allCases.map { (.unrestricted, $0) }
+        + [(.containerWithoutSysPtrace, .ptrace), (.kernelWithoutCrossMemoryCalls, .ptrace)]
+
+    @Test(arguments: hosts)
+    func tracedClientShowsEachPacketWithItsCallAndPythonLine(on host: Host, engine: Engine) throws {
+        try withSeedPort { try tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(host, engine) }
     }
 
     /// Runs with the seed port's lock held (see `withSeedPort`).
-    func tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(_ host: Host) throws {
+    func tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(_ host: Host, _ engine: Engine) throws {
         let server = try Running(["/usr/bin/env", "python3", Self.seed.appendingPathComponent("server.py").path])
         defer { server.kill() }
         try #require(server.waitFor("listening on"), "the seed server did not start (port 49152 busy?)")
 
         let pcap = NSTemporaryDirectory() + "trace-\(getpid()).pcapng"
         defer { try? FileManager.default.removeItem(atPath: pcap) }
-        let trace = try Running(host.prefix + [
-            Self.packetflow, "trace", "--format", "jsonl", "-w", pcap, "--",
-            "python3", Self.seed.appendingPathComponent("client.py").path,
+        let trace = try Running(host.prefix + [Self.packetflow, "trace"] + engine.flags + [
+            "--format", "jsonl", "-w", pcap, "--", "python3", Self.seed.appendingPathComponent("client.py").path,
         ])
         trace.stdin.fileHandleForWriting.write(Data("hello trace\n".utf8))
         try trace.stdin.fileHandleForWriting.close()
@@ -188,16 +216,15 @@ import TestSupport
         #expect(rows.contains { $0.count == 3 && $0[2].contains("close at client.py:31") && $0[0].contains("F") })
     }
 
-    @Test(arguments: Host.allCases)
-    func tracedServerShowsAcceptRecvSendAndClose(on host: Host) throws {
-        try withSeedPort { try tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(host) }
+    @Test(arguments: hosts)
+    func tracedServerShowsAcceptRecvSendAndClose(on host: Host, engine: Engine) throws {
+        try withSeedPort { try tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(host, engine) }
     }
 
     /// Runs with the seed port's lock held (see `withSeedPort`).
-    func tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(_ host: Host) throws {
-        let trace = try Running(host.prefix + [
-            Self.packetflow, "trace", "--format", "jsonl", "--",
-            "python3", Self.seed.appendingPathComponent("server.py").path,
+    func tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(_ host: Host, _ engine: Engine) throws {
+        let trace = try Running(host.prefix + [Self.packetflow, "trace"] + engine.flags + [
+            "--format", "jsonl", "--", "python3", Self.seed.appendingPathComponent("server.py").path,
         ])
         defer { trace.kill() }
         try #require(trace.waitFor("listening on"), "the traced seed server did not start (port 49152 busy?)")
