@@ -328,7 +328,26 @@ public final class TraceSession {
         if parts.isEmpty || (p.call == nil && !p.byKernel) {
             parts.insert("sent by \(p.sender ?? "?") (not traced)", at: 0)
         }
+        if let context = p.context { parts.append(Self.built(context, calls: calls)) }
         return parts.joined(separator: "; ")
+    }
+
+    /// Where the kernel built a packet, as the eBPF engine saw it: "built in call #3 sendto", "built in softirq
+    /// NET_RX (during #4 recvfrom)", "built after call #5 close, as the process exited", "built by curl[812], not
+    /// traced".
+    static func built(_ context: PacketContext, calls: [Int: CallEvent]) -> String {
+        func call(_ n: Int) -> String { "#\(n)" + (calls[n].map { " \($0.name)" } ?? "") }
+        switch context {
+        case .call(let n, let own):
+            return "built in call \(call(n))" + (own ? "" : " on another socket")
+        case .softirq(let name, let during):
+            return "built in softirq \(name)" + (during.map { " (during \(call($0)))" } ?? "")
+        case .afterCall(let last, let exiting):
+            return "built " + (last.map { "after call \(call($0))" } ?? "outside any call")
+                + (exiting ? ", as the process exited" : "")
+        case .untraced(let task):
+            return "built by \(task ?? "a task"), not traced"
+        }
     }
 
     static func openDescriptors() -> Set<Int32> { Set(ProcFiles.names(in: "/proc/self/fd").compactMap { Int32($0) }) }
