@@ -917,6 +917,36 @@ import Testing
         #expect(Self.state(of: pid).contains("S (sleeping)"))
     }
 
+    /// bpf(2) refused, as a container's seccomp profile refuses it (Tests/Fixtures/deny-syscalls.py): `auto` says
+    /// why in one line and traces with ptrace; `--engine ebpf` fails with one line and a non-zero status, having
+    /// run nothing.
+    @Test(arguments: ["EPERM", "ENOSYS"])
+    func withBPFRefusedAutoFallsBackToPtraceAndEBPFFailsInOneLine(error: String) throws {
+        let deny = Seed.root.appendingPathComponent("Tests/Fixtures/deny-syscalls.py").path
+        let prefix = ["/usr/bin/env", "python3", deny, error, "bpf", "--", Seed.packetflow, "trace"]
+        let auto = try Running(prefix + ["--format", "jsonl", "--", "sh", "-c", "echo ran; exit 3"])
+        let output = auto.finish()
+        #expect(auto.process.terminationStatus == 3)
+        #expect(output.contains("ran"))
+        let lines = auto.errors.split(separator: "\n")
+        #expect(lines.count == 1, "\(lines)")
+        #expect(lines.first?.hasPrefix("packetflow: eBPF engine unavailable: the bpf(2) system call was refused (\(error))")
+            == true)
+        #expect(lines.first?.hasSuffix("; tracing with ptrace") == true)
+        #expect(Seed.jsonLines(output).allSatisfy { $0["engine"] as? String == "ptrace" })
+
+        let marker = NSTemporaryDirectory() + "pf-ebpf-refused-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        let ebpf = try Running(prefix + ["--engine", "ebpf", "--no-capture", "--", "touch", marker])
+        _ = ebpf.finish()
+        #expect(ebpf.process.terminationStatus != 0)
+        let failure = ebpf.errors.split(separator: "\n")
+        #expect(failure.count == 1 && failure.first?.contains("the bpf(2) system call was refused") == true,
+                "\(failure)")
+        #expect(failure.first?.hasSuffix("(or use --engine ptrace)") == true)
+        #expect(!FileManager.default.fileExists(atPath: marker), "nothing ran")
+    }
+
     @Test func captureWithoutCapNetRawSaysWhatToDoInOneLine() throws {
         let before = Self.hookDirectories()
         let (status, output) = try Self.asNobody("trace -- python3 -c pass")

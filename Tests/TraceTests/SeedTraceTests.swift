@@ -158,6 +158,11 @@ import TestSupport
         #expect(!trace.errors.contains("packetflow:"), "no warning: nothing is missing from the trace")
         #expect(output.contains("Hello, client #1! Received 11 bytes"))
         let events = Self.jsonLines(output)
+        // Every object names the engine; every packet the context eBPF saw it built in (null under ptrace).
+        #expect(!events.isEmpty && events.allSatisfy { $0["engine"] as? String == engine.rawValue })
+        #expect(events.filter { $0["type"] as? String == "packet" }.allSatisfy {
+            engine == .ptrace ? $0["context"] is NSNull : $0["context"] is String
+        })
 
         let connect = try #require(Self.calls(events, "connect").first)
         #expect(connect["source"] as? String == "client.py:21 client.connect((HOST, D_PORT_NO))")
@@ -182,6 +187,10 @@ import TestSupport
         let synAck = try #require(toClient.first { Self.flags($0) == ["SYN", "ACK"] })
         #expect(synAck["by_kernel"] as? Bool == true)
         #expect(synAck["reason"] as? String == "SYN/ACK of a listening socket")
+        if engine == .ebpf {
+            #expect(syn["context"] as? String == "call")
+            #expect(synAck["context"] as? String == "softirq")
+        }
         let ack = try #require(fromClient.first { Self.flags($0) == ["ACK"] && $0["seq"] as? Int == 1 })
         #expect(ack["call"] as? Int == connect["id"] as? Int)
         // sendall's sendto → the data segment.
@@ -214,6 +223,14 @@ import TestSupport
         let replyRow = try #require(rows.first { $0.count == 3 && $0[1] != "0" && $0[1] != "11" })
         #expect(replyRow[2].contains("consumed by pid") && replyRow[2].contains("client.py:27"))
         #expect(rows.contains { $0.count == 3 && $0[2].contains("close at client.py:31") && $0[0].contains("F") })
+        // eBPF's comments also say where the kernel built each packet.
+        let synAckRow = try #require(rows.dropFirst().first)
+        if engine == .ebpf {
+            #expect(synRow[2].hasSuffix("; built in call #\(connect["id"] as? Int ?? 0) connect"), "\(synRow)")
+            #expect(synAckRow[2].contains("kernel: SYN/ACK of a listening socket; built in softirq NET_RX"))
+        } else {
+            #expect(!rows.contains { $0.count == 3 && $0[2].contains("built ") })
+        }
     }
 
     @Test(arguments: hosts)
