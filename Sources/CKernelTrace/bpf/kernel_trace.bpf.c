@@ -11,9 +11,11 @@
 // sys_exit); per CPU the softirq running (irq:softirq_entry/exit: the kernel's preempt count cannot be read from
 // BPF here); at net:net_dev_queue it records each packet of a traced task, socket or endpoint with that context.
 // Only stable tracepoints through tp_btf: kprobes and fentry are not available on every kernel that has BTF.
-// tp_btf hands the program typed pointers (the skb, the task, the registers) that it may read directly, which
-// costs a load instead of a bpf_probe_read_kernel call: the hot paths read so wherever the verifier allows it,
-// and through BPF_CORE_READ where a pointer came from memory (the descriptor table, a saved socket).
+// tp_btf hands the program typed pointers (the skb, the task, the registers). Their scalar fields are read
+// directly (a load instead of a bpf_probe_read_kernel call); pointer fields through BPF_CORE_READ. A direct load of
+// a pointer field makes the verifier ask whether the result is trusted, by looking up "<struct>__safe_trusted" and
+// its kin in the kernel's BTF by a linear scan, at every visit of the instruction: with the dozen such loads this
+// program had, that was 60 % of the time packetflow took to load it (~40 ms); a helper call costs ~20 ns a packet.
 //
 // x86_64 only, like the ptrace engine: the syscall numbers and pt_regs fields are that architecture's.
 
@@ -278,10 +280,10 @@ static __always_inline void current_ids(struct kt_task_ids *ids) {
 
 // The open file behind descriptor `fd` of the current task, or NULL: current->files->fdt->fd[fd].
 static __always_inline struct file *file_of(struct task_struct *task, int fd) {
-    if (fd < 0 || !task->files) return 0;
-    struct fdtable *fdt = task->files->fdt;
-    if (!fdt || (unsigned int)fd >= fdt->max_fds) return 0;
-    struct file **fds = fdt->fd;  // a pointer to pointers: the verifier gives it as a number, read with a helper
+    if (fd < 0) return 0;
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    if (!fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
     struct file *file = 0;
     bpf_probe_read_kernel(&file, sizeof file, &fds[fd]);
     return file;
@@ -380,14 +382,19 @@ static __always_inline int takes_socket_fd(long nr) {
 static __always_inline __u32 clamp(__u64 n, __u32 max) { return n > max ? max : (__u32)n; }
 
 // Writes the call in flight of `st` to the ring (ret: its result; flags: KT_CALL_*) and ends it.
-static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 flags) {
+//
+// A global function (not static, not inlined): the verifier checks it once per program, with `st` as any memory
+// of its size, instead of once more at each of its call sites (three in sys_exit, one each in sys_enter and
+// sched_process_exit), which had most of the instructions it walks and most of the time loading takes.
+__attribute__((noinline)) int kt_emit_call(struct kt_task_state *st, long ret, __u8 flags) {
+    if (!st) return 0;
     struct kt_call_event *ev = bpf_ringbuf_reserve(&kt_events, sizeof *ev, 0);
     if (!ev) {
         count(KT_LOST_CALLS);
         st->last_call_id = st->call_id;
         st->call_id = 0;
         st->restarting = 0;
-        return;
+        return 0;
     }
     struct kt_call *c = &ev->call;
     struct task_struct *task = bpf_get_current_task_btf();
@@ -542,6 +549,7 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
     st->call_id = 0;
     st->restarting = 0;
     bpf_ringbuf_submit(ev, wakeup_flag());
+    return 0;
 }
 
 // A write of the Python hook to its note descriptor: "PFA <address>" announces this thread's line buffer (kept
@@ -607,7 +615,7 @@ static __always_inline void begin_call(
             st->restarting = 0;
             return;
         }
-        emit_call(st, -EINTR, KT_CALL_UNFINISHED);
+        kt_emit_call(st, -EINTR, KT_CALL_UNFINISHED);
     }
     st->call_id = __sync_fetch_and_add(&kt_globals.next_call_id, 1) + 1;
     st->start = start;
@@ -671,7 +679,7 @@ int kt_sys_exit(unsigned long long *ctx) {
         st->restarting = 1;  // kept in flight: see begin_call
         return 0;
     }
-    emit_call(st, ret, 0);
+    kt_emit_call(st, ret, 0);
     return 0;
 }
 
@@ -783,7 +791,7 @@ int kt_net_dev_queue(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
     struct kt_packet p = {};
-    struct sock *sk = skb->sk;
+    struct sock *sk = BPF_CORE_READ(skb, sk);
     __u64 sock = (__u64)sk;
     p.skb_len = skb->len;
     read_headers(skb, &p);
@@ -812,15 +820,11 @@ int kt_net_dev_queue(unsigned long long *ctx) {
     current_ids(&p.task);
     p.sock = sock;
     if (sk) {
-        p.sock_state = sk->__sk_common.skc_state;
+        p.sock_state = BPF_CORE_READ(sk, __sk_common.skc_state);
         // Request and timewait socks (TCP_NEW_SYN_RECV, TCP_TIME_WAIT) are not full sockets: no sk_socket.
-        if (p.sock_state != 12 && p.sock_state != 6) {
-            struct socket *socket = sk->sk_socket;
-            if (socket && socket->file && socket->file->f_inode) p.inode = socket->file->f_inode->i_ino;
-        }
+        if (p.sock_state != 12 && p.sock_state != 6) p.inode = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
     }
-    struct net_device *dev = skb->dev;
-    if (dev) p.ifindex = dev->ifindex;
+    p.ifindex = BPF_CORE_READ(skb, dev, ifindex);
     __u32 zero = 0;
     __u32 *vec = bpf_map_lookup_elem(&kt_softirq, &zero);
     p.softirq = vec ? (__u8)*vec : 0;
@@ -907,7 +911,7 @@ int kt_sched_process_exit(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
     if (!st) return 0;
-    if (st->call_id) emit_call(st, -EINTR, KT_CALL_UNFINISHED);  // died inside a call: kept, with no result
+    if (st->call_id) kt_emit_call(st, -EINTR, KT_CALL_UNFINISHED);  // died inside a call: kept, with no result
     // The tracepoint runs after the thread left the group's live count: 0 means the whole process is gone.
     int group_dead = BPF_CORE_READ(task, signal, live.counter) == 0;
     if (group_dead) {
