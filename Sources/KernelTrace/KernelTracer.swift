@@ -94,20 +94,25 @@ public final class KernelTracer {
 
         var root = options.attach != nil ? try attach(options.attach!, collector) : try launch()
         defer { if root.pidfd >= 0 { close(root.pidfd) } }
-        // The root's pidfd (readable once it has exited) joins the ring's epoll set, so its end wakes the loop at
-        // once instead of at the next drain (see kt_epoll_watch).
-        let epoll = ring_buffer__epoll_fd(ring)
-        let watching = root.pidfd >= 0 && kt_epoll_watch(epoll, root.pidfd) == 0
+        // The loop sleeps until the drain interval has passed, the program asks for a drain (its records fill a
+        // quarter of the ring), or the root exits (its pidfd becomes readable). Not on the ring's readiness, which
+        // libbpf's poll waits for: the ring is readable as soon as it holds one record, so the reader would wake
+        // for nearly every record and take a core from the program it traces.
+        let epoll = kt_epoll_create()
+        guard epoll >= 0 else { throw .failed("cannot wait for the BPF ring buffer: \(Errno(rawValue: errno).message)") }
+        defer { close(epoll) }
+        _ = kt_epoll_add(epoll, program.eventsFD, 1)
+        let watching = root.pidfd >= 0 && kt_epoll_add(epoll, root.pidfd, 0) == 0
         started()
         var leftRunning = false
         while true {
-            _ = ring_buffer__poll(ring, options.drainIntervalMilliseconds)
+            _ = kt_epoll_wait(epoll, options.drainIntervalMilliseconds)
             collector.offset = Clocks.realtimeOffset()
             _ = ring_buffer__consume(ring)
             if root.alive {
                 root.check()
                 // It stays readable: a loop waiting for the root's children must sleep again.
-                if !root.alive && watching { kt_epoll_unwatch(epoll, root.pidfd) }
+                if !root.alive && watching { kt_epoll_remove(epoll, root.pidfd) }
             }
             let live = program.globals()?.live_processes ?? 0
             if !root.alive && live <= 0 { break }
