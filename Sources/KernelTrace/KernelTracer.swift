@@ -1,5 +1,6 @@
 import CKernelTrace
 import CLibBPF
+import Dispatch
 import Glibc
 import PacketWire
 import Sockets
@@ -43,10 +44,15 @@ public final class KernelTracer {
     let options: Options
     let program: KernelProgram
 
-    /// Loads and attaches the BPF program; throws why the engine cannot work here.
-    public init(_ options: Options) throws(KernelTraceUnavailable) {
+    /// Loads and attaches the BPF program (or takes the one `loading` loaded meanwhile, with its note descriptor);
+    /// throws why the engine cannot work here.
+    public init(_ options: Options, loading: KernelProgramLoad? = nil) throws(KernelTraceUnavailable) {
         self.options = options
-        program = try KernelProgram(noteFD: options.noteFD, ringBytes: options.ringBufferBytes)
+        if let loading {
+            program = try loading.wait()
+        } else {
+            program = try KernelProgram(noteFD: options.noteFD, ringBytes: options.ringBufferBytes)
+        }
     }
 
     /// Whether the engine can load here, without tracing anything: nil when it can, else why not.
@@ -277,6 +283,40 @@ public final class KernelTracer {
         }
         return env
     }
+}
+
+/// The BPF program loading on a thread of its own. Loading is most of the engine's fixed cost (the kernel verifies
+/// every program; libbpf reads the kernel's BTF to place each field), and needs nothing a trace session sets up
+/// before it runs the command (the capture, the Python hook): the session starts it first and takes the program
+/// when it needs it.
+public final class KernelProgramLoad: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    /// Written by the loading thread before it signals `done`, read after.
+    private var result: Result<KernelProgram, KernelTraceUnavailable>?
+
+    /// Starts loading the program, configured for the Python hook's note descriptor (nil: no hook).
+    public init(noteFD: Int32?, ringBytes: Int = KernelTracer.Options().ringBufferBytes) {
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            do throws(KernelTraceUnavailable) {
+                result = .success(try KernelProgram(noteFD: noteFD, ringBytes: ringBytes))
+            } catch {
+                result = .failure(error)
+            }
+            done.signal()
+        }
+    }
+
+    /// The loaded program, or why it could not be loaded; waits for the loading to end. Once only.
+    func wait() throws(KernelTraceUnavailable) -> KernelProgram {
+        done.wait()
+        defer { result = nil }
+        switch result {
+        case .success(let program)?: return program
+        case .failure(let why)?: throw why
+        case nil: throw .objectInvalid("the program was already taken")
+        }
+    }
+
 }
 
 /// Turns the program's CLOCK_MONOTONIC times (bpf_ktime_get_ns) into CLOCK_REALTIME, libpcap's clock.

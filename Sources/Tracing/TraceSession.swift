@@ -5,6 +5,7 @@
 ///
 /// Engines (``TraceEngine``) produce calls; the session does the rest, so a second engine changes nothing here but
 /// the engine it is given.
+import Dispatch
 import Glibc
 import KernelTrace
 import PacketCapture
@@ -116,17 +117,18 @@ public final class TraceSession {
     }
 
     /// The engine the options ask for. `auto` tries eBPF and says in one line why it falls back to ptrace.
-    func engine(for tracerOptions: Tracer.Options) throws(TraceError) -> any TraceEngine {
+    /// `loading`: the eBPF program, loading since the session started.
+    func engine(for tracerOptions: Tracer.Options, loading: KernelProgramLoad?) throws(TraceError) -> any TraceEngine {
         if let makeEngine { return try makeEngine(tracerOptions) }
         switch options.engine {
         case .ptrace:
             return Tracer(tracerOptions)
         case .ebpf:
-            do throws(KernelTraceUnavailable) { return try KernelEngine(tracerOptions) } catch {
+            do throws(KernelTraceUnavailable) { return try KernelEngine(tracerOptions, loading: loading) } catch {
                 throw TraceError("the eBPF engine cannot trace here: \(error) (or use --engine ptrace)")
             }
         case .auto:
-            do throws(KernelTraceUnavailable) { return try KernelEngine(tracerOptions) } catch {
+            do throws(KernelTraceUnavailable) { return try KernelEngine(tracerOptions, loading: loading) } catch {
                 warn(Self.fallback(error))
                 return Tracer(tracerOptions)
             }
@@ -166,6 +168,12 @@ public final class TraceSession {
         guard tracingSupported else { throw TraceError("packetflow trace: unsupported architecture (x86_64 only)") }
 
         let inherited = Self.openDescriptors()
+        // The eBPF program loads meanwhile (most of that engine's fixed cost): it needs only to know whether the
+        // Python hook will write notes. Its descriptors are close-on-exec, as bpf(2) makes them.
+        let willHook = options.attach == nil && options.pythonHook
+        let loading =
+            makeEngine == nil && options.engine != .ptrace
+            ? KernelProgramLoad(noteFD: willHook ? PythonHook.noteFD : nil) : nil
         var capture: BackgroundCapture?
         if let interface = options.interface {
             do {
@@ -241,7 +249,7 @@ public final class TraceSession {
         var engine: any TraceEngine
         let result: TraceResult
         do {
-            engine = try self.engine(for: tracerOptions)
+            engine = try self.engine(for: tracerOptions, loading: loading)
             do {
                 let first = engine
                 result = try engine.run(started: { attached(first) }, settle: settle)
@@ -258,28 +266,40 @@ public final class TraceSession {
         }
         for line in result.warnings { warn(line) }
 
+        // Steps that do not wait for each other run on both cores: the capture's stop (it waits a read timeout for
+        // its last block) beside the calls' events, the kernel's contexts beside the attribution.
+        let stopping = capture.map { capture in
+            Concurrently { () -> Result<([CapturedPacket], CaptureStatistics?), CaptureError> in
+                do throws(CaptureError) { return .success(try capture.stop(closeInBackground: true)) } catch {
+                    return .failure(error)
+                }
+            }
+        }
         let calls = result.calls.map(\.event)
         var packets: [PacketEvent] = []
         var shown: [PacketEvent] = []
         var raw: [CapturedPacket] = []
         var statistics: CaptureStatistics?
-        if let capture {
+        if let stopping {
             do {
-                let stopped = try capture.stop(closeInBackground: true)
-                raw = stopped.packets
-                statistics = stopped.statistics
+                let stopped = try stopping.value().get()
+                raw = stopped.0
+                statistics = stopped.1
                 // Nothing is lost silently: a packet the kernel dropped cannot be attributed.
-                if let stats = stopped.statistics, stats.droppedByKernel > 0 || stats.droppedByInterface > 0 {
+                if let stats = stopped.1, stats.droppedByKernel > 0 || stats.droppedByInterface > 0 {
                     warn("the kernel dropped \(stats.droppedByKernel) packets (interface: \(stats.droppedByInterface)); "
                         + "some calls may show fewer packets than they sent")
                 }
             } catch {
                 throw TraceError("capture failed: \(error)")
             }
+            let captured = raw
+            nonisolated(unsafe) let watcher = engine
+            let contexts = Concurrently { watcher.contexts(of: captured) }
             var builder = PacketEventBuilder()
             packets = raw.map { builder.event(for: $0) }
             let related = TraceAttributor(calls: result.calls, sockets: result.sockets).attribute(&packets)
-            KernelContext.apply(engine.contexts(of: raw), to: &packets, calls: calls)
+            KernelContext.apply(contexts.value(), to: &packets, calls: calls)
             shown = options.allPackets ? packets : packets.filter { related.contains($0.frame) }
         }
 
@@ -364,5 +384,28 @@ public final class TraceSession {
             p += 1
         }
         return env
+    }
+}
+
+/// A value computed on another thread, for steps of a session that do not depend on each other.
+final class Concurrently<Value>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    /// Written by the worker before it signals `done`, read after.
+    private var result: Value?
+
+    init(_ work: @escaping () -> Value) {
+        nonisolated(unsafe) let work = work
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            result = work()
+            done.signal()
+        }
+    }
+
+    /// Waits for the value (once only).
+    func value() -> Value {
+        done.wait()
+        guard let value = result else { preconditionFailure("Concurrently.value() called twice") }
+        result = nil
+        return value
     }
 }
