@@ -10,7 +10,10 @@
 // they fork. Per thread it keeps the socket call in flight (entered at raw_syscalls:sys_enter, recorded at
 // sys_exit); per CPU the softirq running (irq:softirq_entry/exit: the kernel's preempt count cannot be read from
 // BPF here); at net:net_dev_queue it records each packet of a traced task, socket or endpoint with that context.
-// Only stable tracepoints through tp_btf: kprobes and fentry are not available on every kernel that has BTF.
+// Only stable tracepoints: kprobes and fentry are not available on every kernel that has BTF. Those whose
+// arguments are read as typed pointers attach through tp_btf (sys_enter/exit, net_dev_queue, sched_process_fork);
+// the others through raw_tp, which needs no BTF lookup of the tracepoint at load (libbpf and the kernel each find
+// a tp_btf target by a linear scan of the kernel's BTF, a millisecond or two a program).
 // tp_btf hands the program typed pointers (the skb, the task, the registers). Their scalar fields are read
 // directly (a load instead of a bpf_probe_read_kernel call); pointer fields through BPF_CORE_READ. A direct load of
 // a pointer field makes the verifier ask whether the result is trusted, by looking up "<struct>__safe_trusted" and
@@ -331,9 +334,10 @@ static __always_inline int is_zero(const __u8 *a, int n) {
     return 1;
 }
 
-// A traced socket's local endpoint, so packets to and from it are recorded whoever builds them.
-static __always_inline void remember_endpoint(const struct kt_socket *s) {
-    if (s->local_port == 0 || (s->protocol != IPPROTO_TCP && s->protocol != IPPROTO_UDP)) return;
+// A traced socket's local endpoint, so packets to and from it are recorded whoever builds them. Global, as
+// kt_emit_call: verified once per program, not at each use.
+__attribute__((noinline)) int kt_remember_endpoint(const struct kt_socket *s) {
+    if (!s || s->local_port == 0 || (s->protocol != IPPROTO_TCP && s->protocol != IPPROTO_UDP)) return 0;
     struct kt_endpoint key = {};
     key.port = s->local_port;
     key.proto = s->protocol;
@@ -353,10 +357,11 @@ static __always_inline void remember_endpoint(const struct kt_socket *s) {
             __builtin_memset(&key.addr[4], 0, 12);
         }
     } else {
-        return;
+        return 0;
     }
     __u8 one = 1;
     if (!bpf_map_lookup_elem(&kt_endpoints, &key)) bpf_map_update_elem(&kt_endpoints, &key, &one, BPF_ANY);
+    return 0;
 }
 
 static __always_inline void remember_socket(__u64 sock) {
@@ -442,7 +447,7 @@ __attribute__((noinline)) int kt_emit_call(struct kt_task_state *st, long ret, _
     if (sk) {
         describe(sk, &c->socket);
         if (fresh) remember_socket((__u64)sk);  // the argument's was remembered at the entry
-        remember_endpoint(&c->socket);
+        kt_remember_endpoint(&c->socket);
     } else if (st->has_socket && st->nr == NR_close) {
         struct sock *closed = (struct sock *)st->socket.sock;  // apart: CO-RE must not relocate our own struct
         c->socket.state = BPF_CORE_READ(closed, __sk_common.skc_state);
@@ -683,7 +688,7 @@ int kt_sys_exit(unsigned long long *ctx) {
     return 0;
 }
 
-SEC("tp_btf/softirq_entry")
+SEC("raw_tp/softirq_entry")
 int kt_softirq_entry(unsigned long long *ctx) {
     __u32 zero = 0;
     __u32 *vec = bpf_map_lookup_elem(&kt_softirq, &zero);
@@ -691,7 +696,7 @@ int kt_softirq_entry(unsigned long long *ctx) {
     return 0;
 }
 
-SEC("tp_btf/softirq_exit")
+SEC("raw_tp/softirq_exit")
 int kt_softirq_exit(unsigned long long *ctx) {
     __u32 zero = 0;
     __u32 *vec = bpf_map_lookup_elem(&kt_softirq, &zero);
@@ -712,22 +717,20 @@ static __always_inline int endpoint_known(const __u8 *addr, int family, __u16 po
 }
 
 // Reads the IP and TCP/UDP headers of an outgoing packet into `p`. Locally built packets have their headers in
-// the linear part, at skb->head + skb->network_header.
-static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *p) {
-    unsigned char *head = skb->head;
-    __u16 nh = skb->network_header;
-    p->ether_type = bpf_ntohs(skb->protocol);
-    if (!head || nh == 0xffff) return;
+// the linear part, at skb->head + skb->network_header (`nh`); `data` is skb->data. Global, as kt_emit_call, so
+// the verifier walks its branches once, not again along each path of net_dev_queue (the skb's fields come in as
+// numbers: a global function cannot take the typed pointer).
+__attribute__((noinline)) int kt_read_headers(struct kt_packet *p, __u64 head, __u64 data, __u32 nh) {
+    if (!p || !head || nh == 0xffff) return 0;
     __u8 ip[40];
     __u32 l4 = 0;
     __u32 l3_payload = 0;
     // What follows the network header in the skb, for packets whose IP length field is 0 (BIG TCP).
-    unsigned char *data = skb->data;
-    __u32 beyond_nh = p->skb_len - (__u32)((head + nh) - data);
+    __u32 beyond_nh = p->skb_len - (__u32)(head + nh - data);
     if (p->ether_type == ETH_P_IP) {
-        if (bpf_probe_read_kernel(ip, 20, head + nh) != 0 || ip[0] >> 4 != 4) {
+        if (bpf_probe_read_kernel(ip, 20, (void *)(head + nh)) != 0 || ip[0] >> 4 != 4) {
             count(KT_UNREADABLE_HEADERS);
-            return;
+            return 0;
         }
         __u32 ihl = (ip[0] & 0xf) * 4;
         __u32 total = (__u32)ip[2] << 8 | ip[3];
@@ -737,13 +740,13 @@ static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *
         __builtin_memcpy(p->saddr, &ip[12], 4);
         __builtin_memcpy(p->daddr, &ip[16], 4);
         p->flags |= KT_PACKET_IP;
-        if ((((__u16)ip[6] << 8 | ip[7]) & 0x1fff) != 0 || ihl < 20 || total < ihl) return;  // a later fragment
+        if ((((__u16)ip[6] << 8 | ip[7]) & 0x1fff) != 0 || ihl < 20 || total < ihl) return 0;  // a later fragment
         l4 = nh + ihl;
         l3_payload = total - ihl;
     } else if (p->ether_type == ETH_P_IPV6) {
-        if (bpf_probe_read_kernel(ip, 40, head + nh) != 0 || ip[0] >> 4 != 6) {
+        if (bpf_probe_read_kernel(ip, 40, (void *)(head + nh)) != 0 || ip[0] >> 4 != 6) {
             count(KT_UNREADABLE_HEADERS);
-            return;
+            return 0;
         }
         __u32 payload = (__u32)ip[4] << 8 | ip[5];
         if (payload == 0 && beyond_nh > 40) payload = beyond_nh - 40;
@@ -754,13 +757,13 @@ static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *
         l4 = nh + 40;
         l3_payload = payload;
     } else {
-        return;
+        return 0;
     }
     __u8 t[20];
     if (p->ip_proto == IPPROTO_TCP) {
-        if (bpf_probe_read_kernel(t, 20, head + l4) != 0) {
+        if (bpf_probe_read_kernel(t, 20, (void *)(head + l4)) != 0) {
             count(KT_UNREADABLE_HEADERS);
-            return;
+            return 0;
         }
         __u32 doff = (t[12] >> 4) * 4;
         p->sport = (__u16)t[0] << 8 | t[1];
@@ -772,9 +775,9 @@ static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *
         p->payload_len = l3_payload > doff ? l3_payload - doff : 0;
         p->flags |= KT_PACKET_TRANSPORT;
     } else if (p->ip_proto == IPPROTO_UDP) {
-        if (bpf_probe_read_kernel(t, 8, head + l4) != 0) {
+        if (bpf_probe_read_kernel(t, 8, (void *)(head + l4)) != 0) {
             count(KT_UNREADABLE_HEADERS);
-            return;
+            return 0;
         }
         p->sport = (__u16)t[0] << 8 | t[1];
         p->dport = (__u16)t[2] << 8 | t[3];
@@ -783,6 +786,7 @@ static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *
     } else {
         p->payload_len = l3_payload;
     }
+    return 0;
 }
 
 SEC("tp_btf/net_dev_queue")
@@ -794,7 +798,9 @@ int kt_net_dev_queue(unsigned long long *ctx) {
     struct sock *sk = BPF_CORE_READ(skb, sk);
     __u64 sock = (__u64)sk;
     p.skb_len = skb->len;
-    read_headers(skb, &p);
+    p.ether_type = bpf_ntohs(skb->protocol);
+    // head and data through a helper: loaded directly they are pointers, which a global function cannot take.
+    kt_read_headers(&p, (__u64)BPF_CORE_READ(skb, head), (__u64)BPF_CORE_READ(skb, data), skb->network_header);
 
     int own = sock && bpf_map_lookup_elem(&kt_sockets, &sock);
     int wanted = st || own;
@@ -811,7 +817,7 @@ int kt_net_dev_queue(unsigned long long *ctx) {
         s.protocol = p.ip_proto;
         s.local_port = p.sport;
         __builtin_memcpy(s.local_addr, p.saddr, 16);
-        remember_endpoint(&s);
+        kt_remember_endpoint(&s);
     }
 
     p.header.kind = KT_EVENT_PACKET;
@@ -896,7 +902,7 @@ int kt_sched_process_fork(unsigned long long *ctx) {
     return 0;
 }
 
-SEC("tp_btf/sched_process_exec")
+SEC("raw_tp/sched_process_exec")
 int kt_sched_process_exec(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
@@ -906,7 +912,7 @@ int kt_sched_process_exec(unsigned long long *ctx) {
     return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
+SEC("raw_tp/sched_process_exit")
 int kt_sched_process_exit(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
