@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `packetflow trace` on programs other than the seed: curl, nc, threads, fork, exec, UDP, IPv6, a kill mid-call
 /// and attach/detach. Real processes, real capture on lo (root, as CI); each test checks which call a packet is
@@ -877,6 +878,17 @@ import Testing
         #expect(output.hasPrefix("{\"type\":\"call\""))
         #expect(output.split(separator: "\n").count == 1)
         #expect(Self.hookDirectories().subtracting(before).isEmpty)
+    }
+
+    /// `trace --help` (the usage line of an error says to ask for it) shows the help, engines included, and runs
+    /// nothing: the command's arguments take every word, so it must be told from a misspelled option.
+    @Test(arguments: ["--help", "-h"])
+    func traceHelpShowsBothEngines(flag: String) throws {
+        let help = try runProcess(packetflowBinary(), ["trace", flag])
+        #expect(help.status == 0, "\(help.stderr)")
+        let text = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")  // lines are wrapped
+        #expect(text.contains("--engine <engine>") && text.contains("values: auto, ebpf, ptrace"), "\(text)")
+        #expect(text.contains("--engine auto then says why in one line"))
     }
 
     // MARK: missing privileges
