@@ -105,7 +105,9 @@ public final class KernelTracer {
         // libbpf's poll waits for: the ring is readable as soon as it holds one record, so the reader would wake
         // for nearly every record and take a core from the program it traces.
         let epoll = kt_epoll_create()
-        guard epoll >= 0 else { throw .failed("cannot wait for the BPF ring buffer: \(Errno(rawValue: errno).message)") }
+        guard epoll >= 0 else {
+            throw .failed("cannot wait for the BPF ring buffer: \(Errno(rawValue: errno).message)")
+        }
         defer { close(epoll) }
         _ = kt_epoll_add(epoll, program.eventsFD, 1)
         let watching = root.pidfd >= 0 && kt_epoll_add(epoll, root.pidfd, 0) == 0
@@ -316,7 +318,6 @@ public final class KernelProgramLoad: @unchecked Sendable {
         case nil: throw .objectInvalid("the program was already taken")
         }
     }
-
 }
 
 /// Turns the program's CLOCK_MONOTONIC times (bpf_ktime_get_ns) into CLOCK_REALTIME, libpcap's clock.

@@ -6,14 +6,14 @@ import Timeline
 /// An engine starts or attaches to the program its options name (then calls `started`) and records its socket
 /// calls and sockets until the program ends (or it detaches). It then calls `settle` while it still watches: the
 /// session waits there for the packets that follow the program's end (the ACK of its FIN), from the sockets and
-/// how the program ended (the calls may be left out of that result). An engine that sees the
-/// kernel build packets also says, for captured packets, where each was built. Capturing and attributing are the
-/// session's work, the same for every engine.
+/// how the program ended (the calls may be left out of that result). An engine that sees the kernel build packets
+/// also says, for captured packets, where each was built. Capturing and attributing are the session's work, the
+/// same for every engine.
 public protocol TraceEngine: AnyObject {
     /// "ptrace", "ebpf": the JSON Lines `"engine"`.
     var name: String { get }
     func run(started: () -> Void, settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult
-    /// Where each captured packet was built (nil where the engine does not know), after ``run(settle:)``.
+    /// Where each captured packet was built (nil where the engine does not know), after ``run(started:settle:)``.
     func contexts(of captured: [CapturedPacket]) -> [PacketContext?]
 }
 

@@ -245,7 +245,9 @@ public final class TraceSession {
         // With -p, say when the program is being traced: eBPF takes a moment to load, and stops nothing that
         // would show it (strace says so too).
         let attached = { [options, warn] (engine: any TraceEngine) in
-            if let pid = options.attach { warn("attached to \(pid) (\(engine.name)): Ctrl-C detaches and leaves it running") }
+            if let pid = options.attach {
+                warn("attached to \(pid) (\(engine.name)): Ctrl-C detaches and leaves it running")
+            }
         }
         var engine: any TraceEngine
         let result: TraceResult

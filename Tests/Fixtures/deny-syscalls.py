@@ -5,7 +5,8 @@
 
 Docker's default profile answers EPERM to process_vm_readv, process_vm_writev, pidfd_getfd and kcmp for a
 container without CAP_SYS_PTRACE; a kernel without them answers ENOSYS. It refuses bpf too (a container without
-CAP_BPF or CAP_SYS_ADMIN), which is where `trace --engine auto` must fall back to ptrace. The filter (seccomp-bpf, inherited by
+CAP_BPF or CAP_SYS_ADMIN), which is where `trace --engine auto` must fall back to ptrace. The filter (seccomp-bpf,
+inherited by
 every child) is installed with no_new_privs, then the command is exec'd. x86_64 only, like the tracer.
 """
 import ctypes

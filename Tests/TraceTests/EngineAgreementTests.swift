@@ -29,7 +29,8 @@ import TestSupport
         var occurrence: Int
 
         var description: String {
-            "\(proto) \(from)→\(to) \(flags.joined(separator: "/")) seq=\(seq ?? -1) len=\(length ?? -1) (#\(occurrence))"
+            "\(proto) \(from)→\(to) \(flags.joined(separator: "/")) seq=\(seq ?? -1) len=\(length ?? -1) "
+                + "(#\(occurrence))"
         }
     }
 
@@ -114,7 +115,8 @@ import TestSupport
             let kernels = e.call(of: theirs)
             if let mine {
                 checked += 1
-                #expect(kernels?.key == mine, "\(label): \(key): ptrace \(mine), eBPF \(kernels.map { "\($0.key)" } ?? "none")")
+                let theirCall = kernels.map { "\($0.key)" } ?? "none"
+                #expect(kernels?.key == mine, "\(label): \(key): ptrace \(mine), eBPF \(theirCall)")
             } else if let (call, event) = kernels {
                 // eBPF names a call where content alone saw the kernel: it must have seen the packet built in
                 // that very call, on that call's socket, which sent it (an unconnected or refused socket has no
@@ -172,7 +174,8 @@ import TestSupport
         let (server, port) = try Robust.start(["/usr/bin/env", "python3", http])
         defer { server.kill() }
         let curl = ["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]
-        let checked = Self.expectAgreement(ptrace: try Self.trace(.ptrace, curl), ebpf: try Self.trace(.ebpf, curl), "curl")
+        let checked = Self.expectAgreement(
+            ptrace: try Self.trace(.ptrace, curl), ebpf: try Self.trace(.ebpf, curl), "curl")
         #expect(checked >= 3, "SYN, handshake ACK, request")
     }
 
@@ -215,7 +218,8 @@ import TestSupport
                 ])
                 defer { trace.kill() }
                 try #require(trace.waitFor("listening on"), "the traced seed server did not start")
-                let client = try Running(["/usr/bin/env", "python3", Seed.seed.appendingPathComponent("client.py").path])
+                let client = try Running(
+                    ["/usr/bin/env", "python3", Seed.seed.appendingPathComponent("client.py").path])
                 client.stdin.fileHandleForWriting.write(Data("to the traced server\n".utf8))
                 try client.stdin.fileHandleForWriting.close()
                 #expect(client.finish().hasPrefix("Hello, client #1!"))
@@ -256,7 +260,9 @@ import TestSupport
             let serverRecv = try #require(call("recvfrom", serverSide))
             let serverSend = try #require(call("sendto", serverSide))
             let clientPort = try #require(Robust.port(connect["local"]))
-            let tcp = Seed.packets(events).filter { $0["sport"] as? Int == clientPort || $0["dport"] as? Int == clientPort }
+            let tcp = Seed.packets(events).filter {
+                $0["sport"] as? Int == clientPort || $0["dport"] as? Int == clientPort
+            }
             let syn = try #require(tcp.first { Seed.flags($0) == ["SYN"] })
             #expect(syn["call"] as? Int == Robust.id(connect))
             #expect(syn["consumed_by"] as? Int == Robust.id(accept))
