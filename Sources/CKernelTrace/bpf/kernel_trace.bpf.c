@@ -65,7 +65,7 @@ struct bpf_pidns_info {
 #define CORE __attribute__((preserve_access_index))
 
 struct pt_regs {
-    unsigned long di, si, dx, r10, r8, r9, ax, orig_ax;
+    unsigned long di, si, dx, r10, r8, r9, orig_ax;
 } CORE;
 
 struct inode {
@@ -389,7 +389,7 @@ static __always_inline __u32 clamp(__u64 n, __u32 max) { return n > max ? max : 
 // Writes the call in flight of `st` to the ring (ret: its result; flags: KT_CALL_*) and ends it.
 //
 // A global function (not static, not inlined): the verifier checks it once per program, with `st` as any memory
-// of its size, instead of once more at each of its call sites (three in sys_exit, one each in sys_enter and
+// of its size, instead of once more at each of its call sites (two in sys_exit, one in sys_enter, one in
 // sched_process_exit), which had most of the instructions it walks and most of the time loading takes.
 __attribute__((noinline)) int kt_emit_call(struct kt_task_state *st, long ret, __u8 flags) {
     if (!st) return 0;
