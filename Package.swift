@@ -102,7 +102,10 @@ let package = Package(
             exclude: ["png_colors.py"]
         ),
         .testTarget(name: "TraceTests",
-                    dependencies: ["SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "SystemCalls", "TestSupport"]),
+                    dependencies: [
+                        "SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "SystemCalls", "TestSupport",
+                        "CLibBPF",
+                    ]),
         .testTarget(
             name: "KernelTraceTests",
             dependencies: [

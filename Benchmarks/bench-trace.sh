@@ -1,13 +1,14 @@
 #!/bin/sh
 # Overhead of `packetflow trace` against the untraced program and against strace, all in the same run.
 # A socket-heavy workload (many small TCP exchanges on loopback) and a file-heavy one (open/write/read/close).
-# Configurations: untraced; `packetflow trace` as users run it (capture on lo, no filter, text output);
-# `packetflow trace --no-capture`; `strace -f --seccomp-bpf -e trace=network -o /dev/null`; and, when the binary
-# has the eBPF engine (`trace --engine`), `trace --engine ebpf` with and without capture.
+# Configurations: untraced; `strace -f --seccomp-bpf -e trace=network -o /dev/null`; each engine as users run it
+# (`trace --engine ebpf|ptrace`: capture on lo, no filter, attribution, Python lines, text output) and with
+# `--no-capture`. The eBPF columns need a kernel where the engine loads (root, BTF); without it they are left out.
 # Runs are interleaved (one of each configuration per round, R rounds) so a change in machine load hits all of them
 # alike; the median counts, and ratios are over the untraced median (the fastest runs, least disturbed, are
-# printed too). The load average is printed before and after.
-# Usage: Benchmarks/bench-trace.sh [packetflow binary]   (root: ptrace and capture)
+# printed too). The issue's measure for an engine is its time over strace's in the same run ("x strace"): its
+# slowdown as a fraction of strace's. The load average is printed before and after.
+# Usage: Benchmarks/bench-trace.sh [packetflow binary]   (root: ptrace, BPF and capture)
 #   Without an argument it builds the release binary (swift build -c release --scratch-path $SCRATCH).
 #   N=1000 R=5 SCRATCH=.build Benchmarks/bench-trace.sh
 set -eu
@@ -56,52 +57,58 @@ once() {
 }
 median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 least() { sort -n "$1" | head -1; }
+ratio() { echo "$1 / $2" | bc -l; }
 
-# The eBPF columns need a packetflow whose trace has --engine, and a kernel where the engine loads.
-EBPF=0
-if "$PF" trace --help 2>/dev/null | grep -q -- '--engine' && "$PF" trace --engine ebpf --no-capture -- true >/dev/null 2>&1
-then
-    EBPF=1
+CONFIGS="base st pt ptn"
+if "$PF" trace --engine ebpf --no-capture -- true >/dev/null 2>&1; then
+    CONFIGS="$CONFIGS eb ebn"
+else
+    why=$("$PF" trace --engine ebpf --no-capture -- true 2>&1 | head -1)
+    echo "the eBPF engine does not load here, its columns are left out: $why"
 fi
+name() {
+    case $1 in
+    base) echo "untraced" ;;
+    st) echo "strace" ;;
+    pt) echo "ptrace engine" ;;
+    ptn) echo "ptrace --no-capture" ;;
+    eb) echo "eBPF engine" ;;
+    ebn) echo "eBPF --no-capture" ;;
+    esac
+}
+run() {
+    case $1 in
+    base) once "$T/$2.base" "$PY" "$T/$2.py" ;;
+    st) once "$T/$2.st" strace -f --seccomp-bpf -e trace=network -o /dev/null "$PY" "$T/$2.py" ;;
+    pt) once "$T/$2.pt" "$PF" trace --engine ptrace -- "$PY" "$T/$2.py" ;;
+    ptn) once "$T/$2.ptn" "$PF" trace --engine ptrace --no-capture -- "$PY" "$T/$2.py" ;;
+    eb) once "$T/$2.eb" "$PF" trace --engine ebpf -- "$PY" "$T/$2.py" ;;
+    ebn) once "$T/$2.ebn" "$PF" trace --engine ebpf --no-capture -- "$PY" "$T/$2.py" ;;
+    esac
+}
 
 echo "packetflow: $PF   python: $PY   N=$N (sockets: $N TCP exchanges; files: $((N * 10)) write+read)   median of $R, interleaved"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   cores: $(nproc)"
 for w in sockets files; do
     i=0
     while [ $i -lt "$R" ]; do
-        once "$T/$w.base" "$PY" "$T/$w.py"
-        once "$T/$w.pf" "$PF" trace -- "$PY" "$T/$w.py"
-        once "$T/$w.pfn" "$PF" trace --no-capture -- "$PY" "$T/$w.py"
-        once "$T/$w.st" strace -f --seccomp-bpf -e trace=network -o /dev/null "$PY" "$T/$w.py"
-        if [ "$EBPF" = 1 ]; then
-            once "$T/$w.eb" "$PF" trace --engine ebpf -- "$PY" "$T/$w.py"
-            once "$T/$w.ebn" "$PF" trace --engine ebpf --no-capture -- "$PY" "$T/$w.py"
-        fi
+        for c in $CONFIGS; do run "$c" "$w"; done
         i=$((i + 1))
     done
     base=$(median "$T/$w.base")
-    pf=$(median "$T/$w.pf")
-    pfn=$(median "$T/$w.pfn")
     st=$(median "$T/$w.st")
-    printf '%-8s untraced %6.3fs  packetflow %6.3fs (x%.2f)  --no-capture %6.3fs (x%.2f)  strace %6.3fs (x%.2f)\n' \
-        "$w" "$base" "$pf" "$(echo "$pf / $base" | bc -l)" "$pfn" "$(echo "$pfn / $base" | bc -l)" \
-        "$st" "$(echo "$st / $base" | bc -l)"
-    printf '%-8s fastest: untraced %6.3fs  packetflow %6.3fs (x%.2f)  --no-capture %6.3fs (x%.2f)  strace %6.3fs (x%.2f)\n' \
-        "" "$(least "$T/$w.base")" "$(least "$T/$w.pf")" "$(echo "$(least "$T/$w.pf") / $(least "$T/$w.base")" | bc -l)" \
-        "$(least "$T/$w.pfn")" "$(echo "$(least "$T/$w.pfn") / $(least "$T/$w.base")" | bc -l)" \
-        "$(least "$T/$w.st")" "$(echo "$(least "$T/$w.st") / $(least "$T/$w.base")" | bc -l)"
-    printf '%-8s runs: untraced %s | packetflow %s | --no-capture %s | strace %s\n' "" \
-        "$(sort -n "$T/$w.base" | tr '\n' ' ')" "$(sort -n "$T/$w.pf" | tr '\n' ' ')" \
-        "$(sort -n "$T/$w.pfn" | tr '\n' ' ')" "$(sort -n "$T/$w.st" | tr '\n' ' ')"
-    if [ "$EBPF" = 1 ]; then
-        eb=$(median "$T/$w.eb")
-        ebn=$(median "$T/$w.ebn")
-        # The issue's measure: the engine's slowdown as a fraction of strace's (ebpf / strace, both over untraced).
-        printf '%-8s ebpf %6.3fs (x%.2f = %.2fx strace'"'"'s)  ebpf --no-capture %6.3fs (x%.2f = %.2fx strace'"'"'s)\n' \
-            "" "$eb" "$(echo "$eb / $base" | bc -l)" "$(echo "$eb / $st" | bc -l)" \
-            "$ebn" "$(echo "$ebn / $base" | bc -l)" "$(echo "$ebn / $st" | bc -l)"
-        printf '%-8s runs: ebpf %s | ebpf --no-capture %s\n' "" \
-            "$(sort -n "$T/$w.eb" | tr '\n' ' ')" "$(sort -n "$T/$w.ebn" | tr '\n' ' ')"
-    fi
+    fbase=$(least "$T/$w.base")
+    fst=$(least "$T/$w.st")
+    echo "$w:"
+    for c in $CONFIGS; do
+        m=$(median "$T/$w.$c")
+        f=$(least "$T/$w.$c")
+        printf '  %-20s median %6.3fs (x%.2f untraced, %.2fx strace)   fastest %6.3fs (x%.2f, %.2fx strace)\n' \
+            "$(name "$c")" "$m" "$(ratio "$m" "$base")" "$(ratio "$m" "$st")" \
+            "$f" "$(ratio "$f" "$fbase")" "$(ratio "$f" "$fst")"
+    done
+    for c in $CONFIGS; do
+        printf '  runs %-20s %s\n' "$(name "$c")" "$(sort -n "$T/$w.$c" | tr '\n' ' ')"
+    done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

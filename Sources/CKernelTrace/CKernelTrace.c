@@ -65,12 +65,19 @@ pid_t kt_spawn_gated(const char *file, char *const argv[], char *const envp[], i
 
 int kt_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 
-int kt_epoll_watch(int epfd, int fd) {
-    struct epoll_event event = {.events = EPOLLIN, .data.u64 = 0};
+int kt_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int kt_epoll_add(int epfd, int fd, int edge) {
+    struct epoll_event event = {.events = EPOLLIN | (edge ? EPOLLET : 0), .data.fd = fd};
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
 }
 
-int kt_epoll_unwatch(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
+int kt_epoll_remove(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+int kt_epoll_wait(int epfd, int timeout_ms) {
+    struct epoll_event events[4];
+    return epoll_wait(epfd, events, 4, timeout_ms);
+}
 
 // libbpf's print callback takes a va_list, which Swift cannot format.
 static pthread_mutex_t messages_lock = PTHREAD_MUTEX_INITIALIZER;

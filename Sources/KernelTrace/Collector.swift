@@ -111,10 +111,11 @@ final class Collector {
                 stateBefore: c.flags & UInt8(KT_CALL_HAS_SOCKET) != 0 && nr != 41 ? c.state_before : nil,
                 arguments: args, returnValue: c.ret, unfinished: unfinished, start: time(c.start),
                 end: time(c.header.time),
-                address: withUnsafeBytes(of: c.addr) { Array($0.prefix(Int(c.addr_len))) },
-                data: withUnsafeBytes(of: c.data) { Array($0.prefix(Int(c.data_len))) },
+                address: withUnsafeBytes(of: c.addr) { Array($0.prefix(Int(c.addr_len))) }, addressAt: c.addr_from,
+                data: withUnsafeBytes(of: c.data) { Array($0.prefix(Int(c.data_len))) }, dataAt: c.data_from,
                 dataCount: Int(c.data_total),
-                pair: nr == 53 && c.ret >= 0 ? (c.pair.0, c.pair.1) : nil, source: source))
+                words: withUnsafeBytes(of: c.words) { Array($0.prefix(Int(c.words_len))) }, wordsAt: c.words_from,
+                source: source))
     }
 
     func packet(_ p: kt_packet) {
@@ -159,6 +160,14 @@ final class Collector {
             KernelProcessEvent(
                 time: time(t.header.time), pid: Int32(bitPattern: t.task.pid), tid: Int32(bitPattern: t.task.tid),
                 comm: Self.string(t.task.comm), what: what))
+    }
+
+    /// How process `pid` (the tracer's namespace) ended, as a shell gives it, when its last thread's exit was seen.
+    func exitStatus(of pid: Int32) -> Int32? {
+        for event in processEvents.reversed() where event.pid == pid {
+            if case .exit(let code, true) = event.what { return KernelTracer.Root.shellStatus(code) }
+        }
+        return nil
     }
 
     /// "PFN1 file:line statement" before a socket method, "PFN0" after (the hook without ctypes).

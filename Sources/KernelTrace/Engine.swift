@@ -14,31 +14,37 @@ public final class KernelEngine: TraceEngine {
 
     public var name: String { "ebpf" }
 
-    /// Loads and attaches the BPF program for a trace with these options; throws why it cannot.
-    public init(_ options: Tracer.Options) throws(KernelTraceUnavailable) {
+    /// Loads and attaches the BPF program for a trace with these options (or takes the one `loading` loaded
+    /// meanwhile); throws why it cannot.
+    public init(_ options: Tracer.Options, loading: KernelProgramLoad? = nil) throws(KernelTraceUnavailable) {
         var k = KernelTracer.Options()
         k.command = options.command
         k.attach = options.attach
         k.environment = options.environment
         k.noteFD = options.noteFD
-        tracer = try KernelTracer(k)
+        tracer = try KernelTracer(k, loading: loading)
     }
 
-    public func run(settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult {
+    public func run(started: () -> Void, settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult {
         do throws(KernelTraceError) {
-            let run = try tracer.run(settle: { settle(Self.result($0)) })
+            // The session settles on the sockets (which connections can still send); converting every call for it
+            // as well, then again at the end, took ~7 ms a thousand exchanges.
+            let run = try tracer.run(started: started, settle: { settle(Self.result($0, calls: false)) })
             packets = run.packets
             return Self.result(run)
         } catch {
-            if case .unavailable(let why) = error { unavailable = why }
+            if case .unavailable(let why) = error {
+                unavailable = why
+                throw TraceError("the eBPF engine cannot trace here: \(why) (or use --engine ptrace)")
+            }
             throw TraceError(error.description)
         }
     }
 
-    static func result(_ run: KernelTraceRun) -> TraceResult {
+    static func result(_ run: KernelTraceRun, calls: Bool = true) -> TraceResult {
         TraceResult(
-            engineCalls: run.tracedCalls, sockets: run.sockets, exitStatus: run.exitStatus, detached: run.detached,
-            warnings: run.warnings)
+            engineCalls: calls ? run.tracedCalls : [], sockets: run.sockets, exitStatus: run.exitStatus,
+            detached: run.detached, warnings: run.warnings)
     }
 
     public func contexts(of captured: [DecodedPacket]) -> [PacketContext?] {

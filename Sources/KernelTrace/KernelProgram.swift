@@ -117,9 +117,17 @@ final class KernelProgram {
     }
 
     /// Creates the task storage entry that makes the program follow the task behind `pidfd` (and its children).
-    func register(pidfd: Int32) -> Errno? {
+    /// `running`: the task runs already (attach) and may be inside a call, which is then recorded as it ends, as
+    /// having started now.
+    func register(pidfd: Int32, running: Bool = false) -> Errno? {
         var key = pidfd
         var state = kt_task_state()
+        if running {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)  // bpf_ktime_get_ns's clock
+            state.joining = 1
+            state.start = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        }
         // BPF_NOEXIST: a task already followed (a thread listed twice while attaching) keeps its state.
         let rc = bpf_map_update_elem(tasksFD, &key, &state, UInt64(BPF_NOEXIST))
         return rc == 0 || errno == EEXIST ? nil : Errno(rawValue: errno)

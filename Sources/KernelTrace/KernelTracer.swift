@@ -1,5 +1,6 @@
 import CKernelTrace
 import CLibBPF
+import Dispatch
 import Glibc
 import PacketWire
 import Sockets
@@ -44,10 +45,15 @@ public final class KernelTracer {
     let options: Options
     let program: KernelProgram
 
-    /// Loads and attaches the BPF program; throws why the engine cannot work here.
-    public init(_ options: Options) throws(KernelTraceUnavailable) {
+    /// Loads and attaches the BPF program (or takes the one `loading` loaded meanwhile, with its note descriptor);
+    /// throws why the engine cannot work here.
+    public init(_ options: Options, loading: KernelProgramLoad? = nil) throws(KernelTraceUnavailable) {
         self.options = options
-        program = try KernelProgram(noteFD: options.noteFD, ringBytes: options.ringBufferBytes)
+        if let loading {
+            program = try loading.wait()
+        } else {
+            program = try KernelProgram(noteFD: options.noteFD, ringBytes: options.ringBufferBytes)
+        }
     }
 
     /// Whether the engine can load here, without tracing anything: nil when it can, else why not.
@@ -95,20 +101,27 @@ public final class KernelTracer {
 
         var root = options.attach != nil ? try attach(options.attach!, collector) : try launch()
         defer { if root.pidfd >= 0 { close(root.pidfd) } }
-        // The root's pidfd (readable once it has exited) joins the ring's epoll set, so its end wakes the loop at
-        // once instead of at the next drain (see kt_epoll_watch).
-        let epoll = ring_buffer__epoll_fd(ring)
-        let watching = root.pidfd >= 0 && kt_epoll_watch(epoll, root.pidfd) == 0
+        // The loop sleeps until the drain interval has passed, the program asks for a drain (its records fill a
+        // quarter of the ring), or the root exits (its pidfd becomes readable). Not on the ring's readiness, which
+        // libbpf's poll waits for: the ring is readable as soon as it holds one record, so the reader would wake
+        // for nearly every record and take a core from the program it traces.
+        let epoll = kt_epoll_create()
+        guard epoll >= 0 else {
+            throw .failed("cannot wait for the BPF ring buffer: \(Errno(rawValue: errno).message)")
+        }
+        defer { close(epoll) }
+        _ = kt_epoll_add(epoll, program.eventsFD, 1)
+        let watching = root.pidfd >= 0 && kt_epoll_add(epoll, root.pidfd, 0) == 0
         started()
         var leftRunning = false
         while true {
-            _ = ring_buffer__poll(ring, options.drainIntervalMilliseconds)
+            _ = kt_epoll_wait(epoll, options.drainIntervalMilliseconds)
             collector.offset = Clocks.realtimeOffset()
             _ = ring_buffer__consume(ring)
             if root.alive {
                 root.check()
                 // It stays readable: a loop waiting for the root's children must sleep again.
-                if !root.alive && watching { kt_epoll_unwatch(epoll, root.pidfd) }
+                if !root.alive && watching { kt_epoll_remove(epoll, root.pidfd) }
             }
             let live = program.globals()?.live_processes ?? 0
             if !root.alive && live <= 0 { break }
@@ -123,6 +136,12 @@ public final class KernelTracer {
                     kill(root.pid, SIGINT)
                 }
             }
+        }
+        if !root.isChild && !root.alive && !leftRunning {
+            // An attached process is not our child, so wait(2) cannot say how it ended; the program saw its last
+            // thread exit, with the status wait(2) would have given its parent.
+            _ = ring_buffer__consume(ring)
+            root.exitStatus = collector.exitStatus(of: root.pid)
         }
         settle(collector.finish(exitStatus: root.exitStatus, detached: options.attach != nil, globals: nil))
         collector.offset = Clocks.realtimeOffset()
@@ -144,13 +163,18 @@ public final class KernelTracer {
         var alive = true
         var exitStatus: Int32?
 
+        /// A wait(2) status as a shell gives it: the exit code, or 128 + the signal that killed it.
+        static func shellStatus(_ status: Int32) -> Int32 {
+            status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        }
+
         mutating func check() {
             if isChild {
                 var status: Int32 = 0
                 let r = waitpid(pid, &status, WNOHANG)
                 guard r == pid || (r < 0 && errno == ECHILD) else { return }
                 alive = false
-                if r == pid { exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
+                if r == pid { exitStatus = Self.shellStatus(status) }
             } else {
                 // A pidfd is readable once the process has exited.
                 var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
@@ -192,13 +216,19 @@ public final class KernelTracer {
         guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else {
             throw .failed("no process \(pid): \(Errno(rawValue: errno).message)")
         }
+        if let parent = Self.exitedParent(pid) {
+            // pidfd_open and the registration would succeed, and the run end at once with nothing traced.
+            throw .failed(
+                "cannot attach to \(pid): it has already exited (a zombie its parent\(parent) has not collected "
+                    + "yet); there is nothing left to trace")
+        }
         let leader = kt_pidfd_open(pid, 0)
         if leader < 0 {
             let e = errno
             if e == ESRCH { throw .failed("no process \(pid): \(Errno(rawValue: e).message)") }
             throw .unavailable(.registrationRefused(Errno(rawValue: e)))
         }
-        if let refused = program.register(pidfd: leader) {
+        if let refused = program.register(pidfd: leader, running: true) {
             close(leader)
             throw .unavailable(.registrationRefused(refused))
         }
@@ -213,7 +243,7 @@ public final class KernelTracer {
             for tid in fresh {
                 registered.insert(tid)
                 let fd = kt_pidfd_open(tid, UInt32(KT_PIDFD_THREAD))
-                let refused = fd < 0 ? Errno(rawValue: errno) : program.register(pidfd: fd)
+                let refused = fd < 0 ? Errno(rawValue: errno) : program.register(pidfd: fd, running: true)
                 if fd >= 0 { close(fd) }
                 if let refused, refused.rawValue != ESRCH {
                     collector.warnings.append(
@@ -222,6 +252,26 @@ public final class KernelTracer {
             }
         }
         return Root(pid: pid, pidfd: leader, isChild: false)
+    }
+
+    /// For a process every thread of which has exited (a zombie not yet collected), " comm[ppid]" naming its
+    /// parent (empty when unknown); nil for a process with a thread still running. A main thread that called
+    /// pthread_exit is a zombie while the others run on: that process is still there to trace.
+    static func exitedParent(_ pid: Int32) -> String? {
+        func field(_ status: String, _ name: String) -> Substring? {
+            status.split(separator: "\n").first { $0.hasPrefix(name) }?.dropFirst(name.count).drop { $0 == "\t" }
+        }
+        guard let status = ProcFiles.contents("/proc/\(pid)/status"), field(status, "State:")?.first == "Z" else {
+            return nil
+        }
+        for tid in ProcFiles.names(in: "/proc/\(pid)/task") {
+            if let s = ProcFiles.contents("/proc/\(pid)/task/\(tid)/status"), field(s, "State:")?.first != "Z" {
+                return nil
+            }
+        }
+        guard let ppid = field(status, "PPid:").flatMap({ Int32($0) }), ppid > 0 else { return "" }
+        let comm = ProcFiles.contents("/proc/\(ppid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
+        return " \(comm)[\(ppid)]"
     }
 
     public static func currentEnvironment() -> [String: String] {
@@ -235,6 +285,39 @@ public final class KernelTracer {
             p += 1
         }
         return env
+    }
+}
+
+/// The BPF program loading on a thread of its own. Loading is most of the engine's fixed cost (the kernel verifies
+/// every program; libbpf reads the kernel's BTF to place each field), and needs nothing a trace session sets up
+/// before it runs the command (the capture, the Python hook): the session starts it first and takes the program
+/// when it needs it.
+public final class KernelProgramLoad: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    /// Written by the loading thread before it signals `done`, read after.
+    private var result: Result<KernelProgram, KernelTraceUnavailable>?
+
+    /// Starts loading the program, configured for the Python hook's note descriptor (nil: no hook).
+    public init(noteFD: Int32?, ringBytes: Int = KernelTracer.Options().ringBufferBytes) {
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            do throws(KernelTraceUnavailable) {
+                result = .success(try KernelProgram(noteFD: noteFD, ringBytes: ringBytes))
+            } catch {
+                result = .failure(error)
+            }
+            done.signal()
+        }
+    }
+
+    /// The loaded program, or why it could not be loaded; waits for the loading to end. Once only.
+    func wait() throws(KernelTraceUnavailable) -> KernelProgram {
+        done.wait()
+        defer { result = nil }
+        switch result {
+        case .success(let program)?: return program
+        case .failure(let why)?: throw why
+        case nil: throw .objectInvalid("the program was already taken")
+        }
     }
 }
 

@@ -61,14 +61,19 @@ public struct KernelCall: Sendable {
     public var unfinished: Bool
     public var start: Timestamp
     public var end: Timestamp
-    /// The sockaddr of connect/bind/sendto as the program passed it (at most 128 bytes).
+    /// The sockaddr of connect/bind/sendto as the program passed it (at most 128 bytes), and where in the
+    /// program's memory it was read.
     public var address: [UInt8]
-    /// The first bytes moved (write/sendto/read/recvfrom) or a socket option's value (at most 256 bytes).
+    public var addressAt: UInt64
+    /// The first bytes moved (write/sendto/read/recvfrom) or a socket option's value (at most 256 bytes), and
+    /// where they were read.
     public var data: [UInt8]
+    public var dataAt: UInt64
     /// How many bytes the call moved, or the option's length: `data` may hold fewer.
     public var dataCount: Int
-    /// socketpair(2)'s two descriptors.
-    public var pair: (Int32, Int32)?
+    /// socketpair(2)'s two descriptors, or getsockopt(2)'s returned length, as raw bytes, and where they were read.
+    public var words: [UInt8]
+    public var wordsAt: UInt64
     /// "client.py:20 client.connect((HOST, PORT))": the Python hook's line for this thread when the call ran.
     public var source: String?
 

@@ -3,16 +3,18 @@ import Timeline
 
 /// A way to watch a program's socket calls: ptrace (``Tracer``, which works everywhere), or eBPF beside it.
 ///
-/// An engine starts or attaches to the program its options name and records its socket calls and sockets until
-/// the program ends (or it detaches). It then calls `settle` while it still watches: the session waits there for
-/// the packets that follow the program's end (the ACK of its FIN). An engine that sees the kernel build packets
+/// An engine starts or attaches to the program its options name (then calls `started`) and records its socket
+/// calls and sockets until the program ends (or it detaches). It then calls `settle` while it still watches: the
+/// session waits there for the packets that follow the program's end (the ACK of its FIN), from the sockets and
+/// how the program ended (the calls may be left out of that result). An engine that sees the kernel build packets
 /// also says, for captured packets, where each was built. Capturing and attributing are the session's work, the
 /// same for every engine.
 public protocol TraceEngine: AnyObject {
     /// "ptrace", "ebpf": the JSON Lines `"engine"`.
     var name: String { get }
-    func run(settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult
-    /// Where each captured packet (decoded) was built (nil where the engine does not know), after ``run(settle:)``.
+    func run(started: () -> Void, settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult
+    /// Where each captured packet (decoded) was built (nil where the engine does not know), after
+    /// ``run(started:settle:)``.
     func contexts(of captured: [DecodedPacket]) -> [PacketContext?]
 }
 
@@ -20,8 +22,8 @@ extension Tracer: TraceEngine {
     public var name: String { "ptrace" }
 
     /// ptrace sees calls only: the program has ended when `run` returns, and the kernel's packets are not seen.
-    public func run(settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult {
-        let result = try run()
+    public func run(started: () -> Void, settle: (TraceResult) -> Void) throws(TraceError) -> TraceResult {
+        let result = try run(started: started)
         settle(result)
         return result
     }

@@ -62,8 +62,9 @@ public final class PtraceEngine {
         self.requests = requests
     }
 
-    /// Runs until every traced process has exited (or, after Ctrl-C in attach mode, has been detached).
-    public func run() throws(TraceError) -> TraceResult {
+    /// Runs until every traced process has exited (or, after Ctrl-C in attach mode, has been detached); `started`
+    /// is called once the program runs traced (every thread seized, or the command launched).
+    public func run(started: () -> Void = {}) throws(TraceError) -> TraceResult {
         guard tracingSupported else { throw TraceError("packetflow trace: unsupported architecture (x86_64 only)") }
         let loop = StopLoop(
             kernel: kernel, useSeccomp: options.attach == nil, noteFD: options.noteFD, requests: requests)
@@ -72,6 +73,7 @@ public final class PtraceEngine {
         } else {
             try launch(loop)
         }
+        started()
         loop.run()
         loop.table.closeAll()
         return TraceResult(

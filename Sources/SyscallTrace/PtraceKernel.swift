@@ -138,16 +138,30 @@ enum PtraceRequest: Equatable, Sendable {
 }
 
 /// A thread's system call registers at a syscall stop, by role (x86_64: orig_rax; rdi, rsi, rdx, r10, r8, r9; rax).
-struct SyscallRegisters: Equatable, Sendable {
-    var number: UInt64
-    var arg1: UInt64 = 0
-    var arg2: UInt64 = 0
-    var arg3: UInt64 = 0
-    var arg4: UInt64 = 0
-    var arg5: UInt64 = 0
-    var arg6: UInt64 = 0
+package struct SyscallRegisters: Equatable, Sendable {
+    package var number: UInt64
+    package var arg1: UInt64 = 0
+    package var arg2: UInt64 = 0
+    package var arg3: UInt64 = 0
+    package var arg4: UInt64 = 0
+    package var arg5: UInt64 = 0
+    package var arg6: UInt64 = 0
     /// The return value at the exit stop (-ENOSYS at the entry stop).
-    var result: UInt64 = UInt64(bitPattern: -Int64(ENOSYS))
+    package var result: UInt64 = UInt64(bitPattern: -Int64(ENOSYS))
+
+    package init(
+        number: UInt64, arg1: UInt64 = 0, arg2: UInt64 = 0, arg3: UInt64 = 0, arg4: UInt64 = 0, arg5: UInt64 = 0,
+        arg6: UInt64 = 0, result: UInt64 = UInt64(bitPattern: -Int64(ENOSYS))
+    ) {
+        self.number = number
+        self.arg1 = arg1
+        self.arg2 = arg2
+        self.arg3 = arg3
+        self.arg4 = arg4
+        self.arg5 = arg5
+        self.arg6 = arg6
+        self.result = result
+    }
 
     /// At an entry stop the kernel has not run the call yet: the result register holds -ENOSYS.
     var atEntry: Bool { result == UInt64(bitPattern: -Int64(ENOSYS)) }

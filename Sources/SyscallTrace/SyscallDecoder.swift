@@ -3,8 +3,10 @@ import PacketWire
 import Sockets
 import Timeline
 
-/// A traced thread's memory, as the decoder reads it: a range that cannot be read comes back short or empty.
-protocol TraceeMemory {
+/// A traced thread's memory, as the decoder reads it: a range that cannot be read comes back short or empty. The
+/// ptrace engine reads the thread itself (``KernelMemory``); the eBPF engine gives the bytes its kernel program
+/// copied, at the addresses they were copied from, so both engines decode arguments with this one decoder.
+package protocol TraceeMemory {
     func read(at address: UInt64, count: Int) -> [UInt8]
 }
 
@@ -24,11 +26,12 @@ struct KernelMemory: TraceeMemory {
 
 /// A call's arguments as trace shows them (strace's words: `AF_INET`, `SOL_TCP`, `TCP_NODELAY`, a data preview),
 /// from the registers at its entry stop, its result and the thread's memory. Pure: it reads memory and nothing
-/// else, and what it cannot read becomes an empty preview or a placeholder, never a trap.
-enum SyscallDecoder {
+/// else, and what it cannot read becomes an empty preview or a placeholder, never a trap. Shared by both engines
+/// (`package`), so they show the same arguments by construction.
+package enum SyscallDecoder {
     /// The address that connect(2), bind(2) or sendto(2) names, read at the entry stop (before the call can change
     /// that memory), and how it is shown; nil for other calls.
-    static func address(
+    package static func address(
         _ call: Syscall, _ r: SyscallRegisters, _ memory: some TraceeMemory
     ) -> (SocketAddress?, String?) {
         switch call {
@@ -39,14 +42,14 @@ enum SyscallDecoder {
     }
 
     /// The two descriptors socketpair(2) wrote, or -1s when it failed or they cannot be read.
-    static func socketPair(_ r: SyscallRegisters, ok: Bool, _ memory: some TraceeMemory) -> [Int32] {
+    package static func socketPair(_ r: SyscallRegisters, ok: Bool, _ memory: some TraceeMemory) -> [Int32] {
         ok ? readInt32s(memory, r.arg4, 2) ?? [-1, -1] : [-1, -1]
     }
 
     /// The arguments of a finished call. `fd` is the descriptor it worked on, `addressText` what ``address(_:_:_:)``
     /// showed at its entry; `made` the descriptors it made: socketpair's two, or accept's new socket (none when
     /// that is not a socket).
-    static func arguments(
+    package static func arguments(
         _ call: Syscall, entry r: SyscallRegisters, result: Int64, fd: Int32?, addressText: String?, made: [Int32],
         _ memory: some TraceeMemory
     ) -> [(String, ArgumentValue)] {
@@ -113,7 +116,7 @@ enum SyscallDecoder {
 
     /// A sockaddr that is not an IP one: a Unix socket's path (glibc's name-service lookups connect to
     /// /var/run/nscd/socket, for instance), "@name" for an abstract one, or its family.
-    static func describeAddress(_ bytes: [UInt8]) -> String {
+    package static func describeAddress(_ bytes: [UInt8]) -> String {
         let family = bytes.count >= 2 ? Int(bytes[0]) | Int(bytes[1]) << 8 : -1
         guard family == Int(AF_UNIX) else { return "family \(family)" }
         let path = bytes.dropFirst(2)
@@ -161,7 +164,7 @@ enum SyscallDecoder {
         }
     }
 
-    static func familyName(_ f: Int32) -> String {
+    package static func familyName(_ f: Int32) -> String {
         switch f {
         case 1: "AF_UNIX"
         case 2: "AF_INET"
@@ -172,7 +175,7 @@ enum SyscallDecoder {
         }
     }
 
-    static func typeName(_ t: Int32) -> String {
+    package static func typeName(_ t: Int32) -> String {
         switch t {
         case 1: "SOCK_STREAM"
         case 2: "SOCK_DGRAM"

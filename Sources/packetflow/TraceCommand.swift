@@ -20,11 +20,12 @@ struct TraceCommand: ParsableCommand {
             Two engines watch the program. eBPF (the default where it loads: root, a kernel with BTF) records its \
             socket calls from the kernel without stopping it, and says for each packet where the kernel built it: \
             inside which call, in which softirq, or by an untraced task. ptrace (--engine ptrace, or where eBPF \
-            cannot load) stops the program at its socket calls only, through a seccomp-bpf filter. Both follow \
-            forks, threads and exec. Packets are captured meanwhile and each is attributed to the call that sent it, \
-            or marked as sent by a kernel by itself with the reason. For Python programs each call also names the \
-            source line that made it. Needs root (BPF or ptrace, and CAP_NET_RAW); the program's exit code is \
-            passed through.
+            cannot load: --engine auto then says why in one line) stops the program at its socket calls only, \
+            through a seccomp-bpf filter. Both follow forks, threads and exec and show the same calls; JSON Lines \
+            name the engine on every object and the kernel's context on every packet. Packets are captured \
+            meanwhile and each is attributed to the call that sent it, or marked as sent by a kernel by itself with \
+            the reason. For Python programs each call also names the source line that made it. Needs root (BPF or \
+            ptrace, and CAP_NET_RAW); the program's exit code is passed through.
 
             Examples:
               packetflow trace -- python3 client.py
@@ -70,6 +71,8 @@ struct TraceCommand: ParsableCommand {
         // The command is taken as it comes, options and all, so an option of ours that is misspelled before `--`
         // arrives here as the command's first word: it must be refused, never executed.
         if let first = cmd.first, first != "--", first.hasPrefix("-") {
+            // The command takes everything, so --help arrives here too (the usage line says to ask for it).
+            if first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
             throw ValidationError("Unknown option '\(first)'")
         }
         if cmd.first == "--" { cmd.removeFirst() }

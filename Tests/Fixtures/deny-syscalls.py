@@ -4,7 +4,9 @@
     deny-syscalls.py ERRNO CALL[,CALL...] -- COMMAND [ARGS...]
 
 Docker's default profile answers EPERM to process_vm_readv, process_vm_writev, pidfd_getfd and kcmp for a
-container without CAP_SYS_PTRACE; a kernel without them answers ENOSYS. The filter (seccomp-bpf, inherited by
+container without CAP_SYS_PTRACE; a kernel without them answers ENOSYS. It refuses bpf too (a container without
+CAP_BPF or CAP_SYS_ADMIN), which is where `trace --engine auto` must fall back to ptrace. The filter (seccomp-bpf,
+inherited by
 every child) is installed with no_new_privs, then the command is exec'd. x86_64 only, like the tracer.
 """
 import ctypes
@@ -13,7 +15,9 @@ import os
 import struct
 import sys
 
-NUMBERS = {"process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312, "pidfd_open": 434, "pidfd_getfd": 438}
+NUMBERS = {
+    "bpf": 321, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312, "pidfd_open": 434, "pidfd_getfd": 438,
+}
 AUDIT_ARCH_X86_64 = 0xC000003E
 LD_W_ABS, JEQ_K, RET_K = 0x20, 0x15, 0x06
 ALLOW, ERRNO = 0x7FFF0000, 0x00050000

@@ -1,9 +1,10 @@
 import Foundation
-import KernelTrace
 import PacketCapture
 import PacketWire
 import Sockets
 import Testing
+
+@testable import KernelTrace
 
 extension KernelTraceTests {
     /// The kernel's packet records against a libpcap capture of the same run: each captured packet of the traced
@@ -23,6 +24,39 @@ extension KernelTraceTests {
                 s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"ping"); s.recv(64); s.close()
             t.join()
             """
+        }
+
+        /// A super-packet queued once and cut into segments before the capture tap (a large send on lo): each
+        /// segment joins the record whose bytes hold it; a segment outside its bytes, or of other ends, does not.
+        @Test func segmentsOfASuperPacketJoinItsRecord() {
+            let a = IPAddress.v4(0x7f00_0001)
+            let b = IPAddress.v4(0x7f00_0002)
+            func key(_ seq: UInt32, _ length: Int, flags: UInt8 = 0x10, ack: UInt32 = 7, port: UInt16 = 4000)
+                -> KernelPacketKey
+            {
+                KernelPacketKey(
+                    source: a, destination: b, ipProtocol: 6, sourcePort: port, destinationPort: 80, seq: seq, ack: ack,
+                    flags: flags, length: length)
+            }
+            // Wraps the sequence space: 68 635 bytes from 2^32 - 1000.
+            let start = UInt32.max - 999
+            let whole = KernelPacket(
+                time: Timestamp(totalNanoseconds: 0), key: key(start, 68_635, flags: 0x18), context: .untraced,
+                task: KernelTask(pid: 1, tid: 1, comm: "x", traced: true), socketPointer: 1, socketInode: 2,
+                socketState: 1, ifindex: 1, ipID: 0, window: 0, length: 68_701)
+            let pure = KernelPacket(
+                time: whole.time, key: key(start, 0), context: .untraced, task: whole.task, socketPointer: 1,
+                socketInode: 2, socketState: 1, ifindex: 1, ipID: 0, window: 0, length: 66)
+            let captured: [KernelPacketKey?] = [
+                key(start, 0),  // its own record
+                key(start, 47_616),
+                key(start &+ 47_616, 21_019, flags: 0x18),
+                key(start &+ 47_616, 21_020, flags: 0x18),  // one byte beyond
+                key(start, 100, ack: 8),  // another acknowledgment: another packet
+                key(start, 100, port: 4001),  // other ends
+                nil,
+            ]
+            #expect(KernelPacketJoin.match(keys: captured, kernel: [pure, whole]) == [0, 1, 1, nil, nil, nil, nil])
         }
 
         @Test func everyCapturedPacketJoinsExactlyOnce() throws {

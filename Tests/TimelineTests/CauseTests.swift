@@ -96,4 +96,44 @@ func example(_ kind: KernelReason.Kind) -> [KernelReason] {
         }
         #expect(!text.contains("sent by") && !text.contains("retransmission") && !text.contains("calls,"))
     }
+
+    /// A long timeline is written in two halves on two cores: the lines come out in the order of the events, each
+    /// once, the same as a short one's (5000 calls and 5000 packets, interleaved in time).
+    @Test func aLongTimelineKeepsEveryLineInOrder() {
+        let t0 = Timestamp(seconds: 1_700_000_000, nanoseconds: 0)
+        let n = 5000
+        func at(_ k: Int) -> Timestamp {
+            Timestamp(seconds: t0.seconds + Int64(k / 1000), nanoseconds: UInt32(k % 1000) * 1000)
+        }
+        var calls: [CallEvent] = []
+        var packets: [PacketEvent] = []
+        for i in 0..<n {
+            var call = CallEvent(
+                id: i + 1, actor: "python3[12]", name: "sendto", result: 1, start: at(2 * i), end: at(2 * i))
+            call.pid = 12
+            calls.append(call)
+            var p = PacketEvent(frame: i + 1, timestamp: at(2 * i + 1), proto: .tcp, length: 1)
+            (p.source, p.sourcePort) = (IPAddress("127.0.0.1")!, UInt16(40000 + i % 7))
+            (p.destination, p.destinationPort) = (IPAddress("127.0.0.2")!, 49152)
+            p.flags = [.psh, .ack]
+            p.call = i + 1
+            p.sender = "python3[12]"
+            packets.append(p)
+        }
+        let text = TraceText(language: .en, color: false).render(
+            command: "python3 x.py", calls: calls, packets: packets, captured: true)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 1 + 2 * n + 3, "title, a line per event, blank, summary, end")
+        for i in 0..<n {
+            let call = lines[1 + 2 * i]
+            let packet = lines[2 + 2 * i]
+            guard call.contains(" #\(i + 1) python3[12] sendto("), packet.hasSuffix("  ← sent by #\(i + 1) sendto")
+            else {
+                Issue.record("line \(1 + 2 * i): \(call) / \(packet)")
+                return
+            }
+        }
+        #expect(lines[1 + 2 * n] == "")
+        #expect(lines[2 + 2 * n] == "\(n) calls, \(n) packets (0 sent by a kernel on its own)")
+    }
 }

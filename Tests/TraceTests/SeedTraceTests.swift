@@ -50,6 +50,17 @@ import TestSupport
             return false
         }
 
+        /// Waits until the process has written `marker` to stderr (packetflow's "attached to PID" line).
+        func waitForError(_ marker: String, seconds: Double = 10) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if ((try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "").contains(marker) { return true }
+                if !process.isRunning { break }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            return ((try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "").contains(marker)
+        }
+
         func finish() -> String {
             buffer.append(stdout.fileHandleForReading.readDataToEndOfFile())
             process.waitUntilExit()
@@ -106,22 +117,39 @@ import TestSupport
         }
     }
 
-    @Test(arguments: Host.allCases)
-    func tracedClientShowsEachPacketWithItsCallAndPythonLine(on host: Host) throws {
-        try withSeedPort { try tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(host) }
+    /// Which engine a test runs under. Tests of general trace behaviour run under both; those about one engine
+    /// (ptrace's TracerPid, its fallbacks on ptrace-hostile hosts) pin it.
+    enum Engine: String, CaseIterable, CustomTestStringConvertible {
+        case ebpf
+        case ptrace
+
+        var testDescription: String { rawValue }
+        /// The flags that choose it.
+        var flags: [String] { ["--engine", rawValue] }
+    }
+
+    /// The seed on every host: unrestricted under both engines; the ptrace-hostile hosts are about the ptrace
+    /// engine's fallbacks (their filter refuses pidfd_open too, which eBPF registers a program with: `auto` would
+    /// fall back to ptrace there anyway, with a line saying so).
+    static let hosts: [(Host, Engine)] =
+        Engine.allCases.map { (.unrestricted, $0) }
+        + [(.containerWithoutSysPtrace, .ptrace), (.kernelWithoutCrossMemoryCalls, .ptrace)]
+
+    @Test(arguments: hosts)
+    func tracedClientShowsEachPacketWithItsCallAndPythonLine(on host: Host, engine: Engine) throws {
+        try withSeedPort { try tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(host, engine) }
     }
 
     /// Runs with the seed port's lock held (see `withSeedPort`).
-    func tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(_ host: Host) throws {
+    func tracedClientShowsEachPacketWithItsCallAndPythonLineOnSeedPort(_ host: Host, _ engine: Engine) throws {
         let server = try Running(["/usr/bin/env", "python3", Self.seed.appendingPathComponent("server.py").path])
         defer { server.kill() }
         try #require(server.waitFor("listening on"), "the seed server did not start (port 49152 busy?)")
 
         let pcap = NSTemporaryDirectory() + "trace-\(getpid()).pcapng"
         defer { try? FileManager.default.removeItem(atPath: pcap) }
-        let trace = try Running(host.prefix + [
-            Self.packetflow, "trace", "--format", "jsonl", "-w", pcap, "--",
-            "python3", Self.seed.appendingPathComponent("client.py").path,
+        let trace = try Running(host.prefix + [Self.packetflow, "trace"] + engine.flags + [
+            "--format", "jsonl", "-w", pcap, "--", "python3", Self.seed.appendingPathComponent("client.py").path,
         ])
         trace.stdin.fileHandleForWriting.write(Data("hello trace\n".utf8))
         try trace.stdin.fileHandleForWriting.close()
@@ -130,6 +158,11 @@ import TestSupport
         #expect(!trace.errors.contains("packetflow:"), "no warning: nothing is missing from the trace")
         #expect(output.contains("Hello, client #1! Received 11 bytes"))
         let events = Self.jsonLines(output)
+        // Every object names the engine; every packet the context eBPF saw it built in (null under ptrace).
+        #expect(!events.isEmpty && events.allSatisfy { $0["engine"] as? String == engine.rawValue })
+        #expect(events.filter { $0["type"] as? String == "packet" }.allSatisfy {
+            engine == .ptrace ? $0["context"] is NSNull : $0["context"] is String
+        })
 
         let connect = try #require(Self.calls(events, "connect").first)
         #expect(connect["source"] as? String == "client.py:21 client.connect((HOST, D_PORT_NO))")
@@ -154,6 +187,10 @@ import TestSupport
         let synAck = try #require(toClient.first { Self.flags($0) == ["SYN", "ACK"] })
         #expect(synAck["by_kernel"] as? Bool == true)
         #expect(synAck["reason"] as? String == "SYN/ACK of a listening socket")
+        if engine == .ebpf {
+            #expect(syn["context"] as? String == "call")
+            #expect(synAck["context"] as? String == "softirq")
+        }
         let ack = try #require(fromClient.first { Self.flags($0) == ["ACK"] && $0["seq"] as? Int == 1 })
         #expect(ack["call"] as? Int == connect["id"] as? Int)
         // sendall's sendto → the data segment.
@@ -186,18 +223,25 @@ import TestSupport
         let replyRow = try #require(rows.first { $0.count == 3 && $0[1] != "0" && $0[1] != "11" })
         #expect(replyRow[2].contains("consumed by pid") && replyRow[2].contains("client.py:27"))
         #expect(rows.contains { $0.count == 3 && $0[2].contains("close at client.py:31") && $0[0].contains("F") })
+        // eBPF's comments also say where the kernel built each packet.
+        let synAckRow = try #require(rows.dropFirst().first)
+        if engine == .ebpf {
+            #expect(synRow[2].hasSuffix("; built in call #\(connect["id"] as? Int ?? 0) connect"), "\(synRow)")
+            #expect(synAckRow[2].contains("kernel: SYN/ACK of a listening socket; built in softirq NET_RX"))
+        } else {
+            #expect(!rows.contains { $0.count == 3 && $0[2].contains("built ") })
+        }
     }
 
-    @Test(arguments: Host.allCases)
-    func tracedServerShowsAcceptRecvSendAndClose(on host: Host) throws {
-        try withSeedPort { try tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(host) }
+    @Test(arguments: hosts)
+    func tracedServerShowsAcceptRecvSendAndClose(on host: Host, engine: Engine) throws {
+        try withSeedPort { try tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(host, engine) }
     }
 
     /// Runs with the seed port's lock held (see `withSeedPort`).
-    func tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(_ host: Host) throws {
-        let trace = try Running(host.prefix + [
-            Self.packetflow, "trace", "--format", "jsonl", "--",
-            "python3", Self.seed.appendingPathComponent("server.py").path,
+    func tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(_ host: Host, _ engine: Engine) throws {
+        let trace = try Running(host.prefix + [Self.packetflow, "trace"] + engine.flags + [
+            "--format", "jsonl", "--", "python3", Self.seed.appendingPathComponent("server.py").path,
         ])
         defer { trace.kill() }
         try #require(trace.waitFor("listening on"), "the traced seed server did not start (port 49152 busy?)")

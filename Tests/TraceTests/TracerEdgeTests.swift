@@ -13,7 +13,8 @@ import TestSupport
     /// Every child a traced program makes starts with a SIGSTOP of the tracer's. When the kernel reported the fork
     /// before that stop (the usual order) the tracer passed the SIGSTOP on, and the parent, waiting with
     /// WUNTRACED as shells do, saw its child stopped. The order varies from run to run: five runs.
-    @Test func aForkedChildIsNeverSeenStoppedByItsParent() throws {
+    @Test(arguments: Seed.Engine.allCases)
+    func aForkedChildIsNeverSeenStoppedByItsParent(engine: Seed.Engine) throws {
         let scripts = Robust.Scripts()
         let script = scripts.write("fork.py", """
             import os, signal
@@ -27,7 +28,7 @@ import TestSupport
                 os.waitpid(pid, 0)
             """)
         for run in 1...5 {
-            let (status, _, output) = try Robust.trace(["python3", script], extra: ["--no-capture"])
+            let (status, _, output) = try Robust.trace(["python3", script], engine: engine, extra: ["--no-capture"])
             #expect(status == 0, "run \(run)")
             #expect(output.hasPrefix("exited\n"), "run \(run): \(output)")
         }
@@ -38,11 +39,12 @@ extension TracerEdgeTests {
     /// The exec itself can fail in the traced child after packetflow's own checks passed: a script whose interpreter
     /// is missing, a program open for writing. The child says why in one line and exits as a shell would. It may
     /// call only async-signal-safe functions there, so the words are looked up before the fork; they are strerror's.
-    @Test func anExecThatFailsInTheTracedChildSaysWhyInOneLine() throws {
+    @Test(arguments: Seed.Engine.allCases)
+    func anExecThatFailsInTheTracedChildSaysWhyInOneLine(engine: Seed.Engine) throws {
         let scripts = Robust.Scripts()
         let script = scripts.write("missing-interpreter", "#!/no/such/interpreter\n")
         #expect(chmod(script, 0o755) == 0)
-        let missing = try runProcess(packetflowBinary(), ["trace", "--no-capture", "--", script])
+        let missing = try runProcess(packetflowBinary(), ["trace"] + engine.flags + ["--no-capture", "--", script])
         #expect(missing.status == 127)
         #expect(missing.stderr == "packetflow: cannot run \(script): No such file or directory\n")
 
@@ -51,7 +53,7 @@ extension TracerEdgeTests {
         let writer = open(busy, O_WRONLY | O_CLOEXEC)
         try #require(writer >= 0)
         defer { close(writer) }
-        let running = try runProcess(packetflowBinary(), ["trace", "--no-capture", "--", busy])
+        let running = try runProcess(packetflowBinary(), ["trace"] + engine.flags + ["--no-capture", "--", busy])
         #expect(running.status == 126)
         #expect(running.stderr == "packetflow: cannot run \(busy): Text file busy\n")
     }
@@ -156,10 +158,12 @@ extension TracerEdgeTests {
     /// The process goes on after its main thread ends: its threads' calls are traced, and its status is the one it
     /// exits with when its last thread ends. (The tracer used to duplicate descriptors through the main thread,
     /// whose descriptor table had gone with it, and found no socket: 0 calls.)
-    @Test func callsAfterTheMainThreadEndedAreTracedToTheProcesssEnd() throws {
+    @Test(arguments: Seed.Engine.allCases)
+    func callsAfterTheMainThreadEndedAreTracedToTheProcesssEnd(engine: Seed.Engine) throws {
         let scripts = Robust.Scripts()
         let program = try Self.compileMainThreadEndsFirst(scripts)
-        let run = try Running([Seed.packetflow, "trace", "--no-capture", "--format", "jsonl", "--", program])
+        let run = try Running(
+            [Seed.packetflow, "trace"] + engine.flags + ["--no-capture", "--format", "jsonl", "--", program])
         try run.stdin.fileHandleForWriting.close()
         let output = run.finish()
         #expect(run.process.terminationStatus == 7, "\(run.errors)")
@@ -169,23 +173,25 @@ extension TracerEdgeTests {
     }
 
     /// `trace -p` of such a process once its main thread has ended: that thread cannot be seized (a zombie), its
-    /// others can, and what they do is traced through them until the process exits.
-    @Test func attachingAfterTheMainThreadEndedFollowsTheOtherThreads() throws {
+    /// others can (ptrace: TracerPid shows it; eBPF registers them), and what they do is traced through them until
+    /// the process exits.
+    @Test(arguments: Seed.Engine.allCases)
+    func attachingAfterTheMainThreadEndedFollowsTheOtherThreads(engine: Seed.Engine) throws {
         let scripts = Robust.Scripts()
         let program = try Self.compileMainThreadEndsFirst(scripts)
         let target = try Running([program, "wait"])
         defer { target.kill() }
         try #require(target.waitFor("ready\n"))
         let pid = target.process.processIdentifier
-        let trace = try Running([Seed.packetflow, "trace", "--no-capture", "--format", "jsonl", "-p", "\(pid)"])
+        let trace = try Running(
+            [Seed.packetflow, "trace"] + engine.flags + ["--no-capture", "--format", "jsonl", "-p", "\(pid)"])
         defer { trace.kill() }
-        let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        let waiting = try #require(threads.compactMap(Int32.init).first { $0 != pid })
-        let deadline = Date().addingTimeInterval(5)
-        while Robust.tracerPid(of: waiting) != Int(trace.process.processIdentifier) && Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.05)
+        try #require(trace.waitForError("attached to \(pid) (\(engine))"), "\(trace.errors)")
+        if engine == .ptrace {
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            let waiting = try #require(threads.compactMap(Int32.init).first { $0 != pid })
+            #expect(Robust.tracerPid(of: waiting) == Int(trace.process.processIdentifier), "\(trace.errors)")
         }
-        try #require(Robust.tracerPid(of: waiting) == Int(trace.process.processIdentifier), "\(trace.errors)")
         target.stdin.fileHandleForWriting.write(Data("go\n".utf8))
         let output = trace.finish()
         #expect(trace.process.terminationStatus == 7, "\(trace.errors)")
@@ -195,8 +201,10 @@ extension TracerEdgeTests {
 
 extension TracerEdgeTests {
     /// `trace -p` of a process that has exited but was not collected: the kernel refuses it as it refuses another
-    /// user's process (EPERM), which is not what the user must do something about.
-    @Test func attachingToAZombieSaysItHasExited() throws {
+    /// user's process (EPERM), which is not what the user must do something about. (eBPF could register it and
+    /// would trace nothing: it says the same.)
+    @Test(arguments: Seed.Engine.allCases)
+    func attachingToAZombieSaysItHasExited(engine: Seed.Engine) throws {
         let scripts = Robust.Scripts()
         let parent = scripts.write("zombie.py", """
             import os, sys, time
@@ -216,25 +224,26 @@ extension TracerEdgeTests {
         let parentPid = running.process.processIdentifier
         let comm = (try? String(contentsOfFile: "/proc/\(parentPid)/comm", encoding: .utf8)) ?? "?"
         let parentName = "\(comm.trimmingCharacters(in: .newlines))[\(parentPid)]"
-        let r = try runProcess(packetflowBinary(), ["trace", "--no-capture", "-p", "\(zombie)"])
+        let r = try runProcess(packetflowBinary(), ["trace"] + engine.flags + ["--no-capture", "-p", "\(zombie)"])
         #expect(r.status == 1)
         #expect(r.stderr == "Error: cannot attach to \(zombie): it has already exited (a zombie its parent "
             + "\(parentName) has not collected yet); there is nothing left to trace\n")
     }
 
-    /// `trace -p` of a process another tracer already holds (here a first `trace -p`).
+    /// `trace -p` of a process another tracer already holds (here a first `trace -p`). ptrace only: a process may
+    /// have one ptrace tracer, while any number of eBPF traces may watch it.
     @Test func attachingToAProcessAlreadyTracedNamesTheTracer() throws {
         let sleeper = try Running(["/bin/sleep", "30"])
         defer { sleeper.kill() }
         let pid = sleeper.process.processIdentifier
-        let first = try Running([Seed.packetflow, "trace", "--no-capture", "-p", "\(pid)"])
+        let first = try Running([Seed.packetflow, "trace", "--engine", "ptrace", "--no-capture", "-p", "\(pid)"])
         defer { first.kill() }
         let deadline = Date().addingTimeInterval(5)
         while Robust.tracerPid(of: pid) != Int(first.process.processIdentifier) && Date() < deadline {
             usleep(20_000)
         }
         try #require(Robust.tracerPid(of: pid) == Int(first.process.processIdentifier))
-        let r = try runProcess(packetflowBinary(), ["trace", "--no-capture", "-p", "\(pid)"])
+        let r = try runProcess(packetflowBinary(), ["trace", "--engine", "ptrace", "--no-capture", "-p", "\(pid)"])
         #expect(r.status == 1)
         let tracer = "packetflow[\(first.process.processIdentifier)]"
         #expect(r.stderr == "Error: cannot attach to \(pid): it is already traced by \(tracer); a process can have "

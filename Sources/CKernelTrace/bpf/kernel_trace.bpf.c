@@ -10,10 +10,15 @@
 // they fork. Per thread it keeps the socket call in flight (entered at raw_syscalls:sys_enter, recorded at
 // sys_exit); per CPU the softirq running (irq:softirq_entry/exit: the kernel's preempt count cannot be read from
 // BPF here); at net:net_dev_queue it records each packet of a traced task, socket or endpoint with that context.
-// Only stable tracepoints through tp_btf: kprobes and fentry are not available on every kernel that has BTF.
-// tp_btf hands the program typed pointers (the skb, the task, the registers) that it may read directly, which
-// costs a load instead of a bpf_probe_read_kernel call: the hot paths read so wherever the verifier allows it,
-// and through BPF_CORE_READ where a pointer came from memory (the descriptor table, a saved socket).
+// Only stable tracepoints: kprobes and fentry are not available on every kernel that has BTF. Those whose
+// arguments are read as typed pointers attach through tp_btf (sys_enter/exit, net_dev_queue, sched_process_fork);
+// the others through raw_tp, which needs no BTF lookup of the tracepoint at load (libbpf and the kernel each find
+// a tp_btf target by a linear scan of the kernel's BTF, a millisecond or two a program).
+// tp_btf hands the program typed pointers (the skb, the task, the registers). Their scalar fields are read
+// directly (a load instead of a bpf_probe_read_kernel call); pointer fields through BPF_CORE_READ. A direct load of
+// a pointer field makes the verifier ask whether the result is trusted, by looking up "<struct>__safe_trusted" and
+// its kin in the kernel's BTF by a linear scan, at every visit of the instruction: with the dozen such loads this
+// program had, that was 60 % of the time packetflow took to load it (~40 ms); a helper call costs ~20 ns a packet.
 //
 // x86_64 only, like the ptrace engine: the syscall numbers and pt_regs fields are that architecture's.
 
@@ -109,6 +114,12 @@ struct sock {
 struct socket {
     struct sock *sk;
     struct file *file;
+} CORE;
+
+// An IPv4 or IPv6 socket starts with its struct sock; its source port as getsockname(2) shows it.
+struct inet_sock {
+    struct sock sk;
+    __be16 inet_sport;
 } CORE;
 
 struct net_device {
@@ -272,10 +283,10 @@ static __always_inline void current_ids(struct kt_task_ids *ids) {
 
 // The open file behind descriptor `fd` of the current task, or NULL: current->files->fdt->fd[fd].
 static __always_inline struct file *file_of(struct task_struct *task, int fd) {
-    if (fd < 0 || !task->files) return 0;
-    struct fdtable *fdt = task->files->fdt;
-    if (!fdt || (unsigned int)fd >= fdt->max_fds) return 0;
-    struct file **fds = fdt->fd;  // a pointer to pointers: the verifier gives it as a number, read with a helper
+    if (fd < 0) return 0;
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    if (!fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
     struct file *file = 0;
     bpf_probe_read_kernel(&file, sizeof file, &fds[fd]);
     return file;
@@ -298,8 +309,10 @@ static __always_inline void describe(struct sock *sk, struct kt_socket *out) {
     out->state = BPF_CORE_READ(sk, __sk_common.skc_state);
     out->type = BPF_CORE_READ(sk, sk_type);
     out->protocol = BPF_CORE_READ(sk, sk_protocol);
+    // The local port as getsockname(2) gives it (as the ptrace engine reads it): skc_num is the port's hash
+    // entry, which a refused connect releases, while the socket keeps its port until it is bound or connected again.
     if (out->family == AF_INET) {
-        out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+        out->local_port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
         out->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
         __be32 local = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
         __be32 remote = BPF_CORE_READ(sk, __sk_common.skc_daddr);
@@ -308,7 +321,7 @@ static __always_inline void describe(struct sock *sk, struct kt_socket *out) {
         __builtin_memcpy(out->local_addr, &local, 4);
         __builtin_memcpy(out->remote_addr, &remote, 4);
     } else if (out->family == AF_INET6) {
-        out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+        out->local_port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
         out->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
         bpf_core_read(out->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
         bpf_core_read(out->remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
@@ -321,9 +334,10 @@ static __always_inline int is_zero(const __u8 *a, int n) {
     return 1;
 }
 
-// A traced socket's local endpoint, so packets to and from it are recorded whoever builds them.
-static __always_inline void remember_endpoint(const struct kt_socket *s) {
-    if (s->local_port == 0 || (s->protocol != IPPROTO_TCP && s->protocol != IPPROTO_UDP)) return;
+// A traced socket's local endpoint, so packets to and from it are recorded whoever builds them. Global, as
+// kt_emit_call: verified once per program, not at each use.
+__attribute__((noinline)) int kt_remember_endpoint(const struct kt_socket *s) {
+    if (!s || s->local_port == 0 || (s->protocol != IPPROTO_TCP && s->protocol != IPPROTO_UDP)) return 0;
     struct kt_endpoint key = {};
     key.port = s->local_port;
     key.proto = s->protocol;
@@ -343,10 +357,11 @@ static __always_inline void remember_endpoint(const struct kt_socket *s) {
             __builtin_memset(&key.addr[4], 0, 12);
         }
     } else {
-        return;
+        return 0;
     }
     __u8 one = 1;
     if (!bpf_map_lookup_elem(&kt_endpoints, &key)) bpf_map_update_elem(&kt_endpoints, &key, &one, BPF_ANY);
+    return 0;
 }
 
 static __always_inline void remember_socket(__u64 sock) {
@@ -372,14 +387,19 @@ static __always_inline int takes_socket_fd(long nr) {
 static __always_inline __u32 clamp(__u64 n, __u32 max) { return n > max ? max : (__u32)n; }
 
 // Writes the call in flight of `st` to the ring (ret: its result; flags: KT_CALL_*) and ends it.
-static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 flags) {
+//
+// A global function (not static, not inlined): the verifier checks it once per program, with `st` as any memory
+// of its size, instead of once more at each of its call sites (two in sys_exit, one in sys_enter, one in
+// sched_process_exit), which had most of the instructions it walks and most of the time loading takes.
+__attribute__((noinline)) int kt_emit_call(struct kt_task_state *st, long ret, __u8 flags) {
+    if (!st) return 0;
     struct kt_call_event *ev = bpf_ringbuf_reserve(&kt_events, sizeof *ev, 0);
     if (!ev) {
         count(KT_LOST_CALLS);
         st->last_call_id = st->call_id;
         st->call_id = 0;
         st->restarting = 0;
-        return;
+        return 0;
     }
     struct kt_call *c = &ev->call;
     struct task_struct *task = bpf_get_current_task_btf();
@@ -398,8 +418,10 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
     c->data_len = 0;
     c->line_len = 0;
     c->data_total = 0;
-    c->pair[0] = -1;
-    c->pair[1] = -1;
+    c->words_len = 0;
+    c->addr_from = 0;
+    c->data_from = 0;
+    c->words_from = 0;
     c->socket = st->socket;
     int ok = ret >= 0 && !(flags & KT_CALL_UNFINISHED);
 
@@ -425,7 +447,7 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
     if (sk) {
         describe(sk, &c->socket);
         if (fresh) remember_socket((__u64)sk);  // the argument's was remembered at the entry
-        remember_endpoint(&c->socket);
+        kt_remember_endpoint(&c->socket);
     } else if (st->has_socket && st->nr == NR_close) {
         struct sock *closed = (struct sock *)st->socket.sock;  // apart: CO-RE must not relocate our own struct
         c->socket.state = BPF_CORE_READ(closed, __sk_common.skc_state);
@@ -433,8 +455,9 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
     if (st->has_socket) flags |= KT_CALL_HAS_SOCKET;
     c->flags = flags;
 
-    // What the kernel side can cheaply give of the arguments: the address, the first bytes moved, the option.
-    __u64 addr = 0, addr_len = 0, data = 0, data_len = 0;
+    // The program's memory that SyscallDecoder reads for this call, copied with where it was read: the address,
+    // the first bytes moved, the option's value, socketpair's descriptors or getsockopt's length.
+    __u64 addr = 0, addr_len = 0, data = 0, data_len = 0, words = 0, words_len = 0;
     switch (st->nr) {
     case NR_connect:
     case NR_bind:
@@ -472,29 +495,49 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
         if (ok && st->args[4]) {
             __u32 len = 0;
             if (bpf_probe_read_user(&len, sizeof len, (void *)st->args[4]) == 0) {
+                c->words[0] = (kt_s32)len;
+                c->words_len = 4;
+                c->words_from = st->args[4];
                 data = st->args[3];
                 data_len = len;
                 c->data_total = len;
+            } else {
+                count(KT_UNREADABLE_USER);
             }
         }
         break;
     case NR_socketpair:
-        if (ok && bpf_probe_read_user(c->pair, sizeof c->pair, (void *)st->args[3]) != 0) count(KT_UNREADABLE_USER);
+        if (ok) {
+            words = st->args[3];
+            words_len = 8;
+        }
         break;
     }
     if (addr && addr_len) {
         __u32 n = clamp(addr_len, KT_ADDR_MAX);
-        if (bpf_probe_read_user(c->addr, n, (void *)addr) == 0)
+        if (bpf_probe_read_user(c->addr, n, (void *)addr) == 0) {
             c->addr_len = n;
-        else
+            c->addr_from = addr;
+        } else {
             count(KT_UNREADABLE_USER);
+        }
     }
     if (data && data_len) {
         __u32 n = clamp(data_len, KT_DATA_MAX);
-        if (bpf_probe_read_user(c->data, n, (void *)data) == 0)
+        if (bpf_probe_read_user(c->data, n, (void *)data) == 0) {
             c->data_len = n;
-        else
+            c->data_from = data;
+        } else {
             count(KT_UNREADABLE_USER);
+        }
+    }
+    if (words) {
+        if (bpf_probe_read_user(c->words, sizeof c->words, (void *)words) == 0) {
+            c->words_len = words_len;
+            c->words_from = words;
+        } else {
+            count(KT_UNREADABLE_USER);
+        }
     }
     // The line of the Python method making the call (the hook's buffer for this thread; empty outside methods).
     c->header.size = sizeof(struct kt_call);
@@ -511,6 +554,7 @@ static __always_inline void emit_call(struct kt_task_state *st, long ret, __u8 f
     st->call_id = 0;
     st->restarting = 0;
     bpf_ringbuf_submit(ev, wakeup_flag());
+    return 0;
 }
 
 // A write of the Python hook to its note descriptor: "PFA <address>" announces this thread's line buffer (kept
@@ -548,28 +592,11 @@ static __always_inline void hook_note(struct kt_task_state *st, struct pt_regs *
     bpf_ringbuf_submit(ev, wakeup_flag());
 }
 
-SEC("tp_btf/sys_enter")
-int kt_sys_enter(unsigned long long *ctx) {
-    struct task_struct *task = bpf_get_current_task_btf();
-    struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
-    if (!st) return 0;  // the common case: a task nobody traces
-    struct pt_regs *regs = (struct pt_regs *)ctx[0];
-    long nr = (long)ctx[1];
+// Starts recording system call `nr` of the current thread (the registers as it entered) when it is one the engine
+// records: socket(2), socketpair(2), or a call on a socket descriptor. `start`: when it entered the kernel.
+static __always_inline void begin_call(
+    struct kt_task_state *st, struct task_struct *task, struct pt_regs *regs, long nr, __u64 start) {
     int fd = (int)regs->di;
-
-    if (st->call_id && st->restarting) {
-        // The previous call returned a restart code: the kernel runs the same call again (one call), or the
-        // program saw EINTR and now makes another.
-        if (nr == st->nr && fd == st->fd) {
-            st->restarting = 0;
-            return 0;
-        }
-        emit_call(st, -EINTR, KT_CALL_UNFINISHED);
-    }
-    if (kt_config.has_note_fd && nr == NR_write && fd == kt_config.note_fd) {
-        hook_note(st, regs);
-        return 0;
-    }
     struct sock *sk = 0;
     __u64 inode = 0;
     if (nr == NR_socket || nr == NR_socketpair) {
@@ -577,15 +604,26 @@ int kt_sys_enter(unsigned long long *ctx) {
     } else if (takes_socket_fd(nr)) {
         if (nr == NR_fcntl) {
             long cmd = (long)regs->si;
-            if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) return 0;  // only these change the descriptor table
+            if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) return;  // only these change the descriptor table
         }
         sk = sock_of(file_of(task, fd), &inode);
-        if (!sk) return 0;  // a file, pipe or terminal: not recorded
+        if (!sk) return;  // a file, pipe or terminal: not recorded
     } else {
-        return 0;
+        return;
+    }
+    if (st->call_id && st->restarting) {
+        // The previous socket call returned a restart code (a signal interrupted it): the kernel runs the same
+        // call again, or the program saw EINTR and makes it again (Python does): one call, from the first attempt,
+        // as the ptrace engine records it. Any other socket call means the program saw EINTR. The calls between
+        // (rt_sigreturn, the handler's own) are not socket calls and change nothing.
+        if (nr == st->nr && fd == st->fd) {
+            st->restarting = 0;
+            return;
+        }
+        kt_emit_call(st, -EINTR, KT_CALL_UNFINISHED);
     }
     st->call_id = __sync_fetch_and_add(&kt_globals.next_call_id, 1) + 1;
-    st->start = bpf_ktime_get_ns();
+    st->start = start;
     st->nr = (int)nr;
     st->fd = fd;
     st->args[0] = regs->di;
@@ -610,6 +648,21 @@ int kt_sys_enter(unsigned long long *ctx) {
         // Before the call runs: its packets (connect's SYN) name the socket, and the peer's answer its endpoint.
         remember_socket((__u64)sk);
     }
+}
+
+SEC("tp_btf/sys_enter")
+int kt_sys_enter(unsigned long long *ctx) {
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
+    if (!st) return 0;  // the common case: a task nobody traces
+    struct pt_regs *regs = (struct pt_regs *)ctx[0];
+    long nr = (long)ctx[1];
+    st->joining = 0;  // an entry seen: every exit from now on has its entry
+    if (kt_config.has_note_fd && nr == NR_write && (int)regs->di == kt_config.note_fd) {
+        hook_note(st, regs);
+        return 0;
+    }
+    begin_call(st, task, regs, nr, bpf_ktime_get_ns());
     return 0;
 }
 
@@ -617,17 +670,25 @@ SEC("tp_btf/sys_exit")
 int kt_sys_exit(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
-    if (!st || !st->call_id || st->restarting) return 0;
+    if (!st) return 0;
+    if (st->joining) {
+        // Registered (attach) while inside this call, which entered before anyone watched: recorded from the
+        // registers, which still hold its number and arguments, as having started at the registration.
+        st->joining = 0;
+        struct pt_regs *regs = (struct pt_regs *)ctx[0];
+        if (!st->call_id) begin_call(st, task, regs, (long)regs->orig_ax, st->start);
+    }
+    if (!st->call_id || st->restarting) return 0;
     long ret = (long)ctx[1];
     if (is_restart(ret)) {
-        st->restarting = 1;  // kept in flight: see kt_sys_enter
+        st->restarting = 1;  // kept in flight: see begin_call
         return 0;
     }
-    emit_call(st, ret, 0);
+    kt_emit_call(st, ret, 0);
     return 0;
 }
 
-SEC("tp_btf/softirq_entry")
+SEC("raw_tp/softirq_entry")
 int kt_softirq_entry(unsigned long long *ctx) {
     __u32 zero = 0;
     __u32 *vec = bpf_map_lookup_elem(&kt_softirq, &zero);
@@ -635,7 +696,7 @@ int kt_softirq_entry(unsigned long long *ctx) {
     return 0;
 }
 
-SEC("tp_btf/softirq_exit")
+SEC("raw_tp/softirq_exit")
 int kt_softirq_exit(unsigned long long *ctx) {
     __u32 zero = 0;
     __u32 *vec = bpf_map_lookup_elem(&kt_softirq, &zero);
@@ -656,22 +717,20 @@ static __always_inline int endpoint_known(const __u8 *addr, int family, __u16 po
 }
 
 // Reads the IP and TCP/UDP headers of an outgoing packet into `p`. Locally built packets have their headers in
-// the linear part, at skb->head + skb->network_header.
-static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *p) {
-    unsigned char *head = skb->head;
-    __u16 nh = skb->network_header;
-    p->ether_type = bpf_ntohs(skb->protocol);
-    if (!head || nh == 0xffff) return;
+// the linear part, at skb->head + skb->network_header (`nh`); `data` is skb->data. Global, as kt_emit_call, so
+// the verifier walks its branches once, not again along each path of net_dev_queue (the skb's fields come in as
+// numbers: a global function cannot take the typed pointer).
+__attribute__((noinline)) int kt_read_headers(struct kt_packet *p, __u64 head, __u64 data, __u32 nh) {
+    if (!p || !head || nh == 0xffff) return 0;
     __u8 ip[40];
     __u32 l4 = 0;
     __u32 l3_payload = 0;
     // What follows the network header in the skb, for packets whose IP length field is 0 (BIG TCP).
-    unsigned char *data = skb->data;
-    __u32 beyond_nh = p->skb_len - (__u32)((head + nh) - data);
+    __u32 beyond_nh = p->skb_len - (__u32)(head + nh - data);
     if (p->ether_type == ETH_P_IP) {
-        if (bpf_probe_read_kernel(ip, 20, head + nh) != 0 || ip[0] >> 4 != 4) {
+        if (bpf_probe_read_kernel(ip, 20, (void *)(head + nh)) != 0 || ip[0] >> 4 != 4) {
             count(KT_UNREADABLE_HEADERS);
-            return;
+            return 0;
         }
         __u32 ihl = (ip[0] & 0xf) * 4;
         __u32 total = (__u32)ip[2] << 8 | ip[3];
@@ -681,13 +740,13 @@ static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *
         __builtin_memcpy(p->saddr, &ip[12], 4);
         __builtin_memcpy(p->daddr, &ip[16], 4);
         p->flags |= KT_PACKET_IP;
-        if ((((__u16)ip[6] << 8 | ip[7]) & 0x1fff) != 0 || ihl < 20 || total < ihl) return;  // a later fragment
+        if ((((__u16)ip[6] << 8 | ip[7]) & 0x1fff) != 0 || ihl < 20 || total < ihl) return 0;  // a later fragment
         l4 = nh + ihl;
         l3_payload = total - ihl;
     } else if (p->ether_type == ETH_P_IPV6) {
-        if (bpf_probe_read_kernel(ip, 40, head + nh) != 0 || ip[0] >> 4 != 6) {
+        if (bpf_probe_read_kernel(ip, 40, (void *)(head + nh)) != 0 || ip[0] >> 4 != 6) {
             count(KT_UNREADABLE_HEADERS);
-            return;
+            return 0;
         }
         __u32 payload = (__u32)ip[4] << 8 | ip[5];
         if (payload == 0 && beyond_nh > 40) payload = beyond_nh - 40;
@@ -698,13 +757,13 @@ static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *
         l4 = nh + 40;
         l3_payload = payload;
     } else {
-        return;
+        return 0;
     }
     __u8 t[20];
     if (p->ip_proto == IPPROTO_TCP) {
-        if (bpf_probe_read_kernel(t, 20, head + l4) != 0) {
+        if (bpf_probe_read_kernel(t, 20, (void *)(head + l4)) != 0) {
             count(KT_UNREADABLE_HEADERS);
-            return;
+            return 0;
         }
         __u32 doff = (t[12] >> 4) * 4;
         p->sport = (__u16)t[0] << 8 | t[1];
@@ -716,9 +775,9 @@ static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *
         p->payload_len = l3_payload > doff ? l3_payload - doff : 0;
         p->flags |= KT_PACKET_TRANSPORT;
     } else if (p->ip_proto == IPPROTO_UDP) {
-        if (bpf_probe_read_kernel(t, 8, head + l4) != 0) {
+        if (bpf_probe_read_kernel(t, 8, (void *)(head + l4)) != 0) {
             count(KT_UNREADABLE_HEADERS);
-            return;
+            return 0;
         }
         p->sport = (__u16)t[0] << 8 | t[1];
         p->dport = (__u16)t[2] << 8 | t[3];
@@ -727,6 +786,7 @@ static __always_inline void read_headers(struct sk_buff *skb, struct kt_packet *
     } else {
         p->payload_len = l3_payload;
     }
+    return 0;
 }
 
 SEC("tp_btf/net_dev_queue")
@@ -735,10 +795,12 @@ int kt_net_dev_queue(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
     struct kt_packet p = {};
-    struct sock *sk = skb->sk;
+    struct sock *sk = BPF_CORE_READ(skb, sk);
     __u64 sock = (__u64)sk;
     p.skb_len = skb->len;
-    read_headers(skb, &p);
+    p.ether_type = bpf_ntohs(skb->protocol);
+    // head and data through a helper: loaded directly they are pointers, which a global function cannot take.
+    kt_read_headers(&p, (__u64)BPF_CORE_READ(skb, head), (__u64)BPF_CORE_READ(skb, data), skb->network_header);
 
     int own = sock && bpf_map_lookup_elem(&kt_sockets, &sock);
     int wanted = st || own;
@@ -755,7 +817,7 @@ int kt_net_dev_queue(unsigned long long *ctx) {
         s.protocol = p.ip_proto;
         s.local_port = p.sport;
         __builtin_memcpy(s.local_addr, p.saddr, 16);
-        remember_endpoint(&s);
+        kt_remember_endpoint(&s);
     }
 
     p.header.kind = KT_EVENT_PACKET;
@@ -764,23 +826,20 @@ int kt_net_dev_queue(unsigned long long *ctx) {
     current_ids(&p.task);
     p.sock = sock;
     if (sk) {
-        p.sock_state = sk->__sk_common.skc_state;
+        p.sock_state = BPF_CORE_READ(sk, __sk_common.skc_state);
         // Request and timewait socks (TCP_NEW_SYN_RECV, TCP_TIME_WAIT) are not full sockets: no sk_socket.
-        if (p.sock_state != 12 && p.sock_state != 6) {
-            struct socket *socket = sk->sk_socket;
-            if (socket && socket->file && socket->file->f_inode) p.inode = socket->file->f_inode->i_ino;
-        }
+        if (p.sock_state != 12 && p.sock_state != 6) p.inode = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
     }
-    struct net_device *dev = skb->dev;
-    if (dev) p.ifindex = dev->ifindex;
+    p.ifindex = BPF_CORE_READ(skb, dev, ifindex);
     __u32 zero = 0;
     __u32 *vec = bpf_map_lookup_elem(&kt_softirq, &zero);
     p.softirq = vec ? (__u8)*vec : 0;
     p.syscall = -1;
     if (st) {
         p.flags |= KT_PACKET_TRACED;
-        p.call_id = st->call_id;
-        p.call_sock = st->call_id ? st->socket.sock : 0;
+        // A call interrupted by a signal, kept in case it is restarted, is not running now.
+        p.call_id = st->restarting ? 0 : st->call_id;
+        p.call_sock = p.call_id ? st->socket.sock : 0;
         p.last_call_id = st->last_call_id;
         if (!p.softirq) {
             // Outside a recorded call: which system call was it (exit_group for a FIN at exit, a file read...)?
@@ -843,7 +902,7 @@ int kt_sched_process_fork(unsigned long long *ctx) {
     return 0;
 }
 
-SEC("tp_btf/sched_process_exec")
+SEC("raw_tp/sched_process_exec")
 int kt_sched_process_exec(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
@@ -853,12 +912,12 @@ int kt_sched_process_exec(unsigned long long *ctx) {
     return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
+SEC("raw_tp/sched_process_exit")
 int kt_sched_process_exit(unsigned long long *ctx) {
     struct task_struct *task = bpf_get_current_task_btf();
     struct kt_task_state *st = bpf_task_storage_get(&kt_tasks, task, 0, 0);
     if (!st) return 0;
-    if (st->call_id) emit_call(st, -EINTR, KT_CALL_UNFINISHED);  // died inside a call: kept, with no result
+    if (st->call_id) kt_emit_call(st, -EINTR, KT_CALL_UNFINISHED);  // died inside a call: kept, with no result
     // The tracepoint runs after the thread left the group's live count: 0 means the whole process is gone.
     int group_dead = BPF_CORE_READ(task, signal, live.counter) == 0;
     if (group_dead) {

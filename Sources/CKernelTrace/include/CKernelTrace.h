@@ -21,11 +21,13 @@ pid_t kt_spawn_gated(const char *file, char *const argv[], char *const envp[], i
 int kt_pidfd_open(pid_t pid, unsigned int flags);
 #define KT_PIDFD_THREAD 0200 /* O_EXCL */
 
-/// Adds `fd` to (or removes it from) the epoll set `epfd` of libbpf's ring buffer reader, for readability, with
-/// event data 0: libbpf takes an event's data for the index of the ring to read, and 0 is the only ring.
-/// sys/epoll.h is not in Swift's Glibc module.
-int kt_epoll_watch(int epfd, int fd);
-int kt_epoll_unwatch(int epfd, int fd);
+/// An epoll set (close-on-exec), `fd` added to it for readability (`edge`: edge-triggered, reported once per
+/// wake-up instead of as long as it is readable) or removed, and a wait that returns how many are ready (0 after
+/// `timeout_ms`, -1 and errno on error). sys/epoll.h is not in Swift's Glibc module.
+int kt_epoll_create(void);
+int kt_epoll_add(int epfd, int fd, int edge);
+int kt_epoll_remove(int epfd, int fd);
+int kt_epoll_wait(int epfd, int timeout_ms);
 
 /// Sends libbpf's messages (warnings, a refused program's verifier log) to a buffer instead of stderr: the loader
 /// turns them into one line for the user. Thread-safe; the buffer keeps the last 64 KiB.

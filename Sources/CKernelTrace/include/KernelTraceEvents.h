@@ -72,9 +72,12 @@ enum {
     KT_CALL_HAS_SOCKET = 2,
 };
 
-/// One socket call of a traced thread, written at its exit. `args` are the six argument registers at entry;
+/// One socket call of a traced thread, written at its exit. `args` are the six argument registers at entry.
+/// What the program's memory held is copied with the address it was read at, so user space decodes the arguments
+/// from these bytes as the ptrace engine decodes them from the program's memory (SyscallTrace's SyscallDecoder):
 /// `addr` is the sockaddr of connect/bind/sendto, `data` the first bytes moved (write/sendto/read/recvfrom) or a
-/// socket option's value, `pair` socketpair's descriptors. The Python line follows the struct (`line_len` bytes).
+/// socket option's value, `words` socketpair's two descriptors or getsockopt's returned length. The Python line
+/// follows the struct (`line_len` bytes).
 struct kt_call {
     struct kt_header header;  // time: the call's end
     struct kt_task_ids task;
@@ -91,7 +94,12 @@ struct kt_call {
     kt_u16 data_len;
     kt_u16 line_len;
     kt_u32 data_total;  // bytes the call moved or the option's length: data may be shorter
-    kt_s32 pair[2];
+    kt_u16 words_len;  // bytes of `words` read (0, 4 or 8)
+    kt_u16 pad;
+    kt_u64 addr_from;  // the user addresses `addr`, `data` and `words` were read at (0: nothing read)
+    kt_u64 data_from;
+    kt_u64 words_from;
+    kt_s32 words[2];
     kt_u8 addr[KT_ADDR_MAX];
     kt_u8 data[KT_DATA_MAX];
 };
@@ -223,7 +231,10 @@ struct kt_task_state {
     kt_u8 restarting;
     /// A process counted in the program's live-process count (forked while traced), on its group leader.
     kt_u8 counted;
-    kt_u32 pad;
+    /// Registered while it may be inside a call (attach): the first system call exit seen, with no entry seen
+    /// before it, is that call's, and is recorded from the registers as it ends (`start`: when it was registered).
+    kt_u8 joining;
+    kt_u8 pad[3];
     kt_u64 last_call_id;
     /// Where this thread's Python hook keeps its current line (announced with a "PFA <address>" note).
     kt_u64 note_addr;
