@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "Render", dependencies: ["Timeline", "PacketWire"]),
         .target(name: "SocketLab", dependencies: ["Sockets", "SystemCalls", "PacketCapture", "PacketWire", "Timeline"]),
         // The C calls Swift cannot make: variadic ptrace, prctl/seccomp, fork+exec with PTRACE_TRACEME.
-        .target(name: "CTraceShims"),
+        .target(name: "CTraceShims", dependencies: ["CSystem"]),
         .target(name: "SyscallTrace", dependencies: ["CTraceShims", "PacketWire", "Sockets", "SystemCalls", "Timeline"]),
         // The read engine of `read` and `capture`: filter, decode, track streams, render, write.
         .target(
@@ -68,7 +68,7 @@ let package = Package(
             pkgConfig: "libbpf",
             providers: [.apt(["libbpf-dev"])]
         ),
-        .target(name: "CKernelTrace", dependencies: ["CLibBPF"], exclude: ["bpf"]),
+        .target(name: "CKernelTrace", dependencies: ["CLibBPF", "CSystem"], exclude: ["bpf"]),
         .executableTarget(name: "BPFEmbed"),
         .plugin(name: "BPFProgram", capability: .buildTool(), dependencies: ["BPFEmbed"]),
         .target(

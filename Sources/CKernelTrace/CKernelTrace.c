@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "CKernelTrace.h"
 
+#include <CSystem.h>
+
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,8 @@ _Static_assert(sizeof(struct kt_config) == 32, "kt_config is the program's whole
 pid_t kt_spawn_gated(const char *file, char *const argv[], char *const envp[], int *release_fd) {
     int gate[2];
     if (pipe2(gate, O_CLOEXEC) != 0) return -1;
+    csys_exec_report report;
+    csys_prepare_exec_report(&report);
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -38,12 +42,7 @@ pid_t kt_spawn_gated(const char *file, char *const argv[], char *const envp[], i
     }
     // Child: only async-signal-safe calls until exec.
     close(gate[1]);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
+    csys_child_default_signals();
     char go = 0;
     ssize_t n;
     do {
@@ -51,19 +50,9 @@ pid_t kt_spawn_gated(const char *file, char *const argv[], char *const envp[], i
     } while (n < 0 && errno == EINTR);
     if (n != 1) _exit(125);  // the tracer could not register us: run nothing untraced
     execvpe(file, argv, envp);
-    int e = errno;
-    static const char pre[] = "packetflow: cannot run ";
-    (void)!write(2, pre, sizeof pre - 1);
-    (void)!write(2, file, strlen(file));
-    static const char post[] = ": ";
-    (void)!write(2, post, sizeof post - 1);
-    const char *why = strerror(e);
-    (void)!write(2, why, strlen(why));
-    (void)!write(2, "\n", 1);
-    _exit(e == ENOENT ? 127 : 126);
+    csys_exec_failed(&report, file, errno);
 }
 
-int kt_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 
 int kt_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 

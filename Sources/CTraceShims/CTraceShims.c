@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "CTraceShims.h"
 
+#include <CSystem.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -129,16 +131,6 @@ long ctrace_read_memory(pid_t pid, uintptr_t address, void *buffer, size_t lengt
     return access_memory(pid, address, buffer, length, 0);
 }
 
-int ctrace_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
-
-#ifndef PIDFD_THREAD
-#define PIDFD_THREAD O_EXCL  // linux/pidfd.h, Linux 6.9
-#endif
-
-int ctrace_pidfd_open_thread(pid_t tid) { return (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD); }
-
-int ctrace_pidfd_getfd(int pidfd, int fd) { return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0); }
-
 enum { ctrace_max_calls = 48, ctrace_max_fds = 32, ctrace_max_insns = 8 + ctrace_max_calls + ctrace_max_fds };
 
 #if defined(__x86_64__)
@@ -256,33 +248,14 @@ int ctrace_restore_regs(pid_t tid, const ctrace_saved_regs *saved) {
 #endif
 }
 
-// The forked child may call only async-signal-safe functions until it execs, and strerror is not one (it translates
-// through the locale and formats an unknown number with malloc). So the texts are looked up before the fork, in
-// glibc's untranslated table: the words strerror gives in the C locale. Linux's errno values end below 256.
-enum { ctrace_error_texts = 256 };
-
-static void write_decimal(int fd, int n) {
-    char digits[12];
-    int at = (int)sizeof digits;
-    unsigned v = n < 0 ? 0u - (unsigned)n : (unsigned)n;
-    do digits[--at] = (char)('0' + v % 10); while ((v /= 10) != 0);
-    if (n < 0) digits[--at] = '-';
-    (void)!write(fd, digits + at, sizeof digits - (size_t)at);
-}
-
 pid_t ctrace_spawn_traced(const char *file, char *const argv[], char *const envp[], const int *syscalls,
                           int syscall_count, const int *gated, int gated_count, const int *fds, int fd_count) {
-    const char *error_texts[ctrace_error_texts];
-    for (int e = 0; e < ctrace_error_texts; e++) error_texts[e] = strerrordesc_np(e);
+    csys_exec_report report;
+    csys_prepare_exec_report(&report);
     pid_t pid = fork();
     if (pid != 0) return pid;
     // Child: only async-signal-safe calls until exec.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
+    csys_child_default_signals();
     if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0) _exit(126);
     // The parent sets PTRACE_O_TRACESECCOMP while we are stopped; a RET_TRACE before that would fail with ENOSYS.
     raise(SIGSTOP);
@@ -292,22 +265,7 @@ pid_t ctrace_spawn_traced(const char *file, char *const argv[], char *const envp
         _exit(126);
     }
     execvpe(file, argv, envp);
-    int e = errno;
-    static const char pre[] = "packetflow: cannot run ";
-    (void)!write(2, pre, sizeof pre - 1);
-    (void)!write(2, file, strlen(file));
-    static const char post[] = ": ";
-    (void)!write(2, post, sizeof post - 1);
-    const char *why = e >= 0 && e < ctrace_error_texts ? error_texts[e] : NULL;
-    if (why) {
-        (void)!write(2, why, strlen(why));
-    } else {
-        static const char unknown[] = "Unknown error ";
-        (void)!write(2, unknown, sizeof unknown - 1);
-        write_decimal(2, e);
-    }
-    (void)!write(2, "\n", 1);
-    _exit(e == ENOENT ? 127 : 126);
+    csys_exec_failed(&report, file, errno);
 }
 
 int ctrace_tgkill(pid_t tgid, pid_t tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }

@@ -196,8 +196,13 @@ public final class KernelTracer {
             env.withUnsafeMutableBufferPointer { e in kt_spawn_gated(file, a.baseAddress, e.baseAddress, &release) }
         }
         if pid < 0 { throw .failed("fork failed: \(Errno(rawValue: errno).message)") }
-        let pidfd = kt_pidfd_open(pid, 0)
-        let refused = pidfd < 0 ? Errno(rawValue: errno) : program.register(pidfd: pidfd)
+        let opened = Result { () throws(Errno) in try Linux.pidfdOpen(ProcessID(rawValue: pid)).rawValue }
+        let pidfd = (try? opened.get()) ?? -1
+        let refused: Errno? =
+            switch opened {
+            case .success(let fd): program.register(pidfd: fd)
+            case .failure(let e): e
+            }
         if let refused {
             // The child exits without running the command: nothing runs untraced.
             close(release)
@@ -222,11 +227,10 @@ public final class KernelTracer {
                 "cannot attach to \(pid): it has already exited (a zombie its parent\(parent) has not collected "
                     + "yet); there is nothing left to trace")
         }
-        let leader = kt_pidfd_open(pid, 0)
-        if leader < 0 {
-            let e = errno
-            if e == ESRCH { throw .failed("no process \(pid): \(Errno(rawValue: e).message)") }
-            throw .unavailable(.registrationRefused(Errno(rawValue: e)))
+        let leader: Int32
+        do throws(Errno) { leader = try Linux.pidfdOpen(ProcessID(rawValue: pid)).rawValue } catch {
+            if error.rawValue == ESRCH { throw .failed("no process \(pid): \(error.message)") }
+            throw .unavailable(.registrationRefused(error))
         }
         if let refused = program.register(pidfd: leader, running: true) {
             close(leader)
@@ -242,9 +246,14 @@ public final class KernelTracer {
             if fresh.isEmpty { break }
             for tid in fresh {
                 registered.insert(tid)
-                let fd = kt_pidfd_open(tid, UInt32(KT_PIDFD_THREAD))
-                let refused = fd < 0 ? Errno(rawValue: errno) : program.register(pidfd: fd, running: true)
-                if fd >= 0 { close(fd) }
+                let refused: Errno?
+                do throws(Errno) {
+                    let fd = try Linux.pidfdOpen(ProcessID(rawValue: tid), thread: true)
+                    refused = program.register(pidfd: fd.rawValue, running: true)
+                    try? fd.close()
+                } catch {
+                    refused = error
+                }
                 if let refused, refused.rawValue != ESRCH {
                     collector.warnings.append(
                         "thread \(tid) of \(pid) is not followed (\(refused.message)): its calls are missing")

@@ -37,7 +37,7 @@ final class LinuxKernel: PtraceKernel {
 
     func wait(_ pid: Int32) -> WaitResult {
         var status: Int32 = 0
-        let tid = waitpid(pid, &status, 0x4000_0000)  // __WALL: threads too
+        let tid = waitpid(pid, &status, Linux.WALL)  // threads too
         if tid < 0 { return errno == EINTR ? .interrupted : .noChildren }
         return .report(tid: tid, WaitStatus(raw: status))
     }
@@ -103,13 +103,11 @@ final class LinuxKernel: PtraceKernel {
     // MARK: the tracees' descriptors
 
     func pidfdOpen(_ pid: Int32, thread: Bool) -> Result<Int32, Errno> {
-        let fd = thread ? ctrace_pidfd_open_thread(pid) : ctrace_pidfd_open(pid)
-        return fd >= 0 ? .success(fd) : .failure(Errno(rawValue: errno))
+        Result { () throws(Errno) in try Linux.pidfdOpen(ProcessID(rawValue: pid), thread: thread).rawValue }
     }
 
     func pidfdGetfd(_ pidfd: Int32, _ fd: Int32) -> Result<Int32, Errno> {
-        let dup = ctrace_pidfd_getfd(pidfd, fd)
-        return dup >= 0 ? .success(dup) : .failure(Errno(rawValue: errno))
+        Result { () throws(Errno) in try Linux.pidfdGetfd(FileDescriptor(rawValue: pidfd), fd).rawValue }
     }
 
     func close(_ fd: Int32) { Glibc.close(fd) }
@@ -140,7 +138,7 @@ final class LinuxKernel: PtraceKernel {
     func tcpState(_ fd: Int32) -> TCPState? {
         var info = [UInt8](repeating: 0, count: 256)
         var len = socklen_t(256)
-        guard getsockopt(fd, Int32(IPPROTO_TCP), 11 /* TCP_INFO */, &info, &len) == 0, len > 0 else { return nil }
+        guard getsockopt(fd, Int32(IPPROTO_TCP), Linux.TCP_INFO, &info, &len) == 0, len > 0 else { return nil }
         return TCPState(rawValue: info[0])
     }
 

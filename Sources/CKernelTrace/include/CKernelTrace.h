@@ -16,11 +16,6 @@
 /// calls are made.
 pid_t kt_spawn_gated(const char *file, char *const argv[], char *const envp[], int *release_fd);
 
-/// `pidfd_open(2)` has no glibc wrapper in Debian 12 and `syscall(2)` is variadic. `flags` may be
-/// KT_PIDFD_THREAD (Linux 6.9+) for a thread that is not its process's leader.
-int kt_pidfd_open(pid_t pid, unsigned int flags);
-#define KT_PIDFD_THREAD 0200 /* O_EXCL */
-
 /// An epoll set (close-on-exec), `fd` added to it for readability (`edge`: edge-triggered, reported once per
 /// wake-up instead of as long as it is readable) or removed, and a wait that returns how many are ready (0 after
 /// `timeout_ms`, -1 and errno on error). sys/epoll.h is not in Swift's Glibc module.

@@ -21,6 +21,24 @@ int csys_pidfd_getfd(int pidfd, int fd);
 /// `strerrordesc_np(3)`: the text of an errno value, from a constant table (thread-safe, no locale), or NULL.
 const char *csys_errno_text(int error);
 
+/// What a forked child needs to say why its exec failed without calling anything unsafe between fork and exec:
+/// strerror translates through the locale and may allocate, so the texts are looked up before the fork, in
+/// glibc's untranslated table (the words strerror gives in the C locale). Linux's errno values end below 256.
+typedef struct csys_exec_report {
+    const char *texts[256];
+} csys_exec_report;
+
+/// Fills `report`; call it before fork(2).
+void csys_prepare_exec_report(csys_exec_report *report);
+
+/// In the forked child: every signal unblocked, SIGINT, SIGTERM and SIGPIPE back to their defaults (the parent
+/// may ignore or catch them; the program must not inherit that). Async-signal-safe.
+void csys_child_default_signals(void);
+
+/// In the forked child after execvpe(3) failed with `error`: writes "packetflow: cannot run FILE: TEXT" to stderr
+/// and exits as a shell does, 127 for a command not found, 126 otherwise. Async-signal-safe.
+__attribute__((noreturn)) void csys_exec_failed(const csys_exec_report *report, const char *file, int error);
+
 /// Constants of <poll.h>, <netinet/tcp.h>, <sys/wait.h>, <fcntl.h> and <sched.h> that need _GNU_SOURCE.
 extern const short csys_POLLRDHUP;
 extern const int csys_TCP_INFO;

@@ -32,14 +32,6 @@ int ctrace_skip_syscall(pid_t pid, int64_t result);
 /// (fewer when the range runs into unmapped memory) or -1.
 long ctrace_read_memory(pid_t pid, uintptr_t address, void *buffer, size_t length);
 
-/// `pidfd_open(2)` + `pidfd_getfd(2)` have no glibc wrappers in Debian 12 and `syscall(2)` is variadic. Returns a
-/// duplicate (in this process) of descriptor `fd` of process `pid`, or -1 with errno.
-int ctrace_pidfd_open(pid_t pid);
-int ctrace_pidfd_getfd(int pidfd, int fd);
-/// `pidfd_open(2)` with PIDFD_THREAD (Linux 6.9; EINVAL before): a pidfd for one thread, which pidfd_getfd(2)
-/// accepts when the process's thread-group leader has exited (its descriptor table gone) while other threads run.
-int ctrace_pidfd_open_thread(pid_t tid);
-
 /// A thread's whole register set (`struct user_regs_struct`), opaque to Swift, kept while a call is injected.
 typedef struct ctrace_saved_regs {
     uint64_t words[32];
