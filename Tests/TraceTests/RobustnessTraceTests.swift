@@ -676,8 +676,9 @@ import TestSupport
             .flatMap { Int($0.dropFirst(10).trimmingCharacters(in: .whitespaces)) }
     }
 
-    @Test func attachSeesTrafficAndSIGINTDetachesLeavingTheServerServing() throws {
-        let scripts = Scripts()
+    /// An echo server (Python, on a free loopback port) for the attach tests, and a client script that sends its
+    /// second argument to the port in its first and prints the reply.
+    static func startEchoServer(_ scripts: Scripts) throws -> (server: Running, port: Int, client: String) {
         let echo = scripts.write("echo.py", Self.listener("""
             while True:
                 c, _ = srv.accept(); c.sendall(b"echo " + c.recv(64)); c.close()
@@ -688,6 +689,12 @@ import TestSupport
             print(s.recv(64).decode(), flush=True)
             """)
         let (server, port) = try Self.start(["/usr/bin/env", "python3", echo])
+        return (server, port, client)
+    }
+
+    @Test func attachSeesTrafficAndSIGINTDetachesLeavingTheServerServing() throws {
+        let scripts = Scripts()
+        let (server, port, client) = try Self.startEchoServer(scripts)
         defer { server.kill() }
         let pid = server.process.processIdentifier
         // The ptrace engine: TracerPid shows it holds the server, and lets it go.
@@ -726,16 +733,7 @@ import TestSupport
     /// the kernel: every BPF program packetflow had loaded is gone, and the server serves on untraced.
     @Test func attachWithEBPFNeverStopsTheProgramAndCtrlCLeavesNothingInTheKernel() throws {
         let scripts = Scripts()
-        let echo = scripts.write("echo.py", Self.listener("""
-            while True:
-                c, _ = srv.accept(); c.sendall(b"echo " + c.recv(64)); c.close()
-            """))
-        let client = scripts.write("client.py", """
-            import socket, sys
-            s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(sys.argv[2].encode())
-            print(s.recv(64).decode(), flush=True)
-            """)
-        let (server, port) = try Self.start(["/usr/bin/env", "python3", echo])
+        let (server, port, client) = try Self.startEchoServer(scripts)
         defer { server.kill() }
         let pid = server.process.processIdentifier
         Thread.sleep(forTimeInterval: 0.2)  // into accept(2), before anything watches
