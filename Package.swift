@@ -26,7 +26,7 @@ let package = Package(
         .library(name: "KernelTrace", targets: ["KernelTrace"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         .systemLibrary(
@@ -44,10 +44,12 @@ let package = Package(
         .target(name: "Sockets", dependencies: ["PacketWire", "SystemCalls"]),
         .target(name: "Timeline", dependencies: ["PacketWire"]),
         .target(name: "Render", dependencies: ["Timeline", "PacketWire"]),
-        .target(name: "SocketLab", dependencies: ["Sockets", "SystemCalls", "PacketCapture", "PacketWire", "Timeline"]),
+        .target(
+            name: "SocketLab", dependencies: ["Sockets", "SystemCalls", "PacketCapture", "PacketWire", "Timeline"]),
         // The C calls Swift cannot make: variadic ptrace, prctl/seccomp, fork+exec with PTRACE_TRACEME.
         .target(name: "CTraceShims", dependencies: ["CSystem"]),
-        .target(name: "SyscallTrace", dependencies: ["CTraceShims", "PacketWire", "Sockets", "SystemCalls", "Timeline"]),
+        .target(
+            name: "SyscallTrace", dependencies: ["CTraceShims", "PacketWire", "Sockets", "SystemCalls", "Timeline"]),
         // The read engine of `read` and `capture`: filter, decode, track streams, render, write.
         .target(
             name: "PacketReading",
@@ -73,7 +75,9 @@ let package = Package(
         .plugin(name: "BPFProgram", capability: .buildTool(), dependencies: ["BPFEmbed"]),
         .target(
             name: "KernelTrace",
-            dependencies: ["CKernelTrace", "CLibBPF", "PacketWire", "Sockets", "SystemCalls", "Timeline", "SyscallTrace"],
+            dependencies: [
+                "CKernelTrace", "CLibBPF", "PacketWire", "Sockets", "SystemCalls", "Timeline", "SyscallTrace",
+            ],
             plugins: ["BPFProgram"]
         ),
         .executableTarget(
@@ -93,7 +97,8 @@ let package = Package(
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire", "TestSupport"]),
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire", "TestSupport"]),
         .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),
-        .testTarget(name: "SocketsTests", dependencies: ["Sockets", "SocketLab", "PacketWire", "SystemCalls", "TestSupport"]),
+        .testTarget(
+            name: "SocketsTests", dependencies: ["Sockets", "SocketLab", "PacketWire", "SystemCalls", "TestSupport"]),
         .testTarget(
             name: "LabTests", dependencies: ["SocketLab", "Timeline", "Render", "PacketWire", "Sockets", "TestSupport"]),
         .testTarget(
@@ -101,11 +106,12 @@ let package = Package(
             dependencies: ["Render", "Timeline", "PacketWire", "SocketLab", "Sockets", "TestSupport"],
             exclude: ["png_colors.py"]
         ),
-        .testTarget(name: "TraceTests",
-                    dependencies: [
-                        "SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "SystemCalls", "TestSupport",
-                        "CLibBPF",
-                    ]),
+        .testTarget(
+            name: "TraceTests",
+            dependencies: [
+                "SyscallTrace", "Tracing", "Timeline", "PacketWire", "Sockets", "SystemCalls", "TestSupport",
+                "CLibBPF",
+            ]),
         .testTarget(
             name: "KernelTraceTests",
             dependencies: [
@@ -115,15 +121,17 @@ let package = Package(
             ]),
         // Refuses system calls on one thread (seccomp without TSYNC), so a test can see the engine refused bpf(2).
         .target(name: "CSyscallDenial", path: "Tests/CSyscallDenial"),
-        .testTarget(name: "ReadTests",
-                    dependencies: [
-                        "Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire", "PacketReading", "TestSupport",
-                    ]),
-        .testTarget(name: "IntegrationTests",
-                    dependencies: [
-                        "SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire", "SystemCalls",
-                        "TestSupport",
-                    ]),
+        .testTarget(
+            name: "ReadTests",
+            dependencies: [
+                "Render", "Timeline", "PacketFiles", "PacketCapture", "PacketWire", "PacketReading", "TestSupport",
+            ]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "SocketLab", "Timeline", "Render", "PacketCapture", "PacketFiles", "PacketWire", "SystemCalls",
+                "TestSupport",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,8 +7,10 @@ import PacketWire
 import Render
 import Timeline
 
-let linkTypes: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .dltRaw, .ipv4, .ipv6,
-                             LinkType(rawValue: 147)]
+let linkTypes: [LinkType] = [
+    .ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .dltRaw, .ipv4, .ipv6,
+    LinkType(rawValue: 147),
+]
 nonisolated(unsafe) var builder = PacketEventBuilder()
 nonisolated(unsafe) var trackBuilder = PacketEventBuilder()
 nonisolated(unsafe) var frame = 0
@@ -32,8 +34,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // The original length is sometimes below the captured one, so impossible records and IP lengths beyond the
     // wire are rendered too.
     let original = max(0, bytes.count + Int(data[0] & 3) - Int(data[0] >> 6) * 2)
-    let info = CaptureInfo(timestamp: Timestamp(seconds: Int64(frame), nanoseconds: 0), capturedLength: bytes.count,
-                           originalLength: original, linkType: link)
+    let info = CaptureInfo(
+        timestamp: Timestamp(seconds: Int64(frame), nanoseconds: 0), capturedLength: bytes.count,
+        originalLength: original, linkType: link)
     if case .lengthBeyondPacket(let missing, _)? = decoded.problem(capturedAs: info) {
         precondition(missing > 0 && decoded.networkEnd == original + missing)
     }

@@ -24,8 +24,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             let d = PacketDecoder.decode(record.bytes, linkType: record.info.linkType)
             let t = lines.track(info: record.info, decoded: d)
             text.write(t, info: record.info, decoded: d, bytes: record.bytes, into: &out)
-            PacketJSON.write(frame: record.frameNumber, t, info: record.info, decoded: d, comments: record.comments,
-                             into: &out)
+            PacketJSON.write(
+                frame: record.frameNumber, t, info: record.info, decoded: d, comments: record.comments,
+                into: &out)
             switch PacketDecoder.peekFlow(record.bytes, linkType: record.info.linkType) {
             case .flow(let f): conversations.add(f, info: record.info)
             case .noFlow: conversations.add(noFlow: record.info)
@@ -45,11 +46,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     ConversationReport.write(conversations, proto: 6, into: &out, drain: { $0.clear() })
     ConversationReport.write(conversations, proto: 17, into: &out, drain: { $0.clear() })
     if let first = packets.first {
-        let diagram = SequenceDiagram(leftActor: first.sourceEndpoint?.description ?? "?",
-                                      rightActor: first.destinationEndpoint?.description ?? "?")
+        let diagram = SequenceDiagram(
+            leftActor: first.sourceEndpoint?.description ?? "?",
+            rightActor: first.destinationEndpoint?.description ?? "?")
         _ = diagram.render(calls: [], packets: packets, origin: first.timestamp)
-        let flow = FlowDiagram(title: "fuzz", lifelines: FlowDiagram.endpointLifelines(for: packets),
-                               packets: packets)
+        let flow = FlowDiagram(
+            title: "fuzz", lifelines: FlowDiagram.endpointLifelines(for: packets),
+            packets: packets)
         _ = HTMLPage.render(flow)
         _ = MermaidDiagram.render(flow)
     }

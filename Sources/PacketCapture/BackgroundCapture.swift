@@ -94,11 +94,13 @@ public final class BackgroundCapture: @unchecked Sendable {
         state.withLock { $0.lastArrival = started }
         let box = Unmanaged.passRetained(self)
         var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let me = Unmanaged<BackgroundCapture>.fromOpaque(arg!).takeRetainedValue()
-            me.run()
-            return nil
-        }, box.toOpaque())
+        let rc = pthread_create(
+            &tid, nil,
+            { arg in
+                let me = Unmanaged<BackgroundCapture>.fromOpaque(arg!).takeRetainedValue()
+                me.run()
+                return nil
+            }, box.toOpaque())
         guard rc == 0 else {
             box.release()
             throw CaptureError(.other, "cannot start the capture thread (error \(rc))")
@@ -161,9 +163,13 @@ public final class BackgroundCapture: @unchecked Sendable {
     /// `settled` (asked every 2 ms) says no more packets are expected. Without immediate mode packets are handed
     /// over up to the read timeout late, so `idle` is at least twice that timeout.
     public func waitUntilQuiet(idle: Duration, limit: Duration, settled: (() -> Bool)? = nil) {
-        let idle = capture.options.immediate ? idle : max(idle, .milliseconds(2 * Int(capture.options.readTimeoutMilliseconds)))
-        let idleNs = UInt64(idle.components.seconds) * 1_000_000_000 + UInt64(idle.components.attoseconds / 1_000_000_000)
-        let limitNs = UInt64(limit.components.seconds) * 1_000_000_000
+        let idle =
+            capture.options.immediate
+            ? idle : max(idle, .milliseconds(2 * Int(capture.options.readTimeoutMilliseconds)))
+        let idleNs =
+            UInt64(idle.components.seconds) * 1_000_000_000 + UInt64(idle.components.attoseconds / 1_000_000_000)
+        let limitNs =
+            UInt64(limit.components.seconds) * 1_000_000_000
             + UInt64(limit.components.attoseconds / 1_000_000_000)
         let start = monotonicNanoseconds()
         while true {
@@ -248,11 +254,13 @@ extension BackgroundCapture {
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         var tid = pthread_t()
-        let rc = pthread_create(&tid, &attributes, { arg in
-            let capture = Unmanaged<LiveCapture>.fromOpaque(arg!).takeRetainedValue()
-            capture.close()
-            return nil
-        }, box.toOpaque())
+        let rc = pthread_create(
+            &tid, &attributes,
+            { arg in
+                let capture = Unmanaged<LiveCapture>.fromOpaque(arg!).takeRetainedValue()
+                capture.close()
+                return nil
+            }, box.toOpaque())
         if rc != 0 { box.release() }
         return rc == 0
     }

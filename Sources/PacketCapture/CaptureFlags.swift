@@ -28,10 +28,11 @@ public struct CaptureInterface: Sendable, Equatable {
         var result: [CaptureInterface] = []
         var next = list
         while let device = next {
-            result.append(CaptureInterface(
-                name: String(cString: device.pointee.name),
-                description: device.pointee.description.map { String(cString: $0) },
-                flags: device.pointee.flags))
+            result.append(
+                CaptureInterface(
+                    name: String(cString: device.pointee.name),
+                    description: device.pointee.description.map { String(cString: $0) },
+                    flags: device.pointee.flags))
             next = device.pointee.next
         }
         return result
@@ -42,9 +43,11 @@ public struct CaptureInterface: Sendable, Equatable {
         var line = "\(number).\(name)"
         if let description { line += " (\(description))" }
         guard flags != 0 else { return line }
-        let names = [(UInt32(PCAP_IF_UP), "Up"), (UInt32(PCAP_IF_RUNNING), "Running"),
-                     (UInt32(PCAP_IF_LOOPBACK), "Loopback"), (UInt32(PCAP_IF_WIRELESS), "Wireless")]
-            .filter { flags & $0.0 != 0 }.map(\.1)
+        let names = [
+            (UInt32(PCAP_IF_UP), "Up"), (UInt32(PCAP_IF_RUNNING), "Running"),
+            (UInt32(PCAP_IF_LOOPBACK), "Loopback"), (UInt32(PCAP_IF_WIRELESS), "Wireless"),
+        ]
+        .filter { flags & $0.0 != 0 }.map(\.1)
         line += " [" + (names.isEmpty ? "none" : names.joined(separator: ", "))
         let wireless = flags & UInt32(PCAP_IF_WIRELESS) != 0
         switch flags & UInt32(PCAP_IF_CONNECTION_STATUS) {
@@ -69,11 +72,12 @@ public enum CaptureDirection: String, Sendable, CaseIterable {
 extension LiveCapture {
     /// `pcap_setdirection(3PCAP)`: from now on, only packets of `direction`.
     public func setDirection(_ direction: CaptureDirection) throws(CaptureError) {
-        let d: pcap_direction_t = switch direction {
-        case .in: PCAP_D_IN
-        case .out: PCAP_D_OUT
-        case .inout: PCAP_D_INOUT
-        }
+        let d: pcap_direction_t =
+            switch direction {
+            case .in: PCAP_D_IN
+            case .out: PCAP_D_OUT
+            case .inout: PCAP_D_INOUT
+            }
         guard pcap_setdirection(handle, d) == 0 else {
             let detail = String(cString: pcap_geterr(handle))
             throw CaptureError(

@@ -194,23 +194,24 @@ public final class LiveCapture {
     /// Delivers the packets that are ready (waiting up to the read timeout for the first one) and returns how
     /// many were delivered. The `ByteView` is valid only inside `body`.
     @discardableResult
-    public func dispatch(maxPackets: Int32 = -1, _ body: (CaptureInfo, ByteView) -> Void) throws(CaptureError) -> Int
-    {
+    public func dispatch(maxPackets: Int32 = -1, _ body: (CaptureInfo, ByteView) -> Void) throws(CaptureError) -> Int {
         let link = linkType
         let nano = nanosecondTimestamps
         return try withoutActuallyEscaping(body) { (escapable) throws(CaptureError) -> Int in
             var context = DispatchContext(body: escapable, linkType: link, nanosecond: nano)
             let n = withUnsafeMutablePointer(to: &context) { ctx in
-                pcap_dispatch(handle, maxPackets, { user, header, bytes in
-                    guard let user, let header, let bytes else { return }
-                    let ctx = UnsafeMutableRawPointer(user).assumingMemoryBound(to: DispatchContext.self)
-                    let h = header.pointee
-                    let fraction = UInt32(truncatingIfNeeded: h.ts.tv_usec) &* (ctx.pointee.nanosecond ? 1 : 1000)
-                    let info = CaptureInfo(
-                        timestamp: Timestamp(seconds: Int64(h.ts.tv_sec), nanoseconds: fraction),
-                        capturedLength: Int(h.caplen), originalLength: Int(h.len), linkType: ctx.pointee.linkType)
-                    ctx.pointee.body(info, ByteView(UnsafeRawBufferPointer(start: bytes, count: Int(h.caplen))))
-                }, UnsafeMutableRawPointer(ctx).assumingMemoryBound(to: UInt8.self))
+                pcap_dispatch(
+                    handle, maxPackets,
+                    { user, header, bytes in
+                        guard let user, let header, let bytes else { return }
+                        let ctx = UnsafeMutableRawPointer(user).assumingMemoryBound(to: DispatchContext.self)
+                        let h = header.pointee
+                        let fraction = UInt32(truncatingIfNeeded: h.ts.tv_usec) &* (ctx.pointee.nanosecond ? 1 : 1000)
+                        let info = CaptureInfo(
+                            timestamp: Timestamp(seconds: Int64(h.ts.tv_sec), nanoseconds: fraction),
+                            capturedLength: Int(h.caplen), originalLength: Int(h.len), linkType: ctx.pointee.linkType)
+                        ctx.pointee.body(info, ByteView(UnsafeRawBufferPointer(start: bytes, count: Int(h.caplen))))
+                    }, UnsafeMutableRawPointer(ctx).assumingMemoryBound(to: UInt8.self))
             }
             if n == PCAP_ERROR { throw CaptureError(.other, "capture failed: \(String(cString: pcap_geterr(handle)))") }
             return max(Int(n), 0)

@@ -51,8 +51,10 @@ public final class CaptureFileReader {
     ///
     /// `readAhead`: read the file on a second thread while packets are parsed (`true`), never (`false`), or
     /// when it is a regular file of at least `readAheadThreshold` bytes (nil). Records and errors are the same.
-    public convenience init(path: String, bufferSize: Int = defaultBufferSize,
-                            readAhead: Bool? = nil) throws(CaptureFileError) {
+    public convenience init(
+        path: String, bufferSize: Int = defaultBufferSize,
+        readAhead: Bool? = nil
+    ) throws(CaptureFileError) {
         if path == "-" {
             try self.init(source: .descriptor(0, owned: false), name: "stdin", bufferSize: bufferSize)
             return
@@ -71,14 +73,18 @@ public final class CaptureFileReader {
     }
 
     /// Reads from an open descriptor, which the reader does not close.
-    public convenience init(fileDescriptor: Int32, name: String,
-                            bufferSize: Int = defaultBufferSize) throws(CaptureFileError) {
+    public convenience init(
+        fileDescriptor: Int32, name: String,
+        bufferSize: Int = defaultBufferSize
+    ) throws(CaptureFileError) {
         try self.init(source: .descriptor(fileDescriptor, owned: false), name: name, bufferSize: bufferSize)
     }
 
     /// Reads from memory that must stay valid for the reader's lifetime (same code path as files).
-    public convenience init(bytes: UnsafeRawBufferPointer, name: String,
-                            bufferSize: Int = defaultBufferSize) throws(CaptureFileError) {
+    public convenience init(
+        bytes: UnsafeRawBufferPointer, name: String,
+        bufferSize: Int = defaultBufferSize
+    ) throws(CaptureFileError) {
         try self.init(source: .memory(bytes), name: name, bufferSize: bufferSize)
     }
 
@@ -89,8 +95,9 @@ public final class CaptureFileReader {
         let magic = try Self.fill(&input, 4, name)
         guard magic.count >= 4, let le = magic.view.u32le(0) else {
             let what = magic.count == 0 ? "empty file" : "file too short for a capture header"
-            throw CaptureFileError(path: name, byteOffset: 0,
-                                   message: "\(what) (needs 4 bytes, \(magic.count) left)")
+            throw CaptureFileError(
+                path: name, byteOffset: 0,
+                message: "\(what) (needs 4 bytes, \(magic.count) left)")
         }
         switch le {
         case 0xA1B2_C3D4: format = .pcap(nanosecond: false, bigEndian: false)
@@ -99,9 +106,10 @@ public final class CaptureFileReader {
         case 0x4D3C_B2A1: format = .pcap(nanosecond: true, bigEndian: true)
         case PcapngBlock.sectionHeader: format = .pcapng
         default:
-            throw CaptureFileError(path: name, byteOffset: 0,
-                                   message: "unknown magic number 0x\(String(le.byteSwapped, radix: 16))"
-                                       + " (not a pcap or pcapng file)")
+            throw CaptureFileError(
+                path: name, byteOffset: 0,
+                message: "unknown magic number 0x\(String(le.byteSwapped, radix: 16))"
+                    + " (not a pcap or pcapng file)")
         }
         if case .pcap(let nanosecond, let bigEndian) = format {
             pcapBigEndian = bigEndian
@@ -132,8 +140,9 @@ public final class CaptureFileReader {
     /// link type in its first line, and otherwise every packet would say no more than that it was not decoded.
     private func noteLinkType(_ linkType: LinkType, interface: String?) {
         guard !PacketDecoder.decodes(linkType), undecodedLinkTypes.insert(linkType).inserted else { return }
-        warnings.append("\(path): \(interface.map { $0 + ": " } ?? "")\(linkType.tcpdumpName) is not decoded: "
-                        + "packetflow sees its packets as bytes only")
+        warnings.append(
+            "\(path): \(interface.map { $0 + ": " } ?? "")\(linkType.tcpdumpName) is not decoded: "
+                + "packetflow sees its packets as bytes only")
     }
 
     // MARK: - Iteration
@@ -178,14 +187,17 @@ public final class CaptureFileReader {
         let (count, v) = try Self.fill(&input, PcapHeader.length, path)
         let big = pcapBigEndian
         guard count >= PcapHeader.length, let major = u16(v, PcapHeader.versionMajor, big: big),
-              let snap = u32(v, PcapHeader.snapLength, big: big), let link = u32(v, PcapHeader.linkType, big: big)
+            let snap = u32(v, PcapHeader.snapLength, big: big), let link = u32(v, PcapHeader.linkType, big: big)
         else {
             throw fail(0, "truncated pcap file header (needs \(PcapHeader.length) bytes, \(count) left)")
         }
         guard major == 2 else { throw fail(0, "unsupported pcap version \(major)") }
         // The upper bits of the link-type field carry FCS information, not the link type.
-        interfaces = [InterfaceInfo(linkType: LinkType(rawValue: link & 0xFFFF), snapLength: Int(snap),
-                                    timestampResolution: pcapScale.resolution)]
+        interfaces = [
+            InterfaceInfo(
+                linkType: LinkType(rawValue: link & 0xFFFF), snapLength: Int(snap),
+                timestampResolution: pcapScale.resolution)
+        ]
         noteLinkType(interfaces[0].linkType, interface: nil)
         input.consume(PcapHeader.length)
     }
@@ -199,8 +211,9 @@ public final class CaptureFileReader {
     }
 
     private var pcapSettings: PcapSettings {
-        PcapSettings(bigEndian: pcapBigEndian, scale: pcapScale, linkType: interfaces.first?.linkType ?? .ethernet,
-                     maxRecord: maxRecord)
+        PcapSettings(
+            bigEndian: pcapBigEndian, scale: pcapScale, linkType: interfaces.first?.linkType ?? .ethernet,
+            maxRecord: maxRecord)
     }
 
     /// A record the file got wrong: where it starts and what is wrong with it.
@@ -221,16 +234,22 @@ public final class CaptureFileReader {
         var (count, v) = try fill(&input, PcapRecord.headerLength, path)
         if count == 0 { return .success(nil) }
         guard count >= PcapRecord.headerLength, let seconds = u32(v, PcapRecord.seconds),
-              let fraction = u32(v, PcapRecord.fraction),
-              let captured = u32(v, PcapRecord.capturedLength),
-              let original = u32(v, PcapRecord.originalLength)
+            let fraction = u32(v, PcapRecord.fraction),
+            let captured = u32(v, PcapRecord.capturedLength),
+            let original = u32(v, PcapRecord.originalLength)
         else {
-            return .failure(BadRecord(at: at, message:
-                "truncated packet record header (needs \(PcapRecord.headerLength) bytes, \(count) left)"))
+            return .failure(
+                BadRecord(
+                    at: at,
+                    message:
+                        "truncated packet record header (needs \(PcapRecord.headerLength) bytes, \(count) left)"))
         }
         guard Int(captured) <= s.maxRecord - PcapRecord.headerLength else {
-            return .failure(BadRecord(at: at, message:
-                "packet record length \(captured) exceeds the maximum \(s.maxRecord)"))
+            return .failure(
+                BadRecord(
+                    at: at,
+                    message:
+                        "packet record length \(captured) exceeds the maximum \(s.maxRecord)"))
         }
         let total = PcapRecord.headerLength + Int(captured)
         if count < total { (count, v) = try fill(&input, total, path) }
@@ -240,8 +259,10 @@ public final class CaptureFileReader {
         // A fraction of a second past one second (seen in damaged files) carries into the seconds.
         let units = UInt64(seconds) * s.scale.unitsPerSecond + UInt64(fraction)
         input.consume(total)
-        return .success(PcapRecordFields(timestamp: s.scale.timestamp(units), captured: Int(captured),
-                                         original: Int(original), data: data))
+        return .success(
+            PcapRecordFields(
+                timestamp: s.scale.timestamp(units), captured: Int(captured),
+                original: Int(original), data: data))
     }
 
     /// What a classic pcap record gives: plain values only, so passing them costs no reference counting (a
@@ -253,9 +274,11 @@ public final class CaptureFileReader {
         var data: ByteView
 
         @inline(__always) func record(_ s: PcapSettings, frame: Int) -> PacketRecord {
-            PacketRecord(info: CaptureInfo(timestamp: timestamp, capturedLength: captured, originalLength: original,
-                                           interfaceIndex: 0, linkType: s.linkType, label: nil),
-                         bytes: data, comments: [], frameNumber: frame)
+            PacketRecord(
+                info: CaptureInfo(
+                    timestamp: timestamp, capturedLength: captured, originalLength: original,
+                    interfaceIndex: 0, linkType: s.linkType, label: nil),
+                bytes: data, comments: [], frameNumber: frame)
         }
     }
 
@@ -281,8 +304,9 @@ public final class CaptureFileReader {
             return true
         }
         let settings = pcapSettings
-        var local = InputBuffer(source: .memory(UnsafeRawBufferPointer(start: nil, count: 0)), capacity: 16,
-                                maxCapacity: 16)
+        var local = InputBuffer(
+            source: .memory(UnsafeRawBufferPointer(start: nil, count: 0)), capacity: 16,
+            maxCapacity: 16)
         swap(&local, &input)
         var frame = frameNumber
         var outcome: Result<Bool, BadRecord> = .success(true)
@@ -375,7 +399,7 @@ public final class CaptureFileReader {
                 throw fail(at, "truncated block (needs \(length) bytes, \(count) left)")
             }
             guard let trailer = u32(v, length - 4, big: big), Int(trailer) == length,
-                  let body = v.slice(PcapngBlock.bodyOffset, length - PcapngBlock.overhead)
+                let body = v.slice(PcapngBlock.bodyOffset, length - PcapngBlock.overhead)
             else {
                 throw fail(at, "block's trailing length does not match its length \(length)")
             }
@@ -410,8 +434,9 @@ public final class CaptureFileReader {
         guard let link = u16(body, 0, big: big), let snap = u32(body, 4, big: big) else {
             throw fail(at, "interface description block too short")
         }
-        var info = InterfaceInfo(linkType: LinkType(rawValue: UInt32(link)), snapLength: Int(snap),
-                                 section: sectionIndex)
+        var info = InterfaceInfo(
+            linkType: LinkType(rawValue: UInt32(link)), snapLength: Int(snap),
+            section: sectionIndex)
         var scale = TimeScale.microseconds
         var badOption: String?
         try forEachOption(body, from: 8, at: at) { code, value in
@@ -439,8 +464,10 @@ public final class CaptureFileReader {
         let described = "interface \(interfaces.count - 1)" + (info.name.map { " (\($0))" } ?? "")
         noteLinkType(info.linkType, interface: described)
         let label = InterfaceLabel(info.name ?? "#\(interfaces.count - 1)")
-        timing.append(InterfaceTiming(linkType: info.linkType, snapLength: info.snapLength, scale: scale,
-                                      offset: info.timestampOffset, name: label))
+        timing.append(
+            InterfaceTiming(
+                linkType: info.linkType, snapLength: info.snapLength, scale: scale,
+                offset: info.timestampOffset, name: label))
     }
 
     /// The global interface index of section-local interface `id`.
@@ -458,15 +485,16 @@ public final class CaptureFileReader {
         let big = sectionBigEndian
         let id = obsolete ? u16(body, 0, big: big).map(UInt32.init) : u32(body, 0, big: big)
         guard let id, let high = u32(body, 4, big: big), let low = u32(body, 8, big: big),
-              let captured = u32(body, 12, big: big), let original = u32(body, 16, big: big)
+            let captured = u32(body, 12, big: big), let original = u32(body, 16, big: big)
         else { throw fail(at, obsolete ? "packet block too short" : "enhanced packet block too short") }
         guard let data = body.slice(20, Int(captured)) else {
             throw fail(at, "captured length \(captured) overruns its block (\(body.count - 20) bytes of data)")
         }
         let index = try interface(id, at: at)
         let comments = try readComments(body, from: 20 + Self.padded(Int(captured)), at: at)
-        return packet(index, units: UInt64(high) << 32 | UInt64(low), data: data, original: Int(original),
-                      comments: comments)
+        return packet(
+            index, units: UInt64(high) << 32 | UInt64(low), data: data, original: Int(original),
+            comments: comments)
     }
 
     private func readSimplePacket(_ body: ByteView, at: Int) throws(CaptureFileError) -> PacketRecord {
@@ -505,14 +533,17 @@ public final class CaptureFileReader {
         if let dropped { interfaces[index].dropped = dropped }
     }
 
-    private func packet(_ index: Int, units: UInt64, data: ByteView, original: Int,
-                        comments: [String]) -> PacketRecord {
+    private func packet(
+        _ index: Int, units: UInt64, data: ByteView, original: Int,
+        comments: [String]
+    ) -> PacketRecord {
         let t = timing[index]
         frameNumber += 1
         return PacketRecord(
-            info: CaptureInfo(timestamp: t.scale.timestamp(units, offsetSeconds: t.offset),
-                              capturedLength: data.count, originalLength: original, interfaceIndex: index,
-                              linkType: t.linkType, label: t.name),
+            info: CaptureInfo(
+                timestamp: t.scale.timestamp(units, offsetSeconds: t.offset),
+                capturedLength: data.count, originalLength: original, interfaceIndex: index,
+                linkType: t.linkType, label: t.name),
             bytes: data, comments: comments, frameNumber: frameNumber)
     }
 
@@ -527,8 +558,10 @@ public final class CaptureFileReader {
     }
 
     /// Walks the options from `from` to the end of `body` (or `opt_endofopt`).
-    private func forEachOption(_ body: ByteView, from: Int, at: Int,
-                               _ visit: (UInt16, ByteView) -> Void) throws(CaptureFileError) {
+    private func forEachOption(
+        _ body: ByteView, from: Int, at: Int,
+        _ visit: (UInt16, ByteView) -> Void
+    ) throws(CaptureFileError) {
         let big = sectionBigEndian
         var offset = from
         while body.has(offset, 4) {

@@ -63,9 +63,11 @@ public struct InterfaceInfo: Equatable, Sendable {
     /// Which pcapng section (from 0) described the interface; 0 for classic pcap.
     public var section: Int
 
-    public init(linkType: LinkType, snapLength: Int, name: String? = nil,
-                timestampResolution: TimestampResolution = .powerOf10(6), timestampOffset: Int64 = 0,
-                received: UInt64? = nil, dropped: UInt64? = nil, section: Int = 0) {
+    public init(
+        linkType: LinkType, snapLength: Int, name: String? = nil,
+        timestampResolution: TimestampResolution = .powerOf10(6), timestampOffset: Int64 = 0,
+        received: UInt64? = nil, dropped: UInt64? = nil, section: Int = 0
+    ) {
         self.linkType = linkType
         self.snapLength = snapLength
         self.name = name

@@ -91,8 +91,10 @@ public final class PcapngWriter {
     }
 
     /// Writes one Enhanced Packet Block. `originalLength` defaults to the captured length.
-    public func writePacket(_ bytes: ByteView, timestamp: Timestamp, originalLength: Int? = nil,
-                            interface: Int = 0, comments: [String] = []) throws(CaptureFileError) {
+    public func writePacket(
+        _ bytes: ByteView, timestamp: Timestamp, originalLength: Int? = nil,
+        interface: Int = 0, comments: [String] = []
+    ) throws(CaptureFileError) {
         guard interface >= 0, interface < interfaceCount else {
             throw error("packet for interface \(interface), but only \(interfaceCount) were added")
         }
@@ -121,10 +123,13 @@ public final class PcapngWriter {
     }
 
     /// Convenience for raw memory (live capture).
-    public func writePacket(_ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, originalLength: Int? = nil,
-                            interface: Int = 0, comments: [String] = []) throws(CaptureFileError) {
-        try writePacket(ByteView(bytes), timestamp: timestamp, originalLength: originalLength,
-                        interface: interface, comments: comments)
+    public func writePacket(
+        _ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, originalLength: Int? = nil,
+        interface: Int = 0, comments: [String] = []
+    ) throws(CaptureFileError) {
+        try writePacket(
+            ByteView(bytes), timestamp: timestamp, originalLength: originalLength,
+            interface: interface, comments: comments)
     }
 
     /// Sends everything buffered to the file.
@@ -142,8 +147,11 @@ public final class PcapngWriter {
         guard !closed else { return }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        let units = UInt64(bitPattern: Timestamp(seconds: Int64(now.tv_sec),
-                                                 nanoseconds: UInt32(now.tv_nsec)).totalNanoseconds)
+        let units = UInt64(
+            bitPattern: Timestamp(
+                seconds: Int64(now.tv_sec),
+                nanoseconds: UInt32(now.tv_nsec)
+            ).totalNanoseconds)
         for (interface, counters) in statistics.sorted(by: { $0.key < $1.key })
         where interface >= 0 && interface < interfaceCount {
             let count = (counters.received == nil ? 0 : 1) + (counters.dropped == nil ? 0 : 1)
@@ -152,8 +160,16 @@ public final class PcapngWriter {
                 w.put32(UInt32(interface))
                 w.put32(UInt32(truncatingIfNeeded: units >> 32))
                 w.put32(UInt32(truncatingIfNeeded: units))
-                if let r = counters.received { w.put16(4); w.put16(8); w.put64(r) }  // isb_ifrecv
-                if let d = counters.dropped { w.put16(5); w.put16(8); w.put64(d) }  // isb_ifdrop
+                if let r = counters.received {
+                    w.put16(4)
+                    w.put16(8)
+                    w.put64(r)
+                }  // isb_ifrecv
+                if let d = counters.dropped {
+                    w.put16(5)
+                    w.put16(8)
+                    w.put64(d)
+                }  // isb_ifdrop
                 if options > 0 { w.put32(0) }
             }
         }

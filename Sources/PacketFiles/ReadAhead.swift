@@ -46,11 +46,13 @@ final class ReadAhead: @unchecked Sendable {
     /// Starts the reader thread; false when the system refuses a thread (the caller then reads directly).
     func start() -> Bool {
         let context = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&thread, nil, { context in
-            let me = Unmanaged<ReadAhead>.fromOpaque(context!).takeRetainedValue()
-            me.produce()
-            return nil
-        }, context)
+        let rc = pthread_create(
+            &thread, nil,
+            { context in
+                let me = Unmanaged<ReadAhead>.fromOpaque(context!).takeRetainedValue()
+                me.produce()
+                return nil
+            }, context)
         if rc != 0 {
             Unmanaged<ReadAhead>.fromOpaque(context).release()
             return false

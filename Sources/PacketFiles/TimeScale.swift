@@ -44,8 +44,9 @@ struct TimeScale {
                 nanoseconds = (high &<< UInt64(64 - e)) | (low &>> UInt64(e))
             }
         }
-        return Timestamp(seconds: Int64(truncatingIfNeeded: seconds) &+ offsetSeconds,
-                         nanoseconds: UInt32(truncatingIfNeeded: nanoseconds))
+        return Timestamp(
+            seconds: Int64(truncatingIfNeeded: seconds) &+ offsetSeconds,
+            nanoseconds: UInt32(truncatingIfNeeded: nanoseconds))
     }
 
     static func pow10(_ e: Int) -> UInt64 {

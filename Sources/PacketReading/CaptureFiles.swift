@@ -69,7 +69,9 @@ public struct CaptureFiles {
         let mode = options.mode
         var writer: PcapngWriter?
         if let path = options.pcapngPath {
-            do throws(CaptureFileError) { writer = try PcapngWriter(path: path) } catch { throw ReadFilesError.pcapng(error) }
+            do throws(CaptureFileError) { writer = try PcapngWriter(path: path) } catch {
+                throw ReadFilesError.pcapng(error)
+            }
         }
         var pipeline = PacketPipeline(
             mode: mode, text: options.text, filter: options.filter, count: options.count, color: options.color,
@@ -96,7 +98,8 @@ public struct CaptureFiles {
                             do throws(CaptureFileError) {
                                 let index = record.info.interfaceIndex
                                 if outputInterface[index] == nil {
-                                    let described = reader.interfaces.indices.contains(index)
+                                    let described =
+                                        reader.interfaces.indices.contains(index)
                                         ? reader.interfaces[index] : nil
                                     outputInterface[index] = try writer.addInterface(
                                         linkType: record.info.linkType, snapLength: described?.snapLength ?? 0,
@@ -169,7 +172,11 @@ public struct CaptureFiles {
             let decoded = PacketDecoder.decode(record.bytes, linkType: record.info.linkType)
             let t = builder.track(info: record.info, decoded: decoded)
             if t.hasStream {
-                if t.stream == ends.count { ends.append(record.frameNumber) } else { ends[t.stream] = record.frameNumber }
+                if t.stream == ends.count {
+                    ends.append(record.frameNumber)
+                } else {
+                    ends[t.stream] = record.frameNumber
+                }
             }
             return true
         }

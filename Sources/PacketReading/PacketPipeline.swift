@@ -254,15 +254,17 @@ public struct PacketPipeline: ~Copyable {
     private mutating func printStream(_ stream: Int, _ events: [PacketEvent]) throws(OutputError) {
         guard let first = events.first, let a = first.sourceEndpoint, let b = first.destinationEndpoint else { return }
         // The initiator on the left: the sender of the first SYN without ACK, else the first sender.
-        var left = a, right = b
+        var left = a
+        var right = b
         if let syn = events.first(where: { $0.flags == .syn }), let s = syn.sourceEndpoint,
             let d = syn.destinationEndpoint
         {
             left = s
             right = d
         }
-        var diagram = SequenceDiagram(leftActor: left.description, rightActor: right.description,
-                                      language: language, color: color)
+        var diagram = SequenceDiagram(
+            leftActor: left.description, rightActor: right.description,
+            language: language, color: color)
         diagram.arrowWidth = 56
         out.append("\nTCP stream \(stream)\n")
         out.append(diagram.header(left: nil, right: nil))

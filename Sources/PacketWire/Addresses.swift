@@ -95,12 +95,17 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
             return "::ffff:" + formatV4(UInt32(truncatingIfNeeded: lo))
         }
         // Longest run of two or more zero groups; the first one wins a tie.
-        var bestStart = -1, bestLength = 0, runStart = -1
+        var bestStart = -1
+        var bestLength = 0
+        var runStart = -1
         for i in 0...8 {
             if i < 8, groups[i] == 0 {
                 if runStart < 0 { runStart = i }
             } else if runStart >= 0 {
-                if i - runStart > bestLength { bestStart = runStart; bestLength = i - runStart }
+                if i - runStart > bestLength {
+                    bestStart = runStart
+                    bestLength = i - runStart
+                }
                 runStart = -1
             }
         }
@@ -143,7 +148,8 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     static func parseV6(_ s: Substring) -> (UInt64, UInt64)? {
         guard s.contains(":"), s.count <= 45 else { return nil }
-        var head: [UInt16] = [], tail: [UInt16] = []
+        var head: [UInt16] = []
+        var tail: [UInt16] = []
         let halves = s.components(separatedByDoubleColon: ())
         guard halves.count <= 2 else { return nil }
         func groups(_ part: Substring, allowV4: Bool) -> [UInt16]? {
@@ -173,7 +179,8 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
             head = h
         }
         let all = head + [UInt16](repeating: 0, count: 8 - head.count - tail.count) + tail
-        var hi: UInt64 = 0, lo: UInt64 = 0
+        var hi: UInt64 = 0
+        var lo: UInt64 = 0
         for i in 0..<4 { hi = hi << 16 | UInt64(all[i]) }
         for i in 4..<8 { lo = lo << 16 | UInt64(all[i]) }
         return (hi, lo)

@@ -145,7 +145,8 @@ public enum PacketDecoder {
             p.problem = .truncated(.network)
             return
         }
-        let hlen = Int(b.u8(base + 4) ?? 0), plen = Int(b.u8(base + 5) ?? 0)
+        let hlen = Int(b.u8(base + 4) ?? 0)
+        let plen = Int(b.u8(base + 5) ?? 0)
         var arp = ARPHeader(operation: op)
         if plen == 4 {
             arp.senderIP = b.u32(base + 8 + hlen).map { .v4($0) }
@@ -499,8 +500,10 @@ public struct FlowPeek: Sendable {
     public var sequenceNumber: UInt32
     public var acknowledgmentNumber: UInt32
 
-    public init(source: IPAddress, destination: IPAddress, sourcePort: UInt16, destinationPort: UInt16,
-                protocolNumber: UInt8, flags: TCPFlags, sequenceNumber: UInt32, acknowledgmentNumber: UInt32) {
+    public init(
+        source: IPAddress, destination: IPAddress, sourcePort: UInt16, destinationPort: UInt16,
+        protocolNumber: UInt8, flags: TCPFlags, sequenceNumber: UInt32, acknowledgmentNumber: UInt32
+    ) {
         self.source = source
         self.destination = destination
         self.sourcePort = sourcePort
@@ -530,7 +533,10 @@ extension PacketDecoder {
     public static func peekFlow(_ b: ByteView, linkType: LinkType) -> Peek {
         guard linkType == .ethernet, let type = b.u16(12), b.has(0, 14) else { return .undecided }
         let base = 14
-        let source: IPAddress, destination: IPAddress, proto: UInt8, transport: Int
+        let source: IPAddress
+        let destination: IPAddress
+        let proto: UInt8
+        let transport: Int
         switch type {
         case 0x0800:
             guard let vihl = b.u8(base), let ff = b.u16(base + 6), let p = b.u8(base + 9),
@@ -561,16 +567,18 @@ extension PacketDecoder {
             guard let sp = b.u16(transport), let dp = b.u16(transport + 2), let seq = b.u32(transport + 4),
                 let ack = b.u32(transport + 8), let offFlags = b.u16(transport + 12), b.has(transport, 20)
             else { return .undecided }
-            return .flow(FlowPeek(
-                source: source, destination: destination, sourcePort: sp, destinationPort: dp, protocolNumber: 6,
-                flags: TCPFlags(rawValue: offFlags & 0xff), sequenceNumber: seq, acknowledgmentNumber: ack))
+            return .flow(
+                FlowPeek(
+                    source: source, destination: destination, sourcePort: sp, destinationPort: dp, protocolNumber: 6,
+                    flags: TCPFlags(rawValue: offFlags & 0xff), sequenceNumber: seq, acknowledgmentNumber: ack))
         case 17:
             guard let sp = b.u16(transport), let dp = b.u16(transport + 2), b.has(transport, 8) else {
                 return .undecided
             }
-            return .flow(FlowPeek(
-                source: source, destination: destination, sourcePort: sp, destinationPort: dp, protocolNumber: 17,
-                flags: [], sequenceNumber: 0, acknowledgmentNumber: 0))
+            return .flow(
+                FlowPeek(
+                    source: source, destination: destination, sourcePort: sp, destinationPort: dp, protocolNumber: 17,
+                    flags: [], sequenceNumber: 0, acknowledgmentNumber: 0))
         case 1, 58:
             return .undecided  // ICMP: decoded fully (its header decides nothing here, but keep one rule)
         default:

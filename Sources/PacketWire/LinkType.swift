@@ -74,7 +74,10 @@ public struct Timestamp: Hashable, Comparable, Sendable {
     public init(totalNanoseconds ns: Int64) {
         var s = ns / 1_000_000_000
         var r = ns % 1_000_000_000
-        if r < 0 { s -= 1; r += 1_000_000_000 }
+        if r < 0 {
+            s -= 1
+            r += 1_000_000_000
+        }
         self.init(seconds: s, nanoseconds: UInt32(r))
     }
 
@@ -117,15 +120,20 @@ public struct CaptureInfo: Sendable {
     /// reference costs a packet less than copying a String.
     public var label: InterfaceLabel?
 
-    public init(timestamp: Timestamp, capturedLength: Int, originalLength: Int, interfaceIndex: Int = 0,
-                linkType: LinkType, interfaceName: String? = nil) {
-        self.init(timestamp: timestamp, capturedLength: capturedLength, originalLength: originalLength,
-                  interfaceIndex: interfaceIndex, linkType: linkType, label: interfaceName.map(InterfaceLabel.init))
+    public init(
+        timestamp: Timestamp, capturedLength: Int, originalLength: Int, interfaceIndex: Int = 0,
+        linkType: LinkType, interfaceName: String? = nil
+    ) {
+        self.init(
+            timestamp: timestamp, capturedLength: capturedLength, originalLength: originalLength,
+            interfaceIndex: interfaceIndex, linkType: linkType, label: interfaceName.map(InterfaceLabel.init))
     }
 
     @inlinable
-    public init(timestamp: Timestamp, capturedLength: Int, originalLength: Int, interfaceIndex: Int,
-                linkType: LinkType, label: InterfaceLabel?) {
+    public init(
+        timestamp: Timestamp, capturedLength: Int, originalLength: Int, interfaceIndex: Int,
+        linkType: LinkType, label: InterfaceLabel?
+    ) {
         self.timestamp = timestamp
         self.capturedLength = capturedLength
         self.originalLength = originalLength

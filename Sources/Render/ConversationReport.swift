@@ -57,10 +57,12 @@ public enum ConversationReport {
         o.append(rule + "\n")
         o.append(proto == 6 ? "TCP Conversations\n" : "UDP Conversations\n")
         o.append("Filter:<No Filter>\n")
-        o.append("                                                           |       <-      | |       ->      |"
-                 + " |     Total     |    Relative    |   Duration   |\n")
-        o.append("                                                           | Frames  Bytes | | Frames  Bytes |"
-                 + " | Frames  Bytes |      Start     |              |\n")
+        o.append(
+            "                                                           |       <-      | |       ->      |"
+                + " |     Total     |    Relative    |   Duration   |\n")
+        o.append(
+            "                                                           | Frames  Bytes | | Frames  Bytes |"
+                + " | Frames  Bytes |      Start     |              |\n")
         let origin = table.origin ?? Timestamp(seconds: 0, nanoseconds: 0)
         for row in table.sorted(proto: proto) {
             // tshark writes IPv6 endpoints without brackets: "fd00::6:32895".
@@ -126,8 +128,10 @@ public enum ConversationReport {
 
     /// Wireshark 4.0 `format_size(…, FORMAT_SIZE_UNIT_BYTES | FORMAT_SIZE_PREFIX_SI)`: "689 bytes", "12 kB", "3 MB".
     static func size(_ n: Int) -> String {
-        let units: [(Int, String)] = [(1_000_000_000_000, "TB"), (1_000_000_000, "GB"), (1_000_000, "MB"),
-                                      (1_000, "kB")]
+        let units: [(Int, String)] = [
+            (1_000_000_000_000, "TB"), (1_000_000_000, "GB"), (1_000_000, "MB"),
+            (1_000, "kB"),
+        ]
         for (scale, name) in units where n >= 10 * scale { return "\(n / scale) \(name)" }
         return "\(n) bytes"
     }

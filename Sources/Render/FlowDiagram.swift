@@ -110,7 +110,9 @@ public struct FlowDiagram: Sendable {
         var seen: [Lifeline] = []
         var ids: Set<String> = []
         for p in packets {
-            for l in [endpointLifeline(p.sourceEndpoint, p.source), endpointLifeline(p.destinationEndpoint, p.destination)]
+            for l in [
+                endpointLifeline(p.sourceEndpoint, p.source), endpointLifeline(p.destinationEndpoint, p.destination),
+            ]
             where ids.insert(l.id).inserted {
                 seen.append(l)
             }

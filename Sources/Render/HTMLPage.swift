@@ -68,9 +68,11 @@ public enum HTMLPage {
         }
         w.endArray()
         let origin = d.origin
-        let callText = Dictionary(d.calls.map {
-            ($0.id, "\(l.actorName($0.actor)): \(FlowText.call($0))" + ($0.source.map { "\n\($0)" } ?? ""))
-        }) { a, _ in a }
+        let callText = Dictionary(
+            d.calls.map {
+                ($0.id, "\(l.actorName($0.actor)): \(FlowText.call($0))" + ($0.source.map { "\n\($0)" } ?? ""))
+            }
+        ) { a, _ in a }
         w.beginArray("rows")
         for row in d.rows {
             w.beginObject()

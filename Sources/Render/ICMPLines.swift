@@ -125,22 +125,23 @@ extension PacketText {
             o.append(" unreachable")
         case 3:
             guard let dst = m.ipv4(Quoted4.destination) else { return false }
-            let (before, after): (StaticString, StaticString) = switch code {
-            case 0: ("net ", " unreachable")
-            case 1: ("host ", " unreachable")
-            case 5: ("", " unreachable - source route failed")
-            case 6: ("net ", " unreachable - unknown")
-            case 7: ("host ", " unreachable - unknown")
-            case 8: ("", " unreachable - source host isolated")
-            case 9: ("net ", " unreachable - admin prohibited")
-            case 10: ("host ", " unreachable - admin prohibited")
-            case 11: ("net ", " unreachable - tos prohibited")
-            case 12: ("host ", " unreachable - tos prohibited")
-            case 13: ("host ", " unreachable - admin prohibited filter")
-            case 14: ("host ", " unreachable - host precedence violation")
-            case 15: ("host ", " unreachable - precedence cutoff")
-            default: ("", " unreachable - #")
-            }
+            let (before, after): (StaticString, StaticString) =
+                switch code {
+                case 0: ("net ", " unreachable")
+                case 1: ("host ", " unreachable")
+                case 5: ("", " unreachable - source route failed")
+                case 6: ("net ", " unreachable - unknown")
+                case 7: ("host ", " unreachable - unknown")
+                case 8: ("", " unreachable - source host isolated")
+                case 9: ("net ", " unreachable - admin prohibited")
+                case 10: ("host ", " unreachable - admin prohibited")
+                case 11: ("net ", " unreachable - tos prohibited")
+                case 12: ("host ", " unreachable - tos prohibited")
+                case 13: ("host ", " unreachable - admin prohibited filter")
+                case 14: ("host ", " unreachable - host precedence violation")
+                case 15: ("host ", " unreachable - precedence cutoff")
+                default: ("", " unreachable - #")
+                }
             o.append(before)
             o.address(dst)
             o.append(after)
@@ -273,36 +274,37 @@ extension PacketText {
         }
         guard let type = m.u8(0) else { return false }
         o.append("ICMP6, ")
-        let name: StaticString? = switch type {
-        case 1: "destination unreachable"
-        case 2: "packet too big"
-        case 3: "time exceeded in-transit"
-        case 4: "parameter problem"
-        case 128: "echo request"
-        case 129: "echo reply"
-        case 130: "multicast listener query"
-        case 131: "multicast listener report"
-        case 132: "multicast listener done"
-        case 133: "router solicitation"
-        case 134: "router advertisement"
-        case 135: "neighbor solicitation"
-        case 136: "neighbor advertisement"
-        case 137: "redirect"
-        case 138: "router renumbering"
-        case 139: "who-are-you request"
-        case 140: "who-are-you reply"
-        case 141: "inverse neighbor solicitation"
-        case 142: "inverse neighbor advertisement"
-        case 143: "multicast listener report v2"
-        case 144: "ha discovery request"
-        case 145: "ha discovery reply"
-        case 146: "mobile router solicitation"
-        case 147: "mobile router advertisement"
-        case 155: "RPL"
-        case 200: "mtrace response"
-        case 201: "mtrace message"
-        default: nil
-        }
+        let name: StaticString? =
+            switch type {
+            case 1: "destination unreachable"
+            case 2: "packet too big"
+            case 3: "time exceeded in-transit"
+            case 4: "parameter problem"
+            case 128: "echo request"
+            case 129: "echo reply"
+            case 130: "multicast listener query"
+            case 131: "multicast listener report"
+            case 132: "multicast listener done"
+            case 133: "router solicitation"
+            case 134: "router advertisement"
+            case 135: "neighbor solicitation"
+            case 136: "neighbor advertisement"
+            case 137: "redirect"
+            case 138: "router renumbering"
+            case 139: "who-are-you request"
+            case 140: "who-are-you reply"
+            case 141: "inverse neighbor solicitation"
+            case 142: "inverse neighbor advertisement"
+            case 143: "multicast listener report v2"
+            case 144: "ha discovery request"
+            case 145: "ha discovery reply"
+            case 146: "mobile router solicitation"
+            case 147: "mobile router advertisement"
+            case 155: "RPL"
+            case 200: "mtrace response"
+            case 201: "mtrace message"
+            default: nil
+            }
         if let name {
             o.append(name)
         } else {
@@ -372,13 +374,14 @@ extension PacketText {
             }
         case 4:
             guard m.has(Quoted6.destination, 16) else { return false }
-            let what: StaticString? = switch code {
-            case 0: ", erroneous - octet "
-            case 1: ", next header - octet "
-            case 2: ", option - octet "
-            case 3: ", incomplete header chain - octet "
-            default: nil
-            }
+            let what: StaticString? =
+                switch code {
+                case 0: ", erroneous - octet "
+                case 1: ", next header - octet "
+                case 2: ", option - octet "
+                case 3: ", incomplete header chain - octet "
+                default: nil
+                }
             if let what {
                 guard let pointer = m.u32(4) else { return false }
                 o.append(what)
@@ -414,8 +417,9 @@ extension PacketText {
                 if type == 136 {
                     guard let flags = m.u32(4) else { return false }
                     o.append(", Flags [")
-                    flagNames(flags, [(0x8000_0000, "router"), (0x4000_0000, "solicited"), (0x2000_0000, "override")],
-                              into: &o)
+                    flagNames(
+                        flags, [(0x8000_0000, "router"), (0x4000_0000, "solicited"), (0x2000_0000, "override")],
+                        into: &o)
                     o.byte(UInt8(ascii: "]"))
                 }
                 guard ndOptions(m, from: 24, length: length, verbosity: verbosity, into: &o) else { return false }
@@ -456,8 +460,12 @@ extension PacketText {
                 o.append("\n\thop limit ")
                 o.decimal(hops)
                 o.append(", Flags [")
-                flagNames(UInt32(flags), [(0x80, "managed"), (0x40, "other stateful"), (0x20, "home agent"),
-                                          (0x02, "ipv6 only")], into: &o)
+                flagNames(
+                    UInt32(flags),
+                    [
+                        (0x80, "managed"), (0x40, "other stateful"), (0x20, "home agent"),
+                        (0x02, "ipv6 only"),
+                    ], into: &o)
                 o.append("], pref ")
                 o.append(routerPreference(flags))
                 o.append(", router lifetime ")

@@ -56,11 +56,13 @@ public struct LabReport: Sendable {
         out += "\n"
         if let dropped = droppedByKernel {
             let kernel = packets.filter(\.byKernel).count
-            out += language == .ja
+            out +=
+                language == .ja
                 ? "\(packets.count) パケット (うちカーネルが自ら送信: \(kernel))、カーネルでの取りこぼし \(dropped)\n"
                 : "\(packets.count) packets (\(kernel) sent by a kernel on its own), \(dropped) dropped by the kernel\n"
         } else {
-            out += language == .ja ? "キャプチャなし (--no-capture)\n" : "no capture (--no-capture): calls and TCP states only\n"
+            out +=
+                language == .ja ? "キャプチャなし (--no-capture)\n" : "no capture (--no-capture): calls and TCP states only\n"
         }
         return out
     }

@@ -197,7 +197,9 @@ public struct OutputBuffer: ~Copyable {
         @inline(__always) func group(_ i: Int) -> UInt16 {
             UInt16(truncatingIfNeeded: (i < 4 ? hi : lo) >> UInt64(48 - 16 * (i & 3)))
         }
-        var bestStart = -1, bestLength = 0, runStart = -1
+        var bestStart = -1
+        var bestLength = 0
+        var runStart = -1
         for i in 0...8 {
             if i < 8, group(i) == 0 {
                 if runStart < 0 { runStart = i }

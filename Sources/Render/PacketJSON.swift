@@ -71,7 +71,10 @@ public enum PacketJSON {
         address(d.source, into: &o)
         o.append(#","dst":"#)
         address(d.destination, into: &o)
-        var sport: UInt16?, dport: UInt16?, window: UInt16?, flags: TCPFlags?
+        var sport: UInt16?
+        var dport: UInt16?
+        var window: UInt16?
+        var flags: TCPFlags?
         var length = d.payloadLength
         var summary: String?
         switch d.transport {
@@ -162,8 +165,14 @@ public enum PacketJSON {
             if flags.contains(f) { element(name, first: &first, into: &o) }
         }
         // TCPFlags.ordered, without touching its array of strings.
-        flag(.fin, "FIN"); flag(.syn, "SYN"); flag(.rst, "RST"); flag(.psh, "PSH")
-        flag(.ack, "ACK"); flag(.urg, "URG"); flag(.ece, "ECE"); flag(.cwr, "CWR")
+        flag(.fin, "FIN")
+        flag(.syn, "SYN")
+        flag(.rst, "RST")
+        flag(.psh, "PSH")
+        flag(.ack, "ACK")
+        flag(.urg, "URG")
+        flag(.ece, "ECE")
+        flag(.cwr, "CWR")
         o.byte(UInt8(ascii: "]"))
     }
 

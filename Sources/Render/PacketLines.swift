@@ -47,7 +47,8 @@ public struct PacketText: Sendable {
     static func interfaceName(_ index: UInt32) -> String {
         if let name = interfaceNames.withLock({ $0[index] }) { return name }
         var buffer = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
-        let name = if_indextoname(index, &buffer) != nil
+        let name =
+            if_indextoname(index, &buffer) != nil
             ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
         interfaceNames.withLock { $0[index] = name }
         return name
@@ -96,8 +97,7 @@ public struct PacketText: Sendable {
             if e.mark == .unsupportedLink {
                 // tcpdump's line for a link type it has no printer for: the word, then every captured byte.
                 o.append("UNSUPPORTED\n")
-                if payload, d.capturedPayloadLength > 0, let p = bytes.slice(d.payloadOffset, d.capturedPayloadLength)
-                {
+                if payload, d.capturedPayloadLength > 0, let p = bytes.slice(d.payloadOffset, d.capturedPayloadLength) {
                     Self.payloadText(p, into: &o)
                 }
                 Self.hexDump(bytes, into: &o)
@@ -232,8 +232,9 @@ public struct PacketText: Sendable {
         if case .icmp(let icmp) = d.transport {
             if s.verbosity > 0, icmp.isV6 { Self.icmp6Checksum(d, bytes: bytes, into: &o) }
             // The message as far as it was captured and its IP datagram reaches: what tcpdump's printer sees.
-            if !Self.icmp(icmp.isV6, at: d.payloadOffset - 8, length: icmp.length, bytes, verbosity: s.verbosity,
-                          into: &o)
+            if !Self.icmp(
+                icmp.isV6, at: d.payloadOffset - 8, length: icmp.length, bytes, verbosity: s.verbosity,
+                into: &o)
             {
                 e.markedTruncation(info)
                 dumpsWholePacket = !Self.icmpCutIsChecked(icmp.isV6, at: d.payloadOffset - 8, bytes)
@@ -248,8 +249,9 @@ public struct PacketText: Sendable {
             }
         } else if case .unknown(let proto) = d.transport {
             // Cut before its type and code: tcpdump's printer reads what there is, then stops.
-            if !Self.icmp(proto == 58, at: d.payloadOffset, length: d.payloadLength, bytes, verbosity: s.verbosity,
-                          into: &o)
+            if !Self.icmp(
+                proto == 58, at: d.payloadOffset, length: d.payloadLength, bytes, verbosity: s.verbosity,
+                into: &o)
             {
                 e.markedTruncation(info)
                 dumpsWholePacket = !Self.icmpCutIsChecked(proto == 58, at: d.payloadOffset, bytes)
@@ -344,9 +346,11 @@ public struct PacketText: Sendable {
             o.append(", urg ")
             o.decimal(tcp.urgentPointer)
         }
-        if tcp.headerLength > 20, let optionBytes = bytes.slice(d.payloadOffset - tcp.headerLength + 20,
-                                                                tcp.headerLength - 20)
-            ?? bytes.suffix(from: d.payloadOffset - tcp.headerLength + 20)
+        if tcp.headerLength > 20,
+            let optionBytes = bytes.slice(
+                d.payloadOffset - tcp.headerLength + 20,
+                tcp.headerLength - 20)
+                ?? bytes.suffix(from: d.payloadOffset - tcp.headerLength + 20)
         {
             options(optionBytes, into: &o)
         }

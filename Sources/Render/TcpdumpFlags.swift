@@ -230,8 +230,10 @@ struct TcpdumpLine: LineStyle {
 extension PacketText {
     /// tcpdump's `-e` header of the link types PacketWire decodes, ending as tcpdump's does (", length N: ") so
     /// that the network line follows. Writes nothing for a link header the decoder could not read.
-    static func linkHeader(_ d: DecodedPacket, info: CaptureInfo, bytes: ByteView, quick: Bool,
-                           into o: inout OutputBuffer) {
+    static func linkHeader(
+        _ d: DecodedPacket, info: CaptureInfo, bytes: ByteView, quick: Bool,
+        into o: inout OutputBuffer
+    ) {
         switch d.link {
         case .ethernet(_, _, _, let tags):
             // Straight from the bytes: a String per address cost -e more than all the rest of the line.
@@ -288,17 +290,20 @@ extension PacketText {
             }
             cookedType(proto, bytes: bytes, tagAt: 20, quick: quick, length: info.originalLength, into: &o)
         case .loopback(let family):
-            let name: StaticString? = switch family {
-            case 2: "IPv4"
-            case 6: "NS"
-            case 7: "ISO"
-            case 16: "Appletalk"
-            case 23: "IPX"
-            case 24, 28, 30: "IPv6"
-            default: nil
-            }
+            let name: StaticString? =
+                switch family {
+                case 2: "IPv4"
+                case 6: "NS"
+                case 7: "ISO"
+                case 16: "Appletalk"
+                case 23: "IPX"
+                case 24, 28, 30: "IPv6"
+                default: nil
+                }
             if quick {
-                if let name { o.append(name) } else {
+                if let name {
+                    o.append(name)
+                } else {
                     o.append("Unknown AF ")
                     o.decimal(family)
                 }
@@ -321,8 +326,10 @@ extension PacketText {
 
     /// The SLL and SLL2 header's type, as `sll_print`, and the VLAN tag tcpdump then reads before the network
     /// line (printed after ", length N: ", without the inner type's number).
-    private static func cookedType(_ proto: UInt16, bytes: ByteView, tagAt offset: Int, quick: Bool, length: Int,
-                                   into o: inout OutputBuffer) {
+    private static func cookedType(
+        _ proto: UInt16, bytes: ByteView, tagAt offset: Int, quick: Bool, length: Int,
+        into o: inout OutputBuffer
+    ) {
         if !quick {
             switch proto {
             case 0x0001: o.append("802.3")

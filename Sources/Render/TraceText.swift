@@ -213,7 +213,8 @@ public struct TraceText {
         for part in parts { out += part }
         let kernel = packets.filter(\.byKernel).count
         if captured {
-            out += ja
+            out +=
+                ja
                 ? "\n\(calls.count) 回の呼び出し、\(packets.count) パケット (うちカーネルが自ら送信: \(kernel))\n"
                 : "\n\(calls.count) calls, \(packets.count) packets (\(kernel) sent by a kernel on its own)\n"
         } else {

@@ -33,8 +33,9 @@ extension PacketText {
             return .gaveUp
         }
         if [3, 11, 12].contains(icmp.type), length > Self.extensionOffset,
-            !Self.multipartExtension(bytes.suffix(from: offset)?.prefix(length) ?? bytes.prefix(0), length: length,
-                                     into: &o)
+            !Self.multipartExtension(
+                bytes.suffix(from: offset)?.prefix(length) ?? bytes.prefix(0), length: length,
+                into: &o)
         {
             o.append(" [|icmp]")
             return .cut
@@ -211,19 +212,20 @@ extension PacketText {
             let size = units * 8
             guard units > 0, m.has(at, size) else { return false }
             o.append("\n\t  ")
-            let name: StaticString = switch type {
-            case 1: "source link-address"
-            case 2: "destination link-address"
-            case 3: "prefix info"
-            case 4: "redirected header"
-            case 5: "mtu"
-            case 25: "rdnss"
-            case 31: "dnssl"
-            case 7: "advertisement interval"
-            case 8: "homeagent information"
-            case 24: "route info"
-            default: "unknown"
-            }
+            let name: StaticString =
+                switch type {
+                case 1: "source link-address"
+                case 2: "destination link-address"
+                case 3: "prefix info"
+                case 4: "redirected header"
+                case 5: "mtu"
+                case 25: "rdnss"
+                case 31: "dnssl"
+                case 7: "advertisement interval"
+                case 8: "homeagent information"
+                case 24: "route info"
+                default: "unknown"
+                }
             o.append(name)
             o.append(" option (")
             o.decimal(type)
@@ -349,7 +351,8 @@ extension PacketText {
     static func mldv2Query(_ m: ByteView, length: Int, verbosity: Int, into o: inout OutputBuffer) -> Bool {
         guard let code = m.u16(4) else { return false }
         // RFC 3810's floating-point form above 32767.
-        let delay = code < 32768
+        let delay =
+            code < 32768
             ? UInt32(code) : (UInt32(code & 0x0fff) | 0x1000) << ((UInt32(code & 0x7000) >> 12) + 3)
         if verbosity > 0 {
             o.append(" [max resp delay=")
@@ -408,15 +411,16 @@ extension PacketText {
             o.append(" [gaddr ")
             o.address(address)
             o.byte(0x20)
-            let name: StaticString? = switch type {
-            case 1: "is_in"
-            case 2: "is_ex"
-            case 3: "to_in"
-            case 4: "to_ex"
-            case 5: "allow"
-            case 6: "block"
-            default: nil
-            }
+            let name: StaticString? =
+                switch type {
+                case 1: "is_in"
+                case 2: "is_ex"
+                case 3: "to_in"
+                case 4: "to_ex"
+                case 5: "allow"
+                case 6: "block"
+                default: nil
+                }
             if let name {
                 o.append(name)
             } else {

@@ -82,8 +82,10 @@ extension PacketText {
     /// tcp_print's ", cksum 0x1234 (correct)" / "(incorrect -> 0x5678)".
     static func tcpChecksum(_ tcp: TCPHeader, _ d: DecodedPacket, bytes: ByteView, into o: inout OutputBuffer) {
         let start = d.payloadOffset - tcp.headerLength
-        guard let sum = transportChecksum(d, bytes: bytes, at: start, length: tcp.headerLength + d.payloadLength,
-                                          proto: 6)
+        guard
+            let sum = transportChecksum(
+                d, bytes: bytes, at: start, length: tcp.headerLength + d.payloadLength,
+                proto: 6)
         else { return }
         o.append(", cksum 0x")
         o.hex(UInt64(tcp.checksum), width: 4)
@@ -131,8 +133,10 @@ extension PacketText {
 
     /// udp_print's "[udp sum ok] " / "[bad udp cksum 0x1234 -> 0x5678!] " / "[no cksum] ": over IPv6 from -v on,
     /// over IPv4 from -vv on (tcpdump's choice).
-    static func udpChecksum(_ udp: UDPHeader, _ d: DecodedPacket, bytes: ByteView, verbosity: Int,
-                            into o: inout OutputBuffer) {
+    static func udpChecksum(
+        _ udp: UDPHeader, _ d: DecodedPacket, bytes: ByteView, verbosity: Int,
+        into o: inout OutputBuffer
+    ) {
         let isV4: Bool
         switch d.network {
         case .ipv4: isV4 = true

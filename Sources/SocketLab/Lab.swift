@@ -269,8 +269,11 @@ public final class LabSession {
         switch error {
         case .addressInUse:
             let (holders, records) = LabNamespaces.within(namespaces, actor: actor) {
-                (SocketDiag.holders(of: address), SocketDiag.records(
-                    protocol: UInt8(IPPROTO_TCP), inStates: SocketDiag.statesWithDescriptors + [.timeWait]))
+                (
+                    SocketDiag.holders(of: address),
+                    SocketDiag.records(
+                        protocol: UInt8(IPPROTO_TCP), inStates: SocketDiag.statesWithDescriptors + [.timeWait])
+                )
             }
             let port = records.flatMap { AddressInUse.freePort(near: address, records: $0) }
             let alternative = option.flatMap { flag in
@@ -324,11 +327,13 @@ public final class LabSession {
             run.gate = gate
             let box = Unmanaged.passRetained(run)
             var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { arg in
-                let me = Unmanaged<ConcurrentRun>.fromOpaque(arg!).takeRetainedValue()
-                me.run()
-                return nil
-            }, box.toOpaque())
+            let rc = pthread_create(
+                &tid, nil,
+                { arg in
+                    let me = Unmanaged<ConcurrentRun>.fromOpaque(arg!).takeRetainedValue()
+                    me.run()
+                    return nil
+                }, box.toOpaque())
             if rc == 0 {
                 threads.append(tid)
             } else {

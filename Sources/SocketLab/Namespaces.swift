@@ -31,7 +31,8 @@ public final class LabNamespaces: LabNetwork, @unchecked Sendable {
 
     public init() throws(LabError) {
         guard geteuid() == 0 else {
-            throw LabError("--hosts netns needs root (it runs `ip netns add` and setns(2)); run as root, or drop --hosts")
+            throw LabError(
+                "--hosts netns needs root (it runs `ip netns add` and setns(2)); run as root, or drop --hosts")
         }
         let pid = getpid()
         serverName = "\(Self.prefix)\(pid)-server"

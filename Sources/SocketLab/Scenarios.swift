@@ -11,14 +11,16 @@ public struct LabScenario: Sendable {
     public var summaryJa: String
     /// Changes the run's configuration before it starts (`ipv6` moves the seed to ::1).
     var prepare: @Sendable (inout LabConfiguration) -> Void = { _ in }
-    let body: @Sendable (LabSession, LabConfiguration) throws(LabError) -> (server: SocketAddress, client: SocketAddress?)
+    let body:
+        @Sendable (LabSession, LabConfiguration) throws(LabError) -> (server: SocketAddress, client: SocketAddress?)
 
     init(
         name: String, summary: String, summaryJa: String,
         prepare: @escaping @Sendable (inout LabConfiguration) -> Void = { _ in },
-        body: @escaping @Sendable (LabSession, LabConfiguration) throws(LabError) -> (
-            server: SocketAddress, client: SocketAddress?
-        )
+        body:
+            @escaping @Sendable (LabSession, LabConfiguration) throws(LabError) -> (
+                server: SocketAddress, client: SocketAddress?
+            )
     ) {
         self.name = name
         self.summary = summary
@@ -83,7 +85,8 @@ public struct LabScenario: Sendable {
     /// Only the two endpoints' traffic: the server's port (and the closed port next to it) between the two
     /// addresses, and ICMP between them.
     static func captureFilter(server: SocketAddress, closedPort: UInt16, clientIP: IPAddress) -> String {
-        let s = server.ip.description, c = clientIP.description
+        let s = server.ip.description
+        let c = clientIP.description
         return "((tcp or udp) and host \(s) and (port \(server.port) or port \(closedPort)) and host \(c))"
             + " or ((icmp or icmp6) and host \(s) and host \(c))"
     }

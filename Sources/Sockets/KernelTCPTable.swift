@@ -26,7 +26,8 @@ public enum KernelTCPTable {
     public static func state(local: SocketAddress, remote: SocketAddress?) -> TCPState? {
         // Asked after every lab step: sock_diag's binary dump, not /proc/net/tcp, whose text runs to tens of
         // thousands of TIME_WAIT rows after a busy minute (200 ms to print and parse).
-        let rows = SocketDiag.tcpSockets(inStates: SocketDiag.statesWithDescriptors + [.timeWait])
+        let rows =
+            SocketDiag.tcpSockets(inStates: SocketDiag.statesWithDescriptors + [.timeWait])
             ?? entries(local.ip.isIPv6 ? "/proc/net/tcp6" : "/proc/net/tcp")
         for entry in rows where entry.local == local {
             if let remote, entry.remote != remote { continue }

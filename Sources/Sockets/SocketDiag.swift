@@ -46,7 +46,8 @@ public enum SocketDiag {
     /// Like ``sockets(protocol:inStates:)``, with each socket's timer and owner.
     public static func records(protocol: UInt8, inStates states: [TCPState]) -> [Record]? {
         let mask = states.reduce(UInt32(0)) { $0 | (1 << UInt32($1.rawValue & 31)) }
-        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
+        let fd = socket(
+            AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var out: [Record] = []
@@ -84,8 +85,9 @@ public enum SocketDiag {
         kernel[0] = UInt8(AF_NETLINK)
         let sent = message.withUnsafeBytes { bytes in
             kernel.withUnsafeMutableBytes {
-                sendto(fd, bytes.baseAddress, bytes.count, 0, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self),
-                       socklen_t($0.count))
+                sendto(
+                    fd, bytes.baseAddress, bytes.count, 0, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                    socklen_t($0.count))
             }
         }
         return sent == message.count

@@ -14,4 +14,3 @@
 /// knows nothing about captures or about the lab built on top of it.
 import Glibc
 import SystemCalls
-

@@ -50,8 +50,10 @@ public struct TracedCall: Sendable {
     /// shutdown(2)'s `how`.
     public var how: Int32?
 
-    public init(id: Int, pid: Int32, tid: Int32, comm: String, syscall: Syscall, returnValue: Int64,
-                start: Timestamp, end: Timestamp) {
+    public init(
+        id: Int, pid: Int32, tid: Int32, comm: String, syscall: Syscall, returnValue: Int64,
+        start: Timestamp, end: Timestamp
+    ) {
         self.id = id
         self.pid = pid
         self.tid = tid

@@ -270,7 +270,8 @@ extension StopLoop {
             call.local = s.local
             call.remote = s.remote
             if pending.syscall == .close, s.isTCP {
-                call.state = table.isOpen(socketInode)
+                call.state =
+                    table.isOpen(socketInode)
                     ? pending.stateBefore : SocketTable.stateAfterClose(pending.stateBefore)
             } else if s.isTCP {
                 call.state = state

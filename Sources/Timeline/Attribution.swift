@@ -30,7 +30,8 @@ public struct Attributor: Sendable {
             var p = packets[i]
             // The call whose window holds the packet: the last call that started at or before it.
             var stepIndex: Int?
-            var lo = 0, hi = starts.count
+            var lo = 0
+            var hi = starts.count
             while lo < hi {
                 let mid = (lo + hi) / 2
                 if starts[mid] <= p.timestamp { lo = mid + 1 } else { hi = mid }
@@ -54,7 +55,8 @@ public struct Attributor: Sendable {
             if p.proto == .tcp, let flags = p.flags, let stream = p.stream, let src = p.sourceEndpoint,
                 let dst = p.destinationEndpoint, let rawSeq = p.seq, let rawAck = p.ack
             {
-                let seq = SequenceNumber(rawSeq), ack = SequenceNumber(rawAck)
+                let seq = SequenceNumber(rawSeq)
+                let ack = SequenceNumber(rawAck)
                 let mineKey = StreamDirection(stream: stream, fromSource: src)
                 let theirsKey = StreamDirection(stream: stream, fromSource: dst)
                 var mine = directions[mineKey] ?? DirectionState()

@@ -42,12 +42,16 @@ public struct ConversationTable: Sendable {
         guard let s = d.source, let t = d.destination else { return add(noFlow: info) }
         switch d.transport {
         case .tcp(let h):
-            add(FlowPeek(source: s, destination: t, sourcePort: h.sourcePort, destinationPort: h.destinationPort,
-                         protocolNumber: 6, flags: h.flags, sequenceNumber: h.sequenceNumber,
-                         acknowledgmentNumber: h.acknowledgmentNumber), info: info)
+            add(
+                FlowPeek(
+                    source: s, destination: t, sourcePort: h.sourcePort, destinationPort: h.destinationPort,
+                    protocolNumber: 6, flags: h.flags, sequenceNumber: h.sequenceNumber,
+                    acknowledgmentNumber: h.acknowledgmentNumber), info: info)
         case .udp(let h):
-            add(FlowPeek(source: s, destination: t, sourcePort: h.sourcePort, destinationPort: h.destinationPort,
-                         protocolNumber: 17, flags: [], sequenceNumber: 0, acknowledgmentNumber: 0), info: info)
+            add(
+                FlowPeek(
+                    source: s, destination: t, sourcePort: h.sourcePort, destinationPort: h.destinationPort,
+                    protocolNumber: 17, flags: [], sequenceNumber: 0, acknowledgmentNumber: 0), info: info)
         default:
             add(noFlow: info)
         }
@@ -69,8 +73,11 @@ public struct ConversationTable: Sendable {
         var stream = -1
         if proto == 6 {
             // The payload length only feeds relative numbering, which the table does not use.
-            stream = streams.track(source: src, destination: dst, flags: f.flags, sequenceNumber: f.sequenceNumber,
-                                   acknowledgmentNumber: f.acknowledgmentNumber, payloadLength: 0).stream
+            stream =
+                streams.track(
+                    source: src, destination: dst, flags: f.flags, sequenceNumber: f.sequenceNumber,
+                    acknowledgmentNumber: f.acknowledgmentNumber, payloadLength: 0
+                ).stream
             if stream < tcpRows.count { found = tcpRows[stream] }
         } else {
             let (n, isNew) = index.findOrInsert(FlowKey(src, dst, proto: proto))
@@ -88,9 +95,10 @@ public struct ConversationTable: Sendable {
             if info.timestamp < rows[i].first { rows[i].first = info.timestamp }
         } else {
             if stream >= 0 { tcpRows.append(rows.count) }
-            rows.append(Row(
-                a: src, b: dst, proto: proto, framesAtoB: 1, bytesAtoB: bytes, first: info.timestamp,
-                last: info.timestamp, order: rows.count))
+            rows.append(
+                Row(
+                    a: src, b: dst, proto: proto, framesAtoB: 1, bytesAtoB: bytes, first: info.timestamp,
+                    last: info.timestamp, order: rows.count))
         }
     }
 

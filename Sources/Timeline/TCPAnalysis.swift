@@ -105,9 +105,12 @@ public struct TCPAnalyzer: Sendable {
         var fwd = fromInitiator ? s.initiator : s.responder
         var rev = fromInitiator ? s.responder : s.initiator
         let f = tcp.flags
-        let syn = f.contains(.syn), fin = f.contains(.fin), rst = f.contains(.rst)
+        let syn = f.contains(.syn)
+        let fin = f.contains(.fin)
+        let rst = f.contains(.rst)
         let control = syn || fin || rst
-        let seq = tcp.sequenceNumber, ack = tcp.acknowledgmentNumber
+        let seq = tcp.sequenceNumber
+        let ack = tcp.acknowledgmentNumber
         let seglen = UInt32(truncatingIfNeeded: max(payloadLength, 0))
         let window = syn ? UInt64(tcp.window) : UInt64(tcp.window) << UInt64(fwd.shift)
         var r: TCPAnalysisFlags = []
@@ -128,16 +131,20 @@ public struct TCPAnalyzer: Sendable {
         if tcp.window == 0 && !control { r.insert(.zeroWindow) }
         if fwd.hasNext && Self.gt(seq, fwd.nextSeq) && !rst { r.insert(.lostSegment) }
         // The attributors' keep-alive rule, against Wireshark's next expected sequence number.
-        if fwd.hasNext && SegmentDirection.isKeepAlive(
-            seq: SequenceNumber(seq), length: Int(seglen), flags: f, next: SequenceNumber(fwd.nextSeq))
+        if fwd.hasNext
+            && SegmentDirection.isKeepAlive(
+                seq: SequenceNumber(seq), length: Int(seglen), flags: f, next: SequenceNumber(fwd.nextSeq))
         {
             r.insert(.keepAlive)
         }
-        let sameAsLast = seglen == 0 && window != 0 && fwd.hasWindow && fwd.hasNext && seq == fwd.nextSeq
+        let sameAsLast =
+            seglen == 0 && window != 0 && fwd.hasWindow && fwd.hasNext && seq == fwd.nextSeq
             && fwd.hasAck && ack == fwd.lastAck && !control
         if sameAsLast && window != fwd.window { r.insert(.windowUpdate) }
-        if seglen > 0 && !control && rev.hasWindow && rev.hasAck && seq &+ seglen == rev.lastAck &+ UInt32(
-            truncatingIfNeeded: rev.window)
+        if seglen > 0 && !control && rev.hasWindow && rev.hasAck
+            && seq &+ seglen == rev.lastAck
+                &+ UInt32(
+                    truncatingIfNeeded: rev.window)
         {
             r.insert(.windowFull)
         }

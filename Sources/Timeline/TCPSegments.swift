@@ -78,9 +78,10 @@ public struct SegmentDirection: Sendable {
     }
 
     /// Takes a segment into account (after it was judged).
-    public mutating func record(seq: SequenceNumber, length: Int, flags: TCPFlags, ack: SequenceNumber,
-                                window: UInt16?)
-    {
+    public mutating func record(
+        seq: SequenceNumber, length: Int, flags: TCPFlags, ack: SequenceNumber,
+        window: UInt16?
+    ) {
         let next = seq + Self.space(length: length, flags: flags)
         if highestNext.map({ next > $0 }) ?? true { highestNext = next }
         if flags.contains(.fin) { finNext = next }

@@ -105,14 +105,16 @@ public struct TCPStreamTable: Sendable {
     public mutating func track(source: Endpoint, destination: Endpoint, tcp: TCPHeader, payloadLength: Int)
         -> TCPSegmentInfo
     {
-        track(source: source, destination: destination, flags: tcp.flags, sequenceNumber: tcp.sequenceNumber,
-              acknowledgmentNumber: tcp.acknowledgmentNumber, payloadLength: payloadLength)
+        track(
+            source: source, destination: destination, flags: tcp.flags, sequenceNumber: tcp.sequenceNumber,
+            acknowledgmentNumber: tcp.acknowledgmentNumber, payloadLength: payloadLength)
     }
 
     /// The same from the three header fields that matter (what `PacketDecoder.peekFlow` gives).
-    public mutating func track(source: Endpoint, destination: Endpoint, flags: TCPFlags, sequenceNumber: UInt32,
-                               acknowledgmentNumber: UInt32, payloadLength: Int) -> TCPSegmentInfo
-    {
+    public mutating func track(
+        source: Endpoint, destination: Endpoint, flags: TCPFlags, sequenceNumber: UInt32,
+        acknowledgmentNumber: UInt32, payloadLength: Int
+    ) -> TCPSegmentInfo {
         let tcp = (flags: flags, sequenceNumber: sequenceNumber, acknowledgmentNumber: acknowledgmentNumber)
         let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
         var conv: Conversation

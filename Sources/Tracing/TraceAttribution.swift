@@ -110,8 +110,10 @@ public struct TraceAttributor {
     }
 
     /// The traced socket that sent (`outgoing`) or receives a packet between `src` and `dst`.
-    func socket(local: Endpoint, remote: Endpoint, at time: Timestamp, ledgers: [UInt64: Ledger], udp: Bool = false,
-                index: PortIndex? = nil, connectWindows: [UInt64: (start: Timestamp, end: Timestamp)]? = nil)
+    func socket(
+        local: Endpoint, remote: Endpoint, at time: Timestamp, ledgers: [UInt64: Ledger], udp: Bool = false,
+        index: PortIndex? = nil, connectWindows: [UInt64: (start: Timestamp, end: Timestamp)]? = nil
+    )
         -> SocketRecord?
     {
         let index = index ?? PortIndex(sockets)
@@ -131,7 +133,9 @@ public struct TraceAttributor {
         }
         if matches.isEmpty && !udp, let windows = connectWindows {
             matches = (index.portless[remote.port] ?? []).filter {
-                guard let r = $0.remote, Self.same(r.ip, remote.address), let w = windows[$0.inode] else { return false }
+                guard let r = $0.remote, Self.same(r.ip, remote.address), let w = windows[$0.inode] else {
+                    return false
+                }
                 return w.start <= time && time <= w.end
             }
         }
@@ -178,8 +182,9 @@ public struct TraceAttributor {
                     p.kernel = .icmp(summary: p.summary, undelivered: nil)
                     // An error about a datagram a traced socket sent belongs to the program's picture.
                     if let qs = p.quotedSource, let qd = p.quotedDestination,
-                        let owner = socket(local: qs, remote: qd, at: p.timestamp, ledgers: ledgers, udp: true,
-                                           index: index)
+                        let owner = socket(
+                            local: qs, remote: qd, at: p.timestamp, ledgers: ledgers, udp: true,
+                            index: index)
                     {
                         related.insert(p.frame)
                         p.kernel = .icmp(
@@ -220,7 +225,8 @@ public struct TraceAttributor {
                 packets[i] = p
                 continue
             }
-            let seq = SequenceNumber(rawSeq), ack = SequenceNumber(rawAck)
+            let seq = SequenceNumber(rawSeq)
+            let ack = SequenceNumber(rawAck)
             let key = StreamDirection(stream: p.stream ?? -1, fromSource: src)
             var mine = directions[key] ?? DirectionState()
             let theirs = directions[StreamDirection(stream: p.stream ?? -1, fromSource: dst)] ?? DirectionState()

@@ -230,8 +230,9 @@ public final class TraceSession {
         // programs only inherit a PYTHONPATH entry that holds a sitecustomize.py.
         if options.attach == nil && options.pythonHook {
             if PythonHook.applies(to: cmd), let option = PythonHook.disablingOption(in: cmd) {
-                warn("\(cmd[0]) \(option) does not load the hook that names source lines: calls will have none "
-                    + "(run without \(option) to get them)")
+                warn(
+                    "\(cmd[0]) \(option) does not load the hook that names source lines: calls will have none "
+                        + "(run without \(option) to get them)")
             }
             if let dir = PythonHook.install() {
                 hookDirectory = dir
@@ -265,7 +266,7 @@ public final class TraceSession {
             do {
                 let first = engine
                 result = try engine.run(started: { attached(first) }, settle: settle)
-            } catch where options.engine == .auto && (engine as? KernelEngine)?.unavailable != nil {
+            } catch  where options.engine == .auto && (engine as? KernelEngine)?.unavailable != nil {
                 // The program was never started (nothing ran untraced): trace it with ptrace instead.
                 if let why = (engine as? KernelEngine)?.unavailable { warn(Self.fallback(why)) }
                 let ptrace = Tracer(tracerOptions)
@@ -305,8 +306,9 @@ public final class TraceSession {
                 statistics = stopped.statistics
                 // Nothing is lost silently: a packet the kernel dropped cannot be attributed.
                 if let stats = stopped.statistics, stats.droppedByKernel > 0 || stats.droppedByInterface > 0 {
-                    warn("the kernel dropped \(stats.droppedByKernel) packets (interface: \(stats.droppedByInterface)); "
-                        + "some calls may show fewer packets than they sent")
+                    warn(
+                        "the kernel dropped \(stats.droppedByKernel) packets (interface: \(stats.droppedByInterface)); "
+                            + "some calls may show fewer packets than they sent")
                 }
             } catch {
                 throw TraceError("capture failed: \(error)")

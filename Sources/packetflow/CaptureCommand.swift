@@ -50,9 +50,10 @@ struct CaptureCommand: ParsableCommand {
 
     @OptionGroup var tcpdumpCapture: CaptureFlagOptions
 
-    @Argument(help: ArgumentHelp(
-        "A BPF filter as tcpdump takes it, after the options (packetflow capture -i lo tcp port 49152).",
-        valueName: "expression"))
+    @Argument(
+        help: ArgumentHelp(
+            "A BPF filter as tcpdump takes it, after the options (packetflow capture -i lo tcp port 49152).",
+            valueName: "expression"))
     var expression: [String] = []
 
     /// -f, or the words after the options, as tcpdump joins them.

@@ -114,7 +114,8 @@ struct LabCommand: ParsableCommand {
         config.language = display.lang == .ja ? .ja : .en
         config.hosts = hosts
         if hosts == .netns, geteuid() != 0 {
-            throw CLIError("--hosts netns needs root (it creates network namespaces); run as root or use --hosts loopback")
+            throw CLIError(
+                "--hosts netns needs root (it creates network namespaces); run as root or use --hosts loopback")
         }
         guard let scenario = LabScenario.named(scenario) else { return }
 

@@ -191,7 +191,8 @@ struct ReadCommand: ParsableCommand {
         }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input (-) can be read only once") }
         if picture && files.count > 1 {
-            throw ValidationError("--format \(display.effectiveFormat.rawValue) draws one file at a time; name one file")
+            throw ValidationError(
+                "--format \(display.effectiveFormat.rawValue) draws one file at a time; name one file")
         }
         if picture && conversations { throw ValidationError("--conversations is a table: use --format text") }
         if packets.countOnly {

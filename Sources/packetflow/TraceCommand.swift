@@ -1,8 +1,8 @@
 import ArgumentParser
 import Glibc
-import PacketReading
 import PacketCapture
 import PacketFiles
+import PacketReading
 import PacketWire
 import Render
 import Sockets

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The binary, checked to exist.
 func packetflowBinaryChecked() throws -> URL {
@@ -26,7 +26,8 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         let server = Process()
         server.executableURL = bin
         server.arguments = ["server", "--port", "49311"]
-        let log = Pipe(), err = Pipe()
+        let log = Pipe()
+        let err = Pipe()
         server.standardOutput = log
         server.standardError = err
         try server.run()
@@ -82,7 +83,8 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         let file = fixtures.appendingPathComponent("mix.pcap").path
         // Every command, whether it streams (read) or writes its output whole (a picture, the lab's list).
         for arguments in ["read '\(file)'", "read --format html '\(file)'", "lab --list"] {
-            let full = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "'\(bin.path)' \(arguments) > /dev/full"])
+            let full = try runProcess(
+                URL(fileURLWithPath: "/bin/sh"), ["-c", "'\(bin.path)' \(arguments) > /dev/full"])
             #expect(full.status == 1, "\(arguments)")
             #expect(full.stderr == "packetflow: cannot write the output: No space left on device\n", "\(arguments)")
         }
@@ -107,14 +109,17 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
             .appendingPathComponent("Fixtures/lo-usec.pcap").path
         var runs = [["read", "-f", "bad ((", file]]
         if geteuid() == 0 {
-            runs += [["capture", "-f", "bad (("], ["capture", "tcp", "port"], ["trace", "-f", "bad ((", "--", "true"]]
+            runs += [
+                ["capture", "-f", "bad (("], ["capture", "tcp", "port"], ["trace", "-f", "bad ((", "--", "true"],
+            ]
         }
         for arguments in runs {
             let r = try runProcess(bin, arguments)
             #expect(r.status == 1, "\(arguments)")
             #expect(r.stderr.contains("bad filter '"), "\(arguments)")
-            #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1,
-                    "\(arguments): \(r.stderr)")
+            #expect(
+                r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1,
+                "\(arguments): \(r.stderr)")
         }
     }
 
@@ -122,8 +127,9 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
     @Test func traceOfACommandThatCannotRunIsOneLine() throws {
         let bin = try packetflowBinaryChecked()
         let plain = FileManager.default.temporaryDirectory.appendingPathComponent("not-executable-\(getpid())").path
-        try #require(FileManager.default.createFile(
-            atPath: plain, contents: Data("echo\n".utf8), attributes: [.posixPermissions: 0o644]))
+        try #require(
+            FileManager.default.createFile(
+                atPath: plain, contents: Data("echo\n".utf8), attributes: [.posixPermissions: 0o644]))
         defer { try? FileManager.default.removeItem(atPath: plain) }
         for (command, status, why) in [
             ("no-such-command-here", 127, "command not found"), ("/no/such/file", 127, "No such file or directory"),
@@ -195,7 +201,8 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
             let p = Process()
             p.executableURL = bin
             p.arguments = arguments
-            let out = Pipe(), err = Pipe()
+            let out = Pipe()
+            let err = Pipe()
             try out.fileHandleForReading.close()
             p.standardOutput = out
             p.standardError = err
@@ -240,7 +247,9 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         let port = 49_320
         let capture = Process()
         capture.executableURL = bin
-        capture.arguments = ["capture", "-c", "2", "-i", "lo", "--format", "jsonl", "udp", "and", "dst", "port", "\(port)"]
+        capture.arguments = [
+            "capture", "-c", "2", "-i", "lo", "--format", "jsonl", "udp", "and", "dst", "port", "\(port)",
+        ]
         let out = Pipe()
         capture.standardOutput = out
         capture.standardError = Pipe()
@@ -276,7 +285,8 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
 
     @Test func labJSONLinesIsOneObjectPerLine() throws {
         let r = try runProcess(
-            try packetflowBinaryChecked(), ["lab", "--server", "127.0.0.2:49314", "--format", "jsonl", "--settle", "60"])
+            try packetflowBinaryChecked(),
+            ["lab", "--server", "127.0.0.2:49314", "--format", "jsonl", "--settle", "60"])
         #expect(r.status == 0, "\(r.stderr)")
         let objects = try r.stdout.split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
@@ -310,7 +320,8 @@ func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
         let lines = r.stderr.split(separator: "\n")
         #expect(lines.count == 1)
         #expect(r.stderr.contains("needs CAP_NET_RAW") && r.stderr.contains("--no-capture"))
-        let calmer = try runProcess(setpriv, drop + ["lab", "--server", "127.0.0.2:49315", "--no-capture", "--no-color"])
+        let calmer = try runProcess(
+            setpriv, drop + ["lab", "--server", "127.0.0.2:49315", "--no-capture", "--no-color"])
         #expect(calmer.status == 0 && calmer.stdout.contains("client close() = 0"))
     }
 }

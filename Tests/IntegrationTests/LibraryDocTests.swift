@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// docs/library.md shows the example programs exactly as they are built (Examples/), and they do what it says.
 @Suite struct LibraryDocTests {
@@ -24,11 +24,13 @@ import TestSupport
         let bin = packetflowBinary().deletingLastPathComponent().appendingPathComponent("streams")
         let r = try runProcess(bin, [Self.root.appendingPathComponent("Tests/Fixtures/mix.pcap").path])
         #expect(r.status == 0)
-        #expect(r.stdout.hasPrefix("""
-            stream 0: fd00::26 → fd00::1a, 10 packets, 1277 bytes of payload
-            stream 1: 10.0.0.39 → 10.0.0.102, 25 packets, 17380 bytes of payload
+        #expect(
+            r.stdout.hasPrefix(
+                """
+                stream 0: fd00::26 → fd00::1a, 10 packets, 1277 bytes of payload
+                stream 1: 10.0.0.39 → 10.0.0.102, 25 packets, 17380 bytes of payload
 
-            """))
+                """))
     }
 
     /// A real traced program: the SYN and the data are its calls', the SYN/ACK and the ACK of data its kernel's.

@@ -1,6 +1,7 @@
 import Glibc
 import PacketWire
 import SocketLab
+import Sockets
 import Testing
 import Timeline
 
@@ -27,10 +28,11 @@ import Timeline
         let r = try LabScenario.basic.run(config)
         let messageLength = "こんにちは".utf8.count
 
-        #expect(r.calls.map { "\($0.actor) \($0.name)" } == [
-            "server socket", "server bind", "server listen", "client socket", "client connect", "server accept",
-            "client sendall", "server recv", "server send", "client recv", "server close", "client close",
-        ])
+        #expect(
+            r.calls.map { "\($0.actor) \($0.name)" } == [
+                "server socket", "server bind", "server listen", "client socket", "client connect", "server accept",
+                "client sendall", "server recv", "server send", "client recv", "server close", "client close",
+            ])
         #expect(r.calls.allSatisfy { $0.errno == nil })
         #expect(r.statistics?.droppedByKernel == 0)
 
@@ -85,8 +87,9 @@ import Timeline
         let r = try LabScenario.basic.run(config)
         #expect(r.packets.isEmpty && r.statistics == nil)
         #expect(r.calls.count == 12)
-        #expect(r.calls.first { $0.name == "close" && $0.actor == "server" }?.tcpStates.map(\.1)
-            == [.finWait2, .closeWait])
+        #expect(
+            r.calls.first { $0.name == "close" && $0.actor == "server" }?.tcpStates.map(\.1)
+                == [.finWait2, .closeWait])
     }
 
     /// On this host's loopback (`--hosts host`) a server already on the port is one line that names it.
@@ -113,5 +116,3 @@ import Timeline
         }
     }
 }
-
-import Sockets

@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// What a new user does first: run the seed's own Python server and client (the blog's server.py sets no
 /// SO_REUSEADDR, so its side of each connection holds 127.0.0.2:49152 in TIME_WAIT for 60 s after it stops), then
@@ -114,13 +114,20 @@ import TestSupport
         #expect(onHost.status != 0)
         let line = onHost.stderr.trimmingCharacters(in: .newlines)
         #expect(!line.contains("\n"), "\(line)")
-        #expect(line.contains("step 2 server bind(127.0.0.2:49152) failed: EADDRINUSE (Address already in use);"
-            + " 127.0.0.2:49152 is held by the TIME_WAIT of the connection 127.0.0.2:49152 ⇄ \(peer) for another "),
+        #expect(
+            line.contains(
+                "step 2 server bind(127.0.0.2:49152) failed: EADDRINUSE (Address already in use);"
+                    + " 127.0.0.2:49152 is held by the TIME_WAIT of the connection 127.0.0.2:49152 ⇄ \(peer) for another "
+            ),
             "\(line)")
-        #expect(line.contains("(the program that closed it first had not set SO_REUSEADDR, as the seed's server.py"
-            + " does not); wait "), "\(line)")
-        #expect(line.contains("drop --hosts host (the lab then runs in a network namespace of its own) or choose a"
-            + " free port: --server 127.0.0.2:"), "\(line)")
+        #expect(
+            line.contains(
+                "(the program that closed it first had not set SO_REUSEADDR, as the seed's server.py"
+                    + " does not); wait "), "\(line)")
+        #expect(
+            line.contains(
+                "drop --hosts host (the lab then runs in a network namespace of its own) or choose a"
+                    + " free port: --server 127.0.0.2:"), "\(line)")
 
         // A user without root gets the same account, with the advice that applies to them.
         let everyone = try Self.binaryForEveryone(in: dir)
@@ -138,12 +145,14 @@ import TestSupport
         let steps = lab.stdout.split(separator: "\n").compactMap { line in
             line.wholeMatch(of: /[0-9]+ +([a-z]+) ([a-z]+)\(.*/).map { "\($0.1) \($0.2)" }
         }
-        #expect(steps == [
-            "server socket", "server bind", "server listen", "client socket", "client connect", "server accept",
-            "client sendall", "server recv", "server send", "client recv", "server close", "client close",
-        ])
-        #expect(lab.stdout.hasSuffix("\n11 packets (5 sent by a kernel on its own), 0 dropped by the kernel\n"),
-                "\(lab.stdout)")
+        #expect(
+            steps == [
+                "server socket", "server bind", "server listen", "client socket", "client connect", "server accept",
+                "client sendall", "server recv", "server send", "client recv", "server close", "client close",
+            ])
+        #expect(
+            lab.stdout.hasSuffix("\n11 packets (5 sent by a kernel on its own), 0 dropped by the kernel\n"),
+            "\(lab.stdout)")
         // The TIME_WAIT it got past is still there: the lab went around it, not through it.
         let after = try ns.run(["ss", "-Htan", "state", "time-wait", "( sport = :49152 )"])
         #expect(after.stdout.contains(String(peer)))

@@ -4,8 +4,8 @@ import PacketWire
 import SocketLab
 import Sockets
 import SystemCalls
-import Testing
 import TestSupport
+import Testing
 
 /// A real `packetflow server` child on 127.0.0.2 with a port the kernel chose (so no test run collides with
 /// another), its log lines on stdout and its messages on stderr collected as they come.
@@ -83,14 +83,16 @@ struct SetupFailure: Error, CustomStringConvertible {
 
         let (exited, log, messages) = server.stop(with: signal)
         #expect(exited, "packetflow server did not stop on signal \(signal)")
-        #expect(server.process.terminationReason == .exit && server.process.terminationStatus == 0,
-                "\(server.process.terminationReason) \(server.process.terminationStatus): \(messages)")
+        #expect(
+            server.process.terminationReason == .exit && server.process.terminationStatus == 0,
+            "\(server.process.terminationReason) \(server.process.terminationStatus): \(messages)")
         #expect(messages.contains("stopped after 5 clients"), "\(messages)")
         #expect(log.count == 5, "\(log)")
         #expect(log.filter { $0.hasSuffix("; replied") }.count == 4)
-        #expect(log.contains {
-            $0.hasPrefix("#4 ") && $0.hasSuffix("still waiting when the server stopped; closed without a reply")
-        })
+        #expect(
+            log.contains {
+                $0.hasPrefix("#4 ") && $0.hasSuffix("still waiting when the server stopped; closed without a reply")
+            })
         #expect(try silent.recv(max: 16) == [], "the waiting client is closed")
         let late = try Socket(family: .ipv4, type: .stream)
         #expect(throws: Errno.connectionRefused) { try late.connect(to: server.address, timeout: .seconds(2)) }

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 /// `packetflow trace` of a Python program under load that threads, forks and execs: 8 threads making 400 TCP
 /// connections to an echo server of its own (threads too), 6 forked children that each make a connection and exec
@@ -10,102 +10,102 @@ import TestSupport
 /// connection must be in the trace. Bounded: one run of each, a few seconds.
 @Suite(.serialized) struct TraceSoakTests {
     static let program = #"""
-import hashlib, os, socket, sys, threading
+        import hashlib, os, socket, sys, threading
 
-THREADS, CONNECTIONS, CHILDREN = 8, 50, 6
+        THREADS, CONNECTIONS, CHILDREN = 8, 50, 6
 
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.bind(("127.0.0.1", 0))
-srv.listen(64)
-port = srv.getsockname()[1]
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(64)
+        port = srv.getsockname()[1]
 
-def echo(conn):
-    with conn:
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                return
-            conn.sendall(data)
+        def echo(conn):
+            with conn:
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    conn.sendall(data)
 
-def serve():
-    while True:
-        conn, _ = srv.accept()
-        threading.Thread(target=echo, args=(conn,), daemon=True).start()
+        def serve():
+            while True:
+                conn, _ = srv.accept()
+                threading.Thread(target=echo, args=(conn,), daemon=True).start()
 
-threading.Thread(target=serve, daemon=True).start()
+        threading.Thread(target=serve, daemon=True).start()
 
-def exchange(payload):
-    c = socket.create_connection(("127.0.0.1", port))
-    c.sendall(payload)
-    c.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        chunk = c.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    c.close()
-    return got
+        def exchange(payload):
+            c = socket.create_connection(("127.0.0.1", port))
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            c.close()
+            return got
 
-digests = {}
-def worker(n):
-    h = hashlib.sha256()
-    for i in range(CONNECTIONS):
-        payload = ("thread %d message %d " % (n, i)).encode() * (1 + (n * 31 + i * 7) % 300)
-        got = exchange(payload)
-        assert got == payload, (n, i, len(got), len(payload))
-        h.update(got)
-    digests[n] = h.hexdigest()[:16]
+        digests = {}
+        def worker(n):
+            h = hashlib.sha256()
+            for i in range(CONNECTIONS):
+                payload = ("thread %d message %d " % (n, i)).encode() * (1 + (n * 31 + i * 7) % 300)
+                got = exchange(payload)
+                assert got == payload, (n, i, len(got), len(payload))
+                h.update(got)
+            digests[n] = h.hexdigest()[:16]
 
-CHILD = r"""
-import socket, sys
-k = int(sys.argv[1])
-a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-a.bind(("127.0.0.1", 0))
-b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(20):
-    b.sendto(b"datagram %d of child %d" % (i, k), a.getsockname())
-got = [a.recvfrom(100)[0] for i in range(20)]
-print("child %d: %d datagrams, last %r" % (k, len(got), got[-1].decode()))
-sys.exit(10 + k)
-"""
+        CHILD = r"""
+        import socket, sys
+        k = int(sys.argv[1])
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        a.bind(("127.0.0.1", 0))
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(20):
+            b.sendto(b"datagram %d of child %d" % (i, k), a.getsockname())
+        got = [a.recvfrom(100)[0] for i in range(20)]
+        print("child %d: %d datagrams, last %r" % (k, len(got), got[-1].decode()))
+        sys.exit(10 + k)
+        """
 
-children = []
-for k in range(CHILDREN):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        # A TCP exchange from the forked process itself, then exec.
-        assert exchange(b"from child %d" % k) == b"from child %d" % k
-        os.dup2(w, 1)
-        if k == CHILDREN - 1:
-            os.execvp("sh", ["sh", "-c", "echo child %d: exec of sh; exit %d" % (k, 10 + k)])
-        os.execvp(sys.executable, [sys.executable, "-c", CHILD, str(k)])
-    os.close(w)
-    children.append((k, pid, r))
+        children = []
+        for k in range(CHILDREN):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                # A TCP exchange from the forked process itself, then exec.
+                assert exchange(b"from child %d" % k) == b"from child %d" % k
+                os.dup2(w, 1)
+                if k == CHILDREN - 1:
+                    os.execvp("sh", ["sh", "-c", "echo child %d: exec of sh; exit %d" % (k, 10 + k)])
+                os.execvp(sys.executable, [sys.executable, "-c", CHILD, str(k)])
+            os.close(w)
+            children.append((k, pid, r))
 
-threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
-for k, pid, r in children:
-    out = b""
-    while True:
-        chunk = os.read(r, 4096)
-        if not chunk:
-            break
-        out += chunk
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    print(out.decode().strip(), "| status", os.waitstatus_to_exitcode(status))
-for n in sorted(digests):
-    print("thread", n, digests[n])
-print("done:", THREADS * CONNECTIONS, "connections,", CHILDREN, "children")
-sys.exit(3)
-"""#
+        for k, pid, r in children:
+            out = b""
+            while True:
+                chunk = os.read(r, 4096)
+                if not chunk:
+                    break
+                out += chunk
+            os.close(r)
+            _, status = os.waitpid(pid, 0)
+            print(out.decode().strip(), "| status", os.waitstatus_to_exitcode(status))
+        for n in sorted(digests):
+            print("thread", n, digests[n])
+        print("done:", THREADS * CONNECTIONS, "connections,", CHILDREN, "children")
+        sys.exit(3)
+        """#
 
     @Test func aProgramThatForksThreadsAndExecsRunsTheSameTraced() throws {
         try #require(geteuid() == 0, "trace needs ptrace and capture: run the tests as root (CI does)")

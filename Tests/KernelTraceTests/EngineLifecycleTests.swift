@@ -3,8 +3,8 @@ import CSyscallDenial
 import Foundation
 import Sockets
 import SyscallTrace
-import TestSupport
 import SystemCalls
+import TestSupport
 import Testing
 
 @testable import KernelTrace

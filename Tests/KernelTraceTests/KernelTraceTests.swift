@@ -204,8 +204,9 @@ import Timeline
             switch a.context {
             case .softirq(.netRX, _), .softirq(.timer, _): break
             case .call(let n, ownSocket: true):
-                #expect(call(n).map { Syscall(rawValue: Int($0.syscallNumber))?.receives == true } == true,
-                        "ACK of data built in call #\(n), not a receive")
+                #expect(
+                    call(n).map { Syscall(rawValue: Int($0.syscallNumber))?.receives == true } == true,
+                    "ACK of data built in call #\(n), not a receive")
             default:
                 Issue.record("ACK of data built in \(a.context)")
                 continue

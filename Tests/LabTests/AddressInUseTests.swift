@@ -3,8 +3,8 @@ import Glibc
 import PacketWire
 import SocketLab
 import Sockets
-import Testing
 import TestSupport
+import Testing
 
 /// The lab's message when its port is taken and it cannot (or was told not to) use a namespace of its own, fed by
 /// real sockets: a TIME_WAIT left by a listener without SO_REUSEADDR (what the seed's server.py leaves), and a
@@ -57,7 +57,8 @@ import TestSupport
         let error = #expect(throws: LabError.self) { try LabScenario.basic.run(config) }
         let text = try #require(error?.message)
         #expect(!text.contains("\n"))
-        let prefix = "step 2 server bind(\(server)) failed: EADDRINUSE (Address already in use); \(server) is held by"
+        let prefix =
+            "step 2 server bind(\(server)) failed: EADDRINUSE (Address already in use); \(server) is held by"
             + " the TIME_WAIT of the connection \(server) ⇄ \(client) for another "
         #expect(text.hasPrefix(prefix), "\(text)")
         #expect(
@@ -99,8 +100,9 @@ import TestSupport
         let command = try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
         let text = AddressInUse.explanation(
             address, holders: holders, reusing: true, placement: .hostByChoice, alternative: nil)
-        #expect(text == "\(address) is taken: \(command) (pid \(getpid())) listens on \(address); stop it or drop"
-            + " --hosts host (the lab then runs in a network namespace of its own)")
+        #expect(
+            text == "\(address) is taken: \(command) (pid \(getpid())) listens on \(address); stop it or drop"
+                + " --hosts host (the lab then runs in a network namespace of its own)")
     }
 
     /// What the line says without a process to name, with several TIME_WAITs, with nothing found, and when
@@ -108,28 +110,38 @@ import TestSupport
     @Test func theOtherCases() {
         let seed = SocketAddress(ip: .v4(0x7f00_0002), port: 49152)
         func record(_ state: TCPState, remote: SocketAddress, ms: Int64, uid: UInt32 = 0) -> SocketDiag.Record {
-            .init(entry: .init(local: seed, remote: remote, state: state, inode: state == .timeWait ? 0 : 77),
-                  timer: state == .timeWait ? 3 : 0, expires: .milliseconds(ms), uid: uid)
+            .init(
+                entry: .init(local: seed, remote: remote, state: state, inode: state == .timeWait ? 0 : 77),
+                timer: state == .timeWait ? 3 : 0, expires: .milliseconds(ms), uid: uid)
         }
         let peer = SocketAddress(ip: .loopbackV4, port: 40000)
         let waits = [300, 41_200, 12_000].map {
             SocketDiag.PortHolder(record: record(.timeWait, remote: peer, ms: Int64($0)), processes: [])
         }
-        #expect(AddressInUse.explanation(seed, holders: waits, reusing: false, placement: .twoHosts, alternative: nil)
-            == "127.0.0.2:49152 is held by 3 connections in TIME_WAIT (127.0.0.2:49152 ⇄ 127.0.0.1:40000 and 2 more)"
-            + " for up to another 42 s; wait 42 s")
-        #expect(AddressInUse.explanation(seed, holders: [waits[0]], reusing: false, placement: .twoHosts,
-                                         alternative: nil).hasSuffix("for another 1 s; wait 1 s"))
+        #expect(
+            AddressInUse.explanation(seed, holders: waits, reusing: false, placement: .twoHosts, alternative: nil)
+                == "127.0.0.2:49152 is held by 3 connections in TIME_WAIT (127.0.0.2:49152 ⇄ 127.0.0.1:40000 and 2 more)"
+                + " for up to another 42 s; wait 42 s")
+        #expect(
+            AddressInUse.explanation(
+                seed, holders: [waits[0]], reusing: false, placement: .twoHosts,
+                alternative: nil
+            ).hasSuffix("for another 1 s; wait 1 s"))
         let hidden = SocketDiag.PortHolder(
             record: record(.listen, remote: SocketAddress(ip: .anyV4, port: 0), ms: 0, uid: 1000), processes: [])
-        #expect(AddressInUse.explanation(seed, holders: waits + [hidden], reusing: true, placement: .hostAddresses,
-                                         alternative: "--server 127.0.0.2:49154")
-            == "127.0.0.2:49152 is taken: a process of user 1000 (not visible to this user) listens on"
-            + " 127.0.0.2:49152; stop that program or choose a free port: --server 127.0.0.2:49154")
-        #expect(AddressInUse.explanation(seed, holders: [], reusing: true, placement: .hostAddresses, alternative: nil)
-            == "no TCP socket holds 127.0.0.2:49152 any more (it was freed just now); run again")
-        #expect(AddressInUse.explanation(seed, holders: nil, reusing: true, placement: .hostRefused(.invalidArgument),
-                                         alternative: nil)
-            == "sock_diag could not be asked what holds 127.0.0.2:49152 (`ss -tanp 'sport = :49152'` shows it)")
+        #expect(
+            AddressInUse.explanation(
+                seed, holders: waits + [hidden], reusing: true, placement: .hostAddresses,
+                alternative: "--server 127.0.0.2:49154")
+                == "127.0.0.2:49152 is taken: a process of user 1000 (not visible to this user) listens on"
+                + " 127.0.0.2:49152; stop that program or choose a free port: --server 127.0.0.2:49154")
+        #expect(
+            AddressInUse.explanation(seed, holders: [], reusing: true, placement: .hostAddresses, alternative: nil)
+                == "no TCP socket holds 127.0.0.2:49152 any more (it was freed just now); run again")
+        #expect(
+            AddressInUse.explanation(
+                seed, holders: nil, reusing: true, placement: .hostRefused(.invalidArgument),
+                alternative: nil)
+                == "sock_diag could not be asked what holds 127.0.0.2:49152 (`ss -tanp 'sport = :49152'` shows it)")
     }
 }

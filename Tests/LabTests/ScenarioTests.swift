@@ -1,9 +1,9 @@
+import Foundation
 import Glibc
 import PacketWire
 import Render
 import SocketLab
 import Sockets
-import Foundation
 import TestSupport
 import Testing
 import Timeline
@@ -175,10 +175,14 @@ struct ScenarioTests {
         let resetRecv = try call(r, "server", "recv", nth: 1)
         try #require(packets(r, of: close).contains { flags($0).contains(.rst) }, "no RST in the client's close")
         let expected: [(Language, packet: String, states: [String])] = [
-            (.en, "this call aborted the connection: SO_LINGER 0 or unread data, so RST instead of FIN",
-             ["server CLOSED: no connection", "client CLOSED: no connection"]),
-            (.ja, "この呼び出しが接続を中断した (SO_LINGER 0 か未読データ): FIN ではなく RST",
-             ["サーバー CLOSED: 接続なし", "クライアント CLOSED: 接続なし"]),
+            (
+                .en, "this call aborted the connection: SO_LINGER 0 or unread data, so RST instead of FIN",
+                ["server CLOSED: no connection", "client CLOSED: no connection"]
+            ),
+            (
+                .ja, "この呼び出しが接続を中断した (SO_LINGER 0 か未読データ): FIN ではなく RST",
+                ["サーバー CLOSED: 接続なし", "クライアント CLOSED: 接続なし"]
+            ),
         ]
         for (language, packetNote, stateNotes) in expected {
             var d = SequenceDiagram(leftActor: "server", rightActor: "client", language: language)

@@ -1,8 +1,8 @@
 import Foundation
 import PacketFiles
 import PacketWire
-import Testing
 import TestSupport
+import Testing
 
 /// A broken capture and what reading it must report: the records before the first bad one, then the reader's error
 /// (where and what), or, for a file that reads to the end, the whole-file warnings and each packet's problem.
@@ -35,45 +35,60 @@ struct Malformed: CustomStringConvertible {
 let malformedCorpus: [Malformed] = [
     Malformed(file: "empty.pcap", records: 0, offset: 0, message: "empty file (needs 4 bytes, 0 left)"),
     Malformed(file: "bad-magic.pcap", records: 0, offset: 0, message: "unknown magic number 0xdeadbeef"),
-    Malformed(file: "short-header.pcap", records: 0, offset: 0,
-              message: "truncated pcap file header (needs 24 bytes, 20 left)"),
-    Malformed(file: "truncated-record.pcap", records: 2, offset: 204,
-              message: "truncated packet record (needs 82 bytes, 26 left)"),
-    Malformed(file: "huge-length.pcap", records: 2, offset: 204,
-              message: "packet record length 4294967280 exceeds the maximum"),
-    Malformed(file: "absurd-block-length.pcapng", records: 2, offset: 152,
-              message: "block length 2147483632 exceeds the maximum"),
+    Malformed(
+        file: "short-header.pcap", records: 0, offset: 0,
+        message: "truncated pcap file header (needs 24 bytes, 20 left)"),
+    Malformed(
+        file: "truncated-record.pcap", records: 2, offset: 204,
+        message: "truncated packet record (needs 82 bytes, 26 left)"),
+    Malformed(
+        file: "huge-length.pcap", records: 2, offset: 204,
+        message: "packet record length 4294967280 exceeds the maximum"),
+    Malformed(
+        file: "absurd-block-length.pcapng", records: 2, offset: 152,
+        message: "block length 2147483632 exceeds the maximum"),
     Malformed(file: "length-mismatch.pcapng", records: 2, offset: 152, message: "trailing length does not match"),
-    Malformed(file: "huge-caplen.pcapng", records: 2, offset: 152,
-              message: "captured length 4294967280 overruns its block"),
-    Malformed(file: "unknown-interface.pcapng", records: 2, offset: 152,
-              message: "packet for interface 5, which the section has not described"),
-    Malformed(file: "truncated-block.pcapng", records: 9, offset: 1124,
-              message: "truncated block (needs 100 bytes, 93 left)"),
+    Malformed(
+        file: "huge-caplen.pcapng", records: 2, offset: 152,
+        message: "captured length 4294967280 overruns its block"),
+    Malformed(
+        file: "unknown-interface.pcapng", records: 2, offset: 152,
+        message: "packet for interface 5, which the section has not described"),
+    Malformed(
+        file: "truncated-block.pcapng", records: 9, offset: 1124,
+        message: "truncated block (needs 100 bytes, 93 left)"),
     // IPv4 total and IPv6 payload lengths beyond what the wire carried (tcpdump: "truncated-ip - N bytes missing!");
     // frame 4 was also cut by the snapshot length, and its header claims 34 bytes past its original 60.
-    Malformed(file: "ip-length-beyond-packet.pcap", records: 5, problems: [
-        1: "malformed network header: IPv4 total length exceeds the packet by 20 bytes",
-        2: "malformed network header: IPv4 total length exceeds the packet by 30 bytes",
-        3: "malformed network header: IPv6 payload length exceeds the packet by 20 bytes",
-        4: "malformed network header: IPv4 total length exceeds the packet by 34 bytes",
-    ]),
+    Malformed(
+        file: "ip-length-beyond-packet.pcap", records: 5,
+        problems: [
+            1: "malformed network header: IPv4 total length exceeds the packet by 20 bytes",
+            2: "malformed network header: IPv4 total length exceeds the packet by 30 bytes",
+            3: "malformed network header: IPv6 payload length exceeds the packet by 20 bytes",
+            4: "malformed network header: IPv4 total length exceeds the packet by 34 bytes",
+        ]),
     // Records whose own lengths are impossible (tcpdump: "[Invalid header: ...]").
-    Malformed(file: "len-below-caplen.pcap", records: 4, problems: [
-        1: "invalid record header: len(37) < caplen(47)", 2: "invalid record header: len==0",
-        3: "invalid record header: caplen==0",
-    ]),
+    Malformed(
+        file: "len-below-caplen.pcap", records: 4,
+        problems: [
+            1: "invalid record header: len(37) < caplen(47)", 2: "invalid record header: len==0",
+            3: "invalid record header: caplen==0",
+        ]),
     // Link types PacketWire does not decode: one warning per link type for the file, a problem on each packet.
-    Malformed(file: "unsupported-link.pcap", records: 2,
-              warnings: ["link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only"],
-              problems: [1: "link-type USER0 (147) not decoded", 2: "link-type USER0 (147) not decoded"]),
-    Malformed(file: "unsupported-link.pcapng", records: 4, warnings: [
-        "interface 1 (wlan0): link-type IEEE802_11 (105) is not decoded: packetflow sees its packets as bytes only",
-        "interface 2: link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only",
-    ], problems: [
-        2: "link-type IEEE802_11 (105) not decoded", 3: "link-type USER0 (147) not decoded",
-        4: "link-type IEEE802_11 (105) not decoded",
-    ]),
+    Malformed(
+        file: "unsupported-link.pcap", records: 2,
+        warnings: ["link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only"],
+        problems: [1: "link-type USER0 (147) not decoded", 2: "link-type USER0 (147) not decoded"]),
+    Malformed(
+        file: "unsupported-link.pcapng", records: 4,
+        warnings: [
+            "interface 1 (wlan0): link-type IEEE802_11 (105) is not decoded: packetflow sees its packets as bytes only",
+            "interface 2: link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only",
+        ],
+        problems: [
+            2: "link-type IEEE802_11 (105) not decoded", 3: "link-type USER0 (147) not decoded",
+            4: "link-type IEEE802_11 (105) not decoded",
+        ]),
 ]
 
 @Test(arguments: malformedCorpus)
@@ -103,8 +118,10 @@ func malformedFile(_ m: Malformed) throws {
         let batched = readAll(path: path, bufferSize: size, batched: true)
         #expect(batched.records == r.records && batched.error == r.error)
         // Read ahead on a second thread, in chunks of `size` bytes: the same records and the same error.
-        for ahead in [readAll(path: path, bufferSize: size, readAhead: true),
-                      readAll(path: path, bufferSize: size, batched: true, readAhead: true)] {
+        for ahead in [
+            readAll(path: path, bufferSize: size, readAhead: true),
+            readAll(path: path, bufferSize: size, batched: true, readAhead: true),
+        ] {
             #expect(ahead.records == r.records && ahead.error == r.error && ahead.warnings == r.warnings)
         }
     }
@@ -175,7 +192,9 @@ func everyTruncatedPrefix(_ file: String) throws {
             #expect(r.records.map(\.frame) == Array(r.records.indices).map { $0 + 1 }, "\(what)")
             #expect(r.records.allSatisfy { $0.interface < r.interfaces.count }, "\(what)")
             if let error = r.error { #expect(error.byteOffset <= bytes.count, "\(what)") }
-            let others = [readAll(bytes: bytes, bufferSize: 1 << 16), readAll(bytes: bytes, bufferSize: 64, batched: true)]
+            let others = [
+                readAll(bytes: bytes, bufferSize: 1 << 16), readAll(bytes: bytes, bufferSize: 64, batched: true),
+            ]
             for other in others {
                 #expect(other.records == r.records && other.error == r.error, "\(what)")
             }
@@ -190,8 +209,9 @@ func everyTruncatedPrefix(_ file: String) throws {
             for record in r.records {
                 let p = record.bytes.withUnsafeBytes { PacketDecoder.decode(ByteView($0), linkType: record.linkType) }
                 #expect(p.capturedPayloadLength <= p.payloadLength, "\(what), frame \(record.frame)")
-                #expect(p.capturedPayloadLength == 0 || p.payloadOffset + p.capturedPayloadLength <= record.bytes.count,
-                        "\(what), frame \(record.frame)")
+                #expect(
+                    p.capturedPayloadLength == 0 || p.payloadOffset + p.capturedPayloadLength <= record.bytes.count,
+                    "\(what), frame \(record.frame)")
             }
         }
     }

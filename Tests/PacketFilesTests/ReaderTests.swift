@@ -14,20 +14,27 @@ struct Expected {
 
 // Values recorded with `tshark -r F -T fields -e frame.number -e frame.time_epoch -e frame.len -e frame.cap_len`.
 let expectations: [Expected] = [
-    Expected(file: "lo-usec.pcap", format: .pcap(nanosecond: false, bigEndian: false), count: 10,
-             linkTypes: [.ethernet], first: (1_795_776_074_012_163_000, 74, 0), last: (1_795_776_074_012_835_000, 66, 0)),
-    Expected(file: "be-usec.pcap", format: .pcap(nanosecond: false, bigEndian: true), count: 10,
-             linkTypes: [.ethernet], first: (1_795_776_074_012_163_000, 74, 0), last: (1_795_776_074_012_835_000, 66, 0)),
-    Expected(file: "lo-nsec.pcap", format: .pcap(nanosecond: true, bigEndian: false), count: 10,
-             linkTypes: [.ethernet], first: (1_795_776_076_177_435_502, 74, 0), last: (1_795_776_076_177_727_616, 66, 0)),
-    Expected(file: "any-sll2.pcap", format: .pcap(nanosecond: false, bigEndian: false), count: 10,
-             linkTypes: [.linuxSLL2], first: (1_795_776_078_310_037_000, 80, 0), last: (1_795_776_078_310_302_000, 72, 0)),
-    Expected(file: "any-sll.pcap", format: .pcap(nanosecond: false, bigEndian: false), count: 10,
-             linkTypes: [.linuxSLL], first: (1_795_776_080_470_516_000, 76, 0), last: (1_795_776_080_470_840_000, 68, 0)),
-    Expected(file: "comments.pcapng", format: .pcapng, count: 10,
-             linkTypes: [.ethernet], first: (1_795_776_076_177_435_502, 74, 0), last: (1_795_776_076_177_727_616, 66, 0)),
-    Expected(file: "two-interfaces.pcapng", format: .pcapng, count: 20, linkTypes: [.ethernet, .linuxSLL2],
-             first: (1_795_776_074_012_163_000, 74, 0), last: (1_795_776_078_310_302_000, 72, 1)),
+    Expected(
+        file: "lo-usec.pcap", format: .pcap(nanosecond: false, bigEndian: false), count: 10,
+        linkTypes: [.ethernet], first: (1_795_776_074_012_163_000, 74, 0), last: (1_795_776_074_012_835_000, 66, 0)),
+    Expected(
+        file: "be-usec.pcap", format: .pcap(nanosecond: false, bigEndian: true), count: 10,
+        linkTypes: [.ethernet], first: (1_795_776_074_012_163_000, 74, 0), last: (1_795_776_074_012_835_000, 66, 0)),
+    Expected(
+        file: "lo-nsec.pcap", format: .pcap(nanosecond: true, bigEndian: false), count: 10,
+        linkTypes: [.ethernet], first: (1_795_776_076_177_435_502, 74, 0), last: (1_795_776_076_177_727_616, 66, 0)),
+    Expected(
+        file: "any-sll2.pcap", format: .pcap(nanosecond: false, bigEndian: false), count: 10,
+        linkTypes: [.linuxSLL2], first: (1_795_776_078_310_037_000, 80, 0), last: (1_795_776_078_310_302_000, 72, 0)),
+    Expected(
+        file: "any-sll.pcap", format: .pcap(nanosecond: false, bigEndian: false), count: 10,
+        linkTypes: [.linuxSLL], first: (1_795_776_080_470_516_000, 76, 0), last: (1_795_776_080_470_840_000, 68, 0)),
+    Expected(
+        file: "comments.pcapng", format: .pcapng, count: 10,
+        linkTypes: [.ethernet], first: (1_795_776_076_177_435_502, 74, 0), last: (1_795_776_076_177_727_616, 66, 0)),
+    Expected(
+        file: "two-interfaces.pcapng", format: .pcapng, count: 20, linkTypes: [.ethernet, .linuxSLL2],
+        first: (1_795_776_074_012_163_000, 74, 0), last: (1_795_776_078_310_302_000, 72, 1)),
 ]
 
 @Test(arguments: expectations.indices)
@@ -41,8 +48,10 @@ func readsFixture(_ i: Int) throws {
         #expect(r.records.count == e.count)
         #expect(r.interfaces.map(\.linkType) == e.linkTypes)
         #expect(r.records.map(\.frame) == Array(1...e.count))
-        let first = try #require(r.records.first), last = try #require(r.records.last)
-        #expect(first.ns == e.first.ns && first.capturedLength == e.first.length && first.interface == e.first.interface)
+        let first = try #require(r.records.first)
+        let last = try #require(r.records.last)
+        #expect(
+            first.ns == e.first.ns && first.capturedLength == e.first.length && first.interface == e.first.interface)
         #expect(last.ns == e.last.ns && last.capturedLength == e.last.length && last.interface == e.last.interface)
         #expect(r.records.allSatisfy { $0.bytes.count == $0.capturedLength })
         #expect(r.records.allSatisfy { $0.linkType == e.linkTypes[$0.interface] })
@@ -52,8 +61,12 @@ func readsFixture(_ i: Int) throws {
 /// Every frame of every real fixture agrees with tshark on time, lengths and comments.
 @Test(arguments: expectations.map(\.file))
 func agreesWithTshark(_ file: String) throws {
-    guard let lines = try tshark(["-r", fixture(file), "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len",
-                                  "-e", "frame.cap_len", "-e", "frame.comment"]) else { return }
+    guard
+        let lines = try tshark([
+            "-r", fixture(file), "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len",
+            "-e", "frame.cap_len", "-e", "frame.comment",
+        ])
+    else { return }
     let r = readAll(path: fixture(file))
     #expect(r.records.count == lines.count)
     for (record, line) in zip(r.records, lines) {
@@ -80,7 +93,8 @@ func readAheadAndBatchedMatchPlainReads(_ file: String) {
 }
 
 @Test func bigEndianPcapHasTheSameBytes() {
-    let le = readAll(path: fixture("lo-usec.pcap")), be = readAll(path: fixture("be-usec.pcap"))
+    let le = readAll(path: fixture("lo-usec.pcap"))
+    let be = readAll(path: fixture("be-usec.pcap"))
     #expect(le.records.count == 10)
     #expect(le.records == be.records)
 }
@@ -147,8 +161,9 @@ func readAheadAndBatchedMatchPlainReads(_ file: String) {
     let pipe = Pipe()
     tool.standardOutput = pipe
     try tool.run()
-    let reader = try CaptureFileReader(fileDescriptor: pipe.fileHandleForReading.fileDescriptor, name: "stdin",
-                                       bufferSize: 64)
+    let reader = try CaptureFileReader(
+        fileDescriptor: pipe.fileHandleForReading.fileDescriptor, name: "stdin",
+        bufferSize: 64)
     let r = readAll(reader)
     tool.waitUntilExit()
     #expect(r.error == nil)

@@ -1,7 +1,7 @@
 import Foundation
-import TestSupport
 import PacketFiles
 import PacketWire
+import TestSupport
 
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures")
@@ -22,9 +22,10 @@ struct Copied: Equatable {
 
     /// The record's `CaptureInfo` again (the timestamp rebuilt from `ns`).
     var info: CaptureInfo {
-        CaptureInfo(timestamp: Timestamp(totalNanoseconds: ns), capturedLength: capturedLength,
-                    originalLength: originalLength, interfaceIndex: interface, linkType: linkType,
-                    interfaceName: interfaceName)
+        CaptureInfo(
+            timestamp: Timestamp(totalNanoseconds: ns), capturedLength: capturedLength,
+            originalLength: originalLength, interfaceIndex: interface, linkType: linkType,
+            interfaceName: interfaceName)
     }
 }
 
@@ -71,12 +72,14 @@ func readAll(_ reader: CaptureFileReader, batched: Bool = false) -> ReadResult {
     return result
 }
 
-func readAll(path: String, bufferSize: Int = CaptureFileReader.defaultBufferSize, batched: Bool = false,
-             readAhead: Bool? = nil) -> ReadResult
-{
+func readAll(
+    path: String, bufferSize: Int = CaptureFileReader.defaultBufferSize, batched: Bool = false,
+    readAhead: Bool? = nil
+) -> ReadResult {
     do {
-        return readAll(try CaptureFileReader(path: path, bufferSize: bufferSize, readAhead: readAhead),
-                       batched: batched)
+        return readAll(
+            try CaptureFileReader(path: path, bufferSize: bufferSize, readAhead: readAhead),
+            batched: batched)
     } catch {
         return ReadResult(error: error)
     }
@@ -110,4 +113,3 @@ func tshark(_ args: [String]) throws -> [String]? {
 func temporaryPath(_ name: String) -> String {
     NSTemporaryDirectory() + "packetfiles-\(getpid())-\(UUID().uuidString)-\(name)"
 }
-

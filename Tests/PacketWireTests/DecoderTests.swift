@@ -1,7 +1,7 @@
 import Foundation
 import PacketWire
-import Testing
 import TestSupport
+import Testing
 
 func decode(_ bytes: [UInt8], _ link: LinkType) -> DecodedPacket {
     bytes.withUnsafeBytes { PacketDecoder.decode(ByteView($0), linkType: link) }
@@ -158,8 +158,9 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
     /// impossible lengths come first.
     @Test func ipLengthBeyondTheWire() throws {
         func info(_ captured: Int, _ original: Int) -> CaptureInfo {
-            CaptureInfo(timestamp: Timestamp(seconds: 0, nanoseconds: 0), capturedLength: captured,
-                        originalLength: original, linkType: .ethernet)
+            CaptureInfo(
+                timestamp: Timestamp(seconds: 0, nanoseconds: 0), capturedLength: captured,
+                originalLength: original, linkType: .ethernet)
         }
         let frame = RealPackets.ethernetIPv4Data
         let n = frame.count
@@ -173,11 +174,13 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
         #expect(p.problem(capturedAs: info(n, n + 20)) == nil, "cut by the snapshot length: the claim holds")
         #expect(p.problem(capturedAs: info(n, n + 5)) == .lengthBeyondPacket(missing: 15, isV6: false))
         #expect(p.problem(capturedAs: info(n, n - 1)) == .invalidRecord(capturedLength: n, originalLength: n - 1))
-        #expect(p.problem(capturedAs: info(n, n - 1))?.description
+        #expect(
+            p.problem(capturedAs: info(n, n - 1))?.description
                 == "invalid record header: len(\(n - 1)) < caplen(\(n))")
         var v6 = RealPackets.ethernetIPv6Data
         v6[19] &+= 7  // payload length
-        #expect(decode(v6, .ethernet).problem(capturedAs: info(v6.count, v6.count))
+        #expect(
+            decode(v6, .ethernet).problem(capturedAs: info(v6.count, v6.count))
                 == .lengthBeyondPacket(missing: 7, isV6: true))
         // A jumbogram's zero payload length claims nothing.
         v6[18] = 0
@@ -192,7 +195,8 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
             let p = decode(RealPackets.ethernetIPv4SYN, link)
             #expect((p.problem == .unsupportedLink(link)) == !PacketDecoder.decodes(link), "\(link)")
         }
-        #expect(DecodeProblem.unsupportedLink(LinkType(rawValue: 147)).description
+        #expect(
+            DecodeProblem.unsupportedLink(LinkType(rawValue: 147)).description
                 == "link-type USER0 (147) not decoded")
         #expect(DecodeProblem.unsupportedLink(LinkType(rawValue: 300)).description == "link-type 300 not decoded")
     }
@@ -233,7 +237,9 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
     @Test func randomBytesDecodeWithinTheirBytes() {
         var rng = SplitMix64.seeded(default: 0x5eed)
         let seed = "seed \(rng.seed) (PACKETFLOW_TEST_SEED to replay)"
-        let links: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .ipv4, .ipv6, .init(rawValue: 9)]
+        let links: [LinkType] = [
+            .ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .ipv4, .ipv6, .init(rawValue: 9),
+        ]
         var transports = 0
         for round in 0..<20_000 {
             let base = RealPackets.all[Int(rng.next() % UInt64(RealPackets.all.count))]
@@ -260,8 +266,9 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
                 case .noFlow: #expect(p.tcp == nil && p.udp == nil, "\(what)")
                 case .undecided: break
                 }
-                let info = CaptureInfo(timestamp: Timestamp(seconds: 0, nanoseconds: 0), capturedLength: bytes.count,
-                                       originalLength: bytes.count, linkType: link)
+                let info = CaptureInfo(
+                    timestamp: Timestamp(seconds: 0, nanoseconds: 0), capturedLength: bytes.count,
+                    originalLength: bytes.count, linkType: link)
                 switch p.problem(capturedAs: info) {
                 case .lengthBeyondPacket(let missing, _)?:
                     #expect(missing > 0 && p.networkEnd == bytes.count + missing, "\(what)")
@@ -275,7 +282,6 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
         #expect(transports > 12_000, "\(seed): \(transports) of about 15 000 decoded to a transport")
     }
 }
-
 
 @Suite struct AddressTests {
     @Test(arguments: [
@@ -320,5 +326,6 @@ func ipDatagram(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(14)) }
     let far = Timestamp(seconds: 46_550_297_371, nanoseconds: 7_096_000)
     #expect(far.nanoseconds(since: a) == .max)
     #expect(a.nanoseconds(since: far) == .min)
-    #expect(Timestamp(seconds: .max, nanoseconds: 0).nanoseconds(since: Timestamp(seconds: .min, nanoseconds: 0)) == .max)
+    #expect(
+        Timestamp(seconds: .max, nanoseconds: 0).nanoseconds(since: Timestamp(seconds: .min, nanoseconds: 0)) == .max)
 }

@@ -1,3 +1,5 @@
+import PacketWire
+
 // Bytes copied from real loopback captures made with tcpdump on Debian 12 (Linux 6.x):
 // the seed's exchange on 127.0.0.1 <-> 127.0.0.2 and on ::1, and a UDP datagram to a closed port captured with
 // `tcpdump -i any` (Linux cooked v2) together with the ICMP port unreachable it caused.
@@ -60,5 +62,3 @@ enum RealPackets {
         ("sll2ICMP", sll2ICMPPortUnreachable, .linuxSLL2),
     ]
 }
-
-import PacketWire

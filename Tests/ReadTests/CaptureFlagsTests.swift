@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
 import PacketFiles
-import Testing
 import TestSupport
+import Testing
 
 /// capture's tcpdump flags, run as a user runs them: -D against tcpdump -D, -Q on a veth pair in a network namespace
 /// the test makes, -s and --count on loopback, and the refusals. Traffic is a bounded UDP sender (one datagram per
@@ -25,7 +25,8 @@ import TestSupport
         let p = Process()
         p.executableURL = packetflowBinary()
         p.arguments = ["capture"] + arguments
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
@@ -39,12 +40,14 @@ import TestSupport
         return (
             status: p.terminationStatus,
             stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-            stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+            stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        )
     }
 
     /// A UDP sender on loopback (or, with `namespace`, inside it).
     static func sendUDP(to address: String, port: Int, size: Int = 500, namespace: String? = nil) {
-        let script = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+        let script =
+            "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
             + ".sendto(b'x' * \(size), ('\(address)', \(port)))"
         let command = (namespace.map { ["ip", "netns", "exec", $0] } ?? []) + ["python3", "-c", script]
         _ = try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), command)
@@ -102,7 +105,9 @@ import TestSupport
             return
         }
         let tag = "pfq\(getpid() % 100_000)"
-        let namespace = tag + "ns", host = tag + "a", peer = tag + "b"
+        let namespace = tag + "ns"
+        let host = tag + "a"
+        let peer = tag + "b"
         let ip = URL(fileURLWithPath: "/usr/bin/env")
         defer {
             _ = try? runProcess(ip, ["ip", "link", "del", host])
@@ -126,11 +131,14 @@ import TestSupport
         let sent = try capture(["-i", host, "-Q", "out", "-c", "3", "udp", "port", "\(port)"], send: both)
         let all = try capture(["-i", host, "-Q", "inout", "-c", "6", "udp", "port", "\(port)"], send: both)
         for r in [received, sent, all] { #expect(r.status == 0, "\(r.stderr)") }
-        let inLines = received.stdout.split(separator: "\n"), outLines = sent.stdout.split(separator: "\n")
-        #expect(inLines.count == 3 && inLines.allSatisfy { $0.contains("10.199.7.2.") && $0.hasSuffix("length 22") },
-                "\(received.stdout)")
-        #expect(outLines.count == 3 && outLines.allSatisfy { $0.contains("10.199.7.1.") && $0.hasSuffix("length 11") },
-                "\(sent.stdout)")
+        let inLines = received.stdout.split(separator: "\n")
+        let outLines = sent.stdout.split(separator: "\n")
+        #expect(
+            inLines.count == 3 && inLines.allSatisfy { $0.contains("10.199.7.2.") && $0.hasSuffix("length 22") },
+            "\(received.stdout)")
+        #expect(
+            outLines.count == 3 && outLines.allSatisfy { $0.contains("10.199.7.1.") && $0.hasSuffix("length 11") },
+            "\(sent.stdout)")
         let allLines = all.stdout.split(separator: "\n")
         #expect(allLines.contains { $0.hasSuffix("length 22") } && allLines.contains { $0.hasSuffix("length 11") })
     }

@@ -22,7 +22,9 @@ import Testing
 
         let traffic = Process()
         traffic.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        traffic.arguments = ["python3", "-c", """
+        traffic.arguments = [
+            "python3", "-c",
+            """
             import socket, threading
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(('127.0.0.1', \(port))); s.listen(1)
@@ -31,7 +33,8 @@ import Testing
             t = threading.Thread(target=serve); t.start()
             k = socket.create_connection(('127.0.0.1', \(port))); k.sendall('こんにちは'.encode()); k.recv(100)
             k.close(); t.join()
-            """]
+            """,
+        ]
         try traffic.run()
         var written: [(Int64, Int)] = []
         // Capture until the program has exited and the wire has been quiet for a while (a loaded machine can take
@@ -53,8 +56,13 @@ import Testing
         // Handshake (3), two data segments, two FINs at least; ACKs may ride on other segments.
         #expect(written.count >= 7)
 
-        guard let table = try run("tshark", ["-r", path, "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len",
-                                             "-e", "tcp.dstport", "-e", "tcp.srcport"])
+        guard
+            let table = try run(
+                "tshark",
+                [
+                    "-r", path, "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len",
+                    "-e", "tcp.dstport", "-e", "tcp.srcport",
+                ])
         else {
             Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
             return
@@ -62,7 +70,9 @@ import Testing
         let rows = table.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
         #expect(rows.count == written.count)
         for (row, (ns, length)) in zip(rows, written) {
-            let epoch = "\(ns / 1_000_000_000)." + String(String(ns % 1_000_000_000).reversed())
+            let epoch =
+                "\(ns / 1_000_000_000)."
+                + String(String(ns % 1_000_000_000).reversed())
                 .padding(toLength: 9, withPad: "0", startingAt: 0).reversed()
             #expect(row[0] == epoch)
             #expect(row[1] == String(length))

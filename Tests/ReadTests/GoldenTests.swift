@@ -1,10 +1,11 @@
 import Foundation
 import PacketFiles
-import TestSupport
 import PacketWire
-@testable import Render
+import TestSupport
 import Testing
 import Timeline
+
+@testable import Render
 
 /// One line of Tests/Fixtures/golden/TESTLIST.
 struct GoldenCase: CustomTestStringConvertible, Sendable {
@@ -78,14 +79,19 @@ struct GoldenCase: CustomTestStringConvertible, Sendable {
     @Test func truncatedFileKeepsValidRecords() throws {
         let r = render(fixture("malformed/truncated-record.pcap"), .text)
         #expect(r.output.split(separator: "\n").count == 2)
-        #expect(r.warnings == ["\(fixture("malformed/truncated-record.pcap")): byte 204: "
-            + "truncated packet record (needs 82 bytes, 26 left)"])
+        #expect(
+            r.warnings == [
+                "\(fixture("malformed/truncated-record.pcap")): byte 204: "
+                    + "truncated packet record (needs 82 bytes, 26 left)"
+            ])
     }
 
     /// Without a SYN, the first segment of each direction is seq 1, and acks are relative to the peer's base.
     @Test func midConnectionIsNumberedLikeWireshark() throws {
         let lines = render(fixture("mid-connection.pcap"), .text).output.split(separator: "\n")
-        #expect(lines.first?.hasSuffix("Flags [.], ack 1, win 64, options [nop,nop,TS val 4041301929 ecr 2178459257], length 0") == true)
+        #expect(
+            lines.first?.hasSuffix(
+                "Flags [.], ack 1, win 64, options [nop,nop,TS val 4041301929 ecr 2178459257], length 0") == true)
         #expect(lines[1].contains("Flags [P.], seq 1:10, ack 1,"))
     }
 
@@ -157,8 +163,10 @@ struct GoldenCase: CustomTestStringConvertible, Sendable {
 
 @Suite struct OutputBufferTests {
     /// The allocation-free writers print exactly what the shared formatters print.
-    @Test(arguments: ["::", "::1", "1::", "fd00::1a", "2001:db8::1:0:0:1", "2001:db8:0:0:1::1", "fe80::1:2:3:4",
-                      "1:2:3:4:5:6:7:8", "0:1::", "::ffff:10.0.0.1", "10.0.0.1", "255.255.255.255", "0.0.0.0"])
+    @Test(arguments: [
+        "::", "::1", "1::", "fd00::1a", "2001:db8::1:0:0:1", "2001:db8:0:0:1::1", "fe80::1:2:3:4",
+        "1:2:3:4:5:6:7:8", "0:1::", "::ffff:10.0.0.1", "10.0.0.1", "255.255.255.255", "0.0.0.0",
+    ])
     func addressesMatchDescription(_ text: String) {
         let a = IPAddress(text)!
         var o = OutputBuffer()
@@ -183,7 +191,8 @@ struct GoldenCase: CustomTestStringConvertible, Sendable {
                 o.clear()
                 o.decimal(v, minimumWidth: width)
                 let plain = String(v)
-                #expect(o.text == String(repeating: "0", count: max(0, width - plain.count)) + plain, "seed \(rng.seed)")
+                #expect(
+                    o.text == String(repeating: "0", count: max(0, width - plain.count)) + plain, "seed \(rng.seed)")
             }
         }
         for v: UInt64 in [0, 9, 10, 99, 4_294_967_295, 4_294_967_296, UInt64.max] {
@@ -283,7 +292,8 @@ struct GoldenCase: CustomTestStringConvertible, Sendable {
                         switch d.transport {
                         case .tcp(let h):
                             #expect(f.protocolNumber == 6 && f.flags == h.flags)
-                            #expect(f.sequenceNumber == h.sequenceNumber
+                            #expect(
+                                f.sequenceNumber == h.sequenceNumber
                                     && f.acknowledgmentNumber == h.acknowledgmentNumber)
                         case .udp: #expect(f.protocolNumber == 17)
                         default: Issue.record("\(file) frame \(r.frameNumber) prefix \(n): flow without TCP/UDP")

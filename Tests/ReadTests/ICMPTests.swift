@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// ICMP and ICMPv6 lines are tcpdump's, byte for byte: an error names what it quotes (`ICMP 10.9.2.2 udp port 9
 /// unreachable`, `ICMP6, time exceeded in-transit for fd09:2::2`), and a message cut short ends where tcpdump's

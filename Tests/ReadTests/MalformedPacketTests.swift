@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The malformed packets that used to pass silently, through the real CLI: each is marked in the text as tcpdump
 /// marks it, carries a "problem" in JSON Lines, and a condition of the whole file is one line on stderr; reading
@@ -20,13 +20,16 @@ import TestSupport
     static let cases = [
         Case(file: "ip-length-beyond-packet.pcap", problemFrames: [1, 2, 3, 4], warnings: [], tcpdump: true),
         Case(file: "len-below-caplen.pcap", problemFrames: [1, 2, 3], warnings: [], tcpdump: true),
-        Case(file: "unsupported-link.pcap", problemFrames: [1, 2],
-             warnings: ["link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only"],
-             tcpdump: true),
-        Case(file: "unsupported-link.pcapng", problemFrames: [2, 3, 4], warnings: [
-            "interface 1 (wlan0): link-type IEEE802_11 (105) is not decoded: packetflow sees its packets as bytes only",
-            "interface 2: link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only",
-        ], tcpdump: false),
+        Case(
+            file: "unsupported-link.pcap", problemFrames: [1, 2],
+            warnings: ["link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only"],
+            tcpdump: true),
+        Case(
+            file: "unsupported-link.pcapng", problemFrames: [2, 3, 4],
+            warnings: [
+                "interface 1 (wlan0): link-type IEEE802_11 (105) is not decoded: packetflow sees its packets as bytes only",
+                "interface 2: link-type USER0 (147) is not decoded: packetflow sees its packets as bytes only",
+            ], tcpdump: false),
     ]
 
     /// `read -S` prints what `TZ=UTC tcpdump -nn -S -r` prints, marks included (`truncated-ip - N bytes missing!`,

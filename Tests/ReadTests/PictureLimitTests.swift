@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// A picture (HTML, Mermaid) of a whole large capture is refused with one line that says what to pick, instead of
 /// a page no browser opens.
@@ -10,14 +10,25 @@ import TestSupport
         var d = Data()
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
         func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
-        u32(0xa1b2_c3d4); u16(2); u16(4); u32(0); u32(0); u32(65535); u32(1)
+        u32(0xa1b2_c3d4)
+        u16(2)
+        u16(4)
+        u32(0)
+        u32(0)
+        u32(65535)
+        u32(1)
         for i in 0...acks {
-            u32(1_700_000_000); u32(UInt32(i % 1_000_000)); u32(54); u32(54)
+            u32(1_700_000_000)
+            u32(UInt32(i % 1_000_000))
+            u32(54)
+            u32(54)
             d.append(contentsOf: [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x08, 0x00])
             d.append(contentsOf: [0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2])
             let flags: UInt8 = i == 0 ? 0x02 : 0x10
-            d.append(contentsOf: [0xc3, 0x50, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, i == 0 ? 0 : 1, 0x50, flags, 0xff, 0xff,
-                                  0, 0, 0, 0])
+            d.append(contentsOf: [
+                0xc3, 0x50, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, i == 0 ? 0 : 1, 0x50, flags, 0xff, 0xff,
+                0, 0, 0, 0,
+            ])
         }
         return d
     }

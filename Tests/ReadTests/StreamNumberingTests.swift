@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `read --format jsonl` numbers TCP streams as tshark's `tcp.stream` does: by addresses and ports only, so one
 /// connection captured on two interfaces is one stream (the second copies are retransmissions), and a reused
@@ -14,8 +14,10 @@ import TestSupport
     /// Each packet's stream, relative seq/ack and analysis flags, from the real CLI and from tshark.
     @Test(arguments: ["same-connection-two-interfaces.pcapng", "port-reuse.pcap"])
     func streamsSeqAndAnalysisAgreeWithTshark(_ file: String) throws {
-        var args = ["-r", fixture(file), "-T", "fields", "-E", "separator=/t", "-e", "frame.number", "-e",
-                    "tcp.stream", "-e", "tcp.seq", "-e", "tcp.ack"]
+        var args = [
+            "-r", fixture(file), "-T", "fields", "-E", "separator=/t", "-e", "frame.number", "-e",
+            "tcp.stream", "-e", "tcp.seq", "-e", "tcp.ack",
+        ]
         for name in Self.analysis { args += ["-e", "tcp.analysis." + name] }
         guard let table = try run("tshark", args) else {
             Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
@@ -49,8 +51,10 @@ import TestSupport
         "same-connection-two-interfaces.pcapng", "two-interfaces.pcapng", "synthetic.pcapng", "lo-usec.pcap",
     ])
     func interfaceAgreesWithTshark(_ file: String) throws {
-        let args = ["-r", fixture(file), "-T", "fields", "-E", "separator=/t", "-e", "frame.interface_id", "-e",
-                    "frame.interface_name", "-e", "frame.section_number"]
+        let args = [
+            "-r", fixture(file), "-T", "fields", "-E", "separator=/t", "-e", "frame.interface_id", "-e",
+            "frame.interface_name", "-e", "frame.section_number",
+        ]
         guard let table = try run("tshark", args) else {
             Issue.record("tshark is not installed: apt-get install tshark (CI installs it)")
             return
@@ -69,12 +73,13 @@ import TestSupport
         }
         #expect(ours.count == theirs.count)
         #expect(zip(ours, theirs).allSatisfy { $0 == $1 || $1 == "?" }, "\(ours) against \(theirs)")
-        let expected: Set<String> = switch file {
-        case "same-connection-two-interfaces.pcapng": ["lo", "any"]
-        case "two-interfaces.pcapng": ["#0", "#1"]
-        case "synthetic.pcapng": ["eth-test", "raw0", "be0"]
-        default: ["null"]
-        }
+        let expected: Set<String> =
+            switch file {
+            case "same-connection-two-interfaces.pcapng": ["lo", "any"]
+            case "two-interfaces.pcapng": ["#0", "#1"]
+            case "synthetic.pcapng": ["eth-test", "raw0", "be0"]
+            default: ["null"]
+            }
         #expect(Set(ours) == expected)
     }
 

@@ -1,9 +1,9 @@
 import Foundation
-import TestSupport
 import PacketFiles
 import PacketReading
 import PacketWire
 import Render
+import TestSupport
 import Timeline
 
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -1,9 +1,10 @@
 import Foundation
 import Glibc
 import PacketWire
-@testable import Render
-import Testing
 import TestSupport
+import Testing
+
+@testable import Render
 
 /// tcpdump's display flags, held against tcpdump itself: for each flag (and some combinations) and each fixture
 /// tcpdump can read, `packetflow read -S FLAGS FILE` prints what `TZ=UTC tcpdump -nn -S FLAGS -r FILE` prints,
@@ -48,8 +49,10 @@ import TestSupport
         let bin = packetflowBinary()
         try #require(FileManager.default.isExecutableFile(atPath: bin.path), "build packetflow first: swift build")
         for file in Self.files {
-            guard let expected = try run("tcpdump", ["-nn", "-S"] + words + ["-r", fixture(file)],
-                                         environment: ["TZ": "UTC"])
+            guard
+                let expected = try run(
+                    "tcpdump", ["-nn", "-S"] + words + ["-r", fixture(file)],
+                    environment: ["TZ": "UTC"])
             else {
                 Issue.record("tcpdump is not installed: apt-get install tcpdump (CI installs it)")
                 return
@@ -63,7 +66,8 @@ import TestSupport
                 continue
             }
             // Compare packet by packet (the flag sets with -v have no ASCII dump, whose lines start with anything).
-            let a = Self.packets(expected), b = Self.packets(ours)
+            let a = Self.packets(expected)
+            let b = Self.packets(ours)
             try #require(a.count == b.count, "\(flags) \(file): \(a.count) packets from tcpdump, \(b.count) ours")
             for i in a.indices {
                 if let why = known.first(where: { $0.packet == i + 1 })?.why {
@@ -80,7 +84,8 @@ import TestSupport
     static func packets(_ text: String) -> [String] {
         var result: [String] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
-            let starts = line.first.map { $0 != " " && $0 != "\t" } ?? false
+            let starts =
+                line.first.map { $0 != " " && $0 != "\t" } ?? false
                 || line.wholeMatch(of: #/ *[0-9]+  .*/#) != nil
             if starts || result.isEmpty {
                 result.append(String(line) + "\n")
@@ -94,12 +99,14 @@ import TestSupport
     /// The test's own helpers: one packet per line, -v's second lines and dumps kept with their packet; only
     /// PacketFlow's brackets taken out.
     @Test func helpers() {
-        let text = "    1  12:00:00.000000 IP (tos 0x0)\n    10.0.0.1.1 > 10.0.0.2.2: UDP, length 1\n"
+        let text =
+            "    1  12:00:00.000000 IP (tos 0x0)\n    10.0.0.1.1 > 10.0.0.2.2: UDP, length 1\n"
             + "\t0x0000:  4500\n    2  12:00:00.000001 IP 10.0.0.1 > 10.0.0.2:  ip-proto-253 3\n"
         #expect(Self.packets(text).count == 2)
         #expect(Self.packets("a\n b\nc\n") == ["a\n b\n", "c\n"])
         // Only our brackets go; tcpdump's stay.
-        #expect(Self.withoutOurBrackets("x, length 0 [duplicate_ack, retransmission]\ny [truncated]\n")
+        #expect(
+            Self.withoutOurBrackets("x, length 0 [duplicate_ack, retransmission]\ny [truncated]\n")
                 == "x, length 0\ny\n")
         let theirs = "a: [udp sum ok] UDP, length 4\nb:  [|icmp]\nc [RST bye]\nflags [DF]\n"
         #expect(Self.withoutOurBrackets(theirs) == theirs)
@@ -112,8 +119,10 @@ import TestSupport
     /// and random times (seeded).
     @Test func calendarIsGmtime() {
         var rng = SplitMix64.seeded(default: 0x7117_7177)
-        var seconds: [Int64] = [0, 1, 59, 86_399, 86_400, 951_782_400, 951_868_799, 1_700_006_399,
-                                2_147_483_647, 2_678_400 - 1, 946_684_799]
+        var seconds: [Int64] = [
+            0, 1, 59, 86_399, 86_400, 951_782_400, 951_868_799, 1_700_006_399,
+            2_147_483_647, 2_678_400 - 1, 946_684_799,
+        ]
         for _ in 0..<5000 { seconds.append(Int64.random(in: 0...0x7fff_ffff, using: &rng)) }
         for s in seconds {
             var t = time_t(s)
@@ -144,8 +153,11 @@ import TestSupport
         let stamps: [(Int64, UInt32)] = [(100, 999_999_999), (102, 1000), (101, 0)]
         #expect(lines(.sincePrevious, stamps) == [" 00:00:00.000000 ", " 00:00:01.000002 ", "-00:00:01.000001 "])
         #expect(lines(.sinceFirst, stamps) == [" 00:00:00.000000 ", " 00:00:01.000002 ", " 00:00:00.000001 "])
-        #expect(lines(.sinceFirst, [(0, 0), (5, 0), (7, 0)]) == [" 00:00:00.000000 ", " 00:00:00.000000 ",
-                                                                  " 00:00:02.000000 "])
+        #expect(
+            lines(.sinceFirst, [(0, 0), (5, 0), (7, 0)]) == [
+                " 00:00:00.000000 ", " 00:00:00.000000 ",
+                " 00:00:02.000000 ",
+            ])
         #expect(lines(.epoch, [(1_700_000_000, 123_456_789)]) == ["1700000000.123456 "])
         #expect(lines(.epoch, [(0x8000_0000, 0)]) == ["[Error converting time] "])
         #expect(lines(.date, [(-1, 0)]) == ["[Error converting time] "])

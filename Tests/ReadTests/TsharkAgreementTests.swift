@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The JSON Lines of `packetflow read --format jsonl` against tshark's fields, packet by packet.
 @Suite struct TsharkAgreementTests {
@@ -26,8 +26,13 @@ import TestSupport
         #expect(rows.count > 0)
         var mismatches = 0
         for (row, line) in zip(rows, ours) {
-            let v = Dictionary(uniqueKeysWithValues: zip(Self.fields, row.split(separator: "\t",
-                omittingEmptySubsequences: false).map(String.init)))
+            let v = Dictionary(
+                uniqueKeysWithValues: zip(
+                    Self.fields,
+                    row.split(
+                        separator: "\t",
+                        omittingEmptySubsequences: false
+                    ).map(String.init)))
             let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             func int(_ k: String) -> Int? { (obj[k] as? NSNumber)?.intValue }
             func str(_ k: String) -> String? { obj[k] as? String }
@@ -151,8 +156,9 @@ import TestSupport
         let w = try runProcess(bin, ["read", "-f", "tcp port 4000", "-w", selected, fixture("mix.pcap")])
         #expect(w.status == 0 && w.stdout.isEmpty)
         guard let ours = try run("tcpdump", ["-nn", "-S", "-r", selected], environment: ["TZ": "UTC"]),
-            let theirs = try run("tcpdump", ["-nn", "-S", "-r", fixture("mix.pcap"), "tcp port 4000"],
-                                 environment: ["TZ": "UTC"])
+            let theirs = try run(
+                "tcpdump", ["-nn", "-S", "-r", fixture("mix.pcap"), "tcp port 4000"],
+                environment: ["TZ": "UTC"])
         else {
             Issue.record("tcpdump is not installed: apt-get install tcpdump (CI installs it)")
             return
@@ -161,10 +167,16 @@ import TestSupport
 
         // Two files, three interfaces, comments: all kept.
         let merged = dir.appendingPathComponent("merged.pcapng").path
-        let m = try runProcess(bin, ["read", "-w", merged, fixture("comments.pcapng"), fixture("two-interfaces.pcapng")])
+        let m = try runProcess(
+            bin, ["read", "-w", merged, fixture("comments.pcapng"), fixture("two-interfaces.pcapng")])
         #expect(m.status == 0)
-        let table = try #require(try run("tshark", ["-r", merged, "-T", "fields", "-e", "frame.interface_id",
-                                                    "-e", "frame.comment"]))
+        let table = try #require(
+            try run(
+                "tshark",
+                [
+                    "-r", merged, "-T", "fields", "-e", "frame.interface_id",
+                    "-e", "frame.comment",
+                ]))
         let rows = table.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
         #expect(Set(rows.map { $0[0] }) == ["0", "1", "2"])
         #expect(rows.contains { $0.count > 1 && $0[1] == "first comment" })

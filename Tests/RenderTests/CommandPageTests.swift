@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Pages that the commands themselves write (`read` of a real multi-stream capture, `trace` of a real program),
 /// opened in headless Chromium: the arrows in the DOM must be the packets the command reports as JSON Lines.
@@ -81,10 +81,11 @@ import TestSupport
         #expect(packets.count >= 8, "SYN, SYN/ACK, ACK, data both ways, FINs")
         // The SYN is drawn as sent by the connect call to the listener (not by a Unix-socket connect of glibc's,
         // which a run without HOME adds at the interpreter's start).
-        let connect = try #require(calls.first {
-            let text = $0["text"] as? String ?? ""
-            return text.contains(" connect(") && text.contains(", 127.0.0.1:")
-        })
+        let connect = try #require(
+            calls.first {
+                let text = $0["text"] as? String ?? ""
+                return text.contains(" connect(") && text.contains(", 127.0.0.1:")
+            })
         #expect(packets.first?["callId"] as? Int == connect["id"] as? Int)
 
         let dom = try Chromium.dumpDOM(page)

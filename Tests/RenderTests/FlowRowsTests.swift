@@ -67,24 +67,27 @@ import Timeline
     @Test func aKernelPacketStaysInTimeOrderAndStatesFollowTheCallsOwnPackets() {
         var d = Self.trace()
         d.statesAtReturn = true
-        #expect(Self.describe(d.rows) == [
-            "call 2", "packet 1", "packet 2", "packet 3", "state python3[7] fd 3: ESTABLISHED",
-            "call 5", "packet 4", "state python3[7] fd 3: LAST_ACK", "packet 5",
-        ])
+        #expect(
+            Self.describe(d.rows) == [
+                "call 2", "packet 1", "packet 2", "packet 3", "state python3[7] fd 3: ESTABLISHED",
+                "call 5", "packet 4", "state python3[7] fd 3: LAST_ACK", "packet 5",
+            ])
     }
 
     @Test func statesReadOnceTheWireIsQuietComeBeforeTheNextCall() {
         let d = Self.trace()
-        #expect(Self.describe(d.rows) == [
-            "call 2", "packet 1", "packet 2", "packet 3", "state python3[7] fd 3: ESTABLISHED",
-            "call 5", "packet 4", "packet 5", "state python3[7] fd 3: LAST_ACK",
-        ])
+        #expect(
+            Self.describe(d.rows) == [
+                "call 2", "packet 1", "packet 2", "packet 3", "state python3[7] fd 3: ESTABLISHED",
+                "call 5", "packet 4", "packet 5", "state python3[7] fd 3: LAST_ACK",
+            ])
     }
 
     @Test func mermaidPutsTheSourceLineUnderTheCall() {
         let text = MermaidDiagram.render(Self.trace())
-        #expect(text.contains(
-            "Note over p0: 2 connect() = 0<br/>client.py#58;21 client.connect((HOST, PORT))\n"))
+        #expect(
+            text.contains(
+                "Note over p0: 2 connect() = 0<br/>client.py#58;21 client.connect((HOST, PORT))\n"))
         #expect(text.contains("Note over p0: TCP state → fd 3#58; ESTABLISHED\n"))
     }
 }

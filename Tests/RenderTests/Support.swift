@@ -1,9 +1,9 @@
 import Foundation
-import TestSupport
 import PacketWire
 import Render
 import SocketLab
 import Sockets
+import TestSupport
 import Testing
 import Timeline
 
@@ -98,7 +98,8 @@ enum Chromium {
         if let e = ProcessInfo.processInfo.environment["CHROMIUM"] { return e }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for dir in path.split(separator: ":") {
-            for name in ["chromium", "chromium-browser"] where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
+            for name in ["chromium", "chromium-browser"]
+            where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
                 return "\(dir)/\(name)"
             }
         }

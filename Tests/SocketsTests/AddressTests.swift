@@ -1,5 +1,5 @@
-import Sockets
 import PacketWire
+import Sockets
 import SystemCalls
 import Testing
 

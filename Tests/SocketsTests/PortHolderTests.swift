@@ -2,8 +2,8 @@ import Foundation
 import Glibc
 import Sockets
 import SystemCalls
-import Testing
 import TestSupport
+import Testing
 
 /// `SocketDiag.holders(of:)` against sockets the test makes: what it finds must be what the kernel holds.
 @Suite struct PortHolderTests {
@@ -38,9 +38,10 @@ import TestSupport
         // Another address on the same port is not held by it; the wildcard address is.
         #expect(SocketDiag.holders(of: SocketAddress(ip: .v4(0x7f00_0004), port: address.port))?.isEmpty == true)
         let inode = holders[0].record.entry.inode
-        #expect(SocketDiag.holders(of: SocketAddress(ip: .anyV4, port: address.port))?.contains {
-            $0.record.entry.inode == inode
-        } == true)
+        #expect(
+            SocketDiag.holders(of: SocketAddress(ip: .anyV4, port: address.port))?.contains {
+                $0.record.entry.inode == inode
+            } == true)
     }
 
     @Test func wildcardsAndMappedAddressesTakeThePort() {

@@ -4,8 +4,8 @@ import SocketLab
 import Sockets
 import Synchronization
 import SystemCalls
-import Testing
 import TestSupport
+import Testing
 
 /// The seed server under load, in-process (`SeedServer`) and as a child (`packetflow server`): 200 clients at once,
 /// of which 20 connect and say nothing and one sends a megabyte, while a probe keeps asking for a reply. Every
@@ -54,7 +54,8 @@ import TestSupport
             "server", "--port", "0", "--backlog", "\(Self.backlog)",
             "--timeout", "\(Self.clientTimeout.components.seconds)",
         ]
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         server.standardOutput = out
         server.standardError = err
         server.standardInput = FileHandle.nullDevice
@@ -100,10 +101,12 @@ import TestSupport
         }
         #expect(parsed.count == log.count, "unparsed log lines: \(log.filter { !$0.hasPrefix("#") })")
         let reported = messages.split(separator: "\n").first { $0.contains("stopped after") }
-        outcome.check(log: parsed, accessCount: reported.flatMap { line in
-            let w = line.split(separator: " ")
-            return w.firstIndex(of: "after").flatMap { Int(w[$0 + 1]) }
-        } ?? -1)
+        outcome.check(
+            log: parsed,
+            accessCount: reported.flatMap { line in
+                let w = line.split(separator: " ")
+                return w.firstIndex(of: "after").flatMap { Int(w[$0 + 1]) }
+            } ?? -1)
     }
 }
 
@@ -140,11 +143,13 @@ struct SoakLoad {
                 let text = String(decoding: bytes, as: UTF8.self)
                 let shown = SeedServer.displayText(message, limit: 256)
                 let count = text.firstMatch(of: #/^Hello, client \#([0-9]+)! /#).flatMap { Int($0.1) }
-                #expect(count.map { text == SeedServer.reply(count: $0, byteCount: message.count, shownMessage: shown) }
-                    == true, "wrong reply \(text) for \(shown); \(seed)")
+                #expect(
+                    count.map { text == SeedServer.reply(count: $0, byteCount: message.count, shownMessage: shown) }
+                        == true, "wrong reply \(text) for \(shown); \(seed)")
                 if let count { counts.insert(count) }
-                #expect(log.contains { $0.peer == local && $0.count == count && $0.line.hasSuffix("; replied") },
-                        "no log line for \(local); \(seed)")
+                #expect(
+                    log.contains { $0.peer == local && $0.count == count && $0.line.hasSuffix("; replied") },
+                    "no log line for \(local); \(seed)")
             }
             #expect(counts.count == exchanges.count, "access counts repeat; \(seed)")
             #expect(!probes.isEmpty && probes.allSatisfy { $0 }, "probes during the storm: \(probes); \(seed)")
@@ -156,10 +161,12 @@ struct SoakLoad {
             #expect(lastServed < firstTimeOut, "a client was served only after a silent one timed out; \(seed)")
             for s in silent {
                 #expect(s.closed, "silent client \(s.local) was not closed; \(seed)")
-                #expect(s.after >= SeedServerSoakTests.clientTimeout - .milliseconds(200),
-                        "silent client \(s.local) closed early, after \(s.after); \(seed)")
-                #expect(log.contains { $0.peer == s.local && $0.line.contains("sent nothing within 5") },
-                        "silent client \(s.local) not logged as timed out; \(seed)")
+                #expect(
+                    s.after >= SeedServerSoakTests.clientTimeout - .milliseconds(200),
+                    "silent client \(s.local) closed early, after \(s.after); \(seed)")
+                #expect(
+                    log.contains { $0.peer == s.local && $0.line.contains("sent nothing within 5") },
+                    "silent client \(s.local) not logged as timed out; \(seed)")
             }
             // The megabyte: one recv(4096), a reply or a reset, and a RST for what was left unread.
             let big = log.first { $0.peer == megabyte.local }
@@ -294,7 +301,8 @@ struct SoakLoad {
 
     /// 1 to 300 bytes: ASCII, Japanese, control characters and now and then a byte that is not UTF-8.
     static func message(_ rng: inout SplitMix64) -> [UInt8] {
-        let pieces: [[UInt8]] = ["a", "Z", "7", " ", "!", "\"", "\\", "\n", "\t", "こ", "ん", "サーバ", "\u{0}"]
+        let pieces: [[UInt8]] =
+            ["a", "Z", "7", " ", "!", "\"", "\\", "\n", "\t", "こ", "ん", "サーバ", "\u{0}"]
             .map { Array($0.utf8) } + [[0xff], [0xc3], [0x80]]
         let length = Int.random(in: 1...300, using: &rng)
         var bytes: [UInt8] = []
@@ -302,4 +310,3 @@ struct SoakLoad {
         return Array(bytes.prefix(length))
     }
 }
-

@@ -3,8 +3,8 @@ import SocketLab
 import Sockets
 import Synchronization
 import SystemCalls
-import Testing
 import TestSupport
+import Testing
 
 /// Collects the server's log records across threads.
 final class AccessLog: Sendable {
@@ -224,7 +224,9 @@ func testConfiguration(clientTimeout: Duration = .seconds(5), maxMessageSize: In
         return (process, stdin, stdout)
     }
 
-    @Test func seedServerAnswersThePythonSeedClient() throws { try withSeedPort { try seedServerAnswersThePythonSeedClientOnSeedPort() } }
+    @Test func seedServerAnswersThePythonSeedClient() throws {
+        try withSeedPort { try seedServerAnswersThePythonSeedClientOnSeedPort() }
+    }
 
     /// Runs with the seed port's lock held (see `withSeedPort`).
     func seedServerAnswersThePythonSeedClientOnSeedPort() throws {
@@ -248,7 +250,9 @@ func testConfiguration(clientTimeout: Duration = .seconds(5), maxMessageSize: In
         }
     }
 
-    @Test func seedClientTalksToThePythonSeedServer() throws { try withSeedPort { try seedClientTalksToThePythonSeedServerOnSeedPort() } }
+    @Test func seedClientTalksToThePythonSeedServer() throws {
+        try withSeedPort { try seedClientTalksToThePythonSeedServerOnSeedPort() }
+    }
 
     /// Runs with the seed port's lock held (see `withSeedPort`).
     func seedClientTalksToThePythonSeedServerOnSeedPort() throws {

@@ -80,7 +80,8 @@ import Testing
             #expect(found.family == family && found.type == type)
             #expect(found.entry.local == (try socket.localAddress))
         }
-        let rows = try #require(SocketDiag.sockets(protocol: UInt8(IPPROTO_UDP), inStates: SocketDiag.statesWithDescriptors))
+        let rows = try #require(
+            SocketDiag.sockets(protocol: UInt8(IPPROTO_UDP), inStates: SocketDiag.statesWithDescriptors))
         #expect(rows.contains { $0.inode == Self.inode(udp) && $0.local == (try? udp.localAddress) })
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import Sockets
 import PacketWire
+import Sockets
 import SystemCalls
 import Testing
 

@@ -22,7 +22,9 @@ public func runProcess(
     if let environment {
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
     }
-    let out = Pipe(), err = Pipe(), inp = Pipe()
+    let out = Pipe()
+    let err = Pipe()
+    let inp = Pipe()
     p.standardOutput = out
     p.standardError = err
     p.standardInput = inp
@@ -56,8 +58,16 @@ private final class Collected: @unchecked Sendable {
         if stdout { out = data } else { err = data }
         lock.unlock()
     }
-    var stdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
-    var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
+    var stdout: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: out, as: UTF8.self)
+    }
+    var stderr: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: err, as: UTF8.self)
+    }
 }
 
 /// The `packetflow` binary built next to the test bundle (swift test builds it with the tests).

@@ -4,7 +4,8 @@ import Sockets
 
 /// A closed loopback connection whose server side is left in TIME_WAIT by a listener without SO_REUSEADDR on `ip`,
 /// as the seed's server.py leaves one: the server closes first. Returns the server's address and the client's.
-public func leaveServerTimeWait(on ip: IPAddress = .loopbackV4) throws -> (server: SocketAddress, client: SocketAddress) {
+public func leaveServerTimeWait(on ip: IPAddress = .loopbackV4) throws -> (server: SocketAddress, client: SocketAddress)
+{
     let listener = try Socket(family: .ipv4, type: .stream)
     try listener.bind(to: SocketAddress(ip: ip, port: 0))
     try listener.listen(backlog: 1)

@@ -50,7 +50,8 @@ let labActors = Attributor { endpoint, _ in
 @Suite struct StreamTableTests {
     @Test func relativeNumbersStartAtZeroWithASYN() {
         var c = Conversation()
-        let isnC: UInt32 = 4_000_000_000, isnS: UInt32 = 123
+        let isnC: UInt32 = 4_000_000_000
+        let isnS: UInt32 = 123
         let syn = c.packet(fromClient: true, seq: isnC, ack: 0, flags: .syn)
         let synAck = c.packet(fromClient: false, seq: isnS, ack: isnC &+ 1, flags: [.syn, .ack])
         // The client's sequence numbers wrap past 2^32 here; relative numbers must not notice.
@@ -102,12 +103,14 @@ let labActors = Attributor { endpoint, _ in
         ]
         labActors.attribute(&packets, calls: calls)
         #expect(packets.map(\.call) == [5, 5, 5, 7, 7, 11, 11, 12, 12])
-        #expect(packets.map(\.sender) == [
-            "client", "server", "client", "client", "server", "server", "client", "client", "server",
-        ])
-        #expect(packets.map(\.reason) == [
-            nil, "SYN/ACK of a listening socket", nil, nil, "ACK of data", nil, "ACK of FIN", nil, "ACK of FIN",
-        ])
+        #expect(
+            packets.map(\.sender) == [
+                "client", "server", "client", "client", "server", "server", "client", "client", "server",
+            ])
+        #expect(
+            packets.map(\.reason) == [
+                nil, "SYN/ACK of a listening socket", nil, nil, "ACK of data", nil, "ACK of FIN", nil, "ACK of FIN",
+            ])
         #expect(packets.map(\.byKernel) == [false, true, false, false, true, false, true, false, true])
     }
 

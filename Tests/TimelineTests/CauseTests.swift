@@ -41,7 +41,8 @@ func example(_ kind: KernelReason.Kind) -> [KernelReason] {
     func everyReasonHasBothLanguages(_ kind: KernelReason.Kind) {
         for reason in example(kind) {
             #expect(reason.kind == kind)
-            let en = reason.text(.en), ja = reason.text(.ja)
+            let en = reason.text(.en)
+            let ja = reason.text(.ja)
             #expect(!en.isEmpty && en.unicodeScalars.allSatisfy(\.isASCII), "\(reason)")
             #expect(ja != en, "\(reason) has no Japanese")
             #expect(ja.unicodeScalars.contains { $0.value >= 0x3040 }, "\(reason): \(ja)")
@@ -59,8 +60,10 @@ func example(_ kind: KernelReason.Kind) -> [KernelReason] {
                 == "sent by the client's kernel while the server ran accept")
         #expect(KernelReason.sentBy(nil).text(.en) == "sent by the kernel")
         #expect(
-            KernelReason.icmp(summary: "port unreachable", undelivered: .init(sender: "nc[4]", destination: "1.2.3.4:5"))
-                .text(.en) == "ICMP port unreachable: the datagram nc[4] sent to 1.2.3.4:5 was not delivered")
+            KernelReason.icmp(
+                summary: "port unreachable", undelivered: .init(sender: "nc[4]", destination: "1.2.3.4:5")
+            )
+            .text(.en) == "ICMP port unreachable: the datagram nc[4] sent to 1.2.3.4:5 was not delivered")
     }
 
     /// A traced program's own kernel stays its own in Japanese: it is not "the peer's" (相手側).

@@ -15,16 +15,19 @@ import Tracing
     static func t(_ us: Int64) -> Timestamp { Timestamp(totalNanoseconds: 1_000_000_000_000 + us * 1000) }
 
     static func call(_ id: Int, _ s: Syscall, _ ret: Int64, at us: Int64, how: Int32? = nil) -> TracedCall {
-        var c = TracedCall(id: id, pid: 10, tid: 10, comm: "python3", syscall: s, returnValue: ret, start: t(us),
-                           end: t(us + 5))
+        var c = TracedCall(
+            id: id, pid: 10, tid: 10, comm: "python3", syscall: s, returnValue: ret, start: t(us),
+            end: t(us + 5))
         c.socket = 7
         c.fd = 3
         c.how = how
         return c
     }
 
-    static func packet(_ frame: Int, from: SocketAddress, to: SocketAddress, _ flags: TCPFlags, seq: UInt32,
-                       ack: UInt32, len: Int = 0, at us: Int64, win: UInt16 = 64) -> PacketEvent {
+    static func packet(
+        _ frame: Int, from: SocketAddress, to: SocketAddress, _ flags: TCPFlags, seq: UInt32,
+        ack: UInt32, len: Int = 0, at us: Int64, win: UInt16 = 64
+    ) -> PacketEvent {
         var p = PacketEvent(frame: frame, timestamp: t(us), proto: .tcp, length: len)
         p.source = from.ip
         p.destination = to.ip
@@ -46,11 +49,13 @@ import Tracing
     }
 
     @Test func seedClientConversation() {
-        let c = Self.client, s = Self.server
+        let c = Self.client
+        let s = Self.server
         // Two sends (3 + 4 bytes), one recv of 10 bytes, then a recv of 0 (EOF), then close.
         let calls = [
             Self.call(1, .connect, 0, at: 0), Self.call(2, .sendto, 3, at: 100), Self.call(3, .sendto, 4, at: 200),
-            Self.call(4, .recvfrom, 10, at: 900), Self.call(5, .recvfrom, 0, at: 950), Self.call(6, .close, 0, at: 1000),
+            Self.call(4, .recvfrom, 10, at: 900), Self.call(5, .recvfrom, 0, at: 950),
+            Self.call(6, .close, 0, at: 1000),
         ]
         var packets = [
             Self.packet(1, from: c, to: s, .syn, seq: 0, ack: 0, at: 10),
@@ -87,9 +92,12 @@ import Tracing
     }
 
     @Test func shutdownOwnsTheFINAndRSTForAClosedPortIsTheKernels() {
-        let c = Self.client, s = Self.server
-        let calls = [Self.call(1, .connect, 0, at: 0), Self.call(2, .shutdown, 0, at: 50, how: 1),
-                     Self.call(3, .close, 0, at: 90)]
+        let c = Self.client
+        let s = Self.server
+        let calls = [
+            Self.call(1, .connect, 0, at: 0), Self.call(2, .shutdown, 0, at: 50, how: 1),
+            Self.call(3, .close, 0, at: 90),
+        ]
         var packets = [
             Self.packet(1, from: c, to: s, .syn, seq: 0, ack: 0, at: 10),
             Self.packet(2, from: s, to: c, [.syn, .ack], seq: 0, ack: 1, at: 11),

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The two engines on the same programs: the seed's client and server, every lab scenario (its calls made by the
 /// `packetflow lab` process being traced), curl and nc. ptrace infers each packet's call from its content; eBPF
@@ -165,7 +165,9 @@ import TestSupport
 
     @Test func curlHasTheSameCallForEachPacket() throws {
         let scripts = Robust.Scripts()
-        let http = scripts.write("httpd.py", """
+        let http = scripts.write(
+            "httpd.py",
+            """
             import http.server
             s = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
             print("port", s.server_port, flush=True)
@@ -181,12 +183,15 @@ import TestSupport
 
     @Test func ncHasTheSameCallForEachPacket() throws {
         let scripts = Robust.Scripts()
-        let sink = scripts.write("sink.py", Robust.listener("""
-            while True:
-                c, _ = srv.accept()
-                while c.recv(4096): pass
-                c.close()
-            """))
+        let sink = scripts.write(
+            "sink.py",
+            Robust.listener(
+                """
+                while True:
+                    c, _ = srv.accept()
+                    while c.recv(4096): pass
+                    c.close()
+                """))
         let (server, port) = try Robust.start(["/usr/bin/env", "python3", sink])
         defer { server.kill() }
         let nc = ["nc", "-N", "127.0.0.1", "\(port)"]
@@ -213,9 +218,10 @@ import TestSupport
         try withSeedPort {
             var runs: [Seed.Engine: [[String: Any]]] = [:]
             for engine in Seed.Engine.allCases {
-                let trace = try Running([Seed.packetflow, "trace"] + engine.flags + [
-                    "--format", "jsonl", "--", "python3", Seed.seed.appendingPathComponent("server.py").path,
-                ])
+                let trace = try Running(
+                    [Seed.packetflow, "trace"] + engine.flags + [
+                        "--format", "jsonl", "--", "python3", Seed.seed.appendingPathComponent("server.py").path,
+                    ])
                 defer { trace.kill() }
                 try #require(trace.waitFor("listening on"), "the traced seed server did not start")
                 let client = try Running(

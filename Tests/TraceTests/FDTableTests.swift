@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SyscallTrace
 
 @Suite struct FDTableTests {

@@ -1,6 +1,7 @@
 import Glibc
-@testable import SyscallTrace
 import Testing
+
+@testable import SyscallTrace
 
 /// The real ``LinuxKernel`` against a real traced child (ours, so no root is needed): the calls the scripted kernel
 /// stands in for answer what the stop loop expects of them.

@@ -1,5 +1,5 @@
-import Testing
 import SyscallTrace
+import Testing
 
 @Suite struct PythonHookOptionTests {
     @Test(arguments: [

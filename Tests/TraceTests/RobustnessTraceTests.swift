@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `packetflow trace` on programs other than the seed: curl, nc, threads, fork, exec, UDP, IPv6, a kill mid-call
 /// and attach/detach. Real processes, real capture on lo (root, as CI); each test checks which call a packet is
@@ -26,8 +26,10 @@ import TestSupport
     }
 
     /// A Python TCP (or UDP) listener on an ephemeral port that prints "port N" and then runs `body`.
-    static func listener(_ body: String, family: String = "AF_INET", host: String = "127.0.0.1",
-                         type: String = "SOCK_STREAM") -> String {
+    static func listener(
+        _ body: String, family: String = "AF_INET", host: String = "127.0.0.1",
+        type: String = "SOCK_STREAM"
+    ) -> String {
         """
         import os, socket, sys, time
         srv = socket.socket(socket.\(family), socket.\(type))
@@ -87,7 +89,9 @@ import TestSupport
     @Test(arguments: Seed.Engine.allCases)
     func curlConnectSendsTheSYNAndItsSendTheRequest(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let http = scripts.write("httpd.py", """
+        let http = scripts.write(
+            "httpd.py",
+            """
             import http.server
             s = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
             print("port", s.server_port, flush=True)
@@ -105,27 +109,32 @@ import TestSupport
         let syn = try #require(out.first { Seed.flags($0) == ["SYN"] })
         #expect(syn["call"] as? Int == Self.id(connect))
         let request = try #require(out.first { ($0["len"] as? Int ?? 0) > 0 })
-        let sender = try #require(events.first { $0["type"] as? String == "call" && $0["id"] as? Int == request["call"] as? Int })
+        let sender = try #require(
+            events.first { $0["type"] as? String == "call" && $0["id"] as? Int == request["call"] as? Int })
         #expect(["sendto", "write", "sendmsg", "writev"].contains(sender["name"] as? String ?? ""))
         #expect(sender["fd"] as? Int == connect["fd"] as? Int)
         #expect(sender["result"] as? Int == request["len"] as? Int)
         // The response is consumed by one of curl's receive calls.
-        let response = try #require(Seed.packets(events).first { $0["dport"] as? Int == clientPort && ($0["len"] as? Int ?? 0) > 0 })
+        let response = try #require(
+            Seed.packets(events).first { $0["dport"] as? Int == clientPort && ($0["len"] as? Int ?? 0) > 0 })
         #expect(response["consumed_by"] as? Int != nil)
     }
 
     @Test(arguments: Seed.Engine.allCases)
     func ncWriteOnASocketSendsTheDataSegment(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let sink = scripts.write("sink.py", Self.listener("""
-            c, _ = srv.accept()
-            data = b""
-            while True:
-                chunk = c.recv(4096)
-                if not chunk: break
-                data += chunk
-            print("got", len(data), flush=True)
-            """))
+        let sink = scripts.write(
+            "sink.py",
+            Self.listener(
+                """
+                c, _ = srv.accept()
+                data = b""
+                while True:
+                    chunk = c.recv(4096)
+                    if not chunk: break
+                    data += chunk
+                print("got", len(data), flush=True)
+                """))
         let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
         defer { server.kill() }
         let (status, events, _) = try Self.trace(
@@ -136,11 +145,13 @@ import TestSupport
         let clientPort = try #require(Self.port(connect["local"]))
         let write = try #require(Seed.calls(events, "write").first { $0["fd"] as? Int == connect["fd"] as? Int })
         #expect(write["result"] as? Int == 14)
-        let data = try #require(Seed.packets(events).first { $0["sport"] as? Int == clientPort && $0["len"] as? Int == 14 })
+        let data = try #require(
+            Seed.packets(events).first { $0["sport"] as? Int == clientPort && $0["len"] as? Int == 14 })
         #expect(data["call"] as? Int == Self.id(write))
         #expect(data["by_kernel"] as? Bool == false)
         // nc's shutdown(SHUT_WR) after stdin's end sends the FIN.
-        let fin = try #require(Seed.packets(events).first { $0["sport"] as? Int == clientPort && Seed.flags($0).contains("FIN") })
+        let fin = try #require(
+            Seed.packets(events).first { $0["sport"] as? Int == clientPort && Seed.flags($0).contains("FIN") })
         let finCall = events.first { $0["type"] as? String == "call" && $0["id"] as? Int == fin["call"] as? Int }
         #expect(["shutdown", "close"].contains(finCall?["name"] as? String ?? ""))
     }
@@ -150,11 +161,16 @@ import TestSupport
     @Test(arguments: Seed.Engine.allCases)
     func twoThreadsEachConnectWithTheirOwnSYN(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let sink = scripts.write("sink.py", Self.listener("""
-            for _ in range(2):
-                c, _ = srv.accept(); c.recv(64); c.close()
-            """))
-        let client = scripts.write("threads.py", """
+        let sink = scripts.write(
+            "sink.py",
+            Self.listener(
+                """
+                for _ in range(2):
+                    c, _ = srv.accept(); c.recv(64); c.close()
+                """))
+        let client = scripts.write(
+            "threads.py",
+            """
             import socket, sys, threading
             port = int(sys.argv[1])
             def run(i):
@@ -189,10 +205,15 @@ import TestSupport
         let scripts = Scripts()
         // The server answers after 0.4 s; meanwhile SIGALRM (every 0.1 s) interrupts the client's recv, which the
         // kernel reports to a tracer as ERESTARTSYS and Python (PEP 475) then runs again.
-        let sink = scripts.write("slow.py", Self.listener("""
-            c, _ = srv.accept(); c.recv(64); time.sleep(0.4); c.sendall(b"late reply"); c.close()
-            """))
-        let client = scripts.write("alarm.py", """
+        let sink = scripts.write(
+            "slow.py",
+            Self.listener(
+                """
+                c, _ = srv.accept(); c.recv(64); time.sleep(0.4); c.sendall(b"late reply"); c.close()
+                """))
+        let client = scripts.write(
+            "alarm.py",
+            """
             import signal, socket, sys
             signal.signal(signal.SIGALRM, lambda *_: None)
             s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(b"ping")
@@ -215,32 +236,40 @@ import TestSupport
         // It began before the reply was sent and consumed it.
         let reply = try #require(Seed.packets(events).first { $0["len"] as? Int == 10 })
         #expect(reply["consumed_by"] as? Int == Self.id(recv))
-        let start = try #require(recv["ts_start"] as? Double), replyTime = try #require(reply["ts"] as? Double)
+        let start = try #require(recv["ts_start"] as? Double)
+        let replyTime = try #require(reply["ts"] as? Double)
         #expect(start < replyTime - 0.2)
     }
 
     @Test(arguments: Seed.Engine.allCases)
     func forkedChildSendIsAttributedToTheChild(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let server = scripts.write("forking.py", Self.listener("""
-            c, _ = srv.accept()
-            pid = os.fork()
-            if pid == 0:
-                srv.close(); c.sendall(b"from child %d" % os.getpid()); c.close(); os._exit(0)
-            c.close(); os.waitpid(pid, 0)
-            print("child", pid, flush=True)
-            """))
+        let server = scripts.write(
+            "forking.py",
+            Self.listener(
+                """
+                c, _ = srv.accept()
+                pid = os.fork()
+                if pid == 0:
+                    srv.close(); c.sendall(b"from child %d" % os.getpid()); c.close(); os._exit(0)
+                c.close(); os.waitpid(pid, 0)
+                print("child", pid, flush=True)
+                """))
         let trace = try Running(
             [Seed.packetflow, "trace"] + engine.flags + ["--format", "jsonl", "--", "python3", server])
         defer { trace.kill() }
         let port = try #require(Self.number(trace, after: "port "))
-        let client = try Running(["/usr/bin/env", "python3", "-c", """
+        let client = try Running([
+            "/usr/bin/env", "python3", "-c",
+            """
             import socket; s = socket.create_connection(("127.0.0.1", \(port))); print(s.recv(64).decode())
-            """])
+            """,
+        ])
         let reply = client.finish()
         let output = trace.finish()
         #expect(trace.process.terminationStatus == 0)
-        let childPid = try #require(output.split(separator: "\n").compactMap { $0.hasPrefix("child ") ? Int($0.dropFirst(6)) : nil }.first)
+        let childPid = try #require(
+            output.split(separator: "\n").compactMap { $0.hasPrefix("child ") ? Int($0.dropFirst(6)) : nil }.first)
         #expect(reply.contains("from child \(childPid)"))
         let events = Seed.jsonLines(output)
         let accept = try #require(Seed.calls(events, "accept4").first { $0["result"] != nil })
@@ -248,10 +277,12 @@ import TestSupport
         #expect(send["pid"] as? Int == childPid)
         #expect(send["pid"] as? Int != accept["pid"] as? Int)
         #expect((send["source"] as? String)?.contains("c.sendall") == true)
-        let data = try #require(Seed.packets(events).first { $0["sport"] as? Int == port && ($0["len"] as? Int ?? 0) > 0 })
+        let data = try #require(
+            Seed.packets(events).first { $0["sport"] as? Int == port && ($0["len"] as? Int ?? 0) > 0 })
         #expect(data["call"] as? Int == Self.id(send))
         // The child's close is not the last reference (the parent closed first or later): one of them sent the FIN.
-        let fin = try #require(Seed.packets(events).first { $0["sport"] as? Int == port && Seed.flags($0).contains("FIN") })
+        let fin = try #require(
+            Seed.packets(events).first { $0["sport"] as? Int == port && Seed.flags($0).contains("FIN") })
         #expect(Seed.calls(events, "close").contains { Self.id($0) == fin["call"] as? Int })
     }
 
@@ -260,7 +291,9 @@ import TestSupport
     @Test(arguments: Seed.Engine.allCases)
     func callsAreNumberedInTheOrderTheyStarted(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let script = scripts.write("waiting.py", """
+        let script = scripts.write(
+            "waiting.py",
+            """
             import socket, threading, time
             srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
             s = socket.create_connection(srv.getsockname()); c, _ = srv.accept()
@@ -289,10 +322,11 @@ import TestSupport
         let sink = scripts.write("sink.py", Self.listener("c, _ = srv.accept(); c.recv(64); c.close()"))
         let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
         defer { server.kill() }
-        let (status, events, _) = try Self.trace([
-            "sh", "-c",
-            "exec python3 -c 'import socket; s = socket.create_connection((\"127.0.0.1\", \(port))); s.sendall(b\"after exec\"); s.close()'",
-        ], engine: engine)
+        let (status, events, _) = try Self.trace(
+            [
+                "sh", "-c",
+                "exec python3 -c 'import socket; s = socket.create_connection((\"127.0.0.1\", \(port))); s.sendall(b\"after exec\"); s.close()'",
+            ], engine: engine)
         #expect(status == 0)
         let connect = try #require(Seed.calls(events, "connect").first { Self.port($0["remote"]) == port })
         #expect(connect["comm"] as? String == "python3")
@@ -308,11 +342,15 @@ import TestSupport
     @Test(arguments: Seed.Engine.allCases)
     func udpSendtoSendsTheDatagramAndAClosedPortGetsAnICMPFromTheKernel(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let sink = scripts.write("udp.py", Self.listener("data, addr = srv.recvfrom(64); srv.sendto(data.upper(), addr)", type: "SOCK_DGRAM"))
+        let sink = scripts.write(
+            "udp.py", Self.listener("data, addr = srv.recvfrom(64); srv.sendto(data.upper(), addr)", type: "SOCK_DGRAM")
+        )
         let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
         defer { server.kill() }
         // A port nobody listens on: bind one and close it again.
-        let closed = scripts.write("client.py", """
+        let closed = scripts.write(
+            "client.py",
+            """
             import socket, sys
             port = int(sys.argv[1])
             probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); probe.bind(("127.0.0.1", 0))
@@ -327,7 +365,8 @@ import TestSupport
         let (status, events, output) = try Self.trace(["python3", closed, "\(port)"], engine: engine)
         #expect(status == 0)
         #expect(output.contains("PING"))
-        let closedPort = try #require(output.split(separator: "\n").compactMap { $0.hasPrefix("closed ") ? Int($0.dropFirst(7)) : nil }.first)
+        let closedPort = try #require(
+            output.split(separator: "\n").compactMap { $0.hasPrefix("closed ") ? Int($0.dropFirst(7)) : nil }.first)
         let sends = Seed.calls(events, "sendto")
         let ping = try #require(sends.first { Self.port(($0["args"] as? [String: Any])?["addr"]) == port })
         let nobody = try #require(sends.first { Self.port(($0["args"] as? [String: Any])?["addr"]) == closedPort })
@@ -351,7 +390,9 @@ import TestSupport
         let scripts = Scripts()
         // A port nobody listens on: bind one and close it again. After the refusal the kernel resets the socket's
         // local address to 0.0.0.0 (it keeps the port), so the packets must be matched without it.
-        let refused = scripts.write("refused.py", """
+        let refused = scripts.write(
+            "refused.py",
+            """
             import errno, socket
             probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM); probe.bind(("127.0.0.1", 0))
             closed = probe.getsockname()[1]; probe.close()
@@ -380,7 +421,9 @@ import TestSupport
     @Test(arguments: ["en", "ja"], Seed.Engine.allCases)
     func textTimelineShowsEachCallItsLineAndWhoSentEachPacket(lang: String, engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let refused = scripts.write("refused.py", """
+        let refused = scripts.write(
+            "refused.py",
+            """
             import socket
             probe = socket.socket(); probe.bind(("127.0.0.1", 0)); closed = probe.getsockname()[1]; probe.close()
             s = socket.socket()
@@ -396,30 +439,41 @@ import TestSupport
         #expect(lines.first == (ja ? "PacketFlow トレース: " : "PacketFlow trace: ") + "python3 \(refused)")
         // Calls: time, id, process, call, result, the socket's ends and TCP state; the Python line below.
         let connect = try #require(lines.firstIndex { $0.contains(" connect(3, 127.0.0.1:") })
-        #expect(lines[connect].contains(/^ +\+\d+\.\d{3}ms #\d+ python3\[\d+\] connect\(\d+, 127\.0\.0\.1:\d+\) = -1 ECONNREFUSED  0\.0\.0\.0:\d+ → 127\.0\.0\.1:\d+  CLOSED$/))
+        #expect(
+            lines[connect].contains(
+                /^ +\+\d+\.\d{3}ms #\d+ python3\[\d+\] connect\(\d+, 127\.0\.0\.1:\d+\) = -1 ECONNREFUSED  0\.0\.0\.0:\d+ → 127\.0\.0\.1:\d+  CLOSED$/
+            ))
         #expect(lines[connect + 1] == "               refused.py:4 s.connect_ex((\"127.0.0.1\", closed))")
         let id = try #require(lines[connect].firstMatch(of: /#(\d+) python3/).map { String($0.1) })
         // Packets: time, the program's process and socket on the left, an arrow from sender to receiver labelled
         // with flags and numbers, the peer; then the call that sent it or why a kernel did.
         let syn = try #require(lines.first { $0.contains(" SYN seq=0 ") })
         let sentBy = ja ? "  ← #\(id) connect が送信" : "  ← sent by #\(id) connect"
-        #expect(syn.contains(
-            /^ +\+\d+\.\d{3}ms   python3\[\d+\] 127\.0\.0\.1:\d+ ── SYN seq=0 win=\d+ \[mss \d+[^\]]*\] ──> 127\.0\.0\.1:\d+  ←/))
+        #expect(
+            syn.contains(
+                /^ +\+\d+\.\d{3}ms   python3\[\d+\] 127\.0\.0\.1:\d+ ── SYN seq=0 win=\d+ \[mss \d+[^\]]*\] ──> 127\.0\.0\.1:\d+  ←/
+            ))
         #expect(syn.hasSuffix(sentBy))
         let rst = try #require(lines.first { $0.contains(" RST/ACK seq=1 ack=1 win=0") })
-        #expect(rst.contains(/\ python3\[\d+\] 127\.0\.0\.1:\d+ <── RST\/ACK seq=1 ack=1 win=0 ── 127\.0\.0\.1:\d+  \(/))
+        #expect(
+            rst.contains(/\ python3\[\d+\] 127\.0\.0\.1:\d+ <── RST\/ACK seq=1 ack=1 win=0 ── 127\.0\.0\.1:\d+  \(/))
         // eBPF saw the kernel build it: in the NET_RX softirq that received the SYN.
         let softirq = engine == .ebpf ? " NET_RX" : ""
-        #expect(rst.hasSuffix(
-            ja ? "  (カーネルが送信\(softirq): RST: このポートで待ち受けるソケットがない)"
-                : "  (kernel\(softirq): RST: no socket listening on this port)"))
+        #expect(
+            rst.hasSuffix(
+                ja
+                    ? "  (カーネルが送信\(softirq): RST: このポートで待ち受けるソケットがない)"
+                    : "  (kernel\(softirq): RST: no socket listening on this port)"))
         // The script's own calls: socket, bind, close of the probe; socket, connect, close. Without HOME, glibc first
         // tries the name-service cache over a Unix socket (socket, connect, close, twice), and a pyenv shim runs bash
         // processes that do the same: all traced, all before the script's own.
         let calls = lines.filter { $0.contains(/^ +\+\d+\.\d{3}ms #\d+ \S/) }
-        let script = calls.filter { $0.contains(" python3[") }.compactMap { $0.firstMatch(of: /\] (\w+)\(/).map { String($0.1) } }
+        let script = calls.filter { $0.contains(" python3[") }.compactMap {
+            $0.firstMatch(of: /\] (\w+)\(/).map { String($0.1) }
+        }
         #expect(script.suffix(6) == ["socket", "bind", "close", "socket", "connect", "close"])
-        let summary = try #require(lines.first { $0.hasSuffix(ja ? "パケット (うちカーネルが自ら送信: 1)" : "packets (1 sent by a kernel on its own)") })
+        let summary = try #require(
+            lines.first { $0.hasSuffix(ja ? "パケット (うちカーネルが自ら送信: 1)" : "packets (1 sent by a kernel on its own)") })
         #expect(Int(summary.prefix { $0.isNumber }) == calls.count, "the summary counts every call printed")
         #expect(summary.contains(ja ? "、2 パケット" : ", 2 packets"))
     }
@@ -442,7 +496,9 @@ import TestSupport
         #expect(run.process.terminationStatus == 0)
         #expect(output.contains("user site True \(scripts.dir)/sitecustomize.py"))
         let socket = try #require(Seed.calls(events, "socket").first)
-        #expect(socket["source"] as? String == "<string>:3 s = socket.socket()", "python -c: the line is quoted from the command itself")
+        #expect(
+            socket["source"] as? String == "<string>:3 s = socket.socket()",
+            "python -c: the line is quoted from the command itself")
     }
 
     /// `python -c` has no file for linecache: the hook quotes the command's own line, finding it among options as
@@ -466,7 +522,9 @@ import TestSupport
     @Test(arguments: Seed.Engine.allCases)
     func socketOptionsAreNamedWithTheirValues(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let options = scripts.write("options.py", """
+        let options = scripts.write(
+            "options.py",
+            """
             import socket, struct
             s = socket.socket()
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -490,7 +548,10 @@ import TestSupport
         let set = Seed.calls(events, "setsockopt").map(args)
         #expect(set.count == 4)
         #expect(set.first == ["fd": "3", "level": "SOL_TCP", "option": "TCP_NODELAY", "value": "1"])
-        #expect(set.dropFirst().first == ["fd": "3", "level": "SOL_SOCKET", "option": "SO_LINGER", "l_onoff": "1", "l_linger": "0"])
+        #expect(
+            set.dropFirst().first == [
+                "fd": "3", "level": "SOL_SOCKET", "option": "SO_LINGER", "l_onoff": "1", "l_linger": "0",
+            ])
         #expect(set.dropFirst(2).first == ["fd": "3", "level": "SOL_TCP", "option": "TCP_CONGESTION", "value": "reno"])
         #expect(set.last == ["fd": "3", "level": "SOL_SOCKET", "option": "SO_RCVBUF", "value": "65536"])
         let get = try #require(Seed.calls(events, "getsockopt").last)
@@ -504,8 +565,9 @@ import TestSupport
         try run.stdin.fileHandleForWriting.close()
         let text = run.finish()
         #expect(run.process.terminationStatus == 0)
-        #expect(text.split(separator: "\n").first { $0.hasPrefix("PacketFlow trace:") }
-            == #"PacketFlow trace: python3 -c $'import socket\nprint(\'it\\\'s\')'"#)
+        #expect(
+            text.split(separator: "\n").first { $0.hasPrefix("PacketFlow trace:") }
+                == #"PacketFlow trace: python3 -c $'import socket\nprint(\'it\\\'s\')'"#)
     }
 
     /// Python started by something else (a shell here; a shebang script, pytest or make alike) names its lines too.
@@ -525,9 +587,12 @@ import TestSupport
 
     @Test(arguments: Seed.Engine.allCases)
     func pythonWithIsolatedModeSaysWhyThereAreNoSourceLines(engine: Seed.Engine) throws {
-        let run = try Running([Seed.packetflow, "trace"] + engine.flags + ["--format", "jsonl", "--", "python3", "-I",
-                               "-c",
-                               "import socket; socket.socket().close()"])
+        let run = try Running(
+            [Seed.packetflow, "trace"] + engine.flags + [
+                "--format", "jsonl", "--", "python3", "-I",
+                "-c",
+                "import socket; socket.socket().close()",
+            ])
         try run.stdin.fileHandleForWriting.close()
         let events = Seed.jsonLines(run.finish())
         #expect(run.process.terminationStatus == 0)
@@ -540,13 +605,17 @@ import TestSupport
     func unixSocketAddressesAreShownAsPaths(engine: Seed.Engine) throws {
         // glibc's own name-service lookups do this too (without HOME, Python's start connects to
         // /var/run/nscd/socket): such calls must say where they went, not "?".
-        let (status, events, _) = try Self.trace(["python3", "-c", """
-            import socket
-            s = socket.socket(socket.AF_UNIX)
-            s.connect_ex("/nonexistent/packetflow.sock")
-            s.connect_ex("\\0packetflow-abstract")
-            s.close()
-            """], engine: engine)
+        let (status, events, _) = try Self.trace(
+            [
+                "python3", "-c",
+                """
+                import socket
+                s = socket.socket(socket.AF_UNIX)
+                s.connect_ex("/nonexistent/packetflow.sock")
+                s.connect_ex("\\0packetflow-abstract")
+                s.close()
+                """,
+            ], engine: engine)
         #expect(status == 0)
         let connects = events.filter { $0["type"] as? String == "call" && $0["name"] as? String == "connect" }
             .compactMap { ($0["args"] as? [String: Any])?["addr"] as? String }
@@ -557,17 +626,22 @@ import TestSupport
     func packetsAfterTheProgramExitedAreStillReported(engine: Seed.Engine) throws {
         let scripts = Scripts()
         // The peer closes its side 30 ms after the traced client has closed and exited.
-        let peer = scripts.write("peer.py", Self.listener("""
-            import time
-            c, _ = srv.accept()
-            while c.recv(64): pass
-            time.sleep(0.03)
-            c.close()
-            time.sleep(1)
-            """))
+        let peer = scripts.write(
+            "peer.py",
+            Self.listener(
+                """
+                import time
+                c, _ = srv.accept()
+                while c.recv(64): pass
+                time.sleep(0.03)
+                c.close()
+                time.sleep(1)
+                """))
         let (server, port) = try Self.start(["/usr/bin/env", "python3", peer])
         defer { server.kill() }
-        let client = scripts.write("client.py", """
+        let client = scripts.write(
+            "client.py",
+            """
             import socket, sys
             s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
             s.sendall(b"bye")
@@ -589,35 +663,45 @@ import TestSupport
     @Test(arguments: Seed.Engine.allCases)
     func aDatagramThatAnswersAfterTheProgramExitedIsStillReported(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let echo = scripts.write("late.py", Self.listener("""
-            import time
-            data, addr = srv.recvfrom(64)
-            time.sleep(0.03)
-            srv.sendto(b"late", addr)
-            time.sleep(1)
-            """, type: "SOCK_DGRAM"))
+        let echo = scripts.write(
+            "late.py",
+            Self.listener(
+                """
+                import time
+                data, addr = srv.recvfrom(64)
+                time.sleep(0.03)
+                srv.sendto(b"late", addr)
+                time.sleep(1)
+                """, type: "SOCK_DGRAM"))
         let (server, port) = try Self.start(["/usr/bin/env", "python3", echo])
         defer { server.kill() }
-        let (status, events, _) = try Self.trace(["python3", "-c", """
-            import socket, sys
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hi", ("127.0.0.1", \(port)))
-            """], engine: engine)
+        let (status, events, _) = try Self.trace(
+            [
+                "python3", "-c",
+                """
+                import socket, sys
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hi", ("127.0.0.1", \(port)))
+                """,
+            ], engine: engine)
         #expect(status == 0)
         let udp = Self.packets(events, proto: "UDP")
         #expect(udp.contains { $0["dport"] as? Int == port && $0["len"] as? Int == 2 })
-        #expect(udp.contains { $0["sport"] as? Int == port && $0["len"] as? Int == 4 }, "the answer, 30 ms after the exit")
+        #expect(
+            udp.contains { $0["sport"] as? Int == port && $0["len"] as? Int == 4 }, "the answer, 30 ms after the exit")
     }
 
     @Test(arguments: Seed.Engine.allCases)
     func ipv6ConnectSendsTheSYNOnLoopback(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let sink = scripts.write("sink6.py", Self.listener("c, _ = srv.accept(); c.recv(64); c.close()", family: "AF_INET6", host: "::1"))
+        let sink = scripts.write(
+            "sink6.py", Self.listener("c, _ = srv.accept(); c.recv(64); c.close()", family: "AF_INET6", host: "::1"))
         let (server, port) = try Self.start(["/usr/bin/env", "python3", sink])
         defer { server.kill() }
-        let (status, events, _) = try Self.trace([
-            "python3", "-c",
-            "import socket; s = socket.create_connection(('::1', \(port))); s.sendall(b'over six'); s.close()",
-        ], engine: engine)
+        let (status, events, _) = try Self.trace(
+            [
+                "python3", "-c",
+                "import socket; s = socket.create_connection(('::1', \(port))); s.sendall(b'over six'); s.close()",
+            ], engine: engine)
         #expect(status == 0)
         let connect = try #require(Seed.calls(events, "connect").first { Self.port($0["remote"]) == port })
         #expect((connect["remote"] as? String)?.contains("::1") == true)
@@ -634,7 +718,9 @@ import TestSupport
     func programKilledInsideRecvEndsTheTraceWith137AndKeepsItsPackets(engine: Seed.Engine) throws {
         let scripts = Scripts()
         let silent = scripts.write("silent.py", Self.listener("c, _ = srv.accept(); c.recv(64); time.sleep(30)"))
-        let client = scripts.write("blocked.py", """
+        let client = scripts.write(
+            "blocked.py",
+            """
             import os, socket, sys
             s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
             s.sendall(b"then wait")
@@ -679,11 +765,16 @@ import TestSupport
     /// An echo server (Python, on a free loopback port) for the attach tests, and a client script that sends its
     /// second argument to the port in its first and prints the reply.
     static func startEchoServer(_ scripts: Scripts) throws -> (server: Running, port: Int, client: String) {
-        let echo = scripts.write("echo.py", Self.listener("""
-            while True:
-                c, _ = srv.accept(); c.sendall(b"echo " + c.recv(64)); c.close()
-            """))
-        let client = scripts.write("client.py", """
+        let echo = scripts.write(
+            "echo.py",
+            Self.listener(
+                """
+                while True:
+                    c, _ = srv.accept(); c.sendall(b"echo " + c.recv(64)); c.close()
+                """))
+        let client = scripts.write(
+            "client.py",
+            """
             import socket, sys
             s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(sys.argv[2].encode())
             print(s.recv(64).decode(), flush=True)
@@ -767,8 +858,9 @@ import TestSupport
         #expect(data["context"] as? String == "call")
         let syn = try #require(Seed.packets(events).first { $0["dport"] as? Int == port && Seed.flags($0) == ["SYN"] })
         #expect(syn["consumed_by"] as? Int == Self.id(accept))
-        #expect(!Seed.packets(events).contains { ($0["len"] as? Int ?? 0) == 8 && $0["dport"] as? Int == port },
-                "the second client came after the detach")
+        #expect(
+            !Seed.packets(events).contains { ($0["len"] as? Int ?? 0) == 8 && $0["dport"] as? Int == port },
+            "the second client came after the detach")
     }
 
     /// The BPF programs process `pid` holds (its descriptors' fdinfo names their ids).
@@ -860,7 +952,10 @@ import TestSupport
     // MARK: output cut short
 
     static func hookDirectories() -> Set<String> {
-        Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("packetflow-hook.") })
+        Set(
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter {
+                $0.hasPrefix("packetflow-hook.")
+            })
     }
 
     @Test(arguments: Seed.Engine.allCases)
@@ -953,8 +1048,9 @@ import TestSupport
         _ = ebpf.finish()
         #expect(ebpf.process.terminationStatus != 0)
         let failure = ebpf.errors.split(separator: "\n")
-        #expect(failure.count == 1 && failure.first?.contains("the bpf(2) system call was refused") == true,
-                "\(failure)")
+        #expect(
+            failure.count == 1 && failure.first?.contains("the bpf(2) system call was refused") == true,
+            "\(failure)")
         #expect(failure.first?.hasSuffix("(or use --engine ptrace)") == true)
         #expect(!FileManager.default.fileExists(atPath: marker), "nothing ran")
     }

@@ -1,9 +1,10 @@
 import Glibc
 import PacketWire
-@testable import Sockets
-@testable import SyscallTrace
 import SystemCalls
 import Timeline
+
+@testable import Sockets
+@testable import SyscallTrace
 
 /// A kernel that plays a script: waitpid answers the scripted stops in order, and everything else is answered from
 /// a small world of processes, descriptors, sockets and memory that each step may change. It logs what the engine

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Real processes, real capture: `packetflow trace` on the seed's Python client and server (needs root, as CI).
 @Suite(.serialized) struct SeedTraceTests {
@@ -148,9 +148,10 @@ import TestSupport
 
         let pcap = NSTemporaryDirectory() + "trace-\(getpid()).pcapng"
         defer { try? FileManager.default.removeItem(atPath: pcap) }
-        let trace = try Running(host.prefix + [Self.packetflow, "trace"] + engine.flags + [
-            "--format", "jsonl", "-w", pcap, "--", "python3", Self.seed.appendingPathComponent("client.py").path,
-        ])
+        let trace = try Running(
+            host.prefix + [Self.packetflow, "trace"] + engine.flags + [
+                "--format", "jsonl", "-w", pcap, "--", "python3", Self.seed.appendingPathComponent("client.py").path,
+            ])
         trace.stdin.fileHandleForWriting.write(Data("hello trace\n".utf8))
         try trace.stdin.fileHandleForWriting.close()
         let output = trace.finish()
@@ -160,9 +161,10 @@ import TestSupport
         let events = Self.jsonLines(output)
         // Every object names the engine; every packet the context eBPF saw it built in (null under ptrace).
         #expect(!events.isEmpty && events.allSatisfy { $0["engine"] as? String == engine.rawValue })
-        #expect(events.filter { $0["type"] as? String == "packet" }.allSatisfy {
-            engine == .ptrace ? $0["context"] is NSNull : $0["context"] is String
-        })
+        #expect(
+            events.filter { $0["type"] as? String == "packet" }.allSatisfy {
+                engine == .ptrace ? $0["context"] is NSNull : $0["context"] is String
+            })
 
         let connect = try #require(Self.calls(events, "connect").first)
         #expect(connect["source"] as? String == "client.py:21 client.connect((HOST, D_PORT_NO))")
@@ -214,7 +216,9 @@ import TestSupport
             "/usr/bin/env", "tshark", "-r", pcap, "-Y", "tcp.port == \(clientPort)", "-T", "fields", "-e",
             "tcp.flags.str", "-e", "tcp.len", "-e", "frame.comment",
         ])
-        let rows = tshark.finish().split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        let rows = tshark.finish().split(separator: "\n").map {
+            $0.split(separator: "\t", omittingEmptySubsequences: false)
+        }
         #expect(tshark.process.terminationStatus == 0)
         let synRow = try #require(rows.first)
         #expect(synRow.count == 3 && synRow[2].contains("#\(connect["id"] as? Int ?? 0) connect at client.py:21"))
@@ -240,9 +244,10 @@ import TestSupport
 
     /// Runs with the seed port's lock held (see `withSeedPort`).
     func tracedServerShowsAcceptRecvSendAndCloseOnSeedPort(_ host: Host, _ engine: Engine) throws {
-        let trace = try Running(host.prefix + [Self.packetflow, "trace"] + engine.flags + [
-            "--format", "jsonl", "--", "python3", Self.seed.appendingPathComponent("server.py").path,
-        ])
+        let trace = try Running(
+            host.prefix + [Self.packetflow, "trace"] + engine.flags + [
+                "--format", "jsonl", "--", "python3", Self.seed.appendingPathComponent("server.py").path,
+            ])
         defer { trace.kill() }
         try #require(trace.waitFor("listening on"), "the traced seed server did not start (port 49152 busy?)")
 

@@ -1,8 +1,9 @@
 import Glibc
 import PacketWire
 import Sockets
-@testable import SyscallTrace
 import Testing
+
+@testable import SyscallTrace
 
 /// The ptrace engine's stop loop driven by a ``ScriptedKernel``: no root, no real tracee. Each test plays the stops
 /// a real kernel gives in one situation, in the order it gives them, and compares every recorded call and every
@@ -11,7 +12,8 @@ import Testing
     typealias Step = ScriptedKernel.Step
     static let client = SocketAddress(ip: IPAddress("127.0.0.1")!, port: 40000)
     static let server = SocketAddress(ip: IPAddress("127.0.0.1")!, port: 49152)
-    static let launchOptions = PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
+    static let launchOptions =
+        PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
         | PT.traceSeccomp | PT.exitKill
     static let attachOptions = PT.traceSysGood | PT.traceFork | PT.traceVfork | PT.traceClone | PT.traceExec
 
@@ -59,24 +61,31 @@ import Testing
         let send = SyscallRegisters.entry(.sendto, 3, 0x1000, 2)
         let kernel = Self.launched([
             .report(tid: 100, .seccomp, at: 5, regs: note, change: { $0.memory[0x4000] = announce }),
-            .report(tid: 100, .seccomp, at: 10, regs: send, change: {
-                $0.memory[0x1000] = Array("hi".utf8)
-                $0.memory[0x5000] = Array("client.py:7 s.send(b'hi')".utf8) + [0, 0x41]
-            }),
+            .report(
+                tid: 100, .seccomp, at: 10, regs: send,
+                change: {
+                    $0.memory[0x1000] = Array("hi".utf8)
+                    $0.memory[0x5000] = Array("client.py:7 s.send(b'hi')".utf8) + [0, 0x41]
+                }),
             .report(tid: 100, .syscall, at: 11, regs: send.returning(2)),
             .report(tid: 100, .exited(0), at: 20),
         ])
         let result = try Self.run(kernel, noteFD: -4242)
-        #expect(result.calls.map(\.summary) == [
-            "#1 python3[100/100] sendto(fd=3, data=\"hi\"(2)) = 2 [10-11] fd=3 socket=7001 local=127.0.0.1:40000 "
-                + "remote=127.0.0.1:49152 state=ESTABLISHED source=client.py:7 s.send(b'hi')",
-        ])
-        #expect(kernel.launched?.filter == LaunchFilter(
-            always: Syscall.alwaysTraced.map { Int32($0.rawValue) }, gated: Syscall.fdGated.map { Int32($0.rawValue) },
-            fds: [-4242, 3]))
-        #expect(kernel.log.map(\.description) == Self.launchRequests + [
-            "skip 100 = \(announce.count)", "cont(signal: 0) 100", "syscall(signal: 0) 100", "cont(signal: 0) 100",
-        ])
+        #expect(
+            result.calls.map(\.summary) == [
+                "#1 python3[100/100] sendto(fd=3, data=\"hi\"(2)) = 2 [10-11] fd=3 socket=7001 local=127.0.0.1:40000 "
+                    + "remote=127.0.0.1:49152 state=ESTABLISHED source=client.py:7 s.send(b'hi')"
+            ])
+        #expect(
+            kernel.launched?.filter
+                == LaunchFilter(
+                    always: Syscall.alwaysTraced.map { Int32($0.rawValue) },
+                    gated: Syscall.fdGated.map { Int32($0.rawValue) },
+                    fds: [-4242, 3]))
+        #expect(
+            kernel.log.map(\.description) == Self.launchRequests + [
+                "skip 100 = \(announce.count)", "cont(signal: 0) 100", "syscall(signal: 0) 100", "cont(signal: 0) 100",
+            ])
         Self.expectClean(kernel)
     }
 
@@ -109,12 +118,13 @@ import Testing
                 .report(tid: 100, .exited(3), at: 41),
             ])
         let result = try Self.run(kernel)
-        #expect(result.calls.map(\.summary) == [
-            "#1 python3[100/100] sendto(fd=3, data=\"hi\"(2)) = 2 [10-11] fd=3 socket=7001 local=127.0.0.1:40000 "
-                + "remote=127.0.0.1:49152 state=ESTABLISHED",
-            "#2 python3[101/101] sendto(fd=3, data=\"hi\"(2)) = 2 [30-31] fd=3 socket=7001 local=127.0.0.1:40000 "
-                + "remote=127.0.0.1:49152 state=ESTABLISHED",
-        ])
+        #expect(
+            result.calls.map(\.summary) == [
+                "#1 python3[100/100] sendto(fd=3, data=\"hi\"(2)) = 2 [10-11] fd=3 socket=7001 local=127.0.0.1:40000 "
+                    + "remote=127.0.0.1:49152 state=ESTABLISHED",
+                "#2 python3[101/101] sendto(fd=3, data=\"hi\"(2)) = 2 [30-31] fd=3 socket=7001 local=127.0.0.1:40000 "
+                    + "remote=127.0.0.1:49152 state=ESTABLISHED",
+            ])
         let (parent, child) = ("cont(signal: 0) 100", "cont(signal: 0) 101")
         #expect(
             kernel.log.map(\.description)
@@ -139,33 +149,39 @@ import Testing
     func callsAfterTheMainThreadEndedAreAskedAboutThroughTheirThread(threadPidfds: Bool) throws {
         let send = SyscallRegisters.entry(.sendto, 3, 0x1000, 2, 0, 0x1100, 16)
         let kernel = Self.launched([
-            .report(tid: 100, .event(PT.eventClone), at: 5, change: {
-                $0.eventMessages[100] = 101
-                $0.tgids[101] = 100
-            }),
+            .report(
+                tid: 100, .event(PT.eventClone), at: 5,
+                change: {
+                    $0.eventMessages[100] = 101
+                    $0.tgids[101] = 100
+                }),
             .report(tid: 101, .signal(SIGSTOP), at: 6),
-            .report(tid: 101, .seccomp, at: 10, regs: send, change: {
-                $0.leadersGone.insert(100)
-                $0.memory[0x1000] = Array("hi".utf8)
-                $0.memory[0x1100] = [2, 0, 0, 9, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]  // sockaddr_in 127.0.0.1:9
-                $0.sockets[7001] = .init(family: AF_INET, type: 2, local: SocketAddress(ip: .anyV4, port: 40001))
-            }),
+            .report(
+                tid: 101, .seccomp, at: 10, regs: send,
+                change: {
+                    $0.leadersGone.insert(100)
+                    $0.memory[0x1000] = Array("hi".utf8)
+                    $0.memory[0x1100] = [2, 0, 0, 9, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]  // sockaddr_in 127.0.0.1:9
+                    $0.sockets[7001] = .init(family: AF_INET, type: 2, local: SocketAddress(ip: .anyV4, port: 40001))
+                }),
             .report(tid: 101, .syscall, at: 11, regs: send.returning(2)),
             .report(tid: 101, .exited(7), at: 20),
             .report(tid: 100, .exited(7), at: 20),
         ])
         kernel.threadPidfds = threadPidfds
         let result = try Self.run(kernel)
-        #expect(result.calls.map(\.summary) == [
-            "#1 python3[100/101] sendto(fd=3, data=\"hi\"(2), addr=127.0.0.1:9) = 2 [10-11] fd=3 socket=7001 "
-                + "local=0.0.0.0:40001",
-        ])
+        #expect(
+            result.calls.map(\.summary) == [
+                "#1 python3[100/101] sendto(fd=3, data=\"hi\"(2), addr=127.0.0.1:9) = 2 [10-11] fd=3 socket=7001 "
+                    + "local=0.0.0.0:40001"
+            ])
         #expect(result.exitStatus == 7)
         #expect(kernel.pidfdsOpened == (threadPidfds ? ["process 100", "thread 101"] : ["process 100"]))
         #expect(kernel.duplicated == (threadPidfds ? ["100/3", "100/3"] : []))
-        #expect(kernel.log.map(\.description) == Self.launchRequests + [
-            "cont(signal: 0) 100", "cont(signal: 0) 101", "syscall(signal: 0) 101", "cont(signal: 0) 101",
-        ])
+        #expect(
+            kernel.log.map(\.description) == Self.launchRequests + [
+                "cont(signal: 0) 100", "cont(signal: 0) 101", "syscall(signal: 0) 101", "cont(signal: 0) 101",
+            ])
         Self.expectClean(kernel)
     }
 
@@ -189,10 +205,12 @@ import Testing
         #expect(result.exitStatus == 7)
         #expect(result.detached)
         #expect(kernel.pidfdsOpened == ["process 200", "thread 201"])
-        #expect(kernel.log.map(\.description) == [
-            "seize(options: \(Self.attachOptions)) 200", "seize(options: \(Self.attachOptions)) 201", "interrupt 201",
-            "syscall(signal: 0) 201",
-        ])
+        #expect(
+            kernel.log.map(\.description) == [
+                "seize(options: \(Self.attachOptions)) 200", "seize(options: \(Self.attachOptions)) 201",
+                "interrupt 201",
+                "syscall(signal: 0) 201",
+            ])
         Self.expectClean(kernel)
     }
 
@@ -211,10 +229,11 @@ import Testing
         let result = try Self.run(kernel, attach: 200)
         #expect(result.calls.isEmpty)
         #expect(result.exitStatus == 0)
-        #expect(kernel.log.map(\.description) == [
-            "seize(options: \(Self.attachOptions)) 200", "interrupt 200", "syscall(signal: 0) 200",
-            "syscall(signal: 0) 200", "syscall(signal: 0) 200",
-        ])
+        #expect(
+            kernel.log.map(\.description) == [
+                "seize(options: \(Self.attachOptions)) 200", "interrupt 200", "syscall(signal: 0) 200",
+                "syscall(signal: 0) 200", "syscall(signal: 0) 200",
+            ])
         Self.expectClean(kernel)
     }
 
@@ -239,15 +258,17 @@ import Testing
         #expect {
             try Self.run(kernel, attach: 300)
         } throws: { error in
-            (error as? TraceError)?.description == [
-                "zombie": "cannot attach to 300: it has already exited (a zombie its parent bash[1] has not collected "
-                    + "yet); there is nothing left to trace",
-                "traced": "cannot attach to 300: it is already traced by strace[400]; a process can have only one "
-                    + "tracer: stop that one first",
-                "forbidden": "cannot attach to 300: not permitted (another user's or a setuid process needs root; "
-                    + "for your own, sysctl kernel.yama.ptrace_scope=0)",
-                "gone": "no process 300: No such process",
-            ][why]
+            (error as? TraceError)?.description
+                == [
+                    "zombie":
+                        "cannot attach to 300: it has already exited (a zombie its parent bash[1] has not collected "
+                        + "yet); there is nothing left to trace",
+                    "traced": "cannot attach to 300: it is already traced by strace[400]; a process can have only one "
+                        + "tracer: stop that one first",
+                    "forbidden": "cannot attach to 300: not permitted (another user's or a setuid process needs root; "
+                        + "for your own, sysctl kernel.yama.ptrace_scope=0)",
+                    "gone": "no process 300: No such process",
+                ][why]
         }
         #expect(kernel.violations == [])
     }
@@ -263,20 +284,25 @@ import Testing
             .report(tid: 100, .syscall, at: 20, regs: recv.returning(-512)),
             .report(tid: 100, .signal(SIGALRM), at: 21),
             .report(tid: 100, .seccomp, at: 30, regs: recv),
-            .report(tid: 100, .syscall, at: 40, regs: recv.returning(5), change: {
-                $0.memory[0x2000] = Array("hello".utf8)
-            }),
+            .report(
+                tid: 100, .syscall, at: 40, regs: recv.returning(5),
+                change: {
+                    $0.memory[0x2000] = Array("hello".utf8)
+                }),
             .report(tid: 100, .exited(0), at: 50),
         ])
         let result = try Self.run(kernel)
-        #expect(result.calls.map(\.summary) == [
-            "#1 python3[100/100] recvfrom(fd=3, size=64, data=\"hello\"(5)) = 5 [10-40] fd=3 socket=7001 "
-                + "local=127.0.0.1:40000 remote=127.0.0.1:49152 state=ESTABLISHED",
-        ])
-        #expect(kernel.log.map(\.description) == Self.launchRequests + [
-            "syscall(signal: 0) 100", "cont(signal: 0) 100", "cont(signal: \(SIGALRM)) 100", "syscall(signal: 0) 100",
-            "cont(signal: 0) 100",
-        ])
+        #expect(
+            result.calls.map(\.summary) == [
+                "#1 python3[100/100] recvfrom(fd=3, size=64, data=\"hello\"(5)) = 5 [10-40] fd=3 socket=7001 "
+                    + "local=127.0.0.1:40000 remote=127.0.0.1:49152 state=ESTABLISHED"
+            ])
+        #expect(
+            kernel.log.map(\.description) == Self.launchRequests + [
+                "syscall(signal: 0) 100", "cont(signal: 0) 100", "cont(signal: \(SIGALRM)) 100",
+                "syscall(signal: 0) 100",
+                "cont(signal: 0) 100",
+            ])
         #expect(result.exitStatus == 0)
         #expect(result.detached == false)
         Self.expectClean(kernel)
@@ -296,17 +322,20 @@ import Testing
             .report(tid: 100, .exited(0), at: 50),
         ])
         let result = try Self.run(kernel)
-        #expect(result.calls.map(\.summary) == [
-            "#1 python3[100/100] recvfrom(fd=3, size=64) = -EINTR [10-30] fd=3 socket=7001 local=127.0.0.1:40000 "
-                + "remote=127.0.0.1:49152",
-            // The state just before close was ESTABLISHED, and nothing else holds the socket: close sends a FIN.
-            "#2 python3[100/100] close(fd=3) = 0 [30-31] fd=3 socket=7001 local=127.0.0.1:40000 "
-                + "remote=127.0.0.1:49152 state=FIN_WAIT1",
-        ])
-        #expect(kernel.log.map(\.description) == Self.launchRequests + [
-            "syscall(signal: 0) 100", "cont(signal: 0) 100", "cont(signal: \(SIGALRM)) 100", "syscall(signal: 0) 100",
-            "cont(signal: 0) 100",
-        ])
+        #expect(
+            result.calls.map(\.summary) == [
+                "#1 python3[100/100] recvfrom(fd=3, size=64) = -EINTR [10-30] fd=3 socket=7001 local=127.0.0.1:40000 "
+                    + "remote=127.0.0.1:49152",
+                // The state just before close was ESTABLISHED, and nothing else holds the socket: close sends a FIN.
+                "#2 python3[100/100] close(fd=3) = 0 [30-31] fd=3 socket=7001 local=127.0.0.1:40000 "
+                    + "remote=127.0.0.1:49152 state=FIN_WAIT1",
+            ])
+        #expect(
+            kernel.log.map(\.description) == Self.launchRequests + [
+                "syscall(signal: 0) 100", "cont(signal: 0) 100", "cont(signal: \(SIGALRM)) 100",
+                "syscall(signal: 0) 100",
+                "cont(signal: 0) 100",
+            ])
         Self.expectClean(kernel)
     }
 
@@ -337,23 +366,25 @@ import Testing
             .report(tid: 100, .exited(0), at: 40),
         ])
         let result = try Self.run(kernel)
-        #expect(result.calls.map(\.summary) == [
-            "#1 python3[100/100] socket(domain=AF_INET, type=SOCK_STREAM) = 4 [10-11] fd=4 socket=7002 "
-                + "local=0.0.0.0:0 state=CLOSED",
-            "#2 python3[100/100] close(fd=4) = 0 [20-21] fd=4 socket=7002 local=0.0.0.0:0 state=CLOSED",
-            "#3 python3[100/100] socket(domain=AF_INET, type=SOCK_STREAM) = 4 [30-31] fd=4 socket=7002 "
-                + "local=0.0.0.0:0 state=CLOSED",
-        ])
-        #expect(kernel.log.map(\.description) == Self.launchRequests + [
-            "syscall(signal: 0) 100", "inject 100 [4]", "syscall(signal: 0) 100",
-            // SIGALRM, held: the thread runs on into the injected call without it.
-            "syscall(signal: 0) 100", "syscall(signal: 0) 100",
-            "restore 100", "cont(signal: 0) 100", "tgkill(100, 100, \(SIGALRM))",
-            "cont(signal: \(SIGALRM)) 100",
-            "syscall(signal: 0) 100", "cont(signal: 0) 100",
-            // Descriptor 4 is covered now: no second injection.
-            "syscall(signal: 0) 100", "cont(signal: 0) 100",
-        ])
+        #expect(
+            result.calls.map(\.summary) == [
+                "#1 python3[100/100] socket(domain=AF_INET, type=SOCK_STREAM) = 4 [10-11] fd=4 socket=7002 "
+                    + "local=0.0.0.0:0 state=CLOSED",
+                "#2 python3[100/100] close(fd=4) = 0 [20-21] fd=4 socket=7002 local=0.0.0.0:0 state=CLOSED",
+                "#3 python3[100/100] socket(domain=AF_INET, type=SOCK_STREAM) = 4 [30-31] fd=4 socket=7002 "
+                    + "local=0.0.0.0:0 state=CLOSED",
+            ])
+        #expect(
+            kernel.log.map(\.description) == Self.launchRequests + [
+                "syscall(signal: 0) 100", "inject 100 [4]", "syscall(signal: 0) 100",
+                // SIGALRM, held: the thread runs on into the injected call without it.
+                "syscall(signal: 0) 100", "syscall(signal: 0) 100",
+                "restore 100", "cont(signal: 0) 100", "tgkill(100, 100, \(SIGALRM))",
+                "cont(signal: \(SIGALRM)) 100",
+                "syscall(signal: 0) 100", "cont(signal: 0) 100",
+                // Descriptor 4 is covered now: no second injection.
+                "syscall(signal: 0) 100", "cont(signal: 0) 100",
+            ])
         #expect(result.warnings == [])
         Self.expectClean(kernel)
     }
@@ -365,26 +396,31 @@ import Testing
         let seccomp = SyscallRegisters(number: 317)
         let kernel = Self.launched([
             .report(tid: 100, .seccomp, at: 10, regs: socket),
-            .report(tid: 100, .syscall, at: 11, regs: socket.returning(5), change: {
-                $0.files[100]?[5] = .socket(7003)
-                $0.sockets[7003] = .init(family: AF_INET, type: 2)
-            }),
+            .report(
+                tid: 100, .syscall, at: 11, regs: socket.returning(5),
+                change: {
+                    $0.files[100]?[5] = .socket(7003)
+                    $0.sockets[7003] = .init(family: AF_INET, type: 2)
+                }),
             .report(tid: 100, .syscall, at: 12, regs: seccomp),
             .report(tid: 100, .syscall, at: 13, regs: seccomp.returning(-Int64(EINVAL))),
             .report(tid: 100, .exited(0), at: 20),
         ])
         let result = try Self.run(kernel)
-        #expect(result.calls.map(\.summary) == [
-            "#1 python3[100/100] socket(domain=AF_INET, type=SOCK_DGRAM) = 5 [10-11] fd=5 socket=7003 local=0.0.0.0:0",
-        ])
-        #expect(result.warnings == [
-            "python3: read/write/close on descriptor 5 are not traced (adding a seccomp filter failed: Invalid "
-                + "argument); their bytes are missing from the attribution",
-        ])
-        #expect(kernel.log.map(\.description) == Self.launchRequests + [
-            "syscall(signal: 0) 100", "inject 100 [5]", "syscall(signal: 0) 100", "syscall(signal: 0) 100",
-            "restore 100", "cont(signal: 0) 100",
-        ])
+        #expect(
+            result.calls.map(\.summary) == [
+                "#1 python3[100/100] socket(domain=AF_INET, type=SOCK_DGRAM) = 5 [10-11] fd=5 socket=7003 local=0.0.0.0:0"
+            ])
+        #expect(
+            result.warnings == [
+                "python3: read/write/close on descriptor 5 are not traced (adding a seccomp filter failed: Invalid "
+                    + "argument); their bytes are missing from the attribution"
+            ])
+        #expect(
+            kernel.log.map(\.description) == Self.launchRequests + [
+                "syscall(signal: 0) 100", "inject 100 [5]", "syscall(signal: 0) 100", "syscall(signal: 0) 100",
+                "restore 100", "cont(signal: 0) 100",
+            ])
         Self.expectClean(kernel)
     }
 
@@ -415,24 +451,26 @@ import Testing
         kernel.sockets[9002] = .init(
             family: AF_INET, type: 1, local: Self.server, remote: Self.client, state: .established)
         let result = try Self.run(kernel, attach: 200)
-        #expect(result.calls.map(\.summary) == [
-            "#1 server[200/201] sendto(fd=4, data=\"hello\"(5)) = 5 [10-11] fd=4 socket=9002 local=127.0.0.1:49152 "
-                + "remote=127.0.0.1:40000 state=ESTABLISHED",
-        ])
+        #expect(
+            result.calls.map(\.summary) == [
+                "#1 server[200/201] sendto(fd=4, data=\"hello\"(5)) = 5 [10-11] fd=4 socket=9002 local=127.0.0.1:49152 "
+                    + "remote=127.0.0.1:40000 state=ESTABLISHED"
+            ])
         var listener = SocketRecord(inode: 9001, family: AF_INET, type: 1, owner: "server[200]")
         listener.local = Self.server
         var connection = SocketRecord(inode: 9002, family: AF_INET, type: 1, owner: "server[200]")
         connection.local = Self.server
         connection.remote = Self.client
         #expect(result.sockets == [9001: listener, 9002: connection])
-        #expect(kernel.log.map(\.description) == [
-            "seize(options: \(Self.attachOptions)) 200", "interrupt 200",
-            "seize(options: \(Self.attachOptions)) 201", "interrupt 201",
-            "syscall(signal: 0) 200", "syscall(signal: 0) 201",
-            "syscall(signal: 0) 201", "syscall(signal: 0) 201", "syscall(signal: 0) 200", "syscall(signal: 0) 200",
-            "interrupt 200", "interrupt 201",
-            "detach(signal: 0) 200", "detach(signal: \(SIGUSR1)) 201",
-        ])
+        #expect(
+            kernel.log.map(\.description) == [
+                "seize(options: \(Self.attachOptions)) 200", "interrupt 200",
+                "seize(options: \(Self.attachOptions)) 201", "interrupt 201",
+                "syscall(signal: 0) 200", "syscall(signal: 0) 201",
+                "syscall(signal: 0) 201", "syscall(signal: 0) 201", "syscall(signal: 0) 200", "syscall(signal: 0) 200",
+                "interrupt 200", "interrupt 201",
+                "detach(signal: 0) 200", "detach(signal: \(SIGUSR1)) 201",
+            ])
         #expect(result.detached)
         #expect(result.exitStatus == nil)
         Self.expectClean(kernel)
@@ -449,9 +487,10 @@ import Testing
         ])
         let result = try Self.run(kernel)
         #expect(result.calls.isEmpty)
-        #expect(kernel.log.map(\.description) == Self.launchRequests + [
-            "kill(100, \(SIGINT))", "kill(100, \(SIGKILL))",
-        ])
+        #expect(
+            kernel.log.map(\.description) == Self.launchRequests + [
+                "kill(100, \(SIGINT))", "kill(100, \(SIGKILL))",
+            ])
         #expect(result.exitStatus == 128 + SIGKILL)
         #expect(result.detached == false)
         Self.expectClean(kernel)

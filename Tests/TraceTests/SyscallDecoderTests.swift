@@ -1,8 +1,9 @@
 import Glibc
 import PacketWire
-@testable import SyscallTrace
 import Testing
 import Timeline
+
+@testable import SyscallTrace
 
 /// The syscall decoder on its own: registers and a program's memory in, the arguments trace shows out.
 @Suite struct SyscallDecoderTests {
@@ -59,22 +60,34 @@ import Timeline
             0x400: Self.le32(4),
         ])
         let linger = SyscallRegisters.entry(.setsockopt, 3, UInt64(SOL_SOCKET), UInt64(SO_LINGER), 0x100, 8)
-        #expect(Self.render(SyscallDecoder.arguments(.setsockopt, entry: linger, result: 0, fd: 3, addressText: nil,
-                                                     made: [], memory))
-            == "fd=3, level=SOL_SOCKET, option=SO_LINGER, l_onoff=1, l_linger=5")
+        #expect(
+            Self.render(
+                SyscallDecoder.arguments(
+                    .setsockopt, entry: linger, result: 0, fd: 3, addressText: nil,
+                    made: [], memory))
+                == "fd=3, level=SOL_SOCKET, option=SO_LINGER, l_onoff=1, l_linger=5")
         let congestion = SyscallRegisters.entry(.setsockopt, 3, 6, 13, 0x200, 7)
-        #expect(Self.render(SyscallDecoder.arguments(.setsockopt, entry: congestion, result: 0, fd: 3,
-                                                     addressText: nil, made: [], memory))
-            == "fd=3, level=SOL_TCP, option=TCP_CONGESTION, value=cubic")
+        #expect(
+            Self.render(
+                SyscallDecoder.arguments(
+                    .setsockopt, entry: congestion, result: 0, fd: 3,
+                    addressText: nil, made: [], memory))
+                == "fd=3, level=SOL_TCP, option=TCP_CONGESTION, value=cubic")
         // getsockopt returns the length through a pointer.
         let nodelay = SyscallRegisters.entry(.getsockopt, 3, 6, 1, 0x300, 0x400)
-        #expect(Self.render(SyscallDecoder.arguments(.getsockopt, entry: nodelay, result: 0, fd: 3, addressText: nil,
-                                                     made: [], memory))
-            == "fd=3, level=SOL_TCP, option=TCP_NODELAY, value=1")
+        #expect(
+            Self.render(
+                SyscallDecoder.arguments(
+                    .getsockopt, entry: nodelay, result: 0, fd: 3, addressText: nil,
+                    made: [], memory))
+                == "fd=3, level=SOL_TCP, option=TCP_NODELAY, value=1")
         // A failed call's value is not read.
-        #expect(Self.render(SyscallDecoder.arguments(.getsockopt, entry: nodelay, result: -22, fd: 3,
-                                                     addressText: nil, made: [], memory))
-            == "fd=3, level=SOL_TCP, option=TCP_NODELAY")
+        #expect(
+            Self.render(
+                SyscallDecoder.arguments(
+                    .getsockopt, entry: nodelay, result: -22, fd: 3,
+                    addressText: nil, made: [], memory))
+                == "fd=3, level=SOL_TCP, option=TCP_NODELAY")
     }
 
     @Test func socketpairShowsTheTwoDescriptorsItWrote() {
@@ -83,22 +96,31 @@ import Timeline
         let pair = SyscallDecoder.socketPair(r, ok: true, memory)
         #expect(pair == [5, 6])
         #expect(SyscallDecoder.socketPair(r, ok: false, memory) == [-1, -1])
-        #expect(Self.render(SyscallDecoder.arguments(.socketpair, entry: r, result: 0, fd: nil, addressText: nil,
-                                                     made: pair, memory))
-            == "domain=AF_UNIX, sv=[5, 6]")
+        #expect(
+            Self.render(
+                SyscallDecoder.arguments(
+                    .socketpair, entry: r, result: 0, fd: nil, addressText: nil,
+                    made: pair, memory))
+                == "domain=AF_UNIX, sv=[5, 6]")
     }
 
     /// Register values are the program's: a size above Int.max (a failed write of 2^64-1 bytes) is shown, not a trap.
     @Test func registersAboveIntMaxDoNotTrap() {
         let memory = Memory(bytes: [:])
         let write = SyscallRegisters.entry(.write, 4, 0x900, UInt64.max)
-        #expect(Self.render(SyscallDecoder.arguments(.write, entry: write, result: -14, fd: 4, addressText: nil,
-                                                     made: [], memory))
-            == "fd=4, data=\"\"(\(Int.max))")
+        #expect(
+            Self.render(
+                SyscallDecoder.arguments(
+                    .write, entry: write, result: -14, fd: 4, addressText: nil,
+                    made: [], memory))
+                == "fd=4, data=\"\"(\(Int.max))")
         let recv = SyscallRegisters.entry(.recvfrom, 4, 0x900, UInt64.max)
-        #expect(Self.render(SyscallDecoder.arguments(.recvfrom, entry: recv, result: -14, fd: 4, addressText: nil,
-                                                     made: [], memory))
-            == "fd=4, size=\(Int.max)")
+        #expect(
+            Self.render(
+                SyscallDecoder.arguments(
+                    .recvfrom, entry: recv, result: -14, fd: 4, addressText: nil,
+                    made: [], memory))
+                == "fd=4, size=\(Int.max)")
         let connect = SyscallRegisters.entry(.connect, 4, 0x900, UInt64.max)
         #expect(SyscallDecoder.address(.connect, connect, memory).1 == nil)
     }
@@ -106,12 +128,18 @@ import Timeline
     @Test func dataIsPreviewedEscapedAndCountedFromTheResult() {
         let memory = Memory(bytes: [0x800: Array("hi\n".utf8) + [0xff, 0x41]])
         let write = SyscallRegisters.entry(.write, 4, 0x800, 100)
-        #expect(Self.render(SyscallDecoder.arguments(.write, entry: write, result: 5, fd: 4, addressText: nil,
-                                                     made: [], memory))
-            == "fd=4, data=\"hi\\n\\xffA\"(5)")
+        #expect(
+            Self.render(
+                SyscallDecoder.arguments(
+                    .write, entry: write, result: 5, fd: 4, addressText: nil,
+                    made: [], memory))
+                == "fd=4, data=\"hi\\n\\xffA\"(5)")
         let recv = SyscallRegisters.entry(.recvfrom, 4, 0x800, 64)
-        #expect(Self.render(SyscallDecoder.arguments(.recvfrom, entry: recv, result: 2, fd: 4, addressText: nil,
-                                                     made: [], memory))
-            == "fd=4, size=64, data=\"hi\"(2)")
+        #expect(
+            Self.render(
+                SyscallDecoder.arguments(
+                    .recvfrom, entry: recv, result: 2, fd: 4, addressText: nil,
+                    made: [], memory))
+                == "fd=4, size=64, data=\"hi\"(2)")
     }
 }

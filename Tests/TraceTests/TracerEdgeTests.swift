@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `packetflow trace` where a program does something the stop loop must get right beyond socket calls: forks
 /// whose parents watch them, a main thread that ends before its threads, attaching where it cannot be done.
@@ -16,7 +16,9 @@ import TestSupport
     @Test(arguments: Seed.Engine.allCases)
     func aForkedChildIsNeverSeenStoppedByItsParent(engine: Seed.Engine) throws {
         let scripts = Robust.Scripts()
-        let script = scripts.write("fork.py", """
+        let script = scripts.write(
+            "fork.py",
+            """
             import os, signal
             pid = os.fork()
             if pid == 0:
@@ -206,7 +208,9 @@ extension TracerEdgeTests {
     @Test(arguments: Seed.Engine.allCases)
     func attachingToAZombieSaysItHasExited(engine: Seed.Engine) throws {
         let scripts = Robust.Scripts()
-        let parent = scripts.write("zombie.py", """
+        let parent = scripts.write(
+            "zombie.py",
+            """
             import os, sys, time
             child = os.fork()
             if child == 0:
@@ -226,8 +230,9 @@ extension TracerEdgeTests {
         let parentName = "\(comm.trimmingCharacters(in: .newlines))[\(parentPid)]"
         let r = try runProcess(packetflowBinary(), ["trace"] + engine.flags + ["--no-capture", "-p", "\(zombie)"])
         #expect(r.status == 1)
-        #expect(r.stderr == "Error: cannot attach to \(zombie): it has already exited (a zombie its parent "
-            + "\(parentName) has not collected yet); there is nothing left to trace\n")
+        #expect(
+            r.stderr == "Error: cannot attach to \(zombie): it has already exited (a zombie its parent "
+                + "\(parentName) has not collected yet); there is nothing left to trace\n")
     }
 
     /// `trace -p` of a process another tracer already holds (here a first `trace -p`). ptrace only: a process may
@@ -246,8 +251,9 @@ extension TracerEdgeTests {
         let r = try runProcess(packetflowBinary(), ["trace", "--engine", "ptrace", "--no-capture", "-p", "\(pid)"])
         #expect(r.status == 1)
         let tracer = "packetflow[\(first.process.processIdentifier)]"
-        #expect(r.stderr == "Error: cannot attach to \(pid): it is already traced by \(tracer); a process can have "
-            + "only one tracer: stop that one first\n")
+        #expect(
+            r.stderr == "Error: cannot attach to \(pid): it is already traced by \(tracer); a process can have "
+                + "only one tracer: stop that one first\n")
         kill(first.process.processIdentifier, SIGINT)
         _ = first.finish()
         #expect(Robust.tracerPid(of: pid) == 0, "the first trace let it go")

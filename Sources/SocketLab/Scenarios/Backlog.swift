@@ -13,7 +13,8 @@ extension LabScenario {
         let socketArgs: [(String, ArgumentValue)] = [
             ("family", .string(family == .ipv6 ? "AF_INET6" : "AF_INET")), ("type", .string("SOCK_STREAM|O_NONBLOCK")),
         ]
-        let listener = try lab.require("server", "socket", socketArgs, result: { Int($0.fileDescriptor) }) { () throws(Errno) in
+        let listener = try lab.require("server", "socket", socketArgs, result: { Int($0.fileDescriptor) }) {
+            () throws(Errno) in
             let s = try Socket(family: family, type: .stream)
             try s.setReuseAddress(true)
             try s.setNonBlocking(true)
@@ -33,9 +34,12 @@ extension LabScenario {
         var clients: [(String, Socket)] = []
         for n in 1...3 {
             let actor = n == 1 ? "client" : "client \(n)"
-            let s = try lab.require(actor, "socket", socketArgs, note: n == 1 ? LabText(
-                "the clients are non-blocking: connect returns EINPROGRESS and the handshake goes on without them",
-                ja: "クライアントはノンブロッキング: connect は EINPROGRESS を返し、ハンドシェイクはカーネルが続ける") : nil,
+            let s = try lab.require(
+                actor, "socket", socketArgs,
+                note: n == 1
+                    ? LabText(
+                        "the clients are non-blocking: connect returns EINPROGRESS and the handshake goes on without them",
+                        ja: "クライアントはノンブロッキング: connect は EINPROGRESS を返し、ハンドシェイクはカーネルが続ける") : nil,
                 result: { Int($0.fileDescriptor) }
             ) { () throws(Errno) in
                 let s = try Socket(family: family, type: .stream)
@@ -47,9 +51,10 @@ extension LabScenario {
             clients.append((actor, s))
             lab.step(
                 actor, "connect", [("address", config.server.argument)],
-                note: n == 3 ? LabText(
-                    "the accept queue is full: the server's kernel drops this SYN without an answer",
-                    ja: "accept キューが満杯: サーバー側カーネルはこの SYN を黙って捨てる") : nil
+                note: n == 3
+                    ? LabText(
+                        "the accept queue is full: the server's kernel drops this SYN without an answer",
+                        ja: "accept キューが満杯: サーバー側カーネルはこの SYN を黙って捨てる") : nil
             ) { () throws(Errno) in try s.connect(to: config.server) }
         }
         let (lastActor, last) = clients[2]
@@ -63,16 +68,20 @@ extension LabScenario {
         let clientAddress = try? clients[0].1.localAddress
         var accepted: [Socket] = []
         for _ in 0..<3 {
-            if case .success(let (s, _)) = lab.step("server", "accept", result: { Int($0.0.fileDescriptor) }, {
-                () throws(Errno) in try listener.accept()
-            }) {
+            if case .success(let (s, _)) = lab.step(
+                "server", "accept", result: { Int($0.0.fileDescriptor) },
+                {
+                    () throws(Errno) in try listener.accept()
+                })
+            {
                 lab.name("server", s)
                 accepted.append(s)
             }
         }
-        lab.note(LabText(
-            "accept took the two queued connections; client 3 gave up while still in SYN_SENT, so nothing is left (EAGAIN)",
-            ja: "accept はキューの2接続を取り出した。client 3 は SYN_SENT のまま諦めたので、もう何もない (EAGAIN)"))
+        lab.note(
+            LabText(
+                "accept took the two queued connections; client 3 gave up while still in SYN_SENT, so nothing is left (EAGAIN)",
+                ja: "accept はキューの2接続を取り出した。client 3 は SYN_SENT のまま諦めたので、もう何もない (EAGAIN)"))
         for (actor, s) in clients.dropLast().reversed() { lab.closeQuietly(actor, s) }
         for s in accepted { lab.closeQuietly("server", s) }
         lab.closeQuietly("server", listener)

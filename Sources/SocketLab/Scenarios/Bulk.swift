@@ -53,7 +53,8 @@ extension LabScenario {
         lab.together(
             [
                 .init("server", "sendall", [("data", .bytes(count: reply.count, preview: "yyyy…"))]) {
-                    () throws(Errno) in try second.sendAll(reply)
+                    () throws(Errno) in
+                    try second.sendAll(reply)
                     return reply.count
                 },
                 .init("client 2", "recv", [("until", .int(reply.count))]) { () throws(Errno) in

@@ -31,11 +31,13 @@ extension LabScenario {
             }
             try lab.require(
                 "server", "setsockopt", [("option", .string("TCP_QUICKACK")), ("value", .int(0))],
-                note: noDelay ? nil : LabText(
-                    "on loopback the server's kernel ACKs each segment at once, so Nagle would have nothing to wait"
-                        + " for; delayed ACKs (40 ms) make it visible, as on a real network",
-                    ja: "ループバックではサーバー側カーネルが即座に ACK するので Nagle は待つ必要がない。"
-                        + "遅延 ACK (40 ms) にすると、実ネットワークと同じく効果が見える")
+                note: noDelay
+                    ? nil
+                    : LabText(
+                        "on loopback the server's kernel ACKs each segment at once, so Nagle would have nothing to wait"
+                            + " for; delayed ACKs (40 ms) make it visible, as on a real network",
+                        ja: "ループバックではサーバー側カーネルが即座に ACK するので Nagle は待つ必要がない。"
+                            + "遅延 ACK (40 ms) にすると、実ネットワークと同じく効果が見える")
             ) { () throws(Errno) in try connection.setQuickAck(false) }
             try lab.require(
                 "client", "send ×\(writes)", [("data", dataArgument(piece))],

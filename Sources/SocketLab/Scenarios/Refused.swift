@@ -12,8 +12,11 @@ extension LabScenario {
         let family: Socket.Family = config.server.ip.isIPv6 ? .ipv6 : .ipv4
         let target = SocketAddress(ip: config.server.ip, port: config.closedPort)
         let client = try lab.require(
-            "client", "socket", [("family", .string(family == .ipv6 ? "AF_INET6" : "AF_INET")),
-                                 ("type", .string("SOCK_STREAM"))],
+            "client", "socket",
+            [
+                ("family", .string(family == .ipv6 ? "AF_INET6" : "AF_INET")),
+                ("type", .string("SOCK_STREAM")),
+            ],
             result: { Int($0.fileDescriptor) }
         ) { () throws(Errno) in try Socket(family: family, type: .stream) }
         lab.watch("client", client)

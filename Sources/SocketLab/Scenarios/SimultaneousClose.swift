@@ -22,14 +22,16 @@ extension LabScenario {
         ])
         let states = lab.calls.last?.tcpStates.map(\.1) ?? []
         if states.allSatisfy({ $0 == .timeWait || $0 == .closing }) {
-            lab.note(LabText(
-                "each FIN left before the other arrived: both sides went FIN_WAIT1 → CLOSING → TIME_WAIT",
-                ja: "互いの FIN が届く前に両方が FIN を送った: 両側とも FIN_WAIT1 → CLOSING → TIME_WAIT"))
+            lab.note(
+                LabText(
+                    "each FIN left before the other arrived: both sides went FIN_WAIT1 → CLOSING → TIME_WAIT",
+                    ja: "互いの FIN が届く前に両方が FIN を送った: 両側とも FIN_WAIT1 → CLOSING → TIME_WAIT"))
         } else {
-            lab.note(LabText(
-                "one FIN arrived before the other side's close ran, so this time it was an ordinary close"
-                    + " (the race is decided by microseconds; run again)",
-                ja: "片方の FIN が相手の close より先に届いたため、今回は通常のクローズになった (数マイクロ秒の競争; 再実行を)"))
+            lab.note(
+                LabText(
+                    "one FIN arrived before the other side's close ran, so this time it was an ordinary close"
+                        + " (the race is decided by microseconds; run again)",
+                    ja: "片方の FIN が相手の close より先に届いたため、今回は通常のクローズになった (数マイクロ秒の競争; 再実行を)"))
         }
         try? listener.close()
         return (config.server, clientAddress)

@@ -16,11 +16,12 @@ extension LabScenario {
                 "the server closes first (active close)", ja: "サーバーが先に閉じる (アクティブクローズ)")
         ) { () throws(Errno) in try connection.close() }
         try lab.require("client", "close") { () throws(Errno) in try client.close() }
-        lab.note(LabText(
-            "the active closer waits in TIME_WAIT (60 s on Linux) to resend the last ACK if the FIN comes again and"
-                + " to let old segments die; the passive closer is done",
-            ja: "先に閉じた側は TIME_WAIT で待つ (Linux では 60 秒): FIN が再送されたら最後の ACK を送り直し、"
-                + "古いセグメントが消えるのを待つ。後から閉じた側はすぐ終わる"))
+        lab.note(
+            LabText(
+                "the active closer waits in TIME_WAIT (60 s on Linux) to resend the last ACK if the FIN comes again and"
+                    + " to let old segments die; the passive closer is done",
+                ja: "先に閉じた側は TIME_WAIT で待つ (Linux では 60 秒): FIN が再送されたら最後の ACK を送り直し、"
+                    + "古いセグメントが消えるのを待つ。後から閉じた側はすぐ終わる"))
         try lab.require("server", "close", [("socket", .string("listening"))]) { () throws(Errno) in
             try listener.close()
         }
@@ -44,7 +45,8 @@ extension LabScenario {
         lab.step(
             "server", "bind", [("address", config.server.argument)],
             note: LabText(
-                "with SO_REUSEADDR the bind succeeds despite TIME_WAIT", ja: "SO_REUSEADDR があれば TIME_WAIT があっても bind できる")
+                "with SO_REUSEADDR the bind succeeds despite TIME_WAIT",
+                ja: "SO_REUSEADDR があれば TIME_WAIT があっても bind できる")
         ) { () throws(Errno) in try reusing.bind(to: config.server) }
         lab.closeQuietly("server", reusing)
         return (config.server, clientAddress)

@@ -65,7 +65,8 @@ extension LabScenario {
         lab.step(
             "client", "recv", [("bufsize", .int(2048))],
             note: LabText(
-                "the ICMP error reaches the connected socket as ECONNREFUSED", ja: "ICMP エラーは接続済みソケットに ECONNREFUSED として届く"),
+                "the ICMP error reaches the connected socket as ECONNREFUSED",
+                ja: "ICMP エラーは接続済みソケットに ECONNREFUSED として届く"),
             result: { $0.count }
         ) { () throws(Errno) in try client.recv(max: 2048, flags: .dontWait) }
         let clientAddress = try? client.localAddress
