@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -84,3 +85,5 @@ const int csys_TCP_QUICKACK = TCP_QUICKACK;
 const int csys_WALL = __WALL;
 const int csys_F_DUPFD_CLOEXEC = F_DUPFD_CLOEXEC;
 const int csys_CLONE_NEWNET = CLONE_NEWNET;
+const int csys_NETLINK_ROUTE = NETLINK_ROUTE;
+const int csys_NETLINK_SOCK_DIAG = NETLINK_SOCK_DIAG;

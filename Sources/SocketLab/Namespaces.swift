@@ -215,7 +215,7 @@ public final class PrivateLoopback: LabNetwork, @unchecked Sendable {
     /// `ip link set lo up` as one rtnetlink request (RTM_NEWLINK with IFF_UP) in the calling thread's namespace; nil
     /// when the kernel acknowledged it.
     static func bringLoopbackUp() -> Errno? {
-        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0 /* NETLINK_ROUTE */)
+        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Linux.NETLINK_ROUTE)
         guard fd >= 0 else { return Errno(rawValue: errno) }
         defer { close(fd) }
         let index = if_nametoindex("lo")

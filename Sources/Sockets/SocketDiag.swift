@@ -1,5 +1,6 @@
 import Glibc
 import PacketWire
+import SystemCalls
 
 /// The kernel's TCP sockets through sock_diag(7) netlink (`NETLINK_SOCK_DIAG`, inet_diag), filtered by state in
 /// the kernel.
@@ -47,7 +48,7 @@ public enum SocketDiag {
     public static func records(protocol: UInt8, inStates states: [TCPState]) -> [Record]? {
         let mask = states.reduce(UInt32(0)) { $0 | (1 << UInt32($1.rawValue & 31)) }
         let fd = socket(
-            AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
+            AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Linux.NETLINK_SOCK_DIAG)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var out: [Record] = []

@@ -116,4 +116,6 @@ public enum Linux {
     public static let WALL: Int32 = csys_WALL
     public static let F_DUPFD_CLOEXEC: Int32 = csys_F_DUPFD_CLOEXEC
     public static let CLONE_NEWNET: Int32 = csys_CLONE_NEWNET
+    public static let NETLINK_ROUTE: Int32 = csys_NETLINK_ROUTE
+    public static let NETLINK_SOCK_DIAG: Int32 = csys_NETLINK_SOCK_DIAG
 }

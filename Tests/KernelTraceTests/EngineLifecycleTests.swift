@@ -15,7 +15,8 @@ extension KernelTraceTests {
         /// bpf(2) refused as a container's seccomp profile refuses it: the engine says so in one line instead of
         /// failing somewhere inside libbpf. The filter covers one thread, made for the purpose.
         @Test(arguments: [EPERM, ENOSYS]) func refusedBPFCallIsExplained(error: Int32) throws {
-            let why = try onThread(refusing: [321 /* bpf */], with: error) { KernelTracer.availability() }
+            let bpf: Int32 = 321  // bpf(2) on x86_64
+            let why = try onThread(refusing: [bpf], with: error) { KernelTracer.availability() }
             #expect(why == .bpfRefused(Errno(rawValue: error)))
             let line = try #require(why?.description)
             #expect(line.contains("bpf(2)") && !line.contains("\n"), "\(line)")

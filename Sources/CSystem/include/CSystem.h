@@ -46,5 +46,8 @@ extern const int csys_TCP_QUICKACK;
 extern const int csys_WALL;
 extern const int csys_F_DUPFD_CLOEXEC;
 extern const int csys_CLONE_NEWNET;
+/// <linux/netlink.h>'s protocols: routing (to bring a namespace's lo up) and socket diagnostics (sock_diag).
+extern const int csys_NETLINK_ROUTE;
+extern const int csys_NETLINK_SOCK_DIAG;
 
 #endif
