@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets="
-files:PacketWire,PacketFiles:Fuzz/FuzzFiles.swift:Tests/Fixtures
+files:PacketWire,CSystem,SystemCalls,PacketFiles:Fuzz/FuzzFiles.swift:Tests/Fixtures
 decoder:PacketWire,Timeline,Render:Fuzz/FuzzDecoder.swift:Tests/Fixtures
-netlink:PacketWire,Sockets:Fuzz/FuzzNetlink.swift:Tests/Fixtures/netlink
-read:PacketWire,PacketFiles,Timeline,Render:Fuzz/FuzzRead.swift:Tests/Fixtures
+netlink:PacketWire,CSystem,SystemCalls,Sockets:Fuzz/FuzzNetlink.swift:Tests/Fixtures/netlink
+read:PacketWire,CSystem,SystemCalls,PacketFiles,Timeline,Render:Fuzz/FuzzRead.swift:Tests/Fixtures
 "
 build=.build-fuzz
 flags="-sanitize=fuzzer,address -parse-as-library -O -g"
@@ -24,14 +24,37 @@ mkdir -p "$build"
 build_module() { # module [modules it imports...]
     module=$1
     shift
+    if [ -d Sources/"$module"/include ]; then
+        build_c_module "$module"
+        return
+    fi
     stale=$(find Sources/"$module" -newer "$build/$module.o" -name '*.swift' 2>/dev/null)
     for dependency in "$@"; do [ "$build/$dependency.o" -nt "$build/$module.o" ] && stale=yes; done
     [ -f "$build/$module.o" ] && [ -z "$stale" ] && return
     echo "building $module" >&2
-    swiftc $flags -wmo -c -module-name "$module" -I "$build" \
+    swiftc $flags -wmo -c -module-name "$module" -I "$build" $(c_module_paths) \
         -emit-module -emit-module-path "$build/$module.swiftmodule" \
         Sources/"$module"/*.swift -o "$build/$module.o"
     # swiftc leaves an output it would write unchanged untouched; the time says when it was last checked.
+    touch "$build/$module.o"
+}
+
+# The module maps of the C targets built so far, for swiftc.
+c_module_paths() {
+    for map in "$build"/*-map; do [ -d "$map" ] && printf ' -I %s' "$map"; done
+}
+
+# A C target (a shim such as CSystem): its object, instrumented, and a module map that lets Swift import its header.
+build_c_module() { # module
+    module=$1
+    stale=$(find Sources/"$module" -newer "$build/$module.o" 2>/dev/null)
+    [ -f "$build/$module.o" ] && [ -z "$stale" ] && return
+    echo "building $module" >&2
+    mkdir -p "$build/$module-map"
+    header=$(cd Sources/"$module"/include && pwd)/$module.h
+    printf 'module %s {\n    header "%s"\n    export *\n}\n' "$module" "$header" >"$build/$module-map/module.modulemap"
+    clang -fsanitize=fuzzer-no-link,address -O1 -g -I Sources/"$module"/include \
+        -c Sources/"$module"/*.c -o "$build/$module.o"
     touch "$build/$module.o"
 }
 
@@ -46,7 +69,7 @@ run_target() { # name modules entry seeds
         objects="$objects $build/$m.o"
     done
     # shellcheck disable=SC2086
-    swiftc $flags -I "$build" "$entry" $objects -o "$build/fuzz-$name"
+    swiftc $flags -I "$build" $(c_module_paths) "$entry" $objects -o "$build/fuzz-$name"
     corpus=$(mktemp -d)
     for d in $(echo "$seeds" | tr ',' ' '); do find "$d" -type f -exec cp {} "$corpus"/ \; ; done
     mkdir -p "fuzz-out/$name"
