@@ -186,9 +186,15 @@ public enum PythonHook {
         return nil
     }
 
-    /// Writes the hook into a new private directory and returns it (remove it with ``remove(_:)``).
+    /// Where the hook's directory is made: $TMPDIR, or /tmp.
+    public static var temporaryDirectory: String {
+        getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    }
+
+    /// Writes the hook into a new private directory (mkdtemp(3) in ``temporaryDirectory``) and returns it (remove
+    /// it with ``remove(_:)``).
     public static func install() -> String? {
-        var template = Array("/tmp/packetflow-hook.XXXXXX".utf8CString)
+        var template = Array("\(temporaryDirectory)/packetflow-hook.XXXXXX".utf8CString)
         guard let dir = mkdtemp(&template) else { return nil }
         let path = String(cString: dir)
         guard let f = fopen(path + "/sitecustomize.py", "w") else { return nil }

@@ -239,7 +239,8 @@ public final class TraceSession {
                 tracerOptions.environment = PythonHook.environment(tracerOptions.environment, hookDirectory: dir)
                 tracerOptions.noteFD = PythonHook.noteFD
             } else {
-                warn("cannot write the Python hook to /tmp: calls will have no source lines")
+                warn(
+                    "cannot write the Python hook to \(PythonHook.temporaryDirectory): calls will have no source lines")
             }
         }
         defer { if let hookDirectory { PythonHook.remove(hookDirectory) } }

@@ -951,28 +951,38 @@ import Testing
 
     // MARK: output cut short
 
-    static func hookDirectories() -> Set<String> {
-        Set(
-            ((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter {
-                $0.hasPrefix("packetflow-hook.")
-            })
+    /// A temporary directory of the test's own, for TMPDIR: what the hook leaves there is this run's alone (other
+    /// tests trace at the same time and make hook directories in /tmp).
+    static func privateTemporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "pf-hook-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // Readable by the unprivileged user some tests run packetflow as.
+        chmod(path, 0o1777)
+        return path
+    }
+
+    static func hookDirectories(in directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+            $0.hasPrefix("packetflow-hook.")
+        }
     }
 
     @Test(arguments: Seed.Engine.allCases)
     func outputPipeClosedByHeadStillRemovesThePythonHook(engine: Seed.Engine) throws {
-        let before = Self.hookDirectories()
+        let temporary = try Self.privateTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
         // Enough calls that the JSON Lines overflow the pipe after head has gone.
         let program = "import socket\nfor _ in range(3000): socket.socket().close()"
         let shell = try Running([
             "/bin/sh", "-c",
-            "\(Seed.packetflow) trace --engine \(engine) --no-capture --format jsonl -- python3 -c '\(program)'"
-                + " | head -1",
+            "TMPDIR=\(temporary) \(Seed.packetflow) trace --engine \(engine) --no-capture --format jsonl -- "
+                + "python3 -c '\(program)' | head -1",
         ])
         let output = shell.finish()
         #expect(shell.process.terminationStatus == 0)
         #expect(output.hasPrefix("{\"type\":\"call\""))
         #expect(output.split(separator: "\n").count == 1)
-        #expect(Self.hookDirectories().subtracting(before).isEmpty)
+        #expect(Self.hookDirectories(in: temporary).isEmpty)
     }
 
     /// `trace --help` (the usage line of an error says to ask for it) shows the help, engines included, and runs
@@ -989,10 +999,11 @@ import Testing
     // MARK: missing privileges
 
     /// Runs packetflow as nobody with no capabilities; returns its exit status and stdout+stderr.
-    static func asNobody(_ arguments: String) throws -> (Int32, String) {
+    static func asNobody(_ arguments: String, environment: String = "") throws -> (Int32, String) {
         let shell = try Running([
             "/bin/sh", "-c",
-            "setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \(Seed.packetflow) \(arguments) 2>&1",
+            "\(environment) setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all "
+                + "\(Seed.packetflow) \(arguments) 2>&1",
         ])
         let output = shell.finish()
         return (shell.process.terminationStatus, output)
@@ -1056,13 +1067,14 @@ import Testing
     }
 
     @Test func captureWithoutCapNetRawSaysWhatToDoInOneLine() throws {
-        let before = Self.hookDirectories()
-        let (status, output) = try Self.asNobody("trace -- python3 -c pass")
+        let temporary = try Self.privateTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        let (status, output) = try Self.asNobody("trace -- python3 -c pass", environment: "TMPDIR=\(temporary)")
         #expect(status != 0)
         #expect(output.split(separator: "\n").count == 1)
         #expect(output.contains("needs root or CAP_NET_RAW"))
         #expect(output.contains("--no-capture"))
-        #expect(Self.hookDirectories().subtracting(before).isEmpty)
+        #expect(Self.hookDirectories(in: temporary).isEmpty)
         // And without capture the same user can trace its own program.
         let (traced, calls) = try Self.asNobody("trace --no-capture -- sh -c 'exit 3'")
         #expect(traced == 3)
