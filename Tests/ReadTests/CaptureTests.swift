@@ -7,7 +7,36 @@ import Testing
 /// Live capture on loopback written with our PcapngWriter, then read back by tshark: same packets.
 @Suite(.serialized) struct CaptureTests {
     @Test func capturedPcapngIsReadableByTshark() throws {
-        let port = 46_000 + Int.random(in: 0..<1000)
+        // The kernel picks the port (a fixed or random one can be another test's ephemeral port: EADDRINUSE); the
+        // program prints it, then waits on its standard input until the capture for that port is open.
+        let traffic = Process()
+        traffic.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        traffic.arguments = [
+            "python3", "-c",
+            """
+            import socket, sys, threading
+            s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)
+            port = s.getsockname()[1]
+            print(port, flush=True); sys.stdin.readline()
+            def serve():
+                c, _ = s.accept(); c.sendall(b'pong:' + c.recv(100)); c.close()
+            t = threading.Thread(target=serve); t.start()
+            k = socket.create_connection(('127.0.0.1', port)); k.sendall('こんにちは'.encode()); k.recv(100)
+            k.close(); t.join()
+            """,
+        ]
+        let input = Pipe()
+        let output = Pipe()
+        traffic.standardInput = input
+        traffic.standardOutput = output
+        try traffic.run()
+        defer { if traffic.isRunning { traffic.terminate() } }
+        var line: [UInt8] = []
+        while line.last != UInt8(ascii: "\n"), let byte = try output.fileHandleForReading.read(upToCount: 1)?.first {
+            line.append(byte)
+        }
+        let printed = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let port = try #require(Int(printed), "the program's port: \(printed)")
         let capture: LiveCapture
         do {
             capture = try LiveCapture(LiveCapture.Options(interface: "lo", filter: "tcp port \(port)"))
@@ -19,23 +48,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try PcapngWriter(path: path)
         try writer.addInterface(linkType: capture.linkType, name: "lo")
-
-        let traffic = Process()
-        traffic.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        traffic.arguments = [
-            "python3", "-c",
-            """
-            import socket, threading
-            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(('127.0.0.1', \(port))); s.listen(1)
-            def serve():
-                c, _ = s.accept(); c.sendall(b'pong:' + c.recv(100)); c.close()
-            t = threading.Thread(target=serve); t.start()
-            k = socket.create_connection(('127.0.0.1', \(port))); k.sendall('こんにちは'.encode()); k.recv(100)
-            k.close(); t.join()
-            """,
-        ]
-        try traffic.run()
+        try input.fileHandleForWriting.write(contentsOf: Array("go\n".utf8))
+        try input.fileHandleForWriting.close()
         var written: [(Int64, Int)] = []
         // Capture until the program has exited and the wire has been quiet for a while (a loaded machine can take
         // seconds to start Python), with a generous cap.
