@@ -29,7 +29,13 @@ public final class KernelEngine: TraceEngine {
         do throws(KernelTraceError) {
             // The session settles on the sockets (which connections can still send); converting every call for it
             // as well, then again at the end, took ~7 ms a thousand exchanges.
-            let run = try tracer.run(started: started, settle: { settle(Self.result($0, calls: false)) })
+            let run = try tracer.run(
+                started: started,
+                settle: {
+                    var result = Self.result($0, calls: false)
+                    result.closedConnections = $0.closedConnections
+                    settle(result)
+                })
             packets = run.packets
             return Self.result(run)
         } catch {

@@ -19,6 +19,9 @@ public struct TraceResult: Sendable {
     public var detached: Bool
     /// Things the tracer could not do, one line each (e.g. a socket whose read/write calls could not be followed).
     public var warnings: [String] = []
+    /// TCP connections (one end, the other) the engine saw closed at both ends on the wire, so that nothing more
+    /// can come from them: the eBPF engine's packet records tell it; the ptrace engine sees no packets (empty).
+    public var closedConnections: [(SocketAddress, SocketAddress)] = []
 }
 
 /// The engine's former name, kept for the programs that use it.

@@ -250,7 +250,7 @@ public final class TraceSession {
         // A program we detached from goes on talking, and what it sends now no call of ours caused: no wait then.
         let settle = { (result: TraceResult) in
             guard let capture, !result.detached || result.exitStatus != nil else { return }
-            let connections = TraceSettling(result.sockets)
+            let connections = TraceSettling(result.sockets, closedOnTheWire: result.closedConnections)
             capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
         }
         // With -p, say when the program is being traced: eBPF takes a moment to load, and stops nothing that

@@ -122,6 +122,10 @@ import Timeline
         case .closeWait?: #expect([.lastAck, .closed].contains(clientClose.socket?.tcpState))
         case let other: Issue.record("state before the client's close: \(String(describing: other))")
         }
+        // Both ends closed and every FIN acknowledged, as the packet records show it: the session need not ask the
+        // kernel's socket table whether the connection can still send.
+        let ends = try #require(connect.socket.flatMap { s in s.local.flatMap { l in s.remote.map { (l, $0) } } })
+        #expect(run.closedConnections.contains { Set([$0.0, $0.1]) == Set([ends.0, ends.1]) })
         let set = try #require(only(.setsockopt))
         let traced = try #require(set.tracedCall)
         #expect(traced.args.map(\.0) == ["fd", "level", "option", "value"])
