@@ -117,7 +117,7 @@ func writeTemporaryPage(_ text: String, name: String) throws -> String {
     var template = Array("\(directory)/packetflow-\(name)-XXXXXX.html".utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 5) }
     guard fd >= 0 else { throw CLIError("cannot create a page in \(directory): \(Errno(rawValue: errno).message)") }
-    let path = String(cString: template)
+    let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     _ = fchmod(fd, 0o644)
     try write(text, to: FileDescriptor(rawValue: fd), path: path)
     return path
