@@ -137,10 +137,12 @@ public final class KernelTracer {
                 }
             }
         }
+        // What the program queued between the last drain and its exit, before the session settles on it (the
+        // records of its last packets tell which connections are closed).
+        _ = ring_buffer__consume(ring)
         if !root.isChild && !root.alive && !leftRunning {
             // An attached process is not our child, so wait(2) cannot say how it ended; the program saw its last
             // thread exit, with the status wait(2) would have given its parent.
-            _ = ring_buffer__consume(ring)
             root.exitStatus = collector.exitStatus(of: root.pid)
         }
         settle(collector.finish(exitStatus: root.exitStatus, detached: options.attach != nil, globals: nil))
