@@ -1,7 +1,7 @@
 import Foundation
 import PackagePlugin
 
-/// Compiles the eBPF trace engine's kernel program (CKernelTrace/bpf/kernel_trace.bpf.c) with the toolchain's own
+/// Compiles the eBPF trace engine's kernel program (CKernelTrace/bpf/kernel_trace.bpf.c and its kernel_types.h) with the toolchain's own
 /// clang (`-target bpf -O2 -g`: BTF and CO-RE relocations, so one object runs on any kernel with BTF) and embeds
 /// the object in the target as Swift source, which the loader opens from memory. Nothing compiled is kept in git
 /// and no kernel header is generated: the program declares the few kernel fields it reads.
@@ -34,7 +34,10 @@ struct BPFProgram: BuildToolPlugin {
                     "-target", "bpf", "-O2", "-g", "-Wall", "-Wno-unused-parameter", "-I", include.path,
                     "-c", source.path, "-o", object.path,
                 ],
-                inputFiles: [source, include.appending(path: "KernelTraceEvents.h")],
+                inputFiles: [
+                    source, shims.directoryURL.appending(path: "bpf/kernel_types.h"),
+                    include.appending(path: "KernelTraceEvents.h"),
+                ],
                 outputFiles: [swift])
         ]
     }
