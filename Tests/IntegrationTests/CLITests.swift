@@ -9,17 +9,6 @@ func packetflowBinaryChecked() throws -> URL {
     return candidate
 }
 
-/// Reads `pipe` until a line containing `marker` arrives (a probe connection would count as a client).
-func waitForLine(_ pipe: Pipe, containing marker: String) -> String {
-    var seen = ""
-    while !seen.contains(marker) {
-        let chunk = pipe.fileHandleForReading.availableData
-        if chunk.isEmpty { break }
-        seen += String(decoding: chunk, as: UTF8.self)
-    }
-    return seen
-}
-
 @Suite(.serialized) struct CLITests {
     @Test func serverAndClientTalkAndCtrlCStopsTheServer() throws {
         let bin = try packetflowBinaryChecked()

@@ -2,6 +2,7 @@ import Foundation
 import KernelTrace
 import Sockets
 import SyscallTrace
+import TestSupport
 import Testing
 
 extension KernelTraceTests {
@@ -100,8 +101,7 @@ extension KernelTraceTests {
             process.standardOutput = output
             try process.run()
             defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-            let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
-            let port = try #require(UInt16(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let port = try #require(UInt16(firstLine(output)))
             Thread.sleep(forTimeInterval: 0.1)  // into accept
             var options = KernelTracer.Options()
             options.attach = process.processIdentifier

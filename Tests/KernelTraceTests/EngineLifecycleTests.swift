@@ -84,8 +84,7 @@ extension KernelTraceTests {
             process.standardOutput = output
             try process.run()
             defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-            let ready = output.fileHandleForReading.availableData
-            #expect(String(decoding: ready, as: UTF8.self).hasPrefix("ready"))
+            #expect(firstLine(output).hasPrefix("ready"))
 
             var options = KernelTracer.Options()
             options.attach = process.processIdentifier

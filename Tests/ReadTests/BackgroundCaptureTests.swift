@@ -65,9 +65,7 @@ import Testing
         program.standardOutput = fromProgram
         try program.run()
         defer { if program.isRunning { kill(program.processIdentifier, SIGKILL) } }
-        let portLine = fromProgram.fileHandleForReading.availableData
-        let port = try #require(
-            UInt16(String(decoding: portLine, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let port = try #require(UInt16(firstLine(fromProgram)))
 
         var options = LiveCapture.Options(interface: "lo", filter: "tcp port \(port)")
         options.immediate = false

@@ -2,6 +2,7 @@ import Foundation
 import PacketCapture
 import PacketFiles
 import PacketWire
+import TestSupport
 import Testing
 
 /// Live capture on loopback written with our PcapngWriter, then read back by tshark: same packets.
@@ -31,11 +32,7 @@ import Testing
         traffic.standardOutput = output
         try traffic.run()
         defer { if traffic.isRunning { traffic.terminate() } }
-        var line: [UInt8] = []
-        while line.last != UInt8(ascii: "\n"), let byte = try output.fileHandleForReading.read(upToCount: 1)?.first {
-            line.append(byte)
-        }
-        let printed = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let printed = firstLine(output)
         let port = try #require(Int(printed), "the program's port: \(printed)")
         let capture: LiveCapture
         do {

@@ -265,13 +265,7 @@ func testConfiguration(clientTimeout: Duration = .seconds(5), maxMessageSize: In
             process.waitUntilExit()
         }
         // The fixture prints one line once it listens; read until then (or until it dies).
-        var banner = Data()
-        while !banner.contains(UInt8(ascii: "\n")) {
-            let chunk = stdout.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            banner.append(chunk)
-        }
-        #expect(String(decoding: banner, as: UTF8.self).hasPrefix("listening on 127.0.0.2:49152"))
+        #expect(waitForLine(stdout).hasPrefix("listening on 127.0.0.2:49152"))
 
         let client = SeedClient()
         let first = try client.send("こんにちは")

@@ -81,3 +81,21 @@ public func installedTool(_ name: String) -> URL? {
     ["/usr/bin/", "/usr/sbin/", "/usr/local/bin/", "/bin/"].map { URL(fileURLWithPath: $0 + name) }
         .first { FileManager.default.isExecutableFile(atPath: $0.path) }
 }
+
+/// Reads a child's output `pipe` until a line containing `marker` has arrived, or to its end; returns all read.
+/// For the line a program prints once it is ready (it listens, it has its port), which can arrive in pieces.
+public func waitForLine(_ pipe: Pipe, containing marker: String = "\n") -> String {
+    var seen = Data()
+    while !String(decoding: seen, as: UTF8.self).contains(marker) {
+        let chunk = pipe.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        seen.append(chunk)
+    }
+    return String(decoding: seen, as: UTF8.self)
+}
+
+/// The first line a child writes to `pipe` (waiting for all of it), without its newline and surrounding spaces.
+public func firstLine(_ pipe: Pipe) -> String {
+    String(waitForLine(pipe).split(separator: "\n", omittingEmptySubsequences: false)[0])
+        .trimmingCharacters(in: .whitespaces)
+}
