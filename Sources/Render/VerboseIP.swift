@@ -189,16 +189,12 @@ extension PacketText {
                 guard let l = b.u8(at + 1) else { return false }
                 optionLength = Int(l)
                 if optionLength < 2 {
-                    o.append(" [bad length ")
-                    o.decimal(optionLength)
-                    o.byte(UInt8(ascii: "]"))
+                    bad("length", optionLength, spaced: true, into: &o)
                     return true
                 }
             }
             if optionLength > remaining {
-                o.append(" [bad length ")
-                o.decimal(optionLength)
-                o.byte(UInt8(ascii: "]"))
+                bad("length", optionLength, spaced: true, into: &o)
                 return true
             }
             guard let option = b.slice(at, optionLength) else { return false }
@@ -208,9 +204,7 @@ extension PacketText {
             case 7, 131, 137: guard routeOption(option, into: &o) else { return false }
             case 148:
                 if optionLength < 4 {
-                    o.append(" [bad length ")
-                    o.decimal(optionLength)
-                    o.byte(UInt8(ascii: "]"))
+                    bad("length", optionLength, spaced: true, into: &o)
                 } else if let value = option.u16(2), value != 0 {
                     o.append(" value ")
                     o.decimal(value)
@@ -223,26 +217,30 @@ extension PacketText {
         return true
     }
 
+    /// tcpdump's "[bad length N]", "[bad ptr N]", "[bad ts type N]" for a malformed option, after a space if `spaced`.
+    private static func bad(_ what: StaticString, _ value: some BinaryInteger, spaced: Bool, into o: inout OutputBuffer)
+    {
+        o.append(spaced ? " [bad " : "[bad ")
+        o.append(what)
+        o.byte(0x20)
+        o.decimal(value)
+        o.byte(UInt8(ascii: "]"))
+    }
+
     /// `ip_printroute`.
     private static func routeOption(_ b: ByteView, into o: inout OutputBuffer) -> Bool {
         let length = b.count
         if length < 3 {
-            o.append(" [bad length ")
-            o.decimal(length)
-            o.byte(UInt8(ascii: "]"))
+            bad("length", length, spaced: true, into: &o)
             return true
         }
         if (length + 1) & 3 != 0 {
-            o.append(" [bad length ")
-            o.decimal(length)
-            o.byte(UInt8(ascii: "]"))
+            bad("length", length, spaced: true, into: &o)
         }
         let raw = Int(b.u8(2) ?? 0)
         let pointer = raw - 1
         if pointer < 3 || (pointer + 1) & 3 != 0 || pointer > length + 1 {
-            o.append(" [bad ptr ")
-            o.decimal(raw)
-            o.byte(UInt8(ascii: "]"))
+            bad("ptr", raw, spaced: true, into: &o)
         }
         var at = 3
         while at < length {
@@ -259,25 +257,19 @@ extension PacketText {
     private static func timestampOption(_ b: ByteView, into o: inout OutputBuffer) -> Bool {
         let length = b.count
         if length < 4 {
-            o.append("[bad length ")
-            o.decimal(length)
-            o.byte(UInt8(ascii: "]"))
+            bad("length", length, spaced: false, into: &o)
             return true
         }
         o.append(" TS{")
         let flags = b.u8(3) ?? 0
         let hop = flags & 0xf != 0 ? 8 : 4
         if (length - 4) & (hop - 1) != 0 {
-            o.append("[bad length ")
-            o.decimal(length)
-            o.byte(UInt8(ascii: "]"))
+            bad("length", length, spaced: false, into: &o)
         }
         let raw = Int(b.u8(2) ?? 0)
         let pointer = raw - 1
         if pointer < 4 || (pointer - 4) & (hop - 1) != 0 || pointer > length + 1 {
-            o.append("[bad ptr ")
-            o.decimal(raw)
-            o.byte(UInt8(ascii: "]"))
+            bad("ptr", raw, spaced: false, into: &o)
         }
         var at = 0
         switch flags & 0xf {
@@ -285,9 +277,7 @@ extension PacketText {
         case 1: o.append("TS+ADDR")
         case 3: o.append("PRESPEC")
         default:
-            o.append("[bad ts type ")
-            o.decimal(flags & 0xf)
-            o.byte(UInt8(ascii: "]"))
+            bad("ts type", flags & 0xf, spaced: false, into: &o)
         }
         if [0, 1, 3].contains(flags & 0xf) {
             at = 4

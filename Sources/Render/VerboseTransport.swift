@@ -155,15 +155,7 @@ extension PacketText {
         guard let sum = transportChecksum(d, bytes: bytes, at: d.payloadOffset - 8, length: length, proto: 17) else {
             return
         }
-        if sum != 0 {
-            o.append("[bad udp cksum 0x")
-            o.hex(UInt64(udp.checksum), width: 4)
-            o.append(" -> 0x")
-            o.hex(UInt64(InternetChecksum.shouldBe(udp.checksum, sum)), width: 4)
-            o.append("!] ")
-        } else {
-            o.append("[udp sum ok] ")
-        }
+        checksumVerdict("udp", field: udp.checksum, sum: sum, into: &o)
     }
 
     /// icmp6_print's "[icmp6 sum ok] " / "[bad icmp6 cksum 0x0000 -> 0xd9ce!] ", before "ICMP6".
@@ -171,14 +163,23 @@ extension PacketText {
         guard case .icmp(let icmp) = d.transport, icmp.length > 0,
             let sum = transportChecksum(d, bytes: bytes, at: d.payloadOffset - 8, length: icmp.length, proto: 58)
         else { return }
+        checksumVerdict("icmp6", field: icmp.checksum, sum: sum, into: &o)
+    }
+
+    /// "[NAME sum ok] ", or "[bad NAME cksum 0xFIELD -> 0xSHOULDBE!] " when the sum over the packet is not 0.
+    private static func checksumVerdict(_ name: String, field: UInt16, sum: UInt16, into o: inout OutputBuffer) {
         if sum != 0 {
-            o.append("[bad icmp6 cksum 0x")
-            o.hex(UInt64(icmp.checksum), width: 4)
+            o.append("[bad ")
+            o.append(name)
+            o.append(" cksum 0x")
+            o.hex(UInt64(field), width: 4)
             o.append(" -> 0x")
-            o.hex(UInt64(InternetChecksum.shouldBe(icmp.checksum, sum)), width: 4)
+            o.hex(UInt64(InternetChecksum.shouldBe(field, sum)), width: 4)
             o.append("!] ")
         } else {
-            o.append("[icmp6 sum ok] ")
+            o.byte(UInt8(ascii: "["))
+            o.append(name)
+            o.append(" sum ok] ")
         }
     }
 
