@@ -134,16 +134,6 @@ public enum KernelPacketContext: Sendable, Hashable {
     case afterCall(lastCall: Int?, syscall: Int32?, exiting: Bool)
     /// A task that is not traced, in process context (an untraced peer on this host).
     case untraced
-
-    /// The JSON Lines `"context"` value: "call", "softirq", "after-call", "untraced".
-    public var label: String {
-        switch self {
-        case .call: "call"
-        case .softirq: "softirq"
-        case .afterCall: "after-call"
-        case .untraced: "untraced"
-        }
-    }
 }
 
 /// What identifies a packet in a capture of the same wire: the ends, the protocol, and for TCP the sequence and

@@ -165,15 +165,7 @@ import Testing
 
     @Test func curlHasTheSameCallForEachPacket() throws {
         let scripts = Robust.Scripts()
-        let http = scripts.write(
-            "httpd.py",
-            """
-            import http.server
-            s = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-            print("port", s.server_port, flush=True)
-            s.serve_forever()
-            """)
-        let (server, port) = try Robust.start(["/usr/bin/env", "python3", http])
+        let (server, port) = try Robust.startHTTPServer(scripts)
         defer { server.kill() }
         let curl = ["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]
         let checked = Self.expectAgreement(

@@ -89,15 +89,7 @@ import Testing
     @Test(arguments: Seed.Engine.allCases)
     func curlConnectSendsTheSYNAndItsSendTheRequest(engine: Seed.Engine) throws {
         let scripts = Scripts()
-        let http = scripts.write(
-            "httpd.py",
-            """
-            import http.server
-            s = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-            print("port", s.server_port, flush=True)
-            s.serve_forever()
-            """)
-        let (server, port) = try Self.start(["/usr/bin/env", "python3", http])
+        let (server, port) = try Self.startHTTPServer(scripts)
         defer { server.kill() }
         let (status, events, _) = try Self.trace(
             ["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"], engine: engine)
@@ -760,6 +752,19 @@ import Testing
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         return status.split(separator: "\n").first { $0.hasPrefix("TracerPid:") }
             .flatMap { Int($0.dropFirst(10).trimmingCharacters(in: .whitespaces)) }
+    }
+
+    /// Python's http.server on a free loopback port (curl's peer), serving the scripts' directory.
+    static func startHTTPServer(_ scripts: Scripts) throws -> (server: Running, port: Int) {
+        let http = scripts.write(
+            "httpd.py",
+            """
+            import http.server
+            s = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+            print("port", s.server_port, flush=True)
+            s.serve_forever()
+            """)
+        return try Self.start(["/usr/bin/env", "python3", http])
     }
 
     /// An echo server (Python, on a free loopback port) for the attach tests, and a client script that sends its
