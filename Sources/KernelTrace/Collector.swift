@@ -180,28 +180,34 @@ final class Collector {
         }
     }
 
-    /// Numbers the calls by start (ties by kernel id, the entry order) and resolves each packet's calls.
-    func finish(exitStatus: Int32?, detached: Bool, globals: kt_globals?) -> KernelTraceRun {
+    /// Numbers the calls by start (ties by kernel id, the entry order) and, `resolvingPackets`, each packet's calls
+    /// (without, the packets keep the context they were recorded with).
+    func finish(exitStatus: Int32?, detached: Bool, globals: kt_globals?, resolvingPackets: Bool = true)
+        -> KernelTraceRun
+    {
         calls.sort { ($0.start, $0.kernelID) < ($1.start, $1.kernelID) }
         var number: [UInt64: Int] = [:]
         for i in calls.indices {
             calls[i].number = i + 1
             number[calls[i].kernelID] = i + 1
         }
-        let resolved = packets.map { pending -> KernelPacket in
-            var p = pending.packet
-            let inCall = pending.callID != 0 ? number[pending.callID] : nil
-            if pending.softirq != 0 {
-                p.context = .softirq(Softirq(vector: pending.softirq - 1), interrupted: inCall)
-            } else if pending.traced, let inCall {
-                p.context = .call(inCall, ownSocket: p.socketPointer != 0 && p.socketPointer == pending.callSocket)
-            } else if pending.traced {
-                p.context = .afterCall(
-                    lastCall: pending.lastCallID != 0 ? number[pending.lastCallID] : nil,
-                    syscall: pending.syscall >= 0 ? pending.syscall : nil, exiting: pending.exiting)
+        let resolved =
+            !resolvingPackets
+            ? packets.map(\.packet)
+            : packets.map { pending -> KernelPacket in
+                var p = pending.packet
+                let inCall = pending.callID != 0 ? number[pending.callID] : nil
+                if pending.softirq != 0 {
+                    p.context = .softirq(Softirq(vector: pending.softirq - 1), interrupted: inCall)
+                } else if pending.traced, let inCall {
+                    p.context = .call(inCall, ownSocket: p.socketPointer != 0 && p.socketPointer == pending.callSocket)
+                } else if pending.traced {
+                    p.context = .afterCall(
+                        lastCall: pending.lastCallID != 0 ? number[pending.lastCallID] : nil,
+                        syscall: pending.syscall >= 0 ? pending.syscall : nil, exiting: pending.exiting)
+                }
+                return p
             }
-            return p
-        }
         var counters = KernelTraceCounters()
         counters.malformedRecords = malformed
         if let g = globals {

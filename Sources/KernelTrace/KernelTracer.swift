@@ -145,7 +145,11 @@ public final class KernelTracer {
             // thread exit, with the status wait(2) would have given its parent.
             root.exitStatus = collector.exitStatus(of: root.pid)
         }
-        settle(collector.finish(exitStatus: root.exitStatus, detached: options.attach != nil, globals: nil))
+        // The settling needs the sockets, the packets' keys and the counters (lost records), not the packets' calls.
+        settle(
+            collector.finish(
+                exitStatus: root.exitStatus, detached: options.attach != nil, globals: program.globals(),
+                resolvingPackets: false))
         collector.offset = Clocks.realtimeOffset()
         _ = ring_buffer__consume(ring)
         program.detach()

@@ -15,8 +15,8 @@ public struct TraceSettling: Sendable {
     /// (local, remote) of each traced TCP socket, and the same pair reversed for a peer on this host.
     let ends: Set<Pair>
     let hasUDP: Bool
-    /// The connections the engine saw closed at both ends, in both orders.
-    let closed: Set<Pair>
+    /// Every connection was seen closed at both ends on the wire.
+    let closedOnTheWire: Bool
 
     struct Pair: Hashable, Sendable {
         var local: SocketAddress
@@ -38,7 +38,7 @@ public struct TraceSettling: Sendable {
             closed.insert(Pair(local: a, remote: b))
             closed.insert(Pair(local: b, remote: a))
         }
-        self.closed = closed
+        self.closedOnTheWire = ends.isSubset(of: closed)
     }
 
     /// The states in which a connection can still send by itself.
@@ -51,7 +51,7 @@ public struct TraceSettling: Sendable {
     /// thousands of TIME_WAIT rows; the dump still walks them, ~14 ms with 66,000).
     public func settled() -> Bool {
         if hasUDP { return false }
-        if ends.isSubset(of: closed) { return true }
+        if closedOnTheWire { return true }
         guard let busy = SocketDiag.tcpSockets(inStates: Self.sending) else { return false }
         return !busy.contains { ends.contains(Pair(local: $0.local, remote: $0.remote)) }
     }
