@@ -168,12 +168,15 @@ public struct TraceAttributor {
         var directions: [StreamDirection: DirectionState] = [:]
         var udpSendUsed: Set<Int> = []
         var udpRecvUsed: Set<Int> = []
-        let byId = Dictionary(uniqueKeysWithValues: calls.map { ($0.id, $0) })
+        // Each call's position by id (positions, not copies of whole calls with their strings and arguments).
+        let position = Dictionary(uniqueKeysWithValues: calls.indices.map { (calls[$0].id, $0) })
         let index = PortIndex(sockets)
         // The time of each port-less socket's connect(2), during which its SYN and the peer's answer pass.
         var windows: [UInt64: (start: Timestamp, end: Timestamp)] = [:]
         for s in index.portless.values.joined() {
-            if let id = ledgers[s.inode]?.connect, let c = byId[id] { windows[s.inode] = (c.start, c.end) }
+            if let id = ledgers[s.inode]?.connect, let i = position[id] {
+                windows[s.inode] = (calls[i].start, calls[i].end)
+            }
         }
         for i in packets.indices {
             var p = packets[i]
@@ -284,7 +287,7 @@ public struct TraceAttributor {
             p.call = call
             if reason == nil && call == nil && sender != nil { reason = .sentBy(nil) }
             p.kernel = reason
-            if let c = call, let callEvent = byId[c] { p.sender = callEvent.actor }
+            if let c = call, let i = position[c] { p.sender = calls[i].actor }
 
             mine.sent.record(seq: seq, length: p.length, flags: flags, ack: ack, window: p.window)
             directions[key] = mine
