@@ -248,10 +248,16 @@ public final class TraceSession {
         // Packets after the program exited (its FIN's ACK, the peer's FIN) still belong in the picture: the engine
         // waits, still watching, for a quiet wire, or only until every traced connection has nothing left to send.
         // A program we detached from goes on talking, and what it sends now no call of ours caused: no wait then.
+        // Once settled nothing more is the program's: the capture stops there, on another core (the stop waits a
+        // read timeout for the kernel's last block), while the engine finishes its records.
+        var stopping: Concurrently<Result<CaptureRecording, CaptureError>>?
         let settle = { (result: TraceResult) in
-            guard let capture, !result.detached || result.exitStatus != nil else { return }
-            let connections = TraceSettling(result.sockets, closedOnTheWire: result.closedConnections)
-            capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
+            guard let capture else { return }
+            if !result.detached || result.exitStatus != nil {
+                let connections = TraceSettling(result.sockets, closedOnTheWire: result.closedConnections)
+                capture.waitUntilQuiet(idle: .milliseconds(100), limit: .seconds(1), settled: connections.settled)
+            }
+            stopping = Self.stop(capture)
         }
         // With -p, say when the program is being traced: eBPF takes a moment to load, and stops nothing that
         // would show it (strace says so too).
@@ -275,25 +281,17 @@ public final class TraceSession {
                 result = try ptrace.run(started: { attached(ptrace) }, settle: settle)
             }
         } catch {
-            _ = try? capture?.stop()
+            if let stopping { _ = stopping.value() } else { _ = try? capture?.stop() }
             throw error
         }
         for line in result.warnings { warn(line) }
 
-        // Steps that do not wait for each other run on both cores: the capture's stop (it waits a read timeout for
-        // its last block) beside the calls' events, the kernel's contexts beside the attribution.
-        let stopping = capture.map { capture in
-            Concurrently { () -> Result<CaptureRecording, CaptureError> in
-                do throws(CaptureError) { return .success(try capture.finish(closeInBackground: true)) } catch {
-                    return .failure(error)
-                }
-            }
-        }
-        // Half the calls' events on another core (9000 calls: ~7 ms on one).
+        // Steps that do not wait for each other run on both cores: the capture's stop (begun when the wire settled)
+        // beside the calls' events, the kernel's contexts beside the attribution.
+        if stopping == nil, let capture { stopping = Self.stop(capture) }
+        // The calls' events on both cores (9000 calls: ~7 ms on one).
         let traced = result.calls
-        let firstHalf = Concurrently { traced.prefix(traced.count / 2).map(\.event) }
-        let secondHalf = traced.dropFirst(traced.count / 2).map(\.event)
-        let calls = firstHalf.value() + secondHalf
+        let calls = mapInHalves(count: traced.count) { traced[$0].map(\.event) }
         var packets: [PacketEvent] = []
         var shown: [PacketEvent] = []
         var raw: [KeptPacket] = []
@@ -323,7 +321,9 @@ public final class TraceSession {
             }
             let related = TraceAttributor(calls: result.calls, sockets: result.sockets).attribute(&packets)
             KernelContext.apply(contexts.value(), to: &packets, calls: calls)
-            shown = options.allPackets ? packets : packets.filter { related.contains($0.frame) }
+            // When every packet is related (frames are numbered one by one), all are shown without a copy of each.
+            let all = options.allPackets || related.count == packets.count
+            shown = all ? packets : packets.filter { related.contains($0.frame) }
         }
 
         let run = TraceRun(
@@ -338,6 +338,15 @@ public final class TraceSession {
             }
         }
         return run
+    }
+
+    /// Stops `capture` on another core and hands back what it recorded.
+    static func stop(_ capture: BackgroundCapture) -> Concurrently<Result<CaptureRecording, CaptureError>> {
+        Concurrently {
+            do throws(CaptureError) { return .success(try capture.finish(closeInBackground: true)) } catch {
+                return .failure(error)
+            }
+        }
     }
 
     /// Every captured packet, each with a comment naming the call that sent it (Wireshark shows packet comments).
