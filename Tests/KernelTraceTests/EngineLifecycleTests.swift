@@ -105,27 +105,24 @@ extension KernelTraceTests {
         @Test func stopForwardsInterruptAndDetaches() throws {
             var options = KernelTracer.Options()
             options.command = ["sleep", "30"]
-            // Programs of earlier tests may still be on their way out (the kernel frees them after an RCU grace
-            // period): ours are the ones that appear now.
-            let before = Set(loadedPrograms().map(\.id))
+            // Ours are the ones this process holds now and did not before (other tests load theirs meanwhile).
+            let before = bpfProgramIDs(heldBy: getpid())
             var tracer: KernelTracer? = try KernelTracer(options)
-            let ours = loadedPrograms().filter { $0.name.hasPrefix("kt_") && !before.contains($0.id) }.map(\.id)
+            let ours = bpfProgramIDs(heldBy: getpid()).subtracting(before)
             #expect(ours.count == 8, "every hook is loaded: \(ours)")
             let run = try tracer!.run(started: { KernelTracer.requestStop(forward: true) })
             #expect(run.exitStatus == 128 + SIGINT)
             tracer = nil
-            #expect(waitUntilGone(ours), "programs still loaded after the tracer was released")
+            #expect(bpfProgramsGone(ours), "programs still loaded after the tracer was released")
         }
 
         /// A tracer killed with SIGKILL (no chance to clean up) leaves nothing attached: its links and programs are
         /// descriptors of the dead process. The tracer runs in a child process made by the exit test.
         @Test func killedTracerLeavesNothingAttached() async throws {
             let result = await #expect(processExitsWith: .signal(SIGKILL), observing: [\.standardOutputContent]) {
-                let before = Set(loadedPrograms().map(\.id))
+                let before = bpfProgramIDs(heldBy: getpid())
                 let tracer = try KernelTracer(KernelTracer.Options())
-                let ids = loadedPrograms().filter { $0.name.hasPrefix("kt_") && !before.contains($0.id) }.map {
-                    String($0.id)
-                }
+                let ids = bpfProgramIDs(heldBy: getpid()).subtracting(before).map { String($0) }
                 let line = ids.joined(separator: " ") + "\n"
                 _ = line.withCString { write(1, $0, strlen($0)) }
                 withExtendedLifetime(tracer) { _ = kill(getpid(), SIGKILL) }
@@ -133,38 +130,9 @@ extension KernelTraceTests {
             let text = String(decoding: try #require(result).standardOutputContent, as: UTF8.self)
             let ids = text.split(whereSeparator: \.isWhitespace).compactMap { UInt32($0) }
             #expect(ids.count == 8, "the child loaded every hook: \(text)")
-            #expect(waitUntilGone(ids), "programs of the killed tracer are still loaded")
+            #expect(bpfProgramsGone(ids), "programs of the killed tracer are still loaded")
         }
     }
-}
-
-/// BPF programs loaded in the kernel now (any process's), by id and name.
-func loadedPrograms() -> [(id: UInt32, name: String)] {
-    var programs: [(UInt32, String)] = []
-    var id: UInt32 = 0
-    while bpf_prog_get_next_id(id, &id) == 0 {
-        let fd = bpf_prog_get_fd_by_id(id)
-        guard fd >= 0 else { continue }
-        var info = bpf_prog_info()
-        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-        if bpf_obj_get_info_by_fd(fd, &info, &length) == 0 {
-            programs.append(
-                (id, withUnsafeBytes(of: info.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }))
-        }
-        close(fd)
-    }
-    return programs
-}
-
-/// True once none of `ids` is loaded; the kernel frees a program after its last descriptor closes, possibly a
-/// moment later (RCU), so this looks again for up to 10 seconds.
-func waitUntilGone(_ ids: [UInt32]) -> Bool {
-    for _ in 0..<1000 {
-        let loaded = Set(loadedPrograms().map(\.id))
-        if ids.allSatisfy({ !loaded.contains($0) }) { return true }
-        usleep(10_000)
-    }
-    return false
 }
 
 /// Runs `body` on a new thread on which the system calls `numbers` fail with `error` (seccomp, that thread only).

@@ -836,7 +836,7 @@ import Testing
         let trace = try Running([Seed.packetflow, "trace", "--engine", "ebpf", "--format", "jsonl", "-p", "\(pid)"])
         defer { trace.kill() }
         try #require(trace.waitForError("attached to \(pid) (ebpf)"), "\(trace.errors)")
-        let programs = Self.bpfPrograms(of: trace.process.processIdentifier)
+        let programs = bpfProgramIDs(heldBy: trace.process.processIdentifier)
         #expect(programs.count == 8, "packetflow holds its programs: \(programs)")
         // Watched meanwhile: never a tracing stop, never a tracer.
         let watcher = StateWatcher(pid)
@@ -849,7 +849,7 @@ import Testing
         kill(trace.process.processIdentifier, SIGINT)
         let output = trace.finish()
         #expect(trace.process.terminationStatus == 0)
-        #expect(Self.bpfProgramsGone(programs), "programs still loaded after packetflow ended: \(programs)")
+        #expect(bpfProgramsGone(programs), "programs still loaded after packetflow ended: \(programs)")
         let second = try Running(["/usr/bin/env", "python3", client, "\(port)", "two"]).finish()
         #expect(second.contains("echo two"))
 
@@ -866,27 +866,6 @@ import Testing
         #expect(
             !Seed.packets(events).contains { ($0["len"] as? Int ?? 0) == 8 && $0["dport"] as? Int == port },
             "the second client came after the detach")
-    }
-
-    /// The BPF programs process `pid` holds (its descriptors' fdinfo names their ids).
-    static func bpfPrograms(of pid: Int32) -> Set<UInt32> {
-        var ids: Set<UInt32> = []
-        for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fdinfo")) ?? [] {
-            let info = (try? String(contentsOfFile: "/proc/\(pid)/fdinfo/\(fd)", encoding: .utf8)) ?? ""
-            for line in info.split(separator: "\n") where line.hasPrefix("prog_id:") {
-                if let id = UInt32(line.dropFirst(8).trimmingCharacters(in: .whitespaces)) { ids.insert(id) }
-            }
-        }
-        return ids
-    }
-
-    /// True once no program of `ids` is loaded in the kernel (it frees one after an RCU grace period): up to 10 s.
-    static func bpfProgramsGone(_ ids: Set<UInt32>) -> Bool {
-        for _ in 0..<500 {
-            if ids.allSatisfy({ !bpfProgramLoaded($0) }) { return true }
-            usleep(20_000)
-        }
-        return false
     }
 
     /// /proc/PID/status of every thread of a process, sampled on a thread of its own until ``stop()``.
