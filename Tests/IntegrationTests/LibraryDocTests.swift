@@ -39,8 +39,8 @@ import Testing
         let bin = packetflowBinary().deletingLastPathComponent().appendingPathComponent("whosent")
         let program = """
             import socket
-            l = socket.create_server(("127.0.0.2", 49315))
-            c = socket.create_connection(("127.0.0.2", 49315))
+            l = socket.create_server(("127.0.0.2", 0))
+            c = socket.create_connection(l.getsockname())
             a, _ = l.accept()
             c.sendall(b"hello")
             a.recv(10)

@@ -11,15 +11,7 @@ import Testing
                 0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F,
             ])
         #expect(rng.seed == 0)
-    }
-
-    @Test func theSameSeedGivesTheSameInputs() {
-        var a = SplitMix64(seed: 1_234_567)
-        var b = SplitMix64(seed: 1_234_567)
-        var c = SplitMix64(seed: 1_234_568)
-        let first = (0..<64).map { _ in a.next() }
-        #expect(first == (0..<64).map { _ in b.next() })
-        #expect(first != (0..<64).map { _ in c.next() })
-        #expect(first[0] == 0x599E_D017_FB08_FC85)
+        var other = SplitMix64(seed: 1_234_567)
+        #expect(other.next() == 0x599E_D017_FB08_FC85)
     }
 }

@@ -82,11 +82,17 @@ public func installedTool(_ name: String) -> URL? {
         .first { FileManager.default.isExecutableFile(atPath: $0.path) }
 }
 
-/// Reads a child's output `pipe` until a line containing `marker` has arrived, or to its end; returns all read.
-/// For the line a program prints once it is ready (it listens, it has its port), which can arrive in pieces.
-public func waitForLine(_ pipe: Pipe, containing marker: String = "\n") -> String {
+/// Reads a child's output `pipe` until a whole line containing `marker` has arrived (its newline too), or to its
+/// end; returns all read. For the line a program prints once it is ready (it listens, it has its port), which can
+/// arrive in pieces.
+public func waitForLine(_ pipe: Pipe, containing marker: String = "") -> String {
+    func complete(_ text: String) -> Bool {
+        text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().contains {
+            marker.isEmpty || $0.contains(marker)
+        }
+    }
     var seen = Data()
-    while !String(decoding: seen, as: UTF8.self).contains(marker) {
+    while !complete(String(decoding: seen, as: UTF8.self)) {
         let chunk = pipe.fileHandleForReading.availableData
         if chunk.isEmpty { break }
         seen.append(chunk)
