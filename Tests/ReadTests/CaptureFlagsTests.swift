@@ -5,8 +5,8 @@ import TestSupport
 import Testing
 
 /// capture's tcpdump flags, run as a user runs them: -D against tcpdump -D, -Q on a veth pair in a network namespace
-/// the test makes, -s and --count on loopback, and the refusals. Traffic is a bounded UDP sender (one datagram per
-/// 20 ms, 10 s at most) that stops when the capture has its packets.
+/// the test makes, -s and --count on loopback (to a port a UDPSink holds), and the refusals. Traffic is a bounded UDP
+/// sender (one datagram per 20 ms, 10 s at most) that stops when the capture has its packets.
 @Suite(.serialized) struct CaptureFlagsTests {
     @Test func listsInterfacesAsTcpdumpDoes() throws {
         guard let expected = try run("tcpdump", ["-D"]) else {
@@ -44,7 +44,7 @@ import Testing
         )
     }
 
-    /// A UDP sender on loopback (or, with `namespace`, inside it).
+    /// A UDP sender across the veth pair (or, with `namespace`, from inside it).
     static func sendUDP(to address: String, port: Int, size: Int = 500, namespace: String? = nil) {
         let script =
             "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
@@ -58,9 +58,10 @@ import Testing
             Issue.record("capturing needs root or CAP_NET_RAW: run the tests as root")
             return
         }
-        let port = 47_100 + Int(getpid() % 500)
-        let r = try capture(["-i", "lo", "-c", "5", "--count", "udp", "port", "\(port)"]) {
-            Self.sendUDP(to: "127.0.0.1", port: port)
+        // A port the kernel chose and the sink holds: no other flow of the machine can use it meanwhile.
+        let sink = try UDPSink()
+        let r = try capture(["-i", "lo", "-c", "5", "--count", "udp", "port", "\(sink.port)"]) {
+            _ = sink.flood(1, size: 500)
         }
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout == "5 packets\n")
@@ -73,11 +74,12 @@ import Testing
             Issue.record("capturing needs root or CAP_NET_RAW: run the tests as root")
             return
         }
-        let port = 47_600 + Int(getpid() % 500)
+        let sink = try UDPSink()
+        let port = sink.port
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("snaplen-\(port).pcapng").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let written = try capture(["-i", "lo", "-s", "96", "-c", "3", "-w", path, "udp", "port", "\(port)"]) {
-            Self.sendUDP(to: "127.0.0.1", port: port)
+            _ = sink.flood(1, size: 500)
         }
         #expect(written.status == 0, "\(written.stderr)")
         let reader = try CaptureFileReader(path: path)
@@ -88,7 +90,7 @@ import Testing
         }
         #expect(records == 3)
         let text = try capture(["-i", "lo", "-s", "96", "-c", "2", "-#", "-x", "udp", "port", "\(port)"]) {
-            Self.sendUDP(to: "127.0.0.1", port: port)
+            _ = sink.flood(1, size: 500)
         }
         let lines = text.stdout.split(separator: "\n")
         #expect(lines.count == 2 * (1 + 6), "\(text.stdout)")
