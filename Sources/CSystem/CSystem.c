@@ -80,10 +80,6 @@ void csys_exec_failed(const csys_exec_report *report, const char *file, int erro
 }
 
 const short csys_POLLRDHUP = POLLRDHUP;
-const int csys_TCP_INFO = TCP_INFO;
-const int csys_TCP_QUICKACK = TCP_QUICKACK;
-const int csys_WALL = __WALL;
-const int csys_F_DUPFD_CLOEXEC = F_DUPFD_CLOEXEC;
 const int csys_CLONE_NEWNET = CLONE_NEWNET;
 const int csys_NETLINK_ROUTE = NETLINK_ROUTE;
 const int csys_NETLINK_SOCK_DIAG = NETLINK_SOCK_DIAG;

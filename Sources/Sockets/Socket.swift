@@ -312,7 +312,7 @@ public final class Socket {
     /// `TCP_QUICKACK`: `false` puts the receiver in delayed-ACK mode (ACKs wait up to
     /// 40 ms for data to ride on), as after an interactive exchange; the kernel may leave that mode again by itself.
     public func setQuickAck(_ enabled: Bool) throws(Errno) {
-        try setOption(Int32(IPPROTO_TCP), Linux.TCP_QUICKACK, Int32(enabled ? 1 : 0))
+        try setOption(Int32(IPPROTO_TCP), TCP_QUICKACK, Int32(enabled ? 1 : 0))
     }
 
     /// `SO_KEEPALIVE`, and when given `TCP_KEEPIDLE` (seconds of silence before the first probe),

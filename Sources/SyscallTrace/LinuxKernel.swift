@@ -37,7 +37,7 @@ final class LinuxKernel: PtraceKernel {
 
     func wait(_ pid: Int32) -> WaitResult {
         var status: Int32 = 0
-        let tid = waitpid(pid, &status, Linux.WALL)  // threads too
+        let tid = waitpid(pid, &status, __WALL)  // threads too
         if tid < 0 { return errno == EINTR ? .interrupted : .noChildren }
         return .report(tid: tid, WaitStatus(raw: status))
     }
@@ -138,7 +138,7 @@ final class LinuxKernel: PtraceKernel {
     func tcpState(_ fd: Int32) -> TCPState? {
         var info = [UInt8](repeating: 0, count: 256)
         var len = socklen_t(256)
-        guard getsockopt(fd, Int32(IPPROTO_TCP), Linux.TCP_INFO, &info, &len) == 0, len > 0 else { return nil }
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &len) == 0, len > 0 else { return nil }
         return TCPState(rawValue: info[0])
     }
 

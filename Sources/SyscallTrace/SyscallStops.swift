@@ -73,7 +73,7 @@ extension StopLoop {
                 if !useSeccomp { thread?.inSyscall = true }
                 return .resume()
             }
-            if call == .fcntl && regs.arg2 != 0 && regs.arg2 != UInt64(Linux.F_DUPFD_CLOEXEC) {
+            if call == .fcntl && regs.arg2 != 0 && regs.arg2 != UInt64(F_DUPFD_CLOEXEC) {
                 // Only F_DUPFD and F_DUPFD_CLOEXEC change the table.
                 if !useSeccomp { thread?.inSyscall = true }
                 return .resume()

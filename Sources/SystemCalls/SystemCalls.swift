@@ -7,7 +7,7 @@
 /// - ``Errno/message`` is thread-safe (a constant table, not `strerror`'s shared buffer), so any thread (the capture
 ///   file's read-ahead, the capture thread) may describe an error.
 /// - The GNU and Linux-only calls and constants (`accept4`, `pipe2`, `setns`, `unshare`, `pidfd_open`,
-///   `pidfd_getfd`, `POLLRDHUP`, `TCP_INFO`, `__WALL`, `CLONE_NEWNET`...) come from one C shim built with
+///   `pidfd_getfd`, `POLLRDHUP`, `CLONE_NEWNET`, the `NETLINK_*` protocols...) come from one C shim built with
 ///   `_GNU_SOURCE` (CSystem), through ``Linux``: no symbol looked up by name, no value copied from a header by hand.
 /// - ``FileDescriptor`` and ``ProcessID`` are typed, so a descriptor is never passed where a pid is expected.
 import CSystem
@@ -110,11 +110,6 @@ public enum Linux {
     }
 
     public static let POLLRDHUP: Int16 = csys_POLLRDHUP
-    public static let TCP_INFO: Int32 = csys_TCP_INFO
-    public static let TCP_QUICKACK: Int32 = csys_TCP_QUICKACK
-    /// `waitpid(2)`'s `__WALL`: threads as well as processes.
-    public static let WALL: Int32 = csys_WALL
-    public static let F_DUPFD_CLOEXEC: Int32 = csys_F_DUPFD_CLOEXEC
     public static let CLONE_NEWNET: Int32 = csys_CLONE_NEWNET
     public static let NETLINK_ROUTE: Int32 = csys_NETLINK_ROUTE
     public static let NETLINK_SOCK_DIAG: Int32 = csys_NETLINK_SOCK_DIAG

@@ -39,12 +39,8 @@ void csys_child_default_signals(void);
 /// and exits as a shell does, 127 for a command not found, 126 otherwise. Async-signal-safe.
 __attribute__((noreturn)) void csys_exec_failed(const csys_exec_report *report, const char *file, int error);
 
-/// Constants of <poll.h>, <netinet/tcp.h>, <sys/wait.h>, <fcntl.h> and <sched.h> that need _GNU_SOURCE.
+/// Constants of <poll.h> and <sched.h> that need _GNU_SOURCE (Swift's Glibc does not define it).
 extern const short csys_POLLRDHUP;
-extern const int csys_TCP_INFO;
-extern const int csys_TCP_QUICKACK;
-extern const int csys_WALL;
-extern const int csys_F_DUPFD_CLOEXEC;
 extern const int csys_CLONE_NEWNET;
 /// <linux/netlink.h>'s protocols: routing (to bring a namespace's lo up) and socket diagnostics (sock_diag).
 extern const int csys_NETLINK_ROUTE;
