@@ -184,8 +184,4 @@ public struct CaptureFiles {
     }
 
     /// Progress text on stderr without a newline (it is overwritten by the next update).
-    func progress(_ text: String) {
-        var t = text
-        t.withUTF8 { try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer($0)) }
-    }
 }

@@ -109,9 +109,9 @@ public struct LiveReading {
             let delivered = captured - before
             if delivered > 0 {
                 do throws(OutputError) { try pipeline.flush() } catch { result.outputError = error }
-                if writer != nil, options.progress { Self.progress("\(captured) packets\r") }
+                if writer != nil, options.progress { progress("\(captured) packets\r") }
             }
-            let now = Self.monotonicNanoseconds()
+            let now = monotonicNanoseconds()
             if let stopAt {
                 // After a stop: until the ring is empty (immediate mode) or the last block's timeout has passed.
                 if now >= stopAt || (delivered == 0 && capture.options.immediate) { break }
@@ -138,18 +138,5 @@ public struct LiveReading {
         }
         capture.close()
         return result
-    }
-
-    /// Progress text on stderr without a newline (the next update overwrites it).
-    static func progress(_ text: String) {
-        var t = text
-        t.withUTF8 { try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer($0)) }
-    }
-
-    /// CLOCK_MONOTONIC in nanoseconds.
-    static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }

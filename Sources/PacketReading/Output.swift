@@ -55,6 +55,11 @@ public struct OutputSink: Sendable {
 
 /// "packetflow: TEXT" on stderr.
 public func warn(_ text: String) {
-    var t = "packetflow: " + text + "\n"
+    progress("packetflow: " + text + "\n")
+}
+
+/// Progress text on stderr as it is, without a newline (the next update overwrites it).
+func progress(_ text: String) {
+    var t = text
     t.withUTF8 { try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer($0)) }
 }

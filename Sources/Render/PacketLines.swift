@@ -31,14 +31,7 @@ public struct PacketText: Sendable {
     static func cookedPrefix(_ packetType: UInt16, _ index: UInt32, into o: inout OutputBuffer) {
         o.padded(interfaceName(index), 5)
         o.byte(0x20)
-        switch packetType {
-        case 0: o.append("In  ")
-        case 1: o.append("B   ")
-        case 2: o.append("M   ")
-        case 3: o.append("P   ")
-        case 4: o.append("Out ")
-        default: o.append("?   ")
-        }
+        o.padded(cookedDirection(packetType), 4)
     }
 
     /// if_indextoname(3) asks the kernel through a socket: once per index, then from memory.

@@ -22,7 +22,7 @@ extension PacketText {
                 o.append(")!)")
             }
         }
-        guard [3, 4, 5, 11, 12].contains(icmp.type) else { return .complete }
+        guard icmp.isError else { return .complete }
         o.append("\n\t")
         var quotedFlags = TcpdumpFlags()
         quotedFlags.verbosity = s.verbosity

@@ -218,7 +218,6 @@ struct ReadCommand: ParsableCommand {
         if snapshotLength != nil {
             throw ValidationError("-s sets how much of each packet a live capture keeps; a file already has its cut")
         }
-        if listInterfaces { throw ValidationError("-D lists the interfaces to capture on: packetflow capture -D") }
     }
 
     /// Whether `path` names an existing file that is also one of the inputs (same inode), which writing would
@@ -273,10 +272,4 @@ extension PipelineMode {
         case .jsonl: return flow ? .flow(stream: stream, picture: nil) : .lines(.jsonl)
         }
     }
-}
-
-/// Progress text on stderr without a newline (it is overwritten by the next update).
-func warnProgress(_ text: String) {
-    var t = text
-    t.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
 }
