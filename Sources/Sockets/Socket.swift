@@ -270,10 +270,13 @@ public final class Socket {
     /// Glibc imports `struct tcp_info`, but its copy is older and shorter than the running kernel's. That is
     /// fine: the kernel copies `min(our length, its length)` bytes, and `tcpi_state` is the first byte in every
     /// version since Linux 2.4, so the field we read is always filled.
-    public func tcpState() -> TCPState? {
+    public func tcpState() -> TCPState? { Self.tcpState(ofDescriptor: fileDescriptor) }
+
+    /// ``tcpState()`` of any descriptor this process holds (a tracer's duplicate of a traced program's socket).
+    public static func tcpState(ofDescriptor fd: Int32) -> TCPState? {
         var info = tcp_info()
         var length = socklen_t(MemoryLayout<tcp_info>.size)
-        let result = try? syscall { Glibc.getsockopt(fileDescriptor, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) }
+        let result = try? syscall { Glibc.getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) }
         guard result != nil, length >= 1 else { return nil }
         return TCPState(rawValue: info.tcpi_state)
     }

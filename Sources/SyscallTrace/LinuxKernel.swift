@@ -135,12 +135,7 @@ final class LinuxKernel: PtraceKernel {
         return got == 0 ? SocketAddress(storage: storage) : nil
     }
 
-    func tcpState(_ fd: Int32) -> TCPState? {
-        var info = [UInt8](repeating: 0, count: 256)
-        var len = socklen_t(256)
-        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &len) == 0, len > 0 else { return nil }
-        return TCPState(rawValue: info[0])
-    }
+    func tcpState(_ fd: Int32) -> TCPState? { Socket.tcpState(ofDescriptor: fd) }
 
     // MARK: /proc
 

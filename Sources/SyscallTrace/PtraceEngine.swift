@@ -95,9 +95,6 @@ public final class PtraceEngine {
         return out
     }
 
-    /// /proc/PID/fd/N's target -> a socket's inode, or something else.
-    static func parseLink(_ target: String) -> FDEntry { SocketTable.parseLink(target) }
-
     // MARK: starting
 
     func launch(_ loop: StopLoop) throws(TraceError) {

@@ -93,8 +93,6 @@ final class SocketTable {
         set { tables[pid]?[fd] = newValue }
     }
 
-    func descriptors(of pid: Int32) -> FDTable? { tables[pid] }
-
     func opened(_ pid: Int32, _ fd: Int32, socket inode: UInt64) { tables[pid]?.opened(fd, socket: inode) }
 
     func closed(_ pid: Int32, _ fd: Int32) { tables[pid]?.closed(fd) }

@@ -32,8 +32,8 @@ import Testing
     }
 
     @Test func procLinksAreParsed() {
-        #expect(Tracer.parseLink("socket:[12345]") == .socket(12345))
-        #expect(Tracer.parseLink("/dev/null") == .other)
-        #expect(Tracer.parseLink("pipe:[9]") == .other)
+        #expect(SocketTable.parseLink("socket:[12345]") == .socket(12345))
+        #expect(SocketTable.parseLink("/dev/null") == .other)
+        #expect(SocketTable.parseLink("pipe:[9]") == .other)
     }
 }
