@@ -31,11 +31,11 @@ public final class KernelTracer {
         /// A running process to follow instead (all its threads, and what it forks from now on).
         public var attach: Int32?
         /// The launched command's environment (default: this process's).
-        public var environment: [String: String] = KernelTracer.currentEnvironment()
+        public var environment: [String: String] = Linux.environment()
         /// The descriptor number whose write(2)s carry the Python hook's notes (``SyscallTrace/PythonHook``).
         public var noteFD: Int32?
         /// Size of the ring buffer between the program and this process (rounded up to a power of two).
-        public var ringBufferBytes = 4 << 20
+        public var ringBufferBytes = KernelTracer.defaultRingBufferBytes
         /// How often records are drained: the program wakes the reader only when the ring is a quarter full, since
         /// a wake-up per record nearly doubled the traced program's run time.
         public var drainIntervalMilliseconds: Int32 = 10
@@ -44,6 +44,9 @@ public final class KernelTracer {
 
     let options: Options
     let program: KernelProgram
+
+    /// The ring buffer's default size: 4 MiB kept every record of the benchmark's 1000 exchanges.
+    public static let defaultRingBufferBytes = 4 << 20
 
     /// Loads and attaches the BPF program (or takes the one `loading` loaded meanwhile, with its note descriptor);
     /// throws why the engine cannot work here.
@@ -100,7 +103,7 @@ public final class KernelTracer {
         defer { ring_buffer__free(ring) }
 
         var root = options.attach != nil ? try attach(options.attach!, collector) : try launch()
-        defer { if root.pidfd >= 0 { close(root.pidfd) } }
+        defer { close(root.pidfd) }
         // The loop sleeps until the drain interval has passed, the program asks for a drain (its records fill a
         // quarter of the ring), or the root exits (its pidfd becomes readable). Not on the ring's readiness, which
         // libbpf's poll waits for: the ring is readable as soon as it holds one record, so the reader would wake
@@ -111,7 +114,7 @@ public final class KernelTracer {
         }
         defer { close(epoll) }
         _ = kt_epoll_add(epoll, program.eventsFD, 1)
-        let watching = root.pidfd >= 0 && kt_epoll_add(epoll, root.pidfd, 0) == 0
+        let watching = kt_epoll_add(epoll, root.pidfd, 0) == 0
         started()
         var leftRunning = false
         while true {
@@ -164,6 +167,7 @@ public final class KernelTracer {
     /// The launched command or attached process, watched for its end.
     struct Root {
         var pid: Int32
+        /// Open for as long as the run: both ways of starting one fail without it.
         var pidfd: Int32
         var isChild: Bool
         var alive = true
@@ -184,7 +188,7 @@ public final class KernelTracer {
             } else {
                 // A pidfd is readable once the process has exited.
                 var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-                if pidfd < 0 ? kill(pid, 0) != 0 && errno == ESRCH : poll(&p, 1, 0) > 0 { alive = false }
+                if poll(&p, 1, 0) > 0 { alive = false }
             }
         }
     }
@@ -202,13 +206,14 @@ public final class KernelTracer {
             env.withUnsafeMutableBufferPointer { e in kt_spawn_gated(file, a.baseAddress, e.baseAddress, &release) }
         }
         if pid < 0 { throw .failed("fork failed: \(Errno(rawValue: errno).message)") }
-        let opened = Result { () throws(Errno) in try Linux.pidfdOpen(ProcessID(rawValue: pid)).rawValue }
-        let pidfd = (try? opened.get()) ?? -1
-        let refused: Errno? =
-            switch opened {
-            case .success(let fd): program.register(pidfd: fd)
-            case .failure(let e): e
-            }
+        var pidfd: Int32 = -1
+        let refused: Errno?
+        do throws(Errno) {
+            pidfd = try Linux.pidfdOpen(ProcessID(rawValue: pid)).rawValue
+            refused = program.register(pidfd: pidfd)
+        } catch {
+            refused = error
+        }
         if let refused {
             // The child exits without running the command: nothing runs untraced.
             close(release)
@@ -288,19 +293,6 @@ public final class KernelTracer {
         let comm = ProcFiles.contents("/proc/\(ppid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
         return " \(comm)[\(ppid)]"
     }
-
-    public static func currentEnvironment() -> [String: String] {
-        var env: [String: String] = [:]
-        var p = environ
-        while let entry = p.pointee {
-            let text = String(cString: entry)
-            if let eq = text.firstIndex(of: "=") {
-                env[String(text[..<eq])] = String(text[text.index(after: eq)...])
-            }
-            p += 1
-        }
-        return env
-    }
 }
 
 /// The BPF program loading on a thread of its own. Loading is most of the engine's fixed cost (the kernel verifies
@@ -313,7 +305,7 @@ public final class KernelProgramLoad: @unchecked Sendable {
     private var result: Result<KernelProgram, KernelTraceUnavailable>?
 
     /// Starts loading the program, configured for the Python hook's note descriptor (nil: no hook).
-    public init(noteFD: Int32?, ringBytes: Int = KernelTracer.Options().ringBufferBytes) {
+    public init(noteFD: Int32?, ringBytes: Int = KernelTracer.defaultRingBufferBytes) {
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             do throws(KernelTraceUnavailable) {
                 result = .success(try KernelProgram(noteFD: noteFD, ringBytes: ringBytes))

@@ -114,3 +114,17 @@ public enum Linux {
     public static let NETLINK_ROUTE: Int32 = csys_NETLINK_ROUTE
     public static let NETLINK_SOCK_DIAG: Int32 = csys_NETLINK_SOCK_DIAG
 }
+
+extension Linux {
+    /// This process's environment (`environ`) as a dictionary: what a launched command inherits by default.
+    public static func environment() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") { env[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
+            p += 1
+        }
+        return env
+    }
+}

@@ -408,16 +408,7 @@ public final class TraceSession {
     static func isEventFD(_ fd: Int32) -> Bool { ProcFiles.linkTarget("/proc/self/fd/\(fd)") == "anon_inode:[eventfd]" }
 
     /// This process's environment, for a traced program that should see what a shell would give it.
-    public static func currentEnvironment() -> [String: String] {
-        var env: [String: String] = [:]
-        var p = environ
-        while let entry = p.pointee {
-            let s = String(cString: entry)
-            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            p += 1
-        }
-        return env
-    }
+    public static func currentEnvironment() -> [String: String] { Linux.environment() }
 }
 
 /// A value computed on another thread, for steps of a session that do not depend on each other.

@@ -3,6 +3,7 @@ import KernelTrace
 import PacketCapture
 import PacketWire
 import Sockets
+import SystemCalls
 import SyscallTrace
 import TestSupport
 import Testing
@@ -55,7 +56,7 @@ import Timeline
         defer { PythonHook.remove(hook) }
         var options = KernelTracer.Options()
         options.command = ["sh", "-c", "python3 \(path) > /dev/null"]
-        options.environment = PythonHook.environment(KernelTracer.currentEnvironment(), hookDirectory: hook)
+        options.environment = PythonHook.environment(Linux.environment(), hookDirectory: hook)
         options.noteFD = PythonHook.noteFD
         return try KernelTracer(options).run(settle: settle)
     }
