@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "CSystem"),
         .target(name: "SystemCalls", dependencies: ["CSystem"]),
         .target(name: "PacketFiles", dependencies: ["PacketWire", "SystemCalls"]),
-        .target(name: "PacketCapture", dependencies: ["CPcap", "PacketWire"]),
+        .target(name: "PacketCapture", dependencies: ["CPcap", "PacketWire", "SystemCalls"]),
         .target(name: "Sockets", dependencies: ["PacketWire", "SystemCalls"]),
         .target(name: "Timeline", dependencies: ["PacketWire"]),
         .target(name: "Render", dependencies: ["Timeline", "PacketWire"]),

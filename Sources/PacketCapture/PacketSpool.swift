@@ -1,5 +1,6 @@
 import Glibc
 import PacketWire
+import SystemCalls
 
 /// Whole packets streamed to an unlinked temporary file while a capture runs, and read back in order afterwards.
 ///
@@ -27,11 +28,11 @@ public final class PacketSpool {
 
     /// Creates the file in `directory` (TMPDIR, else /tmp, when nil).
     public init(directory: String? = nil) throws(CaptureError) {
-        let dir = directory ?? getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        let dir = directory ?? Linux.temporaryDirectory
         var template = Array("\(dir)/packetflow-spool-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
-            throw CaptureError(.other, "cannot make a spool file in \(dir): \(String(cString: strerror(errno)))")
+            throw CaptureError(.other, "cannot make a spool file in \(dir): \(Errno(rawValue: errno).message)")
         }
         unlink(template)
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -58,21 +59,14 @@ public final class PacketSpool {
 
     private func flush() {
         guard failure == nil, !pending.isEmpty else { return }
-        let error = pending.withUnsafeBytes { raw -> Int32 in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return n < 0 ? errno : EIO }
-                offset += n
-            }
-            return 0
+        // On the capture thread: Errno's message, not strerror's shared buffer.
+        let written = pending.withUnsafeBytes { raw in
+            Result { () throws(Errno) in try FileDescriptor(rawValue: fd).writeAll(raw) }
+        }
+        if case .failure(let error) = written {
+            failure = CaptureError(.other, "cannot write the packets to a spool file: \(error.message)")
         }
         pending.removeAll(keepingCapacity: true)
-        if error != 0 {
-            let reason = String(cString: strerror(error))
-            failure = CaptureError(.other, "cannot write the packets to a spool file: \(reason)")
-        }
     }
 
     /// Calls `body` with each packet's index (from 0), metadata and bytes, in the order they were appended. The
@@ -97,9 +91,17 @@ public final class PacketSpool {
             }
             if buffer.count < need { buffer += [UInt8](repeating: 0, count: need - buffer.count) }
             while end < need {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + end, $0.count - end) }
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { throw readError(errno) }
+                let got = buffer.withUnsafeMutableBytes { raw in
+                    Result { () throws(Errno) in
+                        try FileDescriptor(rawValue: fd).read(
+                            into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
+                    }
+                }
+                let n: Int
+                switch got {
+                case .success(let count): n = count
+                case .failure(let error): throw readError(error.rawValue)
+                }
                 if n == 0 { return false }
                 end += n
             }
@@ -138,7 +140,7 @@ public final class PacketSpool {
     }
 
     private func readError(_ code: Int32) -> CaptureError {
-        CaptureError(.other, "cannot read the spool file back: \(String(cString: strerror(code)))")
+        CaptureError(.other, "cannot read the spool file back: \(Errno(rawValue: code).message)")
     }
 
     /// Closes the file, which the kernel then frees (it has no name).

@@ -1,5 +1,6 @@
 import Glibc
 import Sockets
+import SystemCalls
 
 /// The start-up hook that makes CPython tell the tracer which line of the program made each socket call.
 ///
@@ -187,9 +188,7 @@ public enum PythonHook {
     }
 
     /// Where the hook's directory is made: $TMPDIR, or /tmp.
-    public static var temporaryDirectory: String {
-        getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-    }
+    public static var temporaryDirectory: String { Linux.temporaryDirectory }
 
     /// Writes the hook into a new private directory (mkdtemp(3) in ``temporaryDirectory``) and returns it (remove
     /// it with ``remove(_:)``).

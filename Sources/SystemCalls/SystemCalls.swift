@@ -116,6 +116,11 @@ public enum Linux {
 }
 
 extension Linux {
+    /// Where temporary files go: $TMPDIR when set and not empty, else /tmp.
+    public static var temporaryDirectory: String {
+        getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    }
+
     /// This process's environment (`environ`) as a dictionary: what a launched command inherits by default.
     public static func environment() -> [String: String] {
         var env: [String: String] = [:]

@@ -113,7 +113,7 @@ extension DisplayOptions {
 /// Writes `text` to a new file $TMPDIR/packetflow-NAME-XXXXXX.html created as mkstemps(3) creates it (O_EXCL, so
 /// never through a planted symlink), readable by all like any page, and returns its path.
 func writeTemporaryPage(_ text: String, name: String) throws -> String {
-    let directory = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    let directory = Linux.temporaryDirectory
     var template = Array("\(directory)/packetflow-\(name)-XXXXXX.html".utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 5) }
     guard fd >= 0 else { throw CLIError("cannot create a page in \(directory): \(Errno(rawValue: errno).message)") }
