@@ -116,6 +116,15 @@ public enum Linux {
 }
 
 extension Linux {
+    /// Unblocks `signals` for this thread: a parent may have started us with them blocked (some test runners and
+    /// daemons do), and Ctrl-C must still reach a handler.
+    public static func unblock(_ signals: [Int32]) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
     /// Where temporary files go: $TMPDIR when set and not empty, else /tmp.
     public static var temporaryDirectory: String {
         getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"

@@ -105,11 +105,7 @@ public final class TraceSession {
     /// launched program gets the signal (forwarded when it came from kill, not from the terminal); an attached
     /// program, or what a finished one left running, is detached; a second signal kills a launched program.
     public static func installSignalHandlers() {
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGINT)
-        sigaddset(&unblock, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        Linux.unblock([SIGINT, SIGTERM])
         var sa = sigaction()
         sa.__sigaction_handler.sa_sigaction = { _, info, _ in
             // Atomic stores only: safe in a signal handler.

@@ -4,19 +4,12 @@ import PacketCapture
 import PacketFiles
 import PacketReading
 import PacketWire
+import Sockets
 import SystemCalls
 
-/// The write end of the self-pipe that SIGINT and SIGTERM write to (-1 until the capture loop opens it). A literal
-/// initial value makes it static data, and `@exclusivity(unchecked)` keeps the runtime's access tracking out of
-/// the handler: the handler is one load and one write(2), and touches no Swift object or runtime call.
-@exclusivity(unchecked) nonisolated(unsafe) private var stopPipeWriteEnd: Int32 = -1
-
-private func requestStop(_: Int32) {
-    let saved = errno
-    var byte: UInt8 = 1
-    _ = write(stopPipeWriteEnd, &byte, 1)
-    errno = saved
-}
+/// The self-pipe SIGINT and SIGTERM write to, kept until the process exits: another Ctrl-C while the file is
+/// finished must find it open.
+nonisolated(unsafe) private var stopPipe: WakePipe?
 
 struct CaptureCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -125,22 +118,13 @@ struct CaptureCommand: ParsableCommand {
     /// The handlers and the pipe stay until the process exits: another Ctrl-C while the file is finished must not
     /// kill it half-written.
     static func stopOnSignals() throws -> FileDescriptor {
-        var stopPipe: [Int32] = [-1, -1]
-        guard Linux.pipe2(&stopPipe, O_CLOEXEC) == 0 else {
-            throw CLIError("cannot make the pipe Ctrl-C stops the capture through: \(Errno(rawValue: errno).message)")
+        // Non-blocking: a burst of signals must never block the handler.
+        let pipe: WakePipe
+        do throws(Errno) { pipe = try WakePipe() } catch {
+            throw CLIError("cannot make the pipe Ctrl-C stops the capture through: \(error.message)")
         }
-        // A burst of signals must never block the handler.
-        _ = fcntl(stopPipe[1], F_SETFL, O_NONBLOCK)
-        stopPipeWriteEnd = stopPipe[1]
-        signal(SIGINT, requestStop)
-        signal(SIGTERM, requestStop)
-        // A parent may have started us with these signals blocked (some test runners and daemons do); Ctrl-C must
-        // still reach the handler.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGINT)
-        sigaddset(&unblock, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        return FileDescriptor(rawValue: stopPipe[0])
+        stopPipe = pipe
+        packetflow.stopOnSignals(writingTo: pipe.writeDescriptor)
+        return FileDescriptor(rawValue: pipe.readDescriptor)
     }
 }

@@ -3,12 +3,6 @@ import Glibc
 import PacketReading
 import SocketLab
 import Sockets
-import Synchronization
-
-/// The running server's stop descriptor, for the SIGINT and SIGTERM handlers (a C function pointer cannot capture
-/// anything). A plain integer in an atomic: a handler that touched the server object would retain and release it,
-/// which may lock or allocate in the middle of whatever the signal interrupted.
-private let serverStopDescriptor = Atomic<Int32>(-1)
 
 struct ServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,27 +59,11 @@ struct ServerCommand: ParsableCommand {
         } catch {
             throw CLIError(error.description)
         }
-        serverStopDescriptor.store(server.stopDescriptor, ordering: .releasing)
-        // Only write(2), which is async-signal-safe; errno is kept for the code the signal interrupted.
-        let stopOnSignal: @convention(c) (Int32) -> Void = { _ in
-            let saved = errno
-            var byte: UInt8 = 1
-            _ = write(serverStopDescriptor.load(ordering: .acquiring), &byte, 1)
-            errno = saved
-        }
-        signal(SIGINT, stopOnSignal)
-        signal(SIGTERM, stopOnSignal)
-        // A parent may have started us with these signals blocked (some test runners and daemons do); Ctrl-C must
-        // still reach the handler.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGINT)
-        sigaddset(&unblock, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        stopOnSignals(writingTo: server.stopDescriptor)
         warn("listening on \(server.address) (backlog \(backlog)); Ctrl-C to stop")
         let outcome = Result { () throws(SeedServerError) in try server.run() }
         // The pipe closes with the server: a later signal must not write to a descriptor reused by then.
-        serverStopDescriptor.store(-1, ordering: .releasing)
+        stopOnSignals(writingTo: -1)
         if case .failure(let error) = outcome { throw CLIError(error.description) }
         warn("stopped after \(server.accessCount) clients")
     }
