@@ -1,11 +1,11 @@
 import CKernelTrace
 import CLibBPF
-import Dispatch
 import Glibc
 import PacketWire
 import Sockets
 import Synchronization
 import SystemCalls
+import Timeline
 
 /// Set by ``KernelTracer/requestStop(forward:)`` (and so from a signal handler): 1 = stop requested, 2 = also pass
 /// the signal on to the launched program (it came from kill(1), not from the terminal, which already sent it).
@@ -299,33 +299,18 @@ public final class KernelTracer {
 /// every program; libbpf reads the kernel's BTF to place each field), and needs nothing a trace session sets up
 /// before it runs the command (the capture, the Python hook): the session starts it first and takes the program
 /// when it needs it.
-public final class KernelProgramLoad: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    /// Written by the loading thread before it signals `done`, read after.
-    private var result: Result<KernelProgram, KernelTraceUnavailable>?
+public final class KernelProgramLoad: Sendable {
+    private let loading: Concurrently<Result<KernelProgram, KernelTraceUnavailable>>
 
     /// Starts loading the program, configured for the Python hook's note descriptor (nil: no hook).
     public init(noteFD: Int32?, ringBytes: Int = KernelTracer.defaultRingBufferBytes) {
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
-            do throws(KernelTraceUnavailable) {
-                result = .success(try KernelProgram(noteFD: noteFD, ringBytes: ringBytes))
-            } catch {
-                result = .failure(error)
-            }
-            done.signal()
+        loading = Concurrently {
+            Result { () throws(KernelTraceUnavailable) in try KernelProgram(noteFD: noteFD, ringBytes: ringBytes) }
         }
     }
 
     /// The loaded program, or why it could not be loaded; waits for the loading to end. Once only.
-    func wait() throws(KernelTraceUnavailable) -> KernelProgram {
-        done.wait()
-        defer { result = nil }
-        switch result {
-        case .success(let program)?: return program
-        case .failure(let why)?: throw why
-        case nil: throw .objectInvalid("the program was already taken")
-        }
-    }
+    func wait() throws(KernelTraceUnavailable) -> KernelProgram { try loading.value().get() }
 }
 
 /// Turns the program's CLOCK_MONOTONIC times (bpf_ktime_get_ns) into CLOCK_REALTIME, libpcap's clock.

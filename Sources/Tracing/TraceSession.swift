@@ -406,26 +406,3 @@ public final class TraceSession {
     /// This process's environment, for a traced program that should see what a shell would give it.
     public static func currentEnvironment() -> [String: String] { Linux.environment() }
 }
-
-/// A value computed on another thread, for steps of a session that do not depend on each other.
-final class Concurrently<Value>: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    /// Written by the worker before it signals `done`, read after.
-    private var result: Value?
-
-    init(_ work: @escaping () -> Value) {
-        nonisolated(unsafe) let work = work
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
-            result = work()
-            done.signal()
-        }
-    }
-
-    /// Waits for the value (once only).
-    func value() -> Value {
-        done.wait()
-        guard let value = result else { preconditionFailure("Concurrently.value() called twice") }
-        result = nil
-        return value
-    }
-}

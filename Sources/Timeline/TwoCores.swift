@@ -24,3 +24,27 @@ public func mapInHalves<E>(count: Int, minimum: Int = 2048, _ transform: (Range<
     let parts = inHalves(count: count, minimum: minimum, transform)
     return parts.count == 1 ? parts[0] : parts[0] + parts[1]
 }
+
+/// A value computed on another thread, for steps that do not depend on each other (a trace session's capture stop
+/// beside its events; the eBPF program loading while the session sets up).
+public final class Concurrently<Value>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    /// Written by the worker before it signals `done`, read after.
+    private var result: Value?
+
+    public init(_ work: @escaping () -> Value) {
+        nonisolated(unsafe) let work = work
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            result = work()
+            done.signal()
+        }
+    }
+
+    /// Waits for the value (once only).
+    public func value() -> Value {
+        done.wait()
+        guard let value = result else { preconditionFailure("Concurrently.value() called twice") }
+        result = nil
+        return value
+    }
+}
