@@ -3,15 +3,9 @@ import CLibBPF
 import Glibc
 import PacketWire
 import Sockets
-import Synchronization
+import SyscallTrace
 import SystemCalls
 import Timeline
-
-/// Set by ``KernelTracer/requestStop(forward:)`` (and so from a signal handler): 1 = stop requested, 2 = also pass
-/// the signal on to the launched program (it came from kill(1), not from the terminal, which already sent it).
-let kernelTraceInterrupt = Atomic<Int>(0)
-/// How many stop requests arrived: the second one kills a launched program.
-let kernelTraceInterruptCount = Atomic<Int>(0)
 
 /// Runs or attaches to a program and records its socket calls and the kernel context of its packets with the
 /// eBPF engine, without stopping the program at any call.
@@ -73,10 +67,8 @@ public final class KernelTracer {
     /// gets the signal itself from the terminal (or, with `forward`, from here); once it has exited, or for an
     /// attached process, the tracer detaches and what is left runs on untraced; a second request kills a launched
     /// program.
-    public static func requestStop(forward: Bool = false) {
-        kernelTraceInterruptCount.add(1, ordering: .relaxed)
-        kernelTraceInterrupt.store(forward ? 2 : 1, ordering: .relaxed)
-    }
+    /// The same request as the ptrace engine's (one set of flags for both engines).
+    public static func requestStop(forward: Bool = false) { Tracer.requestStop(fromKill: forward) }
 
     /// Launches the command or registers the attached process (then calls `started`), drains records until every
     /// traced process has exited (or a stop request detaches), then calls `settle` with what was recorded so far
@@ -85,8 +77,7 @@ public final class KernelTracer {
     public func run(started: () -> Void = {}, settle: (KernelTraceRun) -> Void = { _ in })
         throws(KernelTraceError) -> KernelTraceRun
     {
-        kernelTraceInterrupt.store(0, ordering: .relaxed)
-        kernelTraceInterruptCount.store(0, ordering: .relaxed)
+        StopRequest.reset()
         let collector = Collector(offset: Clocks.realtimeOffset())
         let context = Unmanaged.passUnretained(collector).toOpaque()
         guard
@@ -128,14 +119,13 @@ public final class KernelTracer {
             }
             let live = program.globals()?.live_processes ?? 0
             if !root.alive && live <= 0 { break }
-            let flag = kernelTraceInterrupt.exchange(0, ordering: .relaxed)
-            if flag != 0 {
+            if let request = StopRequest.fromSignalHandler() {
                 if options.attach != nil || !root.alive {
                     leftRunning = !root.alive
                     break
-                } else if kernelTraceInterruptCount.load(ordering: .relaxed) >= 2 {
+                } else if request.count >= 2 {
                     kill(root.pid, SIGKILL)
-                } else if flag == 2 {
+                } else if request.forward {
                     kill(root.pid, SIGINT)
                 }
             }

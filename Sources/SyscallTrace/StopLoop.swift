@@ -4,25 +4,31 @@ import Sockets
 import Synchronization
 import Timeline
 
-/// Set from the SIGINT/SIGTERM handler: 1 = stop requested, 2 = also forward the signal to the program (it came
-/// from kill(1), not from the terminal, so the program did not get it itself).
+/// Set from the SIGINT/SIGTERM handler (``PtraceEngine/requestStop(fromKill:)``), for whichever engine runs: 1 =
+/// stop requested, 2 = also forward the signal to the program (it came from kill(1), not from the terminal, so the
+/// program did not get it itself).
 let traceInterrupt = Atomic<Int>(0)
 /// How many stop requests arrived: the second one kills a launched program.
 let traceInterruptCount = Atomic<Int>(0)
 
-/// A request to stop tracing (SIGINT or SIGTERM reached packetflow).
-struct StopRequest: Equatable, Sendable {
+/// A request to stop tracing (SIGINT or SIGTERM reached packetflow), as either engine takes it.
+package struct StopRequest: Equatable, Sendable {
     /// It came from kill(1), not from the terminal: the program did not get it, so it is passed on.
-    var forward: Bool
+    package var forward: Bool
     /// How many requests arrived so far: the second one kills a launched program.
-    var count: Int
+    package var count: Int
 
-    /// The request the signal handler left (see ``installTraceSignalHandlers()``), taken once.
-    static func fromSignalHandler() -> StopRequest? {
-        let flag = traceInterrupt.load(ordering: .relaxed)
+    /// The request the signal handler left (see ``PtraceEngine/requestStop(fromKill:)``), taken once.
+    package static func fromSignalHandler() -> StopRequest? {
+        let flag = traceInterrupt.exchange(0, ordering: .relaxed)
         guard flag != 0 else { return nil }
-        traceInterrupt.store(0, ordering: .relaxed)
         return StopRequest(forward: flag == 2, count: traceInterruptCount.load(ordering: .relaxed))
+    }
+
+    /// Forgets requests left from before a run.
+    package static func reset() {
+        traceInterrupt.store(0, ordering: .relaxed)
+        traceInterruptCount.store(0, ordering: .relaxed)
     }
 }
 

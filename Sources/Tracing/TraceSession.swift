@@ -110,8 +110,7 @@ public final class TraceSession {
         sa.__sigaction_handler.sa_sigaction = { _, info, _ in
             // Atomic stores only: safe in a signal handler.
             let fromKill = info.map { $0.pointee.si_code <= 0 } ?? false
-            Tracer.requestStop(fromKill: fromKill)
-            KernelTracer.requestStop(forward: fromKill)
+            Tracer.requestStop(fromKill: fromKill)  // both engines read the same request
         }
         sa.sa_flags = SA_SIGINFO  // no SA_RESTART: the ptrace engine's waitpid must return EINTR to see the flag
         sigaction(SIGINT, &sa, nil)
