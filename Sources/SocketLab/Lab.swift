@@ -268,12 +268,10 @@ public final class LabSession {
     func bindHint(_ error: Errno, _ address: SocketAddress, actor: String, reusing: Bool, option: String?) -> String? {
         switch error {
         case .addressInUse:
+            // One dump of the actor's namespace answers both: who holds the address, which port is free near it.
             let (holders, records) = LabNamespaces.within(namespaces, actor: actor) {
-                (
-                    SocketDiag.holders(of: address),
-                    SocketDiag.records(
-                        protocol: UInt8(IPPROTO_TCP), inStates: SocketDiag.statesWithDescriptors + [.timeWait])
-                )
+                let records = SocketDiag.tcpRecordsForHolders()
+                return (records.map { SocketDiag.holders(of: address, in: $0) }, records)
             }
             let port = records.flatMap { AddressInUse.freePort(near: address, records: $0) }
             let alternative = option.flatMap { flag in

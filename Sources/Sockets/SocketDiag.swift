@@ -188,8 +188,16 @@ extension SocketDiag {
     /// family (a listener on 0.0.0.0 or [::] takes the port on every address), with the processes holding each.
     /// nil when sock_diag cannot be asked. The sockets are those of the calling thread's network namespace.
     public static func holders(of address: SocketAddress) -> [PortHolder]? {
-        guard let records = records(protocol: UInt8(IPPROTO_TCP), inStates: statesWithDescriptors + [.timeWait])
-        else { return nil }
+        tcpRecordsForHolders().map { holders(of: address, in: $0) }
+    }
+
+    /// Every TCP socket that can hold a port (with a descriptor, or in TIME_WAIT): what ``holders(of:in:)`` reads.
+    public static func tcpRecordsForHolders() -> [Record]? {
+        records(protocol: UInt8(IPPROTO_TCP), inStates: statesWithDescriptors + [.timeWait])
+    }
+
+    /// ``holders(of:)`` from records already read (one dump for several questions).
+    public static func holders(of address: SocketAddress, in records: [Record]) -> [PortHolder] {
         let matching = records.filter {
             $0.entry.local.port == address.port && sameOrWildcard($0.entry.local.ip, address.ip)
         }
