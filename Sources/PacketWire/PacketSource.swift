@@ -27,8 +27,9 @@ public enum PacketSourceStatus: Sendable, Equatable {
     case end
 }
 
-/// Where packets come from: a capture file or a live interface (gopacket's `PacketDataSource`). The read engine
-/// takes any source, so what `read` prints for a file and `capture` prints for the wire come from one path.
+/// Where packets come from: a capture file or a live interface (gopacket's `PacketDataSource`). `read` and `capture`
+/// each read their source through it into the same `PacketPipeline`, so what `read` prints for a file and `capture`
+/// prints for the wire come from one path; code written against the protocol reads either.
 public protocol PacketSource: AnyObject {
     /// Hands the packets that are ready to `body`, in order, until `body` returns false. A file hands over all its
     /// packets in one call; a live capture those one wake-up delivers. Throws when the source breaks (a corrupt
