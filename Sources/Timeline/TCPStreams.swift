@@ -158,9 +158,7 @@ public struct TCPStreamTable: Sendable {
             theirs.hasBase = true
         }
 
-        let segmentLength =
-            UInt32(truncatingIfNeeded: payloadLength) &+ (tcp.flags.contains(.syn) ? 1 : 0)
-            &+ (tcp.flags.contains(.fin) ? 1 : 0)
+        let segmentLength = SegmentDirection.space(length: payloadLength, flags: tcp.flags)
         let relSeq = tcp.sequenceNumber &- mine.base
         let relAck = tcp.flags.contains(.ack) ? tcp.acknowledgmentNumber &- theirs.base : 0
         if forward {
