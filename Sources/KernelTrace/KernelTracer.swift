@@ -185,15 +185,9 @@ public final class KernelTracer {
 
     func launch() throws(KernelTraceError) -> Root {
         guard let file = options.command.first else { throw .failed("no command given") }
-        var argv: [UnsafeMutablePointer<CChar>?] = options.command.map { strdup($0) } + [nil]
-        var env: [UnsafeMutablePointer<CChar>?] = options.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for p in argv { free(p) }
-            for p in env { free(p) }
-        }
         var release: Int32 = -1
-        let pid = argv.withUnsafeMutableBufferPointer { a in
-            env.withUnsafeMutableBufferPointer { e in kt_spawn_gated(file, a.baseAddress, e.baseAddress, &release) }
+        let pid = Linux.withExecArrays(options.command, options.environment) { argv, env in
+            kt_spawn_gated(file, argv, env, &release)
         }
         if pid < 0 { throw .failed("fork failed: \(Errno(rawValue: errno).message)") }
         var pidfd: Int32 = -1

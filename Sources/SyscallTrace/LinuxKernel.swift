@@ -13,21 +13,13 @@ final class LinuxKernel: PtraceKernel {
 
     func spawnTraced(_ command: [String], environment: [String: String], filter: LaunchFilter) -> Result<Int32, Errno> {
         guard let file = command.first else { return .failure(Errno(rawValue: EINVAL)) }
-        var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
-        var env: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for p in argv { free(p) }
-            for p in env { free(p) }
-        }
         let pid = filter.always.withUnsafeBufferPointer { nrs in
             filter.gated.withUnsafeBufferPointer { g in
                 filter.fds.withUnsafeBufferPointer { fds in
-                    argv.withUnsafeMutableBufferPointer { a in
-                        env.withUnsafeMutableBufferPointer { e in
-                            ctrace_spawn_traced(
-                                file, a.baseAddress, e.baseAddress, nrs.baseAddress, Int32(nrs.count), g.baseAddress,
-                                Int32(g.count), fds.baseAddress, Int32(fds.count))
-                        }
+                    Linux.withExecArrays(command, environment) { argv, env in
+                        ctrace_spawn_traced(
+                            file, argv, env, nrs.baseAddress, Int32(nrs.count), g.baseAddress, Int32(g.count),
+                            fds.baseAddress, Int32(fds.count))
                     }
                 }
             }

@@ -130,6 +130,24 @@ extension Linux {
         getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
     }
 
+    /// Calls `body` with `command` and `environment` as the NULL-terminated C arrays execve(2) takes ("KEY=value"
+    /// for the environment), freed after.
+    public static func withExecArrays<R>(
+        _ command: [String], _ environment: [String: String],
+        _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>)
+            -> R
+    ) -> R {
+        var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        var env: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in env { free(p) }
+        }
+        return argv.withUnsafeMutableBufferPointer { a in
+            env.withUnsafeMutableBufferPointer { e in body(a.baseAddress!, e.baseAddress!) }
+        }
+    }
+
     /// This process's environment (`environ`) as a dictionary: what a launched command inherits by default.
     public static func environment() -> [String: String] {
         var env: [String: String] = [:]
