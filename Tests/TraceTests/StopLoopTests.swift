@@ -1,6 +1,7 @@
 import Glibc
 import PacketWire
 import Sockets
+import SystemCalls
 import Testing
 
 @testable import SyscallTrace
@@ -182,6 +183,31 @@ import Testing
             kernel.log.map(\.description) == Self.launchRequests + [
                 "cont(signal: 0) 100", "cont(signal: 0) 101", "syscall(signal: 0) 101", "cont(signal: 0) 101",
             ])
+        Self.expectClean(kernel)
+    }
+
+    /// pidfd_open(2) refused (a container's seccomp profile answers EPERM): the call is recorded all the same, its
+    /// socket told apart through /proc/PID/fd and described from the kernel's tables, and no duplicate is asked for
+    /// (pidfd_open is not tried again either).
+    @Test func aRefusedPidfdStillRecordsTheCallsThroughProc() throws {
+        let send = SyscallRegisters.entry(.sendto, 3, 0x1000, 2, 0, 0, 0)
+        let kernel = Self.launched([
+            .report(tid: 100, .seccomp, at: 10, regs: send, change: { $0.memory[0x1000] = Array("hi".utf8) }),
+            .report(tid: 100, .syscall, at: 11, regs: send.returning(2)),
+            .report(tid: 100, .seccomp, at: 12, regs: send),
+            .report(tid: 100, .syscall, at: 13, regs: send.returning(2)),
+            .report(tid: 100, .exited(0), at: 20),
+        ])
+        kernel.pidfdRefusal = Errno(rawValue: EPERM)
+        let result = try Self.run(kernel)
+        let described = "fd=3 socket=7001 local=127.0.0.1:40000 remote=127.0.0.1:49152 state=ESTABLISHED"
+        #expect(
+            result.calls.map(\.summary) == [
+                "#1 python3[100/100] sendto(fd=3, data=\"hi\"(2)) = 2 [10-11] \(described)",
+                "#2 python3[100/100] sendto(fd=3, data=\"hi\"(2)) = 2 [12-13] \(described)",
+            ])
+        #expect(kernel.pidfdsOpened == [])
+        #expect(kernel.duplicated == [])
         Self.expectClean(kernel)
     }
 
