@@ -102,7 +102,7 @@ extension KernelTraceTests {
             try process.run()
             defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
             let port = try #require(UInt16(firstLine(output)))
-            Thread.sleep(forTimeInterval: 0.1)  // into accept
+            #expect(blockedInSyscall(process.processIdentifier, [43, 288]), "the server never blocked in accept")
             var options = KernelTracer.Options()
             options.attach = process.processIdentifier
             let tracer = try KernelTracer(options)

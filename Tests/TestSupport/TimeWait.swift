@@ -35,3 +35,20 @@ public func holdersOnceInTimeWait(_ address: SocketAddress) -> [SocketDiag.PortH
         usleep(5_000)
     }
 }
+
+/// Waits (at most `seconds`) until no TCP connection with `port` at either end can still send: every one is in
+/// TIME_WAIT or gone (a listener on it does not count). True when that happened; for a test that must not act
+/// (stop a tracer, read a capture) before a connection's last FIN and ACK were on the wire.
+public func connectionsClosed(port: UInt16, within seconds: Double = 5) -> Bool {
+    let open: [TCPState] = [.established, .synSent, .synReceived, .finWait1, .finWait2, .closeWait, .lastAck, .closing]
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if let sockets = SocketDiag.tcpSockets(inStates: open),
+            !sockets.contains(where: { $0.local.port == port || $0.remote.port == port })
+        {
+            return true
+        }
+        usleep(5_000)
+    }
+    return false
+}

@@ -221,7 +221,8 @@ import Testing
                 client.stdin.fileHandleForWriting.write(Data("to the traced server\n".utf8))
                 try client.stdin.fileHandleForWriting.close()
                 #expect(client.finish().hasPrefix("Hello, client #1!"))
-                Thread.sleep(forTimeInterval: 0.3)
+                // The server's FIN and the last ACK on the wire before the server is stopped.
+                #expect(connectionsClosed(port: 49152), "the seed connection did not close")
                 kill(trace.process.processIdentifier, SIGINT)
                 runs[engine] = Seed.jsonLines(trace.finish())
             }

@@ -725,7 +725,7 @@ import Testing
             [Seed.packetflow, "trace"] + engine.flags + ["--format", "jsonl", "--", "python3", client, "\(port)"])
         defer { trace.kill() }
         let pid = try #require(Self.number(trace, after: "pid ").map(Int32.init))
-        Thread.sleep(forTimeInterval: 0.3)  // into recv
+        #expect(blockedInSyscall(pid, [45]), "the client never blocked in recv")
         kill(pid, SIGKILL)
         let output = trace.finish()
         #expect(trace.process.terminationStatus == 137)
@@ -803,7 +803,7 @@ import Testing
         #expect(Self.tracerPid(of: pid) == Int(trace.process.processIdentifier))
         let first = try Running(["/usr/bin/env", "python3", client, "\(port)", "one"]).finish()
         #expect(first.contains("echo one"))
-        Thread.sleep(forTimeInterval: 0.3)
+        #expect(connectionsClosed(port: UInt16(port)), "the first connection did not close")
         kill(trace.process.processIdentifier, SIGINT)
         let output = trace.finish()
         #expect(trace.process.terminationStatus == 0)
@@ -832,7 +832,7 @@ import Testing
         let (server, port, client) = try Self.startEchoServer(scripts)
         defer { server.kill() }
         let pid = server.process.processIdentifier
-        Thread.sleep(forTimeInterval: 0.2)  // into accept(2), before anything watches
+        #expect(blockedInSyscall(pid, [43, 288]), "the server never blocked in accept")  // before anything watches
         let trace = try Running([Seed.packetflow, "trace", "--engine", "ebpf", "--format", "jsonl", "-p", "\(pid)"])
         defer { trace.kill() }
         try #require(trace.waitForError("attached to \(pid) (ebpf)"), "\(trace.errors)")
@@ -842,7 +842,7 @@ import Testing
         let watcher = StateWatcher(pid)
         let first = try Running(["/usr/bin/env", "python3", client, "\(port)", "one"]).finish()
         #expect(first.contains("echo one"))
-        Thread.sleep(forTimeInterval: 0.3)
+        #expect(connectionsClosed(port: UInt16(port)), "the first connection did not close")
         let seen = watcher.stop()
         #expect(!seen.isEmpty && seen.allSatisfy { !$0.contains("t (tracing stop)") && !$0.contains("T (stopped)") })
         #expect(seen.allSatisfy { $0.contains("TracerPid:\t0") }, "no tracer ever held it")
