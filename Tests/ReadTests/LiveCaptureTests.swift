@@ -90,6 +90,8 @@ struct CaptureChild {
 final class Done: Sendable {
     let flag = Atomic<Bool>(false)
     let floodEnded = Atomic<Bool>(false)
+    /// Rounds of sending finished so far.
+    let rounds = Atomic<Int>(0)
 }
 
 /// "N packets captured, M dropped by kernel", as `capture` ends.
@@ -164,11 +166,16 @@ func scratchDirectory(_ name: String) throws -> URL {
         let done = Done()
         let flooding = Thread {
             // Bounded: about 20 s flat out on this kind of machine, far longer than the capture is given.
-            for _ in 0..<200 where !done.flag.load(ordering: .relaxed) { _ = sink.flood(25_000) }
+            for _ in 0..<200 where !done.flag.load(ordering: .relaxed) {
+                _ = sink.flood(25_000)
+                done.rounds.add(1, ordering: .relaxed)
+            }
             done.floodEnded.store(true, ordering: .relaxed)
         }
         flooding.start()
-        usleep(300_000)
+        // Stopped once the flood is under way (a round sent), not after a guessed delay.
+        let deadline = Date().addingTimeInterval(10)
+        while done.rounds.load(ordering: .relaxed) == 0 && Date() < deadline { usleep(5_000) }
         let (status, stderr) = child.stop()
         let floodEnded = done.floodEnded.load(ordering: .relaxed)
         #expect(!floodEnded)
