@@ -3,6 +3,7 @@ import Glibc
 import PacketWire
 import SocketLab
 import Sockets
+import Synchronization
 import SystemCalls
 import TestSupport
 import Testing
@@ -104,12 +105,16 @@ struct SetupFailure: Error, CustomStringConvertible {
         let server = try ServerProcess(["--backlog", "64"])
         let address = server.address
         let done = DispatchGroup()
+        let replies = Atomic<Int>(0)
         for n in 0..<40 {
             DispatchQueue.global().async(group: done) {
-                _ = try? SeedClient(configuration: .init(server: address)).send("burst \(n)")
+                if (try? SeedClient(configuration: .init(server: address)).send("burst \(n)")) != nil {
+                    replies.add(1, ordering: .relaxed)
+                }
             }
         }
-        usleep(20_000)
+        // Signalled once the burst is being served (a reply came), not after a guessed delay.
+        #expect(waitUntil { replies.load(ordering: .relaxed) >= 1 }, "no client of the burst was served")
         kill(server.process.processIdentifier, SIGTERM)
         let (exited, log, messages) = server.stop(with: SIGINT)
         done.wait()
@@ -122,6 +127,7 @@ struct SetupFailure: Error, CustomStringConvertible {
             return words.firstIndex(of: "after").flatMap { $0 + 1 < words.count ? Int(words[$0 + 1]) : nil }
         }
         #expect(served == log.count, "\(messages) / \(log.count) log lines")
+        #expect((served ?? 0) > 0, "the signals came during the burst: \(messages)")
     }
 }
 
