@@ -155,11 +155,19 @@ func packetflowBinaryChecked() throws -> URL {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let input = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/lo-usec.pcap").path
+        // A file the old predictable name would have truncated through a symlink planted at it: the shell plants the
+        // link at its own pid's name, then execs packetflow, which keeps that pid.
+        let victim = dir + "/victim"
+        try "untouched".write(toFile: victim, atomically: true, encoding: .utf8)
+        let plant = "ln -s \"$0\" \"$TMPDIR/packetflow-read-$$.html\" && exec \"$@\""
         var pages: [String] = []
         for _ in 0..<2 {
             let r = try runProcess(
                 URL(fileURLWithPath: "/usr/bin/env"),
-                ["-u", "DISPLAY", "-u", "WAYLAND_DISPLAY", "TMPDIR=\(dir)", bin.path, "read", "--open", input])
+                [
+                    "-u", "DISPLAY", "-u", "WAYLAND_DISPLAY", "TMPDIR=\(dir)", "sh", "-c", plant, victim, bin.path,
+                    "read", "--open", input,
+                ])
             #expect(r.status == 0)
             let prefix = "packetflow: no browser to open it with; the page is "
             try #require(r.stderr.hasPrefix(prefix) && r.stderr.hasSuffix("\n"), "\(r.stderr)")
@@ -171,6 +179,10 @@ func packetflowBinaryChecked() throws -> URL {
             pages.append(page)
         }
         #expect(pages[0] != pages[1])
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "untouched")
+        // mkstemps' six characters, not a pid.
+        let names = pages.map { String($0.dropFirst(dir.count + "/packetflow-read-".count).dropLast(".html".count)) }
+        #expect(names.allSatisfy { $0.count == 6 && $0.allSatisfy { $0.isLetter || $0.isNumber } }, "\(names)")
     }
 
     /// Every view whose reader has gone (`| head`) stops and ends as a closed pipe ends a program: by SIGPIPE, with
