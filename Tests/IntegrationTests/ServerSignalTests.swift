@@ -122,10 +122,7 @@ struct SetupFailure: Error, CustomStringConvertible {
         let reports = messages.split(separator: "\n").filter { $0.contains("stopped after") }
         #expect(reports.count == 1, "\(messages)")
         // Every client the server accepted before it stopped has its log line.
-        let served = reports.first.flatMap { line -> Int? in
-            let words = line.split(separator: " ")
-            return words.firstIndex(of: "after").flatMap { $0 + 1 < words.count ? Int(words[$0 + 1]) : nil }
-        }
+        let served = stoppedAfter(messages)
         #expect(served == log.count, "\(messages) / \(log.count) log lines")
         #expect((served ?? 0) > 0, "the signals came during the burst: \(messages)")
     }

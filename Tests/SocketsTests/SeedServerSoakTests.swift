@@ -70,12 +70,7 @@ import Testing
             }
             reading.signal()
         }.start()
-        var banner = ""
-        while !banner.contains("\n") {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            banner += String(decoding: chunk, as: UTF8.self)
-        }
+        let banner = waitForLine(err, containing: "listening on")
         // "packetflow: listening on 127.0.0.2:43817 (backlog 2); Ctrl-C to stop"
         let words = banner.split(separator: " ")
         let address = try #require(
@@ -100,13 +95,7 @@ import Testing
             return (n, peer, line)
         }
         #expect(parsed.count == log.count, "unparsed log lines: \(log.filter { !$0.hasPrefix("#") })")
-        let reported = messages.split(separator: "\n").first { $0.contains("stopped after") }
-        outcome.check(
-            log: parsed,
-            accessCount: reported.flatMap { line in
-                let w = line.split(separator: " ")
-                return w.firstIndex(of: "after").flatMap { Int(w[$0 + 1]) }
-            } ?? -1)
+        outcome.check(log: parsed, accessCount: stoppedAfter(messages) ?? -1)
     }
 }
 

@@ -123,3 +123,10 @@ public func blockedInSyscall(_ pid: Int32, _ numbers: Set<Int>, within seconds: 
     } while Date() < deadline
     return false
 }
+
+/// The count in `packetflow server`'s last message, "packetflow: stopped after N clients"; nil when it is missing.
+public func stoppedAfter(_ messages: String) -> Int? {
+    let line = messages.split(separator: "\n").first { $0.contains("stopped after") }
+    let words = line?.split(separator: " ") ?? []
+    return words.firstIndex(of: "after").flatMap { $0 + 1 < words.count ? Int(words[$0 + 1]) : nil }
+}
