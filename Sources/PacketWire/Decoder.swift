@@ -456,7 +456,7 @@ public enum PacketDecoder {
         h.length = length
         let isEcho = isV6 ? (type == 128 || type == 129) : (type == 0 || type == 8)
         if isEcho, let id = b.u16(base + ICMP.identifier), let seq = b.u16(base + ICMP.sequence) {
-            h.echo = (id, seq)
+            h.echo = ICMPHeader.Echo(identifier: id, sequence: seq)
         }
         // The quoted datagram ends where the IP datagram does (what follows is link-layer padding), as tcpdump
         // bounds it.

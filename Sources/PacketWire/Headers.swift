@@ -228,7 +228,7 @@ public struct ICMPHeader: Sendable, Equatable {
     /// The message's length as the IP header gives it (header included), captured or not.
     public var length: Int = 0
     /// Identifier and sequence of echo request/reply.
-    public var echo: (identifier: UInt16, sequence: UInt16)?
+    public var echo: Echo?
     public var quoted: QuotedPacket?
 
     public init(isV6: Bool, type: UInt8, code: UInt8, checksum: UInt16) {
@@ -247,18 +247,17 @@ public struct ICMPHeader: Sendable, Equatable {
         }
     }
 
+    public struct Echo: Sendable, Equatable {
+        public var identifier: UInt16
+        public var sequence: UInt16
+    }
+
     public struct QuotedPacket: Sendable, Equatable {
         public var source: IPAddress
         public var destination: IPAddress
         public var protocolNumber: UInt8
         public var sourcePort: UInt16?
         public var destinationPort: UInt16?
-    }
-
-    public static func == (a: ICMPHeader, b: ICMPHeader) -> Bool {
-        a.isV6 == b.isV6 && a.type == b.type && a.code == b.code && a.checksum == b.checksum && a.length == b.length
-            && a.echo?.identifier == b.echo?.identifier && a.echo?.sequence == b.echo?.sequence
-            && a.quoted == b.quoted
     }
 
     /// "echo request", "port unreachable", ... as tcpdump names them.
