@@ -153,7 +153,7 @@ public struct CaptureFiles {
         if options.countOnly {
             let n = pipeline.printed
             do throws(OutputError) {
-                try sink.write("\(n) packet\(n == 1 ? "" : "s")\n")
+                try sink.write(countLine(n))
             } catch {
                 throw ReadFilesError.read(.output(error))
             }

@@ -63,3 +63,6 @@ func progress(_ text: String) {
     var t = text
     t.withUTF8 { try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer($0)) }
 }
+
+/// --count's line, as tcpdump --count prints it: "1 packet", "5 packets".
+public func countLine(_ n: Int) -> String { "\(n) packet\(n == 1 ? "" : "s")\n" }

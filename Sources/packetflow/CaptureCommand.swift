@@ -109,7 +109,7 @@ struct CaptureCommand: ParsableCommand {
         if let error = result.captureError { warn(error.description) }
         if let error = result.pcapngError, result.captured == 0 { throw CLIError(error.description) }
         warn("\(result.captured) packets captured, \(result.statistics?.droppedByKernel ?? 0) dropped by kernel")
-        if packets.countOnly, result.outputError == nil { try emit(CaptureFlagOptions.countLine(result.captured)) }
+        if packets.countOnly, result.outputError == nil { try emit(countLine(result.captured)) }
         if let error = result.outputError { throw outputFailure(error) }
         if let error = result.pcapngError { throw CLIError(error.description) }
     }

@@ -66,7 +66,4 @@ struct CaptureFlagOptions: ParsableArguments {
         guard let direction else { return }
         do { try capture.setDirection(direction) } catch { throw CLIError(error.description) }
     }
-
-    /// --count's line, as tcpdump --count prints it.
-    static func countLine(_ n: Int) -> String { "\(n) packet\(n == 1 ? "" : "s")\n" }
 }
