@@ -262,20 +262,13 @@ public final class KernelTracer {
     /// parent (empty when unknown); nil for a process with a thread still running. A main thread that called
     /// pthread_exit is a zombie while the others run on: that process is still there to trace.
     static func exitedParent(_ pid: Int32) -> String? {
-        func field(_ status: String, _ name: String) -> Substring? {
-            status.split(separator: "\n").first { $0.hasPrefix(name) }?.dropFirst(name.count).drop { $0 == "\t" }
-        }
-        guard let status = ProcFiles.contents("/proc/\(pid)/status"), field(status, "State:")?.first == "Z" else {
-            return nil
-        }
+        func status(_ path: String) -> ProcessStatus? { ProcFiles.contents(path).map(ProcessStatus.init(parsing:)) }
+        guard let process = status("/proc/\(pid)/status"), process.state == "Z" else { return nil }
         for tid in ProcFiles.names(in: "/proc/\(pid)/task") {
-            if let s = ProcFiles.contents("/proc/\(pid)/task/\(tid)/status"), field(s, "State:")?.first != "Z" {
-                return nil
-            }
+            if let thread = status("/proc/\(pid)/task/\(tid)/status"), thread.state != "Z" { return nil }
         }
-        guard let ppid = field(status, "PPid:").flatMap({ Int32($0) }), ppid > 0 else { return "" }
-        let comm = ProcFiles.contents("/proc/\(ppid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
-        return " \(comm)[\(ppid)]"
+        guard let ppid = process.parent, ppid > 0 else { return "" }
+        return " \(ProcFiles.command(of: ppid) ?? "?")[\(ppid)]"
     }
 }
 

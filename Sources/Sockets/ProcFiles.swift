@@ -3,6 +3,11 @@ import Glibc
 /// The few file-system reads the lab and the tracer make of /proc and /run: a directory's names, a symbolic
 /// link's target, a small text file. One implementation each, without Foundation.
 public enum ProcFiles {
+    /// /proc/PID/comm: the process's command name, as ps shows it; nil when it is gone.
+    public static func command(of pid: Int32) -> String? {
+        contents("/proc/\(pid)/comm")?.split(separator: "\n").first.map(String.init)
+    }
+
     /// The names in a directory, without "." and ".."; empty when it cannot be opened.
     public static func names(in path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }

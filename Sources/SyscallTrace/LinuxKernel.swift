@@ -141,7 +141,7 @@ final class LinuxKernel: PtraceKernel {
     func threadIDs(_ pid: Int32) -> [Int32] { ProcFiles.names(in: "/proc/\(pid)/task").compactMap { Int32($0) } }
 
     func command(_ pid: Int32) -> String? {
-        ProcFiles.contents("/proc/\(pid)/comm")?.split(separator: "\n").first.map(String.init)
+        ProcFiles.command(of: pid)
     }
 
     func status(_ pid: Int32) -> ProcessStatus? {

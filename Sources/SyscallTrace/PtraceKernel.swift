@@ -175,13 +175,13 @@ struct SavedRegisters: @unchecked Sendable {
 }
 
 /// The /proc/PID/status fields the tracer reads.
-struct ProcessStatus: Equatable, Sendable {
-    var tgid: Int32?
+package struct ProcessStatus: Equatable, Sendable {
+    package var tgid: Int32?
     /// The state letter: R, S, D, T, t, Z, X.
-    var state: Character?
-    var parent: Int32?
+    package var state: Character?
+    package var parent: Int32?
     /// The pid of the process tracing it, 0 for none.
-    var tracer: Int32?
+    package var tracer: Int32?
 
     init(tgid: Int32? = nil, state: Character? = nil, parent: Int32? = nil, tracer: Int32? = nil) {
         self.tgid = tgid
@@ -191,7 +191,7 @@ struct ProcessStatus: Equatable, Sendable {
     }
 
     /// Parses the text of /proc/PID/status.
-    init(parsing text: String) {
+    package init(parsing text: String) {
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let value = line[line.index(after: colon)...].trimmingSpaces
