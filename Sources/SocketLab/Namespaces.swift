@@ -223,9 +223,7 @@ public final class PrivateLoopback: LabNetwork, @unchecked Sendable {
         // nlmsghdr (len, type RTM_NEWLINK = 16, flags NLM_F_REQUEST | NLM_F_ACK, seq, pid), then ifinfomsg
         // (family AF_UNSPEC, pad, type, index, flags IFF_UP, change IFF_UP).
         var request = [UInt8](repeating: 0, count: 32)
-        func put32(_ value: UInt32, at offset: Int) {
-            for i in 0..<4 { request[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
-        }
+        func put32(_ value: UInt32, at offset: Int) { SocketDiag.putNative32(value, at: offset, in: &request) }
         put32(32, at: 0)
         request[4] = 16
         request[6] = 0x05
@@ -234,20 +232,7 @@ public final class PrivateLoopback: LabNetwork, @unchecked Sendable {
         put32(1, at: 24)
         put32(1, at: 28)
         guard SocketDiag.sendToKernel(fd, request) else { return Errno(rawValue: errno) }
-        var reply = [UInt8](repeating: 0, count: 1024)
-        var n = 0
-        repeat {
-            n = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        } while n < 0 && errno == EINTR
-        guard n > 0 else { return Errno(rawValue: errno) }
-        // The acknowledgment is an NLMSG_ERROR (type 2) whose error field is 0, or minus the errno.
-        let answer: Int32? = reply.withUnsafeBytes { raw in
-            let view = ByteView(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
-            guard view.u16le(4) == 2, let code = view.u32le(16) else { return nil }
-            return Int32(bitPattern: code)
-        }
-        guard let answer else { return .invalidArgument }
-        return answer == 0 ? nil : Errno(rawValue: -answer)
+        return SocketDiag.acknowledgment(fd)
     }
 }
 

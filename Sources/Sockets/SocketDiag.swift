@@ -53,7 +53,8 @@ public enum SocketDiag {
         defer { close(fd) }
         var out: [Record] = []
         for family in [UInt8(AF_INET), UInt8(AF_INET6)] {
-            guard send(fd, request(family: family, protocol: `protocol`, states: mask)), receive(fd, into: &out)
+            guard sendToKernel(fd, request(family: family, protocol: `protocol`, states: mask)),
+                receive(fd, into: &out)
             else { return nil }
         }
         return out
@@ -62,9 +63,7 @@ public enum SocketDiag {
     /// nlmsghdr + inet_diag_req_v2 for a dump of one family's sockets of one protocol in `states`.
     static func request(family: UInt8, protocol: UInt8, states: UInt32) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: 16 + 56)
-        func put32(_ value: UInt32, at offset: Int) {
-            for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
-        }
+        func put32(_ value: UInt32, at offset: Int) { putNative32(value, at: offset, in: &bytes) }
         put32(UInt32(bytes.count), at: 0)  // nlmsg_len
         bytes[4] = 20  // nlmsg_type: SOCK_DIAG_BY_FAMILY
         bytes[6] = 0x01  // nlmsg_flags: NLM_F_REQUEST
@@ -76,7 +75,30 @@ public enum SocketDiag {
         return bytes
     }
 
-    static func send(_ fd: Int32, _ message: [UInt8]) -> Bool { sendToKernel(fd, message) }
+    /// Writes `value` in the host's byte order (little-endian on x86_64), as netlink headers carry it.
+    public static func putNative32(_ value: UInt32, at offset: Int, in bytes: inout [UInt8]) {
+        for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
+    }
+
+    /// Reads the kernel's acknowledgment of a request sent with NLM_F_ACK on `fd`: nil when it succeeded, else its
+    /// error (an NLMSG_ERROR whose error field is 0, or minus the errno).
+    public static func acknowledgment(_ fd: Int32) -> Errno? {
+        var reply = [UInt8](repeating: 0, count: 1024)
+        let n: Int
+        do throws(Errno) {
+            n = try syscall { reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        } catch {
+            return error
+        }
+        guard n > 0 else { return .invalidArgument }
+        let answer: Int32? = reply.withUnsafeBytes { raw in
+            let view = ByteView(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
+            guard view.u16le(4) == 2, let code = view.u32le(16) else { return nil }
+            return Int32(bitPattern: code)
+        }
+        guard let answer else { return .invalidArgument }
+        return answer == 0 ? nil : Errno(rawValue: -answer)
+    }
 
     /// Sends one netlink request to the kernel on `fd`; true when all of it went.
     public static func sendToKernel(_ fd: Int32, _ message: [UInt8]) -> Bool {
