@@ -93,7 +93,9 @@ let package = Package(
         .executableTarget(
             name: "streams", dependencies: ["PacketFiles", "PacketWire", "Timeline"], path: "Examples/streams"),
         // Shared by test targets only: running child processes, the lock on the seed's fixed port.
-        .target(name: "TestSupport", dependencies: ["Sockets", "PacketWire", "CLibBPF"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: ["Sockets", "PacketWire", "SystemCalls", "CLibBPF"],
+            path: "Tests/TestSupport"),
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire", "TestSupport"]),
         .testTarget(name: "PacketFilesTests", dependencies: ["PacketFiles", "PacketWire", "TestSupport"]),
         .testTarget(name: "TimelineTests", dependencies: ["Timeline", "Render", "PacketWire"]),

@@ -59,8 +59,7 @@ import Testing
 
     /// A directory only this test uses, readable by every user (for the unprivileged run).
     static func scratch() throws -> String {
-        var template = Array("/tmp/pf-seedlab.XXXXXX".utf8CString)
-        let dir = try #require(mkdtemp(&template).map { String(cString: $0) })
+        let dir = try makeScratchDirectory("seedlab")
         chmod(dir, 0o755)
         return dir
     }

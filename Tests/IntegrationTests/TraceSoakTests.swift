@@ -109,8 +109,7 @@ import Testing
 
     @Test func aProgramThatForksThreadsAndExecsRunsTheSameTraced() throws {
         try #require(geteuid() == 0, "trace needs ptrace and capture: run the tests as root (CI does)")
-        var template = Array("/tmp/pf-trace-soak.XXXXXX".utf8CString)
-        let dir = try #require(mkdtemp(&template).map { String(cString: $0) })
+        let dir = try makeScratchDirectory("trace-soak")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let script = dir + "/load.py"
         try Self.program.write(toFile: script, atomically: true, encoding: .utf8)

@@ -101,13 +101,6 @@ func captureCounts(_ stderr: String) -> (captured: Int, dropped: Int)? {
     return numbers.count == 2 ? (numbers[0], numbers[1]) : nil
 }
 
-func scratchDirectory(_ name: String) throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("packetflow-\(name)-\(getpid())")
-    try? FileManager.default.removeItem(at: url)
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
 @Suite(.serialized) struct LiveCaptureTests {
     /// A bounded burst captured with -w and stopped with Ctrl-C: every packet the kernel kept is in the file, and
     /// the counts printed add up to what was sent (on lo each packet is counted once, not once per copy).

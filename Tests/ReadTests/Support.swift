@@ -29,7 +29,7 @@ func render(_ path: String, _ view: View, absolute: Bool = false) -> (output: St
     var template = Array("/tmp/packetflow-read-test-XXXXXX".utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     precondition(fd >= 0, "mkstemp failed")
-    let name = String(cString: template)
+    let name = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     defer {
         close(fd)
         unlink(name)

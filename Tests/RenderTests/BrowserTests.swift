@@ -1,6 +1,7 @@
 import Foundation
 import PacketWire
 import Render
+import TestSupport
 import Testing
 import Timeline
 

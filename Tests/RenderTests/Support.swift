@@ -167,10 +167,3 @@ func pngStatistics(_ png: URL) throws -> (width: Int, height: Int, colours: Int)
 func arrowFrames(_ dom: String) -> [Int] {
     dom.matches(of: /<g class="packet[^"]*" data-frame="(\d+)"/).compactMap { Int($0.1) }
 }
-
-/// A fresh directory for one test's pages.
-func scratchDirectory(_ name: String) throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pf-render-\(name)-\(getpid())")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir
-}

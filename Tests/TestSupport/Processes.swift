@@ -1,4 +1,5 @@
 import Foundation
+import SystemCalls
 
 /// What a finished child process left.
 public struct ProcessResult: Sendable {
@@ -129,4 +130,16 @@ public func stoppedAfter(_ messages: String) -> Int? {
     let line = messages.split(separator: "\n").first { $0.contains("stopped after") }
     let words = line?.split(separator: " ") ?? []
     return words.firstIndex(of: "after").flatMap { $0 + 1 < words.count ? Int(words[$0 + 1]) : nil }
+}
+
+/// A new private directory (mkdtemp(3)) in $TMPDIR or /tmp, named `packetflow-PREFIX.XXXXXX`; the caller removes it.
+public func makeScratchDirectory(_ prefix: String) throws -> String {
+    var template = Array("\(Linux.temporaryDirectory)/packetflow-\(prefix).XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw Errno(rawValue: errno) }
+    return String(cString: made)
+}
+
+/// ``makeScratchDirectory(_:)`` as a URL, for a test's files (pages, captures).
+public func scratchDirectory(_ name: String) throws -> URL {
+    URL(fileURLWithPath: try makeScratchDirectory(name), isDirectory: true)
 }

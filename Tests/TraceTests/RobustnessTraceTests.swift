@@ -12,10 +12,7 @@ import Testing
     /// A scratch directory with the test's Python scripts; removed at the end of the test.
     final class Scripts {
         let dir: String
-        init() {
-            var template = Array("/tmp/pf-robust.XXXXXX".utf8CString)
-            dir = String(cString: mkdtemp(&template)!)
-        }
+        init() { dir = try! makeScratchDirectory("robust") }
         deinit { try? FileManager.default.removeItem(atPath: dir) }
 
         func write(_ name: String, _ text: String) -> String {
