@@ -127,13 +127,3 @@ struct SetupFailure: Error, CustomStringConvertible {
         #expect((served ?? 0) > 0, "the signals came during the burst: \(messages)")
     }
 }
-
-/// Polls `condition` every 10 ms for at most `within`.
-func waitUntil(within: Duration = .seconds(5), _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + within
-    while !condition() {
-        if ContinuousClock.now >= deadline { return false }
-        usleep(10_000)
-    }
-    return true
-}

@@ -4,6 +4,7 @@ import PacketWire
 import SocketLab
 import Sockets
 import Synchronization
+import TestSupport
 import Testing
 import Timeline
 
@@ -36,7 +37,7 @@ import Timeline
         }
         talking.start()
         defer { running.store(false, ordering: .relaxed) }
-        try #require(waitFor { exchanges.load(ordering: .relaxed) > 0 }, "the host server never answered")
+        try #require(waitUntil { exchanges.load(ordering: .relaxed) > 0 }, "the host server never answered")
 
         var config = LabConfiguration()
         config.server = host.address
@@ -74,7 +75,7 @@ import Timeline
         // Other suites' labs run in this process at the same time and hold namespaces of their own for a moment:
         // the set must come back to what it was, which a leaked descriptor never lets it do.
         #expect(
-            waitFor(seconds: 30) { Set(Self.namespaceDescriptors()).isSubset(of: Set(descriptors)) },
+            waitUntil(within: .seconds(30)) { Set(Self.namespaceDescriptors()).isSubset(of: Set(descriptors)) },
             "\(Self.namespaceDescriptors()) left, against \(descriptors) before")
     }
 
@@ -89,14 +90,5 @@ import Timeline
         config.hosts = .loopback
         config.interface = "eth0"
         #expect(try LabScenario.basic.run(config).placement == .hostAddresses)
-    }
-
-    func waitFor(seconds: Int64 = 5, _ condition: () -> Bool) -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while !condition() {
-            if ContinuousClock.now > deadline { return false }
-            usleep(5_000)
-        }
-        return true
     }
 }

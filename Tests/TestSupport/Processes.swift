@@ -143,3 +143,13 @@ public func makeScratchDirectory(_ prefix: String) throws -> String {
 public func scratchDirectory(_ name: String) throws -> URL {
     URL(fileURLWithPath: try makeScratchDirectory(name), isDirectory: true)
 }
+
+/// Polls `condition` every 5 ms for at most `within`; true once it holds.
+public func waitUntil(within: Duration = .seconds(5), _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + within
+    while !condition() {
+        if ContinuousClock.now >= deadline { return false }
+        usleep(5_000)
+    }
+    return true
+}
