@@ -178,8 +178,8 @@ public struct TraceAttributor {
                 windows[s.inode] = (calls[i].start, calls[i].end)
             }
         }
-        for i in packets.indices {
-            var p = packets[i]
+        // Each packet in place (a copy of each event out and back retained and released every string in it).
+        func attribute(_ p: inout PacketEvent) {
             guard let src = p.sourceEndpoint, let dst = p.destinationEndpoint else {
                 if p.proto.isICMP {
                     p.kernel = .icmp(summary: p.summary, undelivered: nil)
@@ -197,8 +197,7 @@ public struct TraceAttributor {
                 } else if p.proto == .arp {
                     p.kernel = .arp
                 }
-                packets[i] = p
-                continue
+                return
             }
             let udp = p.proto == .udp
             let sender = socket(
@@ -221,12 +220,10 @@ public struct TraceAttributor {
                     p.consumedBy = inn.received.first { !udpRecvUsed.contains($0.0) && $0.2 - $0.1 == p.length }?.0
                     if let c = p.consumedBy { udpRecvUsed.insert(c) }
                 }
-                packets[i] = p
-                continue
+                return
             }
             guard p.proto == .tcp, let flags = p.flags, let rawSeq = p.seq, let rawAck = p.ack else {
-                packets[i] = p
-                continue
+                return
             }
             let seq = SequenceNumber(rawSeq)
             let ack = SequenceNumber(rawAck)
@@ -291,8 +288,8 @@ public struct TraceAttributor {
 
             mine.sent.record(seq: seq, length: p.length, flags: flags, ack: ack, window: p.window)
             directions[key] = mine
-            packets[i] = p
         }
+        for i in packets.indices { attribute(&packets[i]) }
         return related
     }
 }
