@@ -108,17 +108,20 @@ public func firstLine(_ pipe: Pipe) -> String {
 }
 
 /// Waits (at most `seconds`) until a thread of process `pid` is blocked in one of the system calls `numbers` (x86_64
-/// numbers: accept 43, accept4 288, recvfrom 45), as /proc/PID/task/TID/syscall shows; true when one is. For a test
-/// that must act while a call is in flight (attach, kill) rather than guess how long the program takes to get there.
+/// numbers: accept 43, accept4 288, recvfrom 45), as /proc/PID/task/TID/syscall shows, and asleep in it (state S:
+/// a thread in a tracer's stop at the call's entry shows the number too, before the tracer has seen the call); true
+/// when one is. For a test that must act while a call is in flight (attach, kill) rather than guess how long the
+/// program takes to get there.
 public func blockedInSyscall(_ pid: Int32, _ numbers: Set<Int>, within seconds: Double = 5) -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
     repeat {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         for tid in tasks {
             let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/syscall", encoding: .utf8)) ?? ""
-            if let first = text.split(separator: " ").first, let number = Int(first), numbers.contains(number) {
-                return true
-            }
+            guard let first = text.split(separator: " ").first, let number = Int(first), numbers.contains(number)
+            else { continue }
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)) ?? ""
+            if status.split(separator: "\n").contains(where: { $0.hasPrefix("State:\tS") }) { return true }
         }
         usleep(5_000)
     } while Date() < deadline
